@@ -1,0 +1,178 @@
+"""The one append path: derived events in, exactly the missing ones inserted, projection applied in the same transaction.
+
+Idempotency comes from the database: every event has a deterministic key (source row, user, type, seq) under a
+unique constraint and is inserted with ON CONFLICT DO NOTHING; the RETURNING clause tells which rows really went in,
+and only those move the counters.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from activity.derivation import Derivation
+from activity.event_types import REVERSAL_OF
+from activity.events import NewEvent, encode_metadata
+from activity.models import UserActivity
+from activity.projection import InsertedEvent, project
+
+logger = logging.getLogger(__name__)
+
+_TABLE = UserActivity._meta.db_table
+_COLUMNS = ("user_id", "event_type", "timestamp", "recorded_at", "amount", "metadata", "source_model", "source_id", "seq", "visibility")
+_SQLITE_ROWS_PER_STATEMENT = 500
+
+
+@dataclass
+class AppendResult:
+    derived: int = 0  # events the derivations asked for (after compensation planning)
+    inserted: list[InsertedEvent] = field(default_factory=list)
+    would_insert: int = 0  # dry run: events that are not in the ledger yet
+
+    @property
+    def created(self) -> int:
+        return len(self.inserted) if self.inserted else self.would_insert
+
+    def by_type(self) -> Counter:
+        return Counter(e.event_type for e in self.inserted)
+
+
+def append(derivations: Sequence[Derivation], *, dry_run: bool = False) -> AppendResult:
+    """Insert what the derivations imply and is not yet recorded; apply the projection to exactly those rows.
+
+    Derivations of correctable sources (non-empty `authority`) must have been loaded under that source row's lock
+    (record_events_for does this); their compensations are planned against the ledger inside this transaction.
+    Validation happens before any write, so an invalid event leaves nothing half-written.
+    """
+    with transaction.atomic(savepoint=False):
+        planned = _plan(derivations)
+        encoded = [(event, encode_metadata(event)) for event in planned]
+        unique: dict[tuple, tuple[NewEvent, str]] = {}
+        for event, meta in encoded:
+            unique.setdefault(event.key, (event, meta))
+        # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the same
+        # order on the unique index, so they cannot deadlock.
+        rows = [unique[key] for key in sorted(unique)]
+        if dry_run:
+            return AppendResult(derived=len(rows), would_insert=len(rows) - _count_existing(rows))
+        inserted = _insert(rows)
+        project(inserted)
+    return AppendResult(derived=len(rows), inserted=inserted)
+
+
+def _plan(derivations: Sequence[Derivation]) -> list[NewEvent]:
+    planned: list[NewEvent] = []
+    authoritative: list[Derivation] = []
+    for d in derivations:
+        if d.authority:
+            authoritative.append(d)
+            planned.extend(e for e in d.events if e.event_type not in d.authority)
+        else:
+            planned.extend(d.events)
+    if authoritative:
+        planned.extend(_plan_corrections(authoritative))
+    return planned
+
+
+def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
+    """For the authority types of each row: bring each user's net count (events minus compensations) to what the
+    row's current state implies, appending events or compensations with the next free seq."""
+    counts: dict[tuple[str, int, int, str], int] = {}
+    by_label: dict[str, list[Derivation]] = {}
+    for d in derivations:
+        by_label.setdefault(d.source_model, []).append(d)
+    for label, group in by_label.items():
+        types = {t for d in group for base in d.authority for t in (base, REVERSAL_OF[base])}
+        existing = (UserActivity.objects.filter(source_model=label, source_id__in=[d.source_id for d in group], event_type__in=types)
+                    .values_list("source_id", "user_id", "event_type").annotate(n=Count("id")).order_by())
+        for source_id, user_id, event_type, n in existing:
+            counts[(label, source_id, user_id, event_type)] = n
+
+    for d in derivations:
+        wanted: dict[tuple[int, str], NewEvent] = {}
+        for e in d.events:
+            if e.event_type in d.authority:
+                wanted.setdefault((e.user_id, e.event_type), e)
+        recorded_users = {u for (label, sid, u, _t) in counts if label == d.source_model and sid == d.source_id}
+        template_meta = d.events[0].metadata if d.events else {}
+        for user_id in sorted({u for u, _ in wanted} | recorded_users):
+            for base in sorted(d.authority):
+                reverse = REVERSAL_OF[base]
+                n_base = counts.get((d.source_model, d.source_id, user_id, base), 0)
+                n_rev = counts.get((d.source_model, d.source_id, user_id, reverse), 0)
+                net = n_base - n_rev
+                event = wanted.get((user_id, base))
+                want = 1 if event is not None else 0
+                if want > net:
+                    # First recording keeps the source time; a re-award after a correction happened at correction time.
+                    at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
+                    yield replace(event, seq=n_base + 1, timestamp=at)
+                elif want < net:
+                    yield NewEvent(user_id, reverse, d.corrected_at or timezone.now(), d.source_model, d.source_id,
+                                   {**template_meta, "reverses": base}, seq=n_rev + 1)
+
+
+def _count_existing(rows: Sequence[tuple[NewEvent, str]]) -> int:
+    by_label: dict[str, set[tuple]] = {}
+    for event, _meta in rows:
+        by_label.setdefault(event.source_model, set()).add(event.key)
+    found = 0
+    for label, keys in by_label.items():
+        source_ids = sorted({k[1] for k in keys})
+        for start in range(0, len(source_ids), 5000):
+            existing = UserActivity.objects.filter(source_model=label, source_id__in=source_ids[start:start + 5000]).values_list(
+                "source_model", "source_id", "user_id", "event_type", "seq")
+            found += sum(1 for key in existing.iterator(chunk_size=5000) if key in keys)
+    return found
+
+
+def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
+    if not rows:
+        return []
+    now = timezone.now()
+    by_key = {event.key: event for event, _ in rows}
+    returned: list[tuple] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_INSERT, [
+                now,
+                [e.user_id for e, _ in rows], [e.event_type for e, _ in rows], [e.timestamp for e, _ in rows],
+                [e.amount for e, _ in rows], [m for _, m in rows], [e.source_model for e, _ in rows],
+                [e.source_id for e, _ in rows], [e.seq for e, _ in rows], [e.resolved_visibility() for e, _ in rows],
+            ])
+            returned = cursor.fetchall()
+        else:
+            ops = connection.ops
+            recorded = ops.adapt_datetimefield_value(now)
+            for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+                chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
+                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                params: list = []
+                for e, meta in chunk:
+                    params += [e.user_id, e.event_type, ops.adapt_datetimefield_value(e.timestamp), recorded, e.amount,
+                               meta, e.source_model, e.source_id, e.seq, e.resolved_visibility()]
+                cursor.execute(
+                    f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES {placeholders} "
+                    f"ON CONFLICT DO NOTHING RETURNING id, source_model, source_id, user_id, event_type, seq", params)
+                returned.extend(cursor.fetchall())
+    inserted = []
+    for row_id, *key in returned:
+        e = by_key[tuple(key)]
+        inserted.append(InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp))
+    inserted.sort(key=lambda e: e.id)
+    return inserted
+
+
+_PG_INSERT = f"""
+INSERT INTO {_TABLE} ({', '.join(_COLUMNS)})
+SELECT u, t, ts, %s::timestamptz, a, m::jsonb, sm, sid, sq, v
+FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::bigint[], %s::text[], %s::varchar[], %s::bigint[],
+            %s::int[], %s::varchar[]) AS x(u, t, ts, a, m, sm, sid, sq, v)
+ON CONFLICT DO NOTHING
+RETURNING id, source_model, source_id, user_id, event_type, seq
+"""

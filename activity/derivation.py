@@ -1,0 +1,155 @@
+"""Derivation rules: the events a source row's current state implies (DESIGN.md §4).
+
+Pure functions of a source row (already loaded, with its related rows) and, for team entries, the members of each
+registration. Live recording, the catch-up sweep, backfill and reconciliation all derive through this module.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS, EventType
+from activity.events import NewEvent
+
+# Registration id -> the user ids it stands for (one for a solo entry; the team's members for a team entry).
+Members = Mapping[int, Sequence[int]]
+
+REGISTRATION = "tournaments.registration"
+MATCH = "tournaments.match"
+TOURNAMENT_RESULT = "tournaments.tournamentresult"
+TRANSACTION = "economy.deltacrowntransaction"
+USER_ACHIEVEMENT = "achievements.userachievement"
+TEAM = "teams.team"
+TEAM_MEMBERSHIP = "teams.teammembership"
+PROFILE = "profiles.userprofile"
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """What one source row implies.
+
+    `events` are added when missing. For the base types in `authority`, the row's state is the whole truth for
+    every user of this row: the append path also compensates events of those types that the row no longer implies.
+    """
+
+    source_model: str
+    source_id: int
+    events: tuple[NewEvent, ...] = ()
+    authority: frozenset[str] = field(default_factory=frozenset)
+    corrected_at: datetime | None = None
+
+
+def registration_members(registration, members: Members) -> Sequence[int]:
+    if registration.user_id is not None:
+        return (registration.user_id,)
+    return members.get(registration.id, ())
+
+
+def members_active_at(registrations: Sequence, memberships: Sequence[tuple[int, int, datetime, datetime | None]]) -> dict[int, list[int]]:
+    """Team members active at each team registration's created_at, from (team_id, user_id, joined_at, left_at)."""
+    by_team: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
+    for team_id, user_id, joined_at, left_at in memberships:
+        by_team.setdefault(team_id, []).append((user_id, joined_at, left_at))
+    result: dict[int, list[int]] = {}
+    for reg in registrations:
+        if reg.team_id is None:
+            continue
+        at = reg.created_at
+        result[reg.id] = sorted({u for u, joined, left in by_team.get(reg.team_id, ()) if joined <= at and (left is None or left > at)})
+    return result
+
+
+def _tournament_metadata(tournament) -> dict:
+    return {"tournament_id": tournament.id, "tournament": tournament.name, "game": tournament.game}
+
+
+def derive_registration(registration, members: Members) -> Derivation:
+    events: list[NewEvent] = []
+    if registration.status == "confirmed":
+        meta = _tournament_metadata(registration.tournament)
+        if registration.team_id is not None:
+            meta["team_id"] = registration.team_id
+        for user_id in registration_members(registration, members):
+            events.append(NewEvent(user_id, EventType.TOURNAMENT_REGISTERED, registration.created_at, REGISTRATION,
+                                   registration.id, meta))
+            if registration.checked_in:
+                joined_at = registration.checked_in_at or registration.updated_at
+                events.append(NewEvent(user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta))
+    # pending, cancelled, no_show: nothing new; what was recorded earlier stays.
+    return Derivation(REGISTRATION, registration.id, tuple(events))
+
+
+def derive_match(match, members: Members) -> Derivation:
+    if match.state not in ("completed", "forfeit"):
+        # scheduled, live, disputed, cancelled: nothing new, and nothing recorded earlier is touched.
+        return Derivation(MATCH, match.id)
+    at = match.completed_at or match.updated_at
+    meta = {**_tournament_metadata(match.tournament), "round": match.round}
+    events: list[NewEvent] = []
+    for side in (match.participant1, match.participant2):
+        for user_id in registration_members(side, members):
+            events.append(NewEvent(user_id, EventType.MATCH_PLAYED, at, MATCH, match.id, meta))
+    if match.state == "completed":
+        for user_id in registration_members(match.winner, members):
+            events.append(NewEvent(user_id, EventType.MATCH_WON, at, MATCH, match.id, meta))
+        for user_id in registration_members(match.loser, members):
+            events.append(NewEvent(user_id, EventType.MATCH_LOST, at, MATCH, match.id, meta))
+    return Derivation(MATCH, match.id, tuple(events), authority=MATCH_OUTCOME_EVENTS, corrected_at=match.updated_at)
+
+
+def derive_tournament_result(result, checked_in: Sequence, members: Members) -> Derivation:
+    """`checked_in`: the tournament's checked-in registrations, each earns `tournament_completed` for its members."""
+    meta = _tournament_metadata(result.tournament)
+    at = result.created_at
+    events: list[NewEvent] = []
+    placements = (
+        (EventType.TOURNAMENT_WON, [result.winner]),
+        (EventType.TOURNAMENT_RUNNER_UP, [result.runner_up]),
+        (EventType.TOURNAMENT_TOP4, [r for r in (result.third_place, result.fourth_place) if r is not None]),
+    )
+    for event_type, registrations in placements:
+        for registration in registrations:
+            for user_id in registration_members(registration, members):
+                events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta))
+    for registration in checked_in:
+        for user_id in registration_members(registration, members):
+            events.append(NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta))
+    return Derivation(TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at)
+
+
+def derive_transaction(transaction) -> Derivation:
+    user_id = transaction.wallet.profile_id  # a profile's id is its user's id
+    if transaction.amount > 0:
+        event_type, amount = EventType.COINS_EARNED, transaction.amount
+    else:
+        event_type, amount = EventType.COINS_SPENT, -transaction.amount
+    event = NewEvent(user_id, event_type, transaction.created_at, TRANSACTION, transaction.id,
+                     {"reason": transaction.reason}, amount=amount)
+    return Derivation(TRANSACTION, transaction.id, (event,))
+
+
+def derive_user_achievement(unlock) -> Derivation:
+    achievement = unlock.achievement
+    meta = {"code": achievement.code, "name": achievement.name, "tier": achievement.tier}
+    event = NewEvent(unlock.user_id, EventType.ACHIEVEMENT_UNLOCKED, unlock.unlocked_at, USER_ACHIEVEMENT, unlock.id, meta)
+    return Derivation(USER_ACHIEVEMENT, unlock.id, (event,))
+
+
+def derive_team(team) -> Derivation:
+    event = NewEvent(team.created_by_id, EventType.TEAM_CREATED, team.created_at, TEAM, team.id,
+                     {"team_id": team.id, "team": team.name})
+    return Derivation(TEAM, team.id, (event,))
+
+
+def derive_team_membership(membership) -> Derivation:
+    meta = {"team_id": membership.team_id, "team": membership.team.name}
+    events = [NewEvent(membership.user_id, EventType.TEAM_JOINED, membership.joined_at, TEAM_MEMBERSHIP, membership.id, meta)]
+    if membership.left_at is not None:
+        events.append(NewEvent(membership.user_id, EventType.TEAM_LEFT, membership.left_at, TEAM_MEMBERSHIP, membership.id, meta))
+    return Derivation(TEAM_MEMBERSHIP, membership.id, tuple(events))
+
+
+def derive_profile(profile) -> Derivation:
+    event = NewEvent(profile.user_id, EventType.PROFILE_CREATED, profile.created_at, PROFILE, profile.user_id, {})
+    return Derivation(PROFILE, profile.user_id, (event,))

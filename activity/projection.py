@@ -1,0 +1,35 @@
+"""Subscribers to the ledger, called inside the transaction that inserted the events.
+
+The stats app registers its incremental apply here at start-up, so the ledger never imports the projection.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedEvent:
+    """An event this call really inserted (not one that was already there)."""
+
+    id: int
+    user_id: int
+    event_type: str
+    amount: int | None
+    timestamp: datetime
+
+
+Projector = Callable[[Sequence[InsertedEvent]], None]
+_projectors: list[Projector] = []
+
+
+def register_projector(projector: Projector) -> None:
+    if projector not in _projectors:
+        _projectors.append(projector)
+
+
+def project(inserted: Sequence[InsertedEvent]) -> None:
+    if inserted:
+        for projector in _projectors:
+            projector(inserted)

@@ -1,0 +1,49 @@
+"""record_events_for: load source rows by id, derive their events, append them. Used by every entry point."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from django.db import connection, transaction
+
+from activity.append import AppendResult, append
+from activity.sources import SourceKind, source_kind
+
+logger = logging.getLogger(__name__)
+
+
+def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = False) -> AppendResult:
+    """Record the events implied by the current state of the given rows of one source table.
+
+    Rows that no longer exist are skipped (a deleted source row removes nothing from the ledger). Safe to call any
+    number of times, concurrently, in any order: the result converges on the rows' latest state.
+    """
+    kind = source_kind(source_label)
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        return AppendResult()
+    with transaction.atomic():
+        _lock_rows(kind, ids)
+        # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
+        derivations = kind.load(ids)
+        result = append(derivations, dry_run=dry_run)
+    if len(derivations) < len(ids):
+        missing = sorted(set(ids) - {d.source_id for d in derivations})
+        logger.info("record_events_for %s: %d row(s) no longer exist, skipped: %s", source_label, len(missing), missing[:20])
+    if result.inserted:
+        logger.info("recorded %d event(s) for %s ids %s", len(result.inserted), source_label,
+                    ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)")
+    return result
+
+
+def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
+    """Serialise recorders of the same correctable row (advisory locks, taken in key order; they never block the
+    requests that write the source rows). SQLite needs none: its IMMEDIATE transactions already serialise writers."""
+    if kind.lock_space is None or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS keys",
+            [kind.lock_space, list(ids)],
+        )
+        cursor.fetchall()

@@ -1,0 +1,116 @@
+"""The source tables the ledger derives from: how to load a chunk of rows set-based and derive their events.
+
+Every loader runs a fixed number of queries per chunk, whatever the chunk's size (no per-row queries).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db import models
+
+from activity import derivation as rules
+from activity.derivation import Derivation
+from esports.achievements.models import UserAchievement
+from esports.economy.models import DeltaCrownTransaction
+from esports.profiles.models import UserProfile
+from esports.teams.models import Team, TeamMembership
+from esports.tournaments.models import Match, Registration, TournamentResult
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    label: str
+    model: type[models.Model]
+    load: Callable[[Sequence[int]], list[Derivation]]
+    # Field that moves whenever a row's state may imply new events (catch-up sweeps scan it).
+    changed_field: str
+    # Sources whose derivations compensate earlier events are serialised per row with an advisory lock in this
+    # key space; add-only sources need no lock (their keys collide harmlessly on the unique constraint).
+    lock_space: int | None = None
+
+
+def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
+    team_ids = {r.team_id for r in registrations if r.team_id is not None}
+    if not team_ids:
+        return {}
+    memberships = TeamMembership.objects.filter(team_id__in=team_ids).values_list("team_id", "user_id", "joined_at", "left_at")
+    return rules.members_active_at(registrations, list(memberships))
+
+
+def _load_registrations(ids: Sequence[int]) -> list[Derivation]:
+    regs = list(Registration.objects.filter(id__in=ids).select_related("tournament").order_by("id"))
+    members = _members_for(regs)
+    return [rules.derive_registration(r, members) for r in regs]
+
+
+def _load_matches(ids: Sequence[int]) -> list[Derivation]:
+    matches = list(Match.objects.filter(id__in=ids)
+                   .select_related("tournament", "participant1", "participant2").order_by("id"))
+    members = _members_for([m.participant1 for m in matches] + [m.participant2 for m in matches])
+    for m in matches:
+        # winner/loser are always one of the two participants (database constraint): reuse the loaded rows.
+        sides = {m.participant1_id: m.participant1, m.participant2_id: m.participant2}
+        m.winner = sides.get(m.winner_id)
+        m.loser = sides.get(m.loser_id)
+    return [rules.derive_match(m, members) for m in matches]
+
+
+def _load_results(ids: Sequence[int]) -> list[Derivation]:
+    results = list(TournamentResult.objects.filter(id__in=ids)
+                   .select_related("tournament", "winner", "runner_up", "third_place", "fourth_place").order_by("id"))
+    checked_in: dict[int, list[Registration]] = {}
+    for reg in Registration.objects.filter(tournament_id__in=[r.tournament_id for r in results], checked_in=True).order_by("id"):
+        checked_in.setdefault(reg.tournament_id, []).append(reg)
+    placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
+    members = _members_for(placed + [reg for regs in checked_in.values() for reg in regs])
+    return [rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members) for r in results]
+
+
+def _load_transactions(ids: Sequence[int]) -> list[Derivation]:
+    rows = DeltaCrownTransaction.objects.filter(id__in=ids).select_related("wallet").order_by("id")
+    return [rules.derive_transaction(t) for t in rows]
+
+
+def _load_unlocks(ids: Sequence[int]) -> list[Derivation]:
+    rows = UserAchievement.objects.filter(id__in=ids).select_related("achievement").order_by("id")
+    return [rules.derive_user_achievement(u) for u in rows]
+
+
+def _load_teams(ids: Sequence[int]) -> list[Derivation]:
+    return [rules.derive_team(t) for t in Team.objects.filter(id__in=ids).order_by("id")]
+
+
+def _load_memberships(ids: Sequence[int]) -> list[Derivation]:
+    rows = TeamMembership.objects.filter(id__in=ids).select_related("team").order_by("id")
+    return [rules.derive_team_membership(m) for m in rows]
+
+
+def _load_profiles(ids: Sequence[int]) -> list[Derivation]:
+    return [rules.derive_profile(p) for p in UserProfile.objects.filter(user_id__in=ids).order_by("user_id")]
+
+
+SOURCES: dict[str, SourceKind] = {
+    kind.label: kind
+    for kind in (
+        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "created_at"),
+        SourceKind(rules.TEAM, Team, _load_teams, "created_at"),
+        SourceKind(rules.TEAM_MEMBERSHIP, TeamMembership, _load_memberships, "updated_at"),
+        SourceKind(rules.REGISTRATION, Registration, _load_registrations, "updated_at"),
+        SourceKind(rules.MATCH, Match, _load_matches, "updated_at", lock_space=1),
+        SourceKind(rules.TOURNAMENT_RESULT, TournamentResult, _load_results, "updated_at", lock_space=2),
+        SourceKind(rules.TRANSACTION, DeltaCrownTransaction, _load_transactions, "created_at"),
+        SourceKind(rules.USER_ACHIEVEMENT, UserAchievement, _load_unlocks, "created_at"),
+    )
+}
+
+
+class UnknownSourceError(LookupError):
+    pass
+
+
+def source_kind(label: str) -> SourceKind:
+    try:
+        return SOURCES[label]
+    except KeyError:
+        raise UnknownSourceError(f"Unknown source {label!r}; known: {', '.join(sorted(SOURCES))}.") from None

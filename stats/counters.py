@@ -1,0 +1,70 @@
+"""The event -> counter mapping, in one place: incremental apply, recompute and reconciliation all read it."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from activity.event_types import EventType as E
+
+COUNTER_FIELDS: tuple[str, ...] = (
+    "tournaments_registered", "tournaments_played", "tournaments_completed", "tournaments_won",
+    "tournaments_runner_up", "tournaments_top4", "matches_played", "matches_won", "matches_lost",
+    "total_earned", "total_spent", "achievements_count", "teams_created", "teams_joined", "current_teams_count",
+)
+# Counters that sum the event's amount instead of counting events.
+AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
+
+# event type -> ((counter, sign), ...). Compensations carry the opposite sign of the event they cancel.
+EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
+    E.TOURNAMENT_REGISTERED: (("tournaments_registered", 1),),
+    E.TOURNAMENT_JOINED: (("tournaments_played", 1),),
+    E.TOURNAMENT_COMPLETED: (("tournaments_completed", 1),),
+    E.TOURNAMENT_WON: (("tournaments_won", 1),),
+    E.TOURNAMENT_WON_REVERSED: (("tournaments_won", -1),),
+    E.TOURNAMENT_RUNNER_UP: (("tournaments_runner_up", 1),),
+    E.TOURNAMENT_RUNNER_UP_REVERSED: (("tournaments_runner_up", -1),),
+    E.TOURNAMENT_TOP4: (("tournaments_top4", 1),),
+    E.TOURNAMENT_TOP4_REVERSED: (("tournaments_top4", -1),),
+    E.MATCH_PLAYED: (("matches_played", 1),),
+    E.MATCH_PLAYED_REVERSED: (("matches_played", -1),),
+    E.MATCH_WON: (("matches_won", 1),),
+    E.MATCH_WON_REVERSED: (("matches_won", -1),),
+    E.MATCH_LOST: (("matches_lost", 1),),
+    E.MATCH_LOST_REVERSED: (("matches_lost", -1),),
+    E.COINS_EARNED: (("total_earned", 1),),
+    E.COINS_SPENT: (("total_spent", 1),),
+    E.ACHIEVEMENT_UNLOCKED: (("achievements_count", 1),),
+    E.TEAM_CREATED: (("teams_created", 1),),
+    E.TEAM_JOINED: (("teams_joined", 1), ("current_teams_count", 1)),
+    E.TEAM_LEFT: (("current_teams_count", -1),),
+    E.PROFILE_CREATED: (),
+}
+assert set(EFFECTS) == set(E.values), "every event type needs an entry in EFFECTS"
+
+
+def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
+    """Sum the counter changes of events (objects with user_id, event_type, amount), per user."""
+    deltas: dict[int, dict[str, int]] = {}
+    for event in events:
+        effects = EFFECTS[event.event_type]
+        user = deltas.setdefault(event.user_id, dict.fromkeys(COUNTER_FIELDS, 0))
+        for counter, sign in effects:
+            user[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
+    return deltas
+
+
+def counter_sql(field: str, type_column: str = "event_type", amount_column: str = "amount") -> str:
+    """A portable SQL aggregate computing one counter over ledger rows: SUM(CASE ... END)."""
+    plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)
+    minus = sorted(t for t, effects in EFFECTS.items() if (field, -1) in effects)
+    measure = f"COALESCE({amount_column}, 0)" if field in AMOUNT_FIELDS else "1"
+    branches = []
+    if plus:
+        branches.append(f"WHEN {type_column} IN ({', '.join(_quote(t) for t in plus)}) THEN {measure}")
+    if minus:
+        branches.append(f"WHEN {type_column} IN ({', '.join(_quote(t) for t in minus)}) THEN -{measure}")
+    return f"COALESCE(SUM(CASE {' '.join(branches)} ELSE 0 END), 0)"
+
+
+def _quote(event_type: str) -> str:
+    assert event_type.replace("_", "").isalnum()  # closed vocabulary; never user input
+    return f"'{event_type}'"

@@ -1,0 +1,80 @@
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import models
+from django.db.models import Q
+
+from stats.counters import COUNTER_FIELDS
+
+_HUNDRED = Decimal(100)
+
+
+def _percent(numerator: int, denominator: int) -> Decimal:
+    if not denominator:
+        return Decimal(0)
+    return (Decimal(numerator) * _HUNDRED / Decimal(denominator)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+class UserProfileStats(models.Model):
+    """Counters derived from the ledger; re-derivable from it at any time (recompute_stats)."""
+
+    # The profile's id is its user's id, so this row's key is the user id too.
+    profile = models.OneToOneField("profiles.UserProfile", on_delete=models.CASCADE, primary_key=True, related_name="stats")
+    tournaments_registered = models.PositiveIntegerField(default=0)
+    tournaments_played = models.PositiveIntegerField(default=0)
+    tournaments_completed = models.PositiveIntegerField(default=0)
+    tournaments_won = models.PositiveIntegerField(default=0)
+    tournaments_runner_up = models.PositiveIntegerField(default=0)
+    tournaments_top4 = models.PositiveIntegerField(default=0)
+    matches_played = models.PositiveIntegerField(default=0)
+    matches_won = models.PositiveIntegerField(default=0)
+    matches_lost = models.PositiveIntegerField(default=0)
+    total_earned = models.PositiveBigIntegerField(default=0)
+    total_spent = models.PositiveBigIntegerField(default=0)
+    achievements_count = models.PositiveIntegerField(default=0)
+    teams_created = models.PositiveIntegerField(default=0)
+    teams_joined = models.PositiveIntegerField(default=0)
+    current_teams_count = models.PositiveIntegerField(default=0)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    stats_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "user profile stats"
+        verbose_name_plural = "user profile stats"
+        constraints = [
+            models.CheckConstraint(condition=Q(**{f"{name}__gte": 0}), name=f"stats_{name}_non_negative")
+            for name in COUNTER_FIELDS
+        ]
+        indexes = [
+            models.Index(fields=["-tournaments_won", "profile"], name="stats_lb_tournaments_won"),
+            models.Index(fields=["-matches_won", "profile"], name="stats_lb_matches_won"),
+            models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),
+        ]
+
+    def __str__(self) -> str:
+        return f"stats of {self.profile_id}"
+
+    @property
+    def win_rate(self) -> Decimal:
+        """Matches won per match played, in percent (2 decimals); 0 with no match played."""
+        return _percent(self.matches_won, self.matches_played)
+
+    @property
+    def tournament_win_rate(self) -> Decimal:
+        """Titles per tournament played (checked in), in percent; 0 with none played."""
+        return _percent(self.tournaments_won, self.tournaments_played)
+
+    @property
+    def net_earnings(self) -> Decimal:
+        return Decimal(self.total_earned) - Decimal(self.total_spent)
+
+    def to_dict(self) -> dict:
+        data = {name: getattr(self, name) for name in COUNTER_FIELDS}
+        data.update(
+            user_id=self.profile_id,
+            win_rate=str(self.win_rate),
+            tournament_win_rate=str(self.tournament_win_rate),
+            net_earnings=str(self.net_earnings),
+            last_activity_at=self.last_activity_at.isoformat() if self.last_activity_at else None,
+            stats_updated_at=self.stats_updated_at.isoformat() if self.stats_updated_at else None,
+        )
+        return data

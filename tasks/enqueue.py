@@ -1,0 +1,33 @@
+"""Handing a committed source change to the recorder without ever failing or slowing the request."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_source_change(source_label: str, pk: int) -> None:
+    """Called after commit. Publishes one task; if the broker is unreachable the publish fails fast (short socket
+    timeouts, no retries), is logged with the ids, and the request carries on: the source table is the outbox and the
+    catch-up sweep records the row later."""
+    if settings.ACTIVITY_RECORDING == "sync":
+        _record_inline(source_label, pk)
+        return
+    from tasks.recording import record_source_change
+
+    try:
+        record_source_change.apply_async((source_label, pk), retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure must stay out of the request
+        logger.warning("enqueue failed for %s id=%s (%s: %s); the catch-up sweep will record it",
+                       source_label, pk, type(exc).__name__, exc)
+
+
+def _record_inline(source_label: str, pk: int) -> None:
+    from activity.recording import record_events_for
+
+    try:
+        record_events_for(source_label, [pk])
+    except Exception:  # noqa: BLE001 - the seeds' synchronous mode, kept for comparison: still never fail the request
+        logger.exception("synchronous recording failed for %s id=%s; the catch-up sweep will record it", source_label, pk)
