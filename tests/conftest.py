@@ -1,0 +1,54 @@
+"""Shared fixtures. `make test` points the suite at real PostgreSQL and Redis (DATABASE_URL, REDIS_URL)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+
+def pytest_configure(config) -> None:
+    if settings.DATABASE_BACKEND != "postgresql" or settings.TASKS_IN_PROCESS:
+        raise pytest.UsageError(
+            "The suite runs against real PostgreSQL and Redis: use `make test`, or set DATABASE_URL and REDIS_URL "
+            f"(now: {settings.describe_backends()})."
+        )
+
+
+@pytest.fixture(scope="session")
+def celery_app():
+    from project.celery import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_session_worker(celery_app, django_db_setup, django_db_blocker):
+    """A real Celery worker (solo pool, in a thread of this process) consuming both queues from the real Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    celery_app.control.purge()  # leftovers of an earlier interrupted run must not leak into this one
+    with django_db_blocker.unblock():
+        with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
+                          shutdown_timeout=30) as worker:
+            yield worker
+        connections.close_all()
+
+
+@pytest.fixture
+def live_worker(celery_session_worker, transactional_db):
+    """Use in integration tests: the worker sees committed data only, so the test runs without a wrapping transaction."""
+    return celery_session_worker
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
