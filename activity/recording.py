@@ -5,18 +5,24 @@ import logging
 from collections.abc import Sequence
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from activity.append import AppendResult, append
 from activity.sources import SourceKind, source_kind
+from monitoring import metrics
 
 logger = logging.getLogger(__name__)
 
 
-def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = False) -> AppendResult:
+LIVE_ORIGINS = frozenset({"live", "sweep"})
+
+
+def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live") -> AppendResult:
     """Record the events implied by the current state of the given rows of one source table.
 
     Rows that no longer exist are skipped (a deleted source row removes nothing from the ledger). Safe to call any
-    number of times, concurrently, in any order: the result converges on the rows' latest state.
+    number of times, concurrently, in any order: the result converges on the rows' latest state. `origin` (live,
+    sweep, backfill, reconcile) labels the metrics and logs.
     """
     kind = source_kind(source_label)
     ids = sorted({int(i) for i in ids})
@@ -31,9 +37,19 @@ def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = 
         missing = sorted(set(ids) - {d.source_id for d in derivations})
         logger.info("record_events_for %s: %d row(s) no longer exist, skipped: %s", source_label, len(missing), missing[:20])
     if result.inserted:
-        logger.info("recorded %d event(s) for %s ids %s", len(result.inserted), source_label,
+        _observe(result, origin)
+        logger.info("%s: recorded %d event(s) for %s ids %s", origin, len(result.inserted), source_label,
                     ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)")
     return result
+
+
+def _observe(result: AppendResult, origin: str) -> None:
+    for event_type, n in result.by_type().items():
+        metrics.EVENTS_RECORDED.labels(event_type=event_type, origin=origin).inc(n)
+    if origin in LIVE_ORIGINS:
+        now = timezone.now()
+        for event in result.inserted:
+            metrics.RECORDING_LAG.labels(origin=origin).observe(max((now - event.timestamp).total_seconds(), 0.0))
 
 
 def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:

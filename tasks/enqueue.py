@@ -5,6 +5,8 @@ import logging
 
 from django.conf import settings
 
+from monitoring import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -20,6 +22,7 @@ def enqueue_source_change(source_label: str, pk: int) -> None:
     try:
         record_source_change.apply_async((source_label, pk), retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure must stay out of the request
+        metrics.ENQUEUE_FAILURES.labels(source=source_label).inc()
         logger.warning("enqueue failed for %s id=%s (%s: %s); the catch-up sweep will record it",
                        source_label, pk, type(exc).__name__, exc)
 

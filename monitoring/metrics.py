@@ -1,0 +1,37 @@
+"""Prometheus metrics of the ledger and projection. A leaf module: it imports nothing from the project.
+
+Multiprocess-safe: when PROMETHEUS_MULTIPROC_DIR is set (gunicorn workers, Celery worker processes), prometheus_client
+writes per-process files that the /metrics view aggregates.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_RECORDED = Counter(
+    "activity_events_recorded_total", "Events inserted into the ledger.", ["event_type", "origin"],
+)
+RECORDING_LAG = Histogram(
+    "activity_recording_lag_seconds", "Source time -> recorded time of events recorded live or by the catch-up sweep.",
+    ["origin"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
+ENQUEUE_FAILURES = Counter(
+    "activity_enqueue_failures_total", "Publishes of a recording task that failed (broker down); the sweep catches up.", ["source"],
+)
+TASK_FAILURES = Counter("activity_task_failures_total", "Celery tasks that failed for good.", ["task"])
+TASK_RETRIES = Counter("activity_task_retries_total", "Celery task retries.", ["task"])
+SWEEP_FINDINGS = Counter(
+    "activity_catchup_events_found_total", "Events that only the catch-up sweep recorded (their live task was lost).", ["event_type"],
+)
+BACKFILL_PROGRESS = Gauge(
+    "activity_backfill_progress_ratio", "Progress of the running backfill, 0..1.", multiprocess_mode="mostrecent",
+)
+BACKFILL_EVENTS = Counter("activity_backfill_events_created_total", "Events created by backfill runs.")
+USERS_DRIFTED = Gauge(
+    "stats_users_drifted", "Users whose stats differed from the ledger in the last reconciliation.", multiprocess_mode="mostrecent",
+)
+DRIFT_RATIO = Gauge(
+    "stats_drift_ratio", "Drifted users / users checked in the last reconciliation.", multiprocess_mode="mostrecent",
+)
+DRIFT_ALERT = Gauge(
+    "stats_drift_alert", "1 when the last reconciliation found drift above the alert threshold.", multiprocess_mode="mostrecent",
+)
