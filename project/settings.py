@@ -169,17 +169,3 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-
-def describe_backends() -> str:
-    """One line naming the database and task backend in use; printed by the commands that use them."""
-    db = DATABASES["default"]
-    where = db["NAME"] if DATABASE_BACKEND == "sqlite" else f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    tasks = "in-process (embedded default)" if TASKS_IN_PROCESS else f"Celery via {_redacted(CELERY_BROKER_URL)}"
-    return f"database: {DATABASE_BACKEND} ({where}); tasks: {tasks}; recording: {ACTIVITY_RECORDING}"
-
-
-def _redacted(url: str) -> str:
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

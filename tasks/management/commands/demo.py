@@ -12,6 +12,7 @@ from activity.models import UserActivity
 from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
+from project.backends import describe_backends
 from stats.models import UserProfileStats
 from tasks.demo_season import play_demo_season
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, atp_dir: str, from_year: int, to_year: int, **options) -> None:
         started = time.monotonic()
         out = self.stdout
-        out.write(self.style.MIGRATE_HEADING(f"Backends — {settings.describe_backends()}"))
+        out.write(self.style.MIGRATE_HEADING(f"Backends — {describe_backends()}"))
         call_command("migrate", verbosity=0)
         out.write("migrated")
 
