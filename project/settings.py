@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
     "esports.profiles",
     "esports.tournaments",
     "esports.economy",
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "activity",
     "stats",
     "tasks",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +122,42 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# --- Cache (read side: lifetime stats, leaderboards) -----------------------------------------------------------
+# Redis when CACHE_URL (or REDIS_URL) is set, else an in-process cache for the embedded default. Short socket
+# timeouts: a dead Redis may slow a read by a fraction of a second (it then falls back to the database), never hang it.
+CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or ""
+if CACHE_URL:
+    CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cache"),  # shares the broker's Redis: keep apart from kombu keys
+        "OPTIONS": {"socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
+                    "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.5"))},
+    }}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "activity-read-side"}}
+
+# --- JSON API (web/api) -------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    # Reads are public; each view applies the privacy rules (activity.privacy) for the viewer it finds.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "web.api.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DeltaCrown activity API",
+    "DESCRIPTION": "Player activity timelines, match and tournament history, lifetime stats, leaderboards, economy "
+                   "summary and GDPR export. Lists are cursor-paginated (opaque `cursor`, `limit` 1-50).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
 # --- Celery ---------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
 # No broker configured means the embedded default: tasks execute in process, through the same task code.
@@ -139,26 +178,68 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_ROUTES = {
     "tasks.recording.*": {"queue": "events"},
     "tasks.maintenance.*": {"queue": "maintenance"},
+    "tasks.sweeps.*": {"queue": "events"},
+    "tasks.reconciliation.*": {"queue": "maintenance"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # kombu's Redis transport has no socket timeouts by default: a dead Redis would hang the publishing request.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": float(os.environ.get("BROKER_CONNECT_TIMEOUT", "0.25")),
-    "socket_timeout": float(os.environ.get("BROKER_SOCKET_TIMEOUT", "2")),
+    # Also bounds a publish to a Redis that accepts connections but does not answer (paused, failing over): it is
+    # paid inside the request. The worker's BRPOP runs in the event loop, where this timeout does not apply.
+    "socket_timeout": float(os.environ.get("BROKER_SOCKET_TIMEOUT", "0.25")),
     "max_retries": 0,
     "visibility_timeout": env_int("BROKER_VISIBILITY_TIMEOUT", 3600),
     "retry_on_timeout": False,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("BROKER_CONNECT_TIMEOUT", "0.25"))
 CELERY_TASK_PUBLISH_RETRY = False
+# Celery's Django fixup closes every database connection before and after each task unless this is set (whatever
+# CONN_MAX_AGE says): a new PostgreSQL connection per task. With it, the worker reconnects every N tasks, and
+# tasks/recording.py drops connections that broke or outlived CONN_MAX_AGE around each task, as Django does per request.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+
+def _redacted(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+# One line naming the database and task backend in use; the commands that use them print it.
+_db = DATABASES["default"]
+BACKENDS_DESCRIPTION = "database: {} ({}); tasks: {}; recording: {}".format(
+    DATABASE_BACKEND,
+    _db["NAME"] if DATABASE_BACKEND == "sqlite" else f"{_db.get('HOST') or 'localhost'}:{_db.get('PORT') or 5432}/{_db['NAME']}",
+    "in-process (embedded default)" if TASKS_IN_PROCESS else f"Celery via {_redacted(CELERY_BROKER_URL)}",
+    os.environ.get("ACTIVITY_RECORDING", "async"),
+)
 
 # --- Activity ledger --------------------------------------------------------------------------------------------
 # "async": receivers enqueue a task after commit (production). "sync": the same service runs inline after commit
 # (the seeds' behaviour, kept for comparison and for tests of the services).
 ACTIVITY_RECORDING = os.environ.get("ACTIVITY_RECORDING", "async")
 ACTIVITY_METADATA_MAX_BYTES = env_int("ACTIVITY_METADATA_MAX_BYTES", 4096)
+# A recording transaction commits without waiting for its WAL flush (see activity/recording.py: it only writes what the
+# source tables, committed durably, imply; the sweep re-derives what a server crash loses). Off: one fsync per task.
+ACTIVITY_ASYNC_COMMIT = env_bool("ACTIVITY_ASYNC_COMMIT", True)
+# /metrics: when set, a scrape must send "Authorization: Bearer <METRICS_TOKEN>" (empty: open, for a private network).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Backfill (issue 4): chunk size bounds (a chunk is one transaction; small enough never to hold up live recording)
+# and how long a running backfill may go without a committed chunk before it is re-enqueued from its cursor.
+BACKFILL_DEFAULT_BATCH_SIZE = env_int("BACKFILL_DEFAULT_BATCH_SIZE", 2000)
+BACKFILL_MAX_BATCH_SIZE = env_int("BACKFILL_MAX_BATCH_SIZE", 10000)
+BACKFILL_STALE_SECONDS = env_int("BACKFILL_STALE_SECONDS", 300)
+# Catch-up sweep: rescan rows changed since the watermark minus this overlap (rows committed late by long
+# transactions), leave rows younger than the grace period to their live task, and start this far back when a source
+# has no watermark yet (older history is the backfill's job).
+ACTIVITY_SWEEP_OVERLAP_SECONDS = env_int("ACTIVITY_SWEEP_OVERLAP_SECONDS", 120)
+ACTIVITY_SWEEP_GRACE_SECONDS = env_int("ACTIVITY_SWEEP_GRACE_SECONDS", 15)
+ACTIVITY_SWEEP_INITIAL_LOOKBACK_SECONDS = env_int("ACTIVITY_SWEEP_INITIAL_LOOKBACK_SECONDS", 3600)
+ACTIVITY_SWEEP_BATCH_SIZE = env_int("ACTIVITY_SWEEP_BATCH_SIZE", 1000)
 
 LOGGING = {
     "version": 1,

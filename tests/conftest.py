@@ -7,14 +7,13 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from project.backends import describe_backends
 
 
 def pytest_configure(config) -> None:
     if settings.DATABASE_BACKEND != "postgresql" or settings.TASKS_IN_PROCESS:
         raise pytest.UsageError(
             "The suite runs against real PostgreSQL and Redis: use `make test`, or set DATABASE_URL and REDIS_URL "
-            f"(now: {describe_backends()})."
+            f"(now: {settings.BACKENDS_DESCRIPTION})."
         )
 
 

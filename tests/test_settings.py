@@ -12,7 +12,7 @@ PROBE = (
     "import json, django; django.setup(); from django.conf import settings; from django.db import connection; "
     "from project.celery import app; "
     "print(json.dumps({'vendor': connection.vendor, 'eager': app.conf.task_always_eager, "
-    "'broker': app.conf.broker_url, 'describe': __import__('project.backends').backends.describe_backends()}))"
+    "'broker': app.conf.broker_url, 'describe': settings.BACKENDS_DESCRIPTION}))"
 )
 URL_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG")
 
