@@ -420,18 +420,16 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
                     exp[u]["matches_lost"] += 1
         c.execute("SELECT tournament_id, winner_id, runner_up_id, third_place_id, fourth_place_id FROM tournaments_tournamentresult")
         for tournament, winner, runner_up, third, fourth in c.fetchall():
-            for u in members(winner):
-                exp[u]["tournaments_won"] += 1
-            for u in members(runner_up):
-                exp[u]["tournaments_runner_up"] += 1
-            for place in (third, fourth):
-                if place is not None:
-                    for u in members(place):
-                        exp[u]["tournaments_top4"] += 1
-            for reg_id, reg in regs.items():
-                if reg[1] == tournament and reg[5]:
-                    for u in members(reg_id):
-                        exp[u]["tournaments_completed"] += 1
+            # A tournament completes (or places) a user once, even if they held two entries in it (solo + team).
+            placed: dict[str, set[int]] = {
+                "tournaments_won": set(members(winner)), "tournaments_runner_up": set(members(runner_up)),
+                "tournaments_top4": {u for place in (third, fourth) if place is not None for u in members(place)},
+                "tournaments_completed": {u for reg_id, reg in regs.items() if reg[1] == tournament and reg[5]
+                                          for u in members(reg_id)},
+            }
+            for field, users in placed.items():
+                for u in users:
+                    exp[u][field] += 1
         c.execute("SELECT w.profile_id, t.amount FROM economy_deltacrowntransaction t JOIN economy_deltacrownwallet w ON w.id = t.wallet_id")
         for user, amount in c.fetchall():
             exp[user]["total_earned" if amount > 0 else "total_spent"] += abs(amount)
@@ -672,9 +670,10 @@ def main() -> int:
 
     expected, profiles = expected_from_sources()
     net, ledger_rows, duplicate_keys = ledger_net()
-    missing, extra, _ = compare(expected, net)
+    missing, extra, ledger_differing = compare(expected, net)
     coins_missing, coins_doubled = coin_event_gaps()
-    stats_missing, stats_extra, stats_differing = compare(expected, defaultdict(Counter, stats_table()))
+    stats = stats_table()
+    _, _, stats_differing = compare(expected, defaultdict(Counter, stats))
     ledger_vs_stats = compare_ledger_to_stats(fix=False)
     from django.db import connection
 
@@ -688,7 +687,7 @@ def main() -> int:
     for r in results:
         made.update(r["made"])
     expected_events = sum(sum(c[f] for f in COUNT_FIELDS if f != "current_teams_count") for c in expected.values())
-    expected_events += sum(1 for _ in range(profiles)) + sum(n for n in (coin_count(),))
+    expected_events += profiles + coin_count()
     figures = {
         "duration_s": args.duration, "rate_per_s": args.rate, "processes": args.processes,
         "source_changes": sum(made.values()), "by_kind": dict(made),
@@ -696,7 +695,7 @@ def main() -> int:
         "mid_run_reconciliation": mid_run,
         "events_expected_net": expected_events, "ledger_rows": ledger_rows,
         "missing": missing + coins_missing, "duplicated": extra + coins_doubled + duplicate_keys,
-        "users_drifted": ledger_vs_stats.users_drifted + len(stats_differing - set()),
+        "users_drifted": ledger_vs_stats.users_drifted + len(stats_differing),
         "stats_vs_sources_users_differing": len(stats_differing),
         "request_errors": len(errors), "error_sample": errors[:5],
         "request_p50_ms": round(percentile(latencies, 50), 2), "request_p99_ms": round(percentile(latencies, 99), 2),
@@ -720,6 +719,10 @@ request errors             {len(errors):>10}   {errors[:3] if errors else ''}
 request path p50 / p99     {figures['request_p50_ms']:>7.2f} ms / {figures['request_p99_ms']:.2f} ms  (ORM save + after-commit publish)
 commit -> stats lag        p50 {figures['lag_p50_s']:.3f}s  p99 {figures['lag_p99_s']:.3f}s  worst {figures['worst_lag_s']:.1f}s
 settled after traffic      {figures['settle_s']:>8.1f}s  ({'sweep covered the end' if settled else 'TIMED OUT waiting for the sweep'})""")
+    for user in sorted(ledger_differing | stats_differing)[:10]:
+        fields = {f: (expected[user][f], net[user][f], stats.get(user, Counter())[f]) for f in COUNT_FIELDS + AMOUNT_FIELDS
+                  if not expected[user][f] == net[user][f] == stats.get(user, Counter())[f]}
+        print(f"  user {user}: field -> (expected, ledger, stats): {fields}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
     kept = settled and figures["missing"] == 0 and figures["duplicated"] == 0 and figures["users_drifted"] == 0 and not errors
