@@ -24,7 +24,7 @@ services:
 	bash scripts/ensure_services.sh
 
 test: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret HTTPS_ONLY=0 \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 migrate: install
