@@ -35,3 +35,15 @@ DRIFT_RATIO = Gauge(
 DRIFT_ALERT = Gauge(
     "stats_drift_alert", "1 when the last reconciliation found drift above the alert threshold.", multiprocess_mode="mostrecent",
 )
+RECONCILE_MISSING_EVENTS = Counter(
+    "stats_reconcile_missing_events_total", "Events the sources -> ledger pass found missing from the ledger.",
+    ["source", "event_type"],
+)
+RECONCILE_DURATION = Gauge(
+    "stats_reconcile_duration_seconds", "Duration of the last reconciliation.", multiprocess_mode="mostrecent",
+)
+RECONCILE_LAST_SUCCESS = Gauge(
+    "stats_reconcile_last_success_timestamp_seconds", "Unix time the last full reconciliation finished.",
+    multiprocess_mode="mostrecent",
+)
+STATS_RECOMPUTED = Counter("stats_recomputed_users_total", "Users whose stats the stale-stats job recomputed.")

@@ -15,3 +15,6 @@ app.conf.task_queues = (
     Queue("maintenance", Exchange("maintenance"), routing_key="maintenance"),
 )
 app.autodiscover_tasks(["tasks"], related_name="recording")
+app.autodiscover_tasks(["tasks"], related_name="maintenance")
+app.autodiscover_tasks(["tasks"], related_name="sweeps")
+app.autodiscover_tasks(["tasks"], related_name="reconciliation")

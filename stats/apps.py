@@ -12,3 +12,12 @@ class StatsConfig(AppConfig):
         # The ledger calls this inside the transaction that inserted the events (stats subscribes; activity never
         # imports stats).
         register_projector(apply_inserted_events)
+        # After the counters: drop the cached lifetime stats of exactly the touched users, once the transaction commits.
+        from stats.cache import invalidate_touched_users
+
+        register_projector(invalidate_touched_users)
+
+        from activity.erasure import register_erasure_listener
+        from stats.erasure import on_user_erased
+
+        register_erasure_listener(on_user_erased)

@@ -78,3 +78,64 @@ class UserProfileStats(models.Model):
             stats_updated_at=self.stats_updated_at.isoformat() if self.stats_updated_at else None,
         )
         return data
+
+
+class ReconciliationRun(models.Model):
+    """One reconciliation: sources -> ledger (missing events) and ledger -> stats (drift), with what it repaired.
+
+    Written by stats.reconcile.run_reconciliation whichever entry point started it (command, admin, nightly task).
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "all users"
+        USER = "user", "one user"
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    fix = models.BooleanField(default=False, help_text="Repair what was found (record missing events, reset drifted stats).")
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    scope_user_id = models.BigIntegerField(null=True, blank=True, help_text="The one user checked (scope 'user').")
+    sources_checked = models.BooleanField(default=True, help_text="Whether the sources -> ledger pass ran.")
+    trigger = models.CharField(max_length=20, default="command", help_text="command, admin or beat.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    users_checked = models.PositiveIntegerField(default=0)
+    users_drifted = models.PositiveIntegerField(default=0)
+    users_fixed = models.PositiveIntegerField(default=0)
+    missing_events_total = models.PositiveIntegerField(default=0)
+    missing_events = models.JSONField(default=dict, blank=True, help_text="source label -> event type -> events missing from the ledger.")
+    field_drift = models.JSONField(default=dict, blank=True, help_text="stats field -> users whose value differed from the ledger.")
+    drift_sample = models.JSONField(default=list, blank=True, help_text="The first drifted users with their differing fields.")
+    duration_seconds = models.FloatField(default=0.0)
+    drift_rate = models.FloatField(default=0.0, help_text="users_drifted / users_checked.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        permissions = [("run_reconciliation", "Can start a reconciliation run")]
+
+    def __str__(self) -> str:
+        return f"reconciliation #{self.pk} ({self.status}, {'repair' if self.fix else 'report only'})"
+
+
+class StaleStats(models.Model):
+    """A user whose stats must be recomputed from the ledger (after backfill, erasure, an admin request...).
+
+    One row per user: marking again only moves `marked_at`, which tells the recompute job that the mark it read has
+    been renewed and must survive its clean-up.
+    """
+
+    profile = models.OneToOneField("profiles.UserProfile", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    marked_at = models.DateTimeField(db_index=True)
+    reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "stale stats mark"
+        verbose_name_plural = "stale stats marks"
+
+    def __str__(self) -> str:
+        return f"stats of {self.profile_id} stale since {self.marked_at:%Y-%m-%d %H:%M:%S} ({self.reason})"

@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.models import UserActivity
+from stats.cache import invalidate_on_commit
 from stats.counters import COUNTER_FIELDS, counter_sql
 from stats.models import UserProfileStats
 from stats.rows import lock_stats_rows
@@ -35,6 +36,7 @@ def recompute_stats(user_ids: Iterable[int]) -> int:
         with transaction.atomic():
             lock_stats_rows(chunk)
             written += _write_aggregates(chunk)
+            invalidate_on_commit(chunk)  # cached lifetime stats of these users are stale once this commits
     return written
 
 

@@ -6,6 +6,8 @@ class TasksConfig(AppConfig):
     verbose_name = "Background work"
 
     def ready(self) -> None:
+        from tasks.monitoring import connect_task_metrics
         from tasks.receivers import connect_receivers
 
         connect_receivers()
+        connect_task_metrics()

@@ -1,0 +1,410 @@
+"""Reconciliation: prove that every user's stats equal their ledger, and repair what does not.
+
+Two passes, one service (the command, the admin button and the nightly task all call `run_reconciliation`):
+
+1. sources -> ledger: every source row is re-derived through `record_events_for` (the one append path), chunked by
+   primary-key range. Events it inserts (or, report only, would insert) are events no signal or sweep delivered -
+   rows written with `QuerySet.update`, raw SQL or `bulk_create` - counted per source and event type.
+2. ledger -> stats: one set-based statement per range of user ids returns only the drifted users with the value of
+   every field on both sides (users with events but no stats row included). Being one statement, it reads ledger and
+   stats in one snapshot, and every writer of the projection commits its counter change in the transaction that
+   changes the ledger - so live recording running meanwhile is never seen as drift, and no lock is taken (live
+   recording never waits for a nightly run; a report-only run writes nothing). Repair goes through recompute_stats:
+   the drifted users' rows are locked in user-id order and aggregated again under the lock, so a live delta
+   committed meanwhile is counted, never overwritten.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from activity.chunks import iter_id_chunks
+from activity.models import UserActivity
+from activity.recording import record_events_for
+from activity.sources import SOURCES
+from esports.profiles.models import UserProfile
+from monitoring import metrics
+from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS
+from stats.derived import refresh_derived_figures
+from stats.models import ReconciliationRun, UserProfileStats
+from stats.recompute import recompute_stats
+
+logger = logging.getLogger(__name__)
+
+CHUNK_USERS = 50_000  # users per comparison statement (one snapshot each; no locks, so big chunks cost live traffic nothing)
+SOURCE_BATCH = 1000  # source rows per record_events_for call in the sources -> ledger pass
+DRIFT_ALERT_RATIO = 0.01  # drift above 1% of the users checked is an incident, not noise
+SAMPLE_SIZE = 20  # drifted users kept (with their differing fields) on the run, for the operator
+LAST_ACTIVITY = "last_activity_at"
+FIELDS: tuple[str, ...] = (*COUNTER_FIELDS, LAST_ACTIVITY)
+NO_STATS_ROW = "no_stats_row"  # pseudo-field: the user has events but no stats row at all
+
+_STATS = UserProfileStats._meta.db_table
+_PROFILES = UserProfile._meta.db_table
+_LEDGER = UserActivity._meta.db_table
+_MAX_ID = 2**63 - 1
+# Session-level advisory lock key ("RECN"): one reconciliation at a time across every process.
+_RUN_LOCK_KEY = 0x5245434E
+
+
+class ReconciliationError(ValueError):
+    """Bad input (for example an unknown user id); nothing was started."""
+
+
+class ReconciliationAlreadyRunning(RuntimeError):
+    """Another reconciliation holds the run lock; this one did not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftedUser:
+    user_id: int
+    missing_row: bool
+    # field -> (stats value, ledger value); stats value is None when the user has no stats row.
+    fields: dict[str, tuple[object, object]]
+    has_profile: bool = True  # False: no stats row can exist for this user (its key is the profile)
+
+    def as_json(self) -> dict:
+        return {"user_id": self.user_id, "missing_row": self.missing_row,
+                "fields": {f: {"stats": _jsonable(s), "ledger": _jsonable(v)} for f, (s, v) in self.fields.items()}}
+
+
+@dataclass
+class StatsPassResult:
+    users_checked: int = 0
+    users_drifted: int = 0
+    users_fixed: int = 0
+    field_drift: Counter = field(default_factory=Counter)
+    sample: list[DriftedUser] = field(default_factory=list)
+    unrepairable: list[int] = field(default_factory=list)
+
+
+Progress = Callable[[str], None]
+
+
+def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_sources: bool = False,
+                       trigger: str = "command", progress: Progress | None = None,
+                       chunk_users: int = CHUNK_USERS, source_batch: int = SOURCE_BATCH) -> ReconciliationRun:
+    """Run both passes (the sources pass only for a full run), record a ReconciliationRun and set the drift metrics.
+
+    `fix` records the missing events and sets drifted users' stats to the ledger's values; without it nothing is
+    written but the run's own row. A user-scoped run checks that user's stats only (source rows cannot be scoped to
+    one user cheaply) and leaves the fleet-wide drift gauges alone. Raises ReconciliationError on bad input and
+    ReconciliationAlreadyRunning when another run is in progress; any other failure is stored on the run (status
+    failed) and re-raised.
+    """
+    say = progress or (lambda message: None)
+    if chunk_users < 1 or source_batch < 1:
+        raise ReconciliationError("chunk sizes must be at least 1")
+    if user_id is not None and not UserProfile.objects.filter(pk=user_id).exists():
+        raise ReconciliationError(f"no user with id {user_id} (no profile with that id)")
+    with _exclusive_run():
+        _close_interrupted_runs()
+        run = ReconciliationRun.objects.create(
+            started_at=timezone.now(), fix=fix, trigger=trigger,
+            scope=ReconciliationRun.Scope.USER if user_id is not None else ReconciliationRun.Scope.ALL,
+            scope_user_id=user_id, sources_checked=not skip_sources and user_id is None,
+        )
+        began = time.monotonic()
+        try:
+            if run.sources_checked:
+                missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say)
+                run.missing_events = {label: {str(t): n for t, n in sorted(types.items())}
+                                      for label, types in missing.items() if types}
+                run.missing_events_total = sum(sum(types.values()) for types in missing.values())
+                run.save(update_fields=["missing_events", "missing_events_total"])
+            else:
+                say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
+            result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+        except Exception as exc:
+            _finish(run, began, status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+            logger.exception("reconciliation #%s failed", run.pk)
+            raise
+        run.users_checked = result.users_checked
+        run.users_drifted = result.users_drifted
+        run.users_fixed = result.users_fixed
+        run.field_drift = dict(sorted(result.field_drift.items()))
+        run.drift_sample = [d.as_json() for d in result.sample]
+        run.drift_rate = result.users_drifted / result.users_checked if result.users_checked else 0.0
+        if result.unrepairable:
+            run.error = f"{len(result.unrepairable)} drifted user(s) have no profile, so no stats row can hold their " \
+                        f"counters: {result.unrepairable[:20]}"
+        _finish(run, began, status=ReconciliationRun.Status.SUCCEEDED, error=run.error)
+    if run.fix and (run.users_fixed or run.missing_events_total):
+        refresh_derived_figures()  # boards cached from the drifted counters must not outlive the repair
+    _observe(run)
+    return run
+
+
+def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: Progress | None = None) -> dict[str, Counter]:
+    """sources -> ledger: re-derive every source row; returns source label -> event type -> events that were missing
+    (inserted when `fix`, else only counted)."""
+    say = progress or (lambda message: None)
+    missing: dict[str, Counter] = {}
+    for label, kind in SOURCES.items():
+        found: Counter = Counter()
+        rows = 0
+        for chunk in iter_id_chunks(kind, batch_size):
+            result = record_events_for(label, chunk.ids, dry_run=not fix, origin="reconcile")
+            found.update(result.by_type() if fix else result.would_insert_by_type)
+            rows += len(chunk.ids)
+        for event_type, n in found.items():
+            metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
+        missing[label] = found
+        verb = "recorded" if fix else "missing"
+        say(f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}")
+    return missing
+
+
+def compare_ledger_to_stats(*, fix: bool, user_id: int | None = None, chunk_users: int = CHUNK_USERS,
+                            progress: Progress | None = None) -> StatsPassResult:
+    """ledger -> stats: compare every user's stats with the ledger, one statement per user-id range; with `fix`,
+    recompute the drifted users (recompute_stats: rows locked in user-id order, aggregated again under the lock)."""
+    say = progress or (lambda message: None)
+    result = StatsPassResult()
+    ranges = [(user_id - 1, user_id)] if user_id is not None else _user_ranges(chunk_users)
+    for lo, hi in ranges:
+        checked, drifted = _compare_range(lo, hi)
+        result.users_checked += checked
+        if drifted:
+            _account(drifted, result)
+            if fix:
+                # Users with no profile cannot have a stats row (its key is the profile): reported, not repaired.
+                result.unrepairable.extend(d.user_id for d in drifted if not d.has_profile)
+                result.users_fixed += recompute_stats([d.user_id for d in drifted if d.has_profile])
+        if user_id is None:
+            say(f"ledger -> stats: users up to {hi if hi != _MAX_ID else 'the last'}: {result.users_checked} checked, "
+                f"{result.users_drifted} drifted" + (f", {result.users_fixed} fixed" if fix else ""))
+    return result
+
+
+def _account(drifted: list[DriftedUser], result: StatsPassResult) -> None:
+    result.users_drifted += len(drifted)
+    for d in drifted:
+        result.field_drift.update(d.fields.keys())
+        if d.missing_row:
+            result.field_drift[NO_STATS_ROW] += 1
+    room = SAMPLE_SIZE - len(result.sample)
+    if room > 0:
+        result.sample.extend(drifted[:room])
+
+
+def _user_ranges(size: int) -> Iterator[tuple[int, int]]:
+    """(lo, hi] ranges of `size` profile ids covering every id: the last one is open-ended, so ledger users above the
+    highest profile id (there should be none) are compared too. One index probe per range."""
+    lo = 0
+    while True:
+        boundary = list(UserProfile.objects.filter(pk__gt=lo).order_by("pk").values_list("pk", flat=True)[size - 1:size])
+        if not boundary:
+            yield lo, _MAX_ID
+            return
+        yield lo, boundary[0]
+        lo = boundary[0]
+
+
+def _compare_range(lo: int, hi: int) -> tuple[int, list[DriftedUser]]:
+    """(users checked, drifted users) of the range (lo, hi].
+
+    The comparison is ONE statement, so it reads the ledger and the stats in one snapshot. Every writer of the
+    projection commits its counter change in the transaction that changes the ledger (the incremental apply with the
+    append; recompute and repair aggregate under the rows' locks), so any snapshot shows them in step: a live
+    recording committed before it is on both sides, one not yet committed on neither. No lock is needed to compare,
+    so a nightly run never makes live recording wait, and a report-only run writes nothing at all.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Its row estimates are poor (grouped CTEs) and would trigger JIT compilation: ~1 s per statement for nothing.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(f"SELECT COUNT(*) FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s", [lo, hi])
+        with_rows = cursor.fetchone()[0]
+        cursor.execute(comparison_sql(connection.vendor), [lo, hi] * 3)
+        rows = cursor.fetchall()
+    drifted = [_drifted_user(row) for row in rows]
+    return with_rows + sum(1 for d in drifted if d.missing_row), drifted
+
+
+_COUNT_FIELDS = tuple(f for f in COUNTER_FIELDS if f not in AMOUNT_FIELDS)
+_SUM_FIELDS = tuple(f for f in COUNTER_FIELDS if f in AMOUNT_FIELDS)
+# Only the rows of these types carry amounts: the other counters never need the ledger's heap, only its
+# (user, event_type) index.
+_AMOUNT_TYPES = sorted(t for t, effects in EFFECTS.items() if any(f in AMOUNT_FIELDS for f, _sign in effects))
+
+
+def _pivot(field: str, measure: str) -> str:
+    """SUM over pre-grouped (user, event_type) rows of `measure`, signed by stats.counters.EFFECTS (the one mapping:
+    the same branches as counter_sql, applied to a per-type count or sum instead of to each ledger row)."""
+    plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)
+    minus = sorted(t for t, effects in EFFECTS.items() if (field, -1) in effects)
+    branches = []
+    if plus:
+        branches.append(f"WHEN event_type IN ({', '.join(_quote(t) for t in plus)}) THEN {measure}")
+    if minus:
+        branches.append(f"WHEN event_type IN ({', '.join(_quote(t) for t in minus)}) THEN -{measure}")
+    return f"COALESCE(SUM(CASE {' '.join(branches)} ELSE 0 END), 0)"
+
+
+def _quote(event_type: str) -> str:
+    assert event_type.replace("_", "").isalnum()  # closed vocabulary; never user input
+    return f"'{event_type}'"
+
+
+def comparison_sql(vendor: str) -> str:
+    """One statement per user-id range (lo, hi]: every user with a stats row or a ledger event in the range, both
+    sides of every field, only the users where some field differs.
+
+    Index use: counts come from an index-only scan of the ledger's (user, event_type) index, grouped per type
+    first (the signed pivot then runs over ~10 rows per user, not ~50); amount sums read only the coin events'
+    rows; last activity is one probe of the (user, -timestamp, -id) index per user.
+    """
+    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    counts = ", ".join(f"{_pivot(f, 'n')} AS {f}" for f in _COUNT_FIELDS)
+    sums = ", ".join(f"{_pivot(f, 'amount_sum')} AS {f}" for f in _SUM_FIELDS)
+    in_amount_types = ", ".join(_quote(t) for t in _AMOUNT_TYPES)
+    both_sides = ", ".join(
+        f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS)
+    differs = " OR ".join([f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} {distinct} l_{LAST_ACTIVITY}"])
+    return f"""
+WITH s AS (
+    SELECT profile_id AS uid, {', '.join(FIELDS)} FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s
+), c AS (
+    SELECT user_id AS uid, {counts} FROM (
+        SELECT user_id, event_type, COUNT(*) AS n FROM {_LEDGER}
+        WHERE user_id > %s AND user_id <= %s GROUP BY user_id, event_type
+    ) AS per_type GROUP BY user_id
+), a AS (
+    SELECT user_id AS uid, {sums} FROM (
+        SELECT user_id, event_type, SUM(amount) AS amount_sum FROM {_LEDGER}
+        WHERE user_id > %s AND user_id <= %s AND event_type IN ({in_amount_types}) GROUP BY user_id, event_type
+    ) AS per_type GROUP BY user_id
+), u AS (
+    SELECT uid FROM s UNION SELECT uid FROM c
+), cmp AS (
+    SELECT u.uid, s.uid IS NULL AS missing_row,
+           CASE WHEN s.uid IS NULL THEN EXISTS (SELECT 1 FROM {_PROFILES} p WHERE p.user_id = u.uid) ELSE TRUE END AS has_profile,
+           {both_sides},
+           s.{LAST_ACTIVITY} AS s_{LAST_ACTIVITY},
+           (SELECT MAX(l.timestamp) FROM {_LEDGER} l WHERE l.user_id = u.uid) AS l_{LAST_ACTIVITY}
+    FROM u LEFT JOIN s ON s.uid = u.uid LEFT JOIN c ON c.uid = u.uid LEFT JOIN a ON a.uid = u.uid
+)
+SELECT * FROM cmp WHERE missing_row OR {differs} ORDER BY uid
+"""
+
+
+def _drifted_user(row: Sequence) -> DriftedUser:
+    uid, missing_row, has_profile, values = row[0], bool(row[1]), bool(row[2]), row[3:]
+    fields: dict[str, tuple[object, object]] = {}
+    for i, name in enumerate(FIELDS):
+        stats_value, ledger_value = values[2 * i], values[2 * i + 1]
+        if name != LAST_ACTIVITY:  # SUM() comes back as a Decimal on PostgreSQL
+            stats_value = None if stats_value is None else int(stats_value)
+            ledger_value = int(ledger_value)
+        else:  # SQLite returns the column as a datetime but MAX() of it as text
+            stats_value, ledger_value = _as_datetime(stats_value), _as_datetime(ledger_value)
+        if missing_row:
+            if ledger_value not in (0, None):
+                fields[name] = (None, ledger_value)
+        elif stats_value != ledger_value:
+            fields[name] = (stats_value, ledger_value)
+    return DriftedUser(uid, missing_row, fields, has_profile)
+
+
+@contextmanager
+def _exclusive_run() -> Iterator[None]:
+    """One reconciliation at a time (PostgreSQL session advisory lock; SQLite runs one writer at a time anyway)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_RUN_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            raise ReconciliationAlreadyRunning("another reconciliation is running; try again when it has finished")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_RUN_LOCK_KEY])
+
+
+def _close_interrupted_runs() -> None:
+    """Called holding the run lock: a run still marked running lost its process (the lock dies with the session)."""
+    if connection.vendor == "postgresql":
+        ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
+            status=ReconciliationRun.Status.FAILED, finished_at=timezone.now(),
+            error="interrupted: its process ended before it finished")
+
+
+def _finish(run: ReconciliationRun, began: float, *, status: str, error: str) -> None:
+    run.status = status
+    run.error = error
+    run.finished_at = timezone.now()
+    run.duration_seconds = round(time.monotonic() - began, 3)
+    run.save()
+
+
+def _observe(run: ReconciliationRun) -> None:
+    alert = run.drift_rate > DRIFT_ALERT_RATIO
+    if alert:
+        logger.error("reconciliation #%s: %d of %d user(s) drifted (%.2f%%, above the %.0f%% alert threshold); fields: %s",
+                     run.pk, run.users_drifted, run.users_checked, 100 * run.drift_rate, 100 * DRIFT_ALERT_RATIO, run.field_drift)
+    elif run.users_drifted:
+        logger.warning("reconciliation #%s: %d of %d user(s) drifted; fields: %s",
+                       run.pk, run.users_drifted, run.users_checked, run.field_drift)
+    if run.missing_events_total:
+        logger.warning("reconciliation #%s: %d event(s) missing from the ledger: %s", run.pk, run.missing_events_total, run.missing_events)
+    metrics.RECONCILE_DURATION.set(run.duration_seconds)
+    if run.scope != ReconciliationRun.Scope.ALL:
+        return  # a sample of one says nothing about the fleet: the drift gauges describe full runs only
+    metrics.USERS_DRIFTED.set(run.users_drifted)
+    metrics.DRIFT_RATIO.set(run.drift_rate)
+    metrics.DRIFT_ALERT.set(1 if alert else 0)
+    metrics.RECONCILE_LAST_SUCCESS.set(time.time())
+
+
+def format_report(run: ReconciliationRun) -> str:
+    """The human-readable report the command prints (the admin shows the same fields)."""
+    scope = f"user {run.scope_user_id}" if run.scope == ReconciliationRun.Scope.USER else "all users"
+    lines = [
+        f"Reconciliation #{run.pk}: {run.status}, {'repair' if run.fix else 'report only'}, {scope}, "
+        f"{run.duration_seconds:.2f} s",
+    ]
+    if run.sources_checked:
+        verb = "recorded" if run.fix else "missing (not recorded: report only)"
+        lines.append(f"  sources -> ledger: {run.missing_events_total} event(s) {verb}")
+        for label, types in run.missing_events.items():
+            lines.append(f"    {label}: " + ", ".join(f"{t}={n}" for t, n in types.items()))
+    else:
+        lines.append("  sources -> ledger: skipped")
+    lines.append(f"  ledger -> stats: {run.users_checked} user(s) checked, {run.users_drifted} drifted "
+                 f"({100 * run.drift_rate:.3f}%)" + (f", {run.users_fixed} fixed" if run.fix else ""))
+    for name, n in run.field_drift.items():
+        lines.append(f"    {name}: {n} user(s)")
+    for d in run.drift_sample[:10]:
+        diffs = ", ".join(f"{f} {v['stats']} != {v['ledger']}" for f, v in d["fields"].items())
+        lines.append(f"    user {d['user_id']}{' (no stats row)' if d['missing_row'] else ''}: {diffs}")
+    if run.drift_rate > DRIFT_ALERT_RATIO:
+        lines.append(f"  ALERT: drift above {100 * DRIFT_ALERT_RATIO:.0f}% of the users checked")
+    if run.error:
+        lines.append(f"  error: {run.error}")
+    return "\n".join(lines)
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)  # naive values are UTC (SQLite, USE_TZ)
+    return value
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
