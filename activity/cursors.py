@@ -1,0 +1,114 @@
+"""Keyset pagination on (timestamp, id), newest first, behind opaque signed cursors.
+
+A cursor is the (timestamp, id) of the last row of the previous page, signed with the project's SECRET_KEY and a
+salt naming the list it belongs to (surface and subject). Keyset pages never skip or repeat a row while new events
+arrive (they only ever land before or after the cursor, never shift it, unlike OFFSET), and each page is one index
+range scan on (user, -timestamp, -id) whatever the depth. Signing means a client cannot forge a position or reuse a
+cursor on another list: anything altered, truncated or foreign is rejected with InvalidCursorError (HTTP 400).
+"""
+from __future__ import annotations
+
+import binascii
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Generic, TypeVar
+
+from django.core import signing
+from django.db.models import Model, Q, QuerySet
+
+from activity.selectors.errors import InvalidQueryError
+
+MAX_PAGE_SIZE = 50
+MAX_CURSOR_LENGTH = 512
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+_SALT = "activity.cursor.v1"
+
+T = TypeVar("T", bound=Model)
+
+
+class InvalidCursorError(InvalidQueryError):
+    """A cursor we did not issue for this list: malformed, truncated, tampered with, or from another list."""
+
+    code = "invalid_cursor"
+
+
+class InvalidPageSizeError(InvalidQueryError):
+    """A page size outside 1..MAX_PAGE_SIZE."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    timestamp: datetime
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+
+def page_size(limit: int | None, default: int) -> int:
+    """The page size to use: `default` when not given, else `limit` if within 1..MAX_PAGE_SIZE."""
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidPageSizeError(f"limit must be an integer between 1 and {MAX_PAGE_SIZE}, got {limit!r}.")
+    return limit
+
+
+def encode_cursor(position: Position, scope: str) -> str:
+    micros = _to_micros(position.timestamp)
+    return signing.dumps([micros, position.id], salt=f"{_SALT}:{scope}", compress=False)
+
+
+def decode_cursor(raw: str | None, scope: str) -> Position | None:
+    """The position a cursor stands for, or None for the first page (no cursor); raises InvalidCursorError."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_CURSOR_LENGTH:
+        raise InvalidCursorError("Invalid cursor: not a cursor issued by this list.")
+    try:
+        value = signing.loads(raw, salt=f"{_SALT}:{scope}")
+    except signing.BadSignature:
+        raise InvalidCursorError("Invalid cursor: it was altered or belongs to another list.") from None
+    except (ValueError, TypeError, UnicodeError, binascii.Error, zlib.error):
+        raise InvalidCursorError("Invalid cursor: malformed.") from None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or value[1] < 1):
+        raise InvalidCursorError("Invalid cursor: malformed.")
+    try:
+        timestamp = _EPOCH + timedelta(microseconds=value[0])
+    except OverflowError:
+        raise InvalidCursorError("Invalid cursor: malformed.") from None
+    return Position(timestamp, value[1])
+
+
+def paginate(queryset: QuerySet, *, cursor: str | None, limit: int, scope: str) -> Page:
+    """One page of `queryset` (rows with `timestamp` and `id`), newest first, after `cursor`.
+
+    Fetches limit + 1 rows to learn whether another page exists without a COUNT.
+    """
+    position = decode_cursor(cursor, scope)
+    qs = queryset.order_by("-timestamp", "-id")
+    if position is not None:
+        qs = qs.filter(Q(timestamp__lt=position.timestamp) | Q(timestamp=position.timestamp, id__lt=position.id))
+    rows: Sequence = list(qs[: limit + 1])
+    items = list(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(Position(last.timestamp, last.id), scope)
+    return Page(items, next_cursor)
+
+
+def _to_micros(moment: datetime) -> int:
+    # Exact integer arithmetic: a float timestamp would lose microseconds and break ties between neighbours.
+    delta = moment - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -1,0 +1,269 @@
+"""Read path figures (DESIGN.md §8): timeline first page, stats lookup (cached / uncached), leaderboard top 100,
+profile page render; p50 / p95 over many iterations, with the naive way (no projection: aggregate the ledger per
+request) as a ratio in the same run. Prints figures; asserts nothing.
+
+The ledger is generated directly with set-based SQL in a database of its own: USERS x 50 events (a realistic mix:
+matches with outcomes, registrations, check-ins, completions, one placement, coins, an achievement, teams, the
+profile event; 10% follower-only, coins private), 5 follows per user, then the stats recomputed with
+stats.recompute.recompute_stats. A later run with the same size reuses the data.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/read_path.py --users 10000 [--iterations 500]
+
+Database: BENCH_DATABASE_NAME (default activity_read_bench); the cache is the Redis of REDIS_URL under a key prefix of
+its own.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{uuid.uuid4().hex[:8]}")
+os.environ.setdefault("DB_CONN_MAX_AGE", "600")
+
+from bench.bench_db import percentile, use_bench_database  # noqa: E402
+
+EVENTS_PER_USER = 50
+GAMES = ("valorant", "chess", "tennis", "dota")
+
+# The per-user template: 49 events + profile_created = 50. (kind, slot): match slots pair match_played with its
+# outcome (same source id and time); the outcome is won or lost per user and match.
+TEMPLATE: list[tuple[str, int]] = (
+    [("match_played", m) for m in range(14)] + [("match_outcome", m) for m in range(14)]
+    + [("tournament_registered", t) for t in range(4)] + [("tournament_joined", t) for t in range(4)]
+    + [("tournament_completed", t) for t in range(3)] + [("placement", 0)]
+    + [("coins_earned", c) for c in range(4)] + [("coins_spent", c) for c in range(2)]
+    + [("achievement_unlocked", 0), ("team_joined", 0), ("team_created", 0)]
+)
+assert len(TEMPLATE) + 1 == EVENTS_PER_USER
+
+
+def generate(users: int) -> None:
+    from django.db import connection, transaction
+
+    from activity.models import UserActivity
+    from stats.recompute import recompute_stats
+
+    ledger = UserActivity._meta.db_table
+    template = ", ".join(f"({i}, '{kind}', {slot})" for i, (kind, slot) in enumerate(TEMPLATE))
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
+                       "economy_deltacrownwallet, profiles_userprofile, auth_user CASCADE")
+        cursor.execute(
+            "INSERT INTO auth_user (id, password, username, first_name, last_name, email, is_staff, is_active, "
+            "is_superuser, date_joined) SELECT g, '!', 'bench' || g, 'Player', g::text, '', false, true, false, "
+            "now() - interval '800 days' FROM generate_series(1, %s) g", [users])
+        cursor.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
+        cursor.execute(
+            "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
+            "created_at, updated_at) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, now() - interval '800 days', "
+            "now() FROM generate_series(1, %s) g", [users])
+        cursor.execute(
+            "INSERT INTO profiles_follow (follower_id, followee_id, created_at) "
+            "SELECT g, 1 + ((g::bigint * 7919 + k * 104729) %% %s), now() FROM generate_series(1, %s) g, "
+            "generate_series(1, 5) k WHERE 1 + ((g::bigint * 7919 + k * 104729) %% %s) <> g ON CONFLICT DO NOTHING",
+            [users, users, users])
+        chunk = 10_000
+        for lo in range(1, users + 1, chunk):
+            hi = min(users, lo + chunk - 1)
+            with transaction.atomic():
+                cursor.execute(_LEDGER_SQL.format(ledger=ledger, template=template), [lo, hi])
+            print(f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
+                  flush=True)
+    print(f"  generated {users * EVENTS_PER_USER:,} events in {time.monotonic() - started:.1f}s", flush=True)
+    t = time.monotonic()
+    recompute_stats(range(1, users + 1))
+    print(f"  stats recomputed for {users:,} users in {time.monotonic() - t:.1f}s", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+# Per (user u, template row): deterministic pseudo-random choices from hashes of (u, row).
+_LEDGER_SQL = """
+INSERT INTO {ledger} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
+SELECT u,
+       et,
+       at,
+       at + interval '2 seconds',
+       CASE WHEN et IN ('coins_earned', 'coins_spent') THEN 10 + (h %% 490) END,
+       CASE
+         WHEN et LIKE 'coins%%' THEN jsonb_build_object('reason', CASE WHEN et = 'coins_earned' THEN 'Prize' ELSE 'Shop' END)
+         WHEN et = 'achievement_unlocked' THEN jsonb_build_object('code', 'a' || (h %% 40), 'name', 'Badge ' || (h %% 40), 'tier', 'minor')
+         WHEN et LIKE 'team%%' THEN jsonb_build_object('team_id', 1 + u / 5, 'team', 'Team ' || (1 + u / 5))
+         WHEN et = 'profile_created' THEN '{{}}'::jsonb
+         ELSE jsonb_build_object('tournament_id', tid, 'tournament', 'Bench Cup ' || tid,
+                                 'game', (ARRAY['valorant','chess','tennis','dota'])[1 + tid %% 4], 'round', 'R16')
+       END,
+       CASE
+         WHEN et LIKE 'match%%' THEN 'tournaments.match'
+         WHEN et LIKE 'coins%%' THEN 'economy.deltacrowntransaction'
+         WHEN et = 'achievement_unlocked' THEN 'achievements.userachievement'
+         WHEN et = 'team_created' THEN 'teams.team'
+         WHEN et = 'team_joined' THEN 'teams.teammembership'
+         WHEN et = 'profile_created' THEN 'profiles.userprofile'
+         WHEN et IN ('tournament_registered', 'tournament_joined') THEN 'tournaments.registration'
+         ELSE 'tournaments.tournamentresult'
+       END,
+       u::bigint * 100 + slot_key,
+       1,
+       CASE WHEN et LIKE 'coins%%' THEN 'private' WHEN h %% 10 = 0 THEN 'followers' ELSE 'public' END
+FROM (
+  SELECT u, i, slot, h, tid,
+         CASE kind
+           WHEN 'match_outcome' THEN CASE WHEN mix %% 100 < 55 THEN 'match_won' ELSE 'match_lost' END
+           WHEN 'placement' THEN (ARRAY['tournament_won','tournament_runner_up','tournament_top4','tournament_top4'])[1 + mix %% 4]
+           ELSE kind
+         END AS et,
+         CASE WHEN kind IN ('match_played', 'match_outcome') THEN slot ELSE 20 + i END AS slot_key,
+         now() - make_interval(secs => (abs(hashint8(u::bigint * 1000 + CASE WHEN kind IN ('match_played','match_outcome')
+                                                   THEN slot ELSE 100 + i END)) %% 63072000)::double precision) AS at
+  FROM (
+    SELECT u, t.i, t.kind, t.slot,
+           abs(hashint8(u::bigint * 1000 + t.i)) AS h,
+           abs(hashint8(u::bigint * 977 + t.slot * 31 + length(t.kind))) AS mix,
+           1 + abs(hashint8(u::bigint * 53 + t.slot)) %% 2000 AS tid
+    FROM generate_series(%s, %s) AS u
+    CROSS JOIN (VALUES {template}, (49, 'profile_created', 0)) AS t(i, kind, slot)
+  ) AS base
+) AS rows
+"""
+
+
+def timed(fn: Callable[[], object], iterations: int, warmup: int = 20) -> list[float]:
+    for _ in range(min(warmup, iterations)):
+        fn()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], goal: float | None = None, naive: list[float] | None = None) -> None:
+    p50, p95 = statistics.median(samples), percentile(samples, 95)
+    line = f"  {name:<46} p50 {p50:8.3f} ms   p95 {p95:8.3f} ms"
+    if goal is not None:
+        line += f"   goal p95 <= {goal:g} ms: {'met' if p95 <= goal else 'MISSED'}"
+    if naive:
+        line += f"   (naive p50 {statistics.median(naive):.2f} ms: x{statistics.median(naive) / p50:.0f})"
+    print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--regenerate", action="store_true", help="rebuild the data even if the size matches")
+    args = parser.parse_args()
+    use_bench_database("activity_read_bench")
+
+    from django.conf import settings
+    from django.contrib.auth.models import AnonymousUser
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
+
+    from activity.models import UserActivity
+    from activity.privacy import relation_between
+    from activity.selectors.match_history import match_history
+    from activity.selectors.profiles import profile_by_id
+    from activity.selectors.timeline import timeline
+    from esports.profiles.models import UserProfile
+    from stats.recompute import ledger_aggregate_sql
+    from stats.selectors.leaderboards import Board, leaderboard
+    from stats.selectors.lifetime import cached_stats, load_stats
+
+    assert not settings.DEBUG, "DEBUG records every query: run without DEBUG"
+    users = args.users
+    have_users = UserProfile.objects.count()
+    have_events = UserActivity.objects.count()
+    print(f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; database {settings.DATABASES['default']['NAME']}, "
+          f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}")
+    if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:
+        print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
+        generate(users)
+    print(f"ledger rows: {UserActivity.objects.count():,}; iterations per figure: {args.iterations}", flush=True)
+
+    rng = random.Random(7)
+    n = args.iterations
+    anonymous = AnonymousUser()
+    profiles = {p.pk: p for p in UserProfile.objects.select_related("user").filter(pk__in=rng.sample(range(1, users + 1), 200))}
+    pool = list(profiles)
+    pick = lambda: profiles[rng.choice(pool)]  # noqa: E731
+    viewer = UserProfile.objects.select_related("user").get(pk=1).user  # a signed-in other user (maybe a follower)
+
+    print("timeline / history (selector: privacy filter + one keyset page query + rows -> models)")
+    report("timeline first page, anonymous viewer",
+           timed(lambda: timeline(relation_between(anonymous, pick())).items, n), goal=5)
+    report("timeline first page, signed-in viewer (+ follow check)",
+           timed(lambda: timeline(relation_between(viewer, pick())).items, n), goal=5)
+    self_relations = {uid: relation_between(profiles[uid].user, profiles[uid]) for uid in pool}
+    report("match history first page (outcomes from the ledger), self",
+           timed(lambda: match_history(self_relations[rng.choice(pool)]).items, n))
+    report("match history first page, game filter, self",
+           timed(lambda: match_history(self_relations[rng.choice(pool)], game="chess").items, n))
+    report("profile lookup by id (+ follower counts)",
+           timed(lambda: profile_by_id(rng.choice(pool), anonymous, with_counts=True), n))
+
+    print("stats lookup")
+
+    def naive_stats(uid: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(ledger_aggregate_sql("user_id = %s"), [uid])
+            cursor.fetchall()
+
+    naive = timed(lambda: naive_stats(rng.choice(pool)), n)
+    report("stats lookup, uncached (projection row by primary key)", timed(lambda: load_stats(rng.choice(pool)), n),
+           goal=1, naive=naive)
+    for uid in pool:
+        cached_stats(uid)
+    report("stats lookup, cached (Redis, one MGET)", timed(lambda: cached_stats(rng.choice(pool)), n), goal=1, naive=naive)
+
+    print("leaderboards (top 100)")
+
+    def naive_board() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({ledger_aggregate_sql('true')}) a ORDER BY tournaments_won DESC, user_id LIMIT 100")
+            cursor.fetchall()
+
+    naive_lb = timed(naive_board, max(5, n // 50), warmup=1)
+    board_n = max(50, n // 5)
+    for board in Board:
+        report(f"{board.value}, uncached", timed(lambda b=board: leaderboard(b, use_cache=False), board_n), goal=10,
+               naive=naive_lb if board is Board.TOURNAMENTS_WON else None)
+    report("tournaments_won, cached", timed(lambda: leaderboard(Board.TOURNAMENTS_WON), n), goal=10)
+    per_game = timed(lambda: leaderboard(Board.MATCHES_WON, game="chess", use_cache=False), max(10, n // 50), warmup=2)
+    report("matches_won per game (ledger aggregate), uncached", per_game)
+    report("matches_won per game, cached", timed(lambda: leaderboard(Board.MATCHES_WON, game="chess"), n), goal=10)
+
+    print("profile page (Django test client: URL routing, lookup, privacy, stats, timeline, match history, template)")
+    # Production is HTTPS-only behind a TLS-terminating proxy that says so in X-Forwarded-Proto (plain HTTP redirects).
+    client = Client(HTTP_X_FORWARDED_PROTO="https")
+    probe = client.get(f"/u/{profiles[pool[0]].user.username}/")
+    assert probe.status_code == 200, f"the profile page answered {probe.status_code}"
+    cold_users = rng.sample(range(1, users + 1), min(n, users))
+    cold = iter(cold_users)
+    names = dict(UserProfile.objects.filter(pk__in=cold_users + pool).values_list("pk", "user__username"))
+    cache_cold = timed(lambda: client.get(f"/u/{names[next(cold)]}/"), len(cold_users) - 20)
+    report("profile page, anonymous, stats not cached yet", cache_cold, goal=30)
+    report("profile page, anonymous, stats cached",
+           timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30)
+    client.force_login(viewer)
+    signed_in = client.get(f"/u/{profiles[pool[0]].user.username}/")
+    assert signed_in.status_code == 200 and b"Log out" in signed_in.content, "not signed in"
+    report("profile page, signed in", timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30)
+    cache.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Leaderboards: order, deterministic tie-breaking, who is ranked, per-game boards, parameters and caching."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from activity.event_types import EventType as E
+from activity.selectors.errors import InvalidQueryError
+from stats import cache as stats_cache
+from stats.models import UserProfileStats
+from stats.selectors.leaderboards import Board, InvalidLeaderboardError, leaderboard
+from tests.factories import UserFactory
+from tests.read_side import BASE_TIME, event, fresh_cache, minutes, play_match, record  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
+
+
+def players(n: int) -> list:
+    """n users in increasing id order."""
+    return sorted((UserFactory() for _ in range(n)), key=lambda u: u.pk)
+
+
+def set_stats(user, **counters) -> None:
+    UserProfileStats.objects.update_or_create(profile_id=user.pk, defaults=counters)
+
+
+def board(name, **kwargs) -> list[tuple[int, str]]:
+    return [(e.user_id, e.value) for e in leaderboard(name, use_cache=False, **kwargs)]
+
+
+def test_tournaments_won_ranks_by_titles_then_runner_up_finishes_then_user_id():
+    a, b, c, d, e = players(5)
+    # Written in an order unrelated to the expected ranking: the ranking must not depend on row order.
+    set_stats(e, tournaments_won=1, tournaments_runner_up=0)
+    set_stats(c, tournaments_won=2, tournaments_runner_up=1)
+    set_stats(a, tournaments_won=1, tournaments_runner_up=3)
+    set_stats(d, tournaments_won=2, tournaments_runner_up=1)
+    set_stats(b, tournaments_won=3, tournaments_runner_up=0)
+    assert board(Board.TOURNAMENTS_WON) == [(b.pk, "3"), (c.pk, "2"), (d.pk, "2"), (a.pk, "1"), (e.pk, "1")]
+    entries = leaderboard(Board.TOURNAMENTS_WON, use_cache=False)
+    assert [x.rank for x in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].username == b.username
+
+
+def test_matches_won_ties_go_to_fewer_matches_played_then_lower_user_id():
+    a, b, c, d = players(4)
+    set_stats(d, matches_won=10, matches_played=12)
+    set_stats(c, matches_won=10, matches_played=20)
+    set_stats(b, matches_won=10, matches_played=12)
+    set_stats(a, matches_won=11, matches_played=40)
+    assert board(Board.MATCHES_WON) == [(a.pk, "11"), (b.pk, "10"), (d.pk, "10"), (c.pk, "10")]
+
+
+def test_win_rate_needs_the_minimum_matches_and_breaks_equal_rates_by_matches_then_user_id():
+    a, b, c, d, e, f = players(6)
+    set_stats(a, matches_won=5, matches_played=10)    # 50.00 over 10
+    set_stats(b, matches_won=10, matches_played=20)   # 50.00 over 20: same rate, more matches, ranks first
+    set_stats(c, matches_won=7, matches_played=10)    # 70.00
+    set_stats(d, matches_won=9, matches_played=9)     # 100% but below the default minimum of 10
+    set_stats(e, matches_won=1, matches_played=3)     # 33.33 over 3
+    set_stats(f, matches_won=10, matches_played=30)   # 33.33 over 30 (1/3 and 10/30 are the same rate)
+    assert board(Board.WIN_RATE) == [(c.pk, "70.00"), (b.pk, "50.00"), (a.pk, "50.00"), (f.pk, "33.33")]
+    assert board(Board.WIN_RATE, min_matches=3) == [(d.pk, "100.00"), (c.pk, "70.00"), (b.pk, "50.00"),
+                                                    (a.pk, "50.00"), (f.pk, "33.33"), (e.pk, "33.33")]
+
+
+def test_total_earned_ties_go_to_the_lower_user_id():
+    a, b, c = players(3)
+    set_stats(c, total_earned=500)
+    set_stats(b, total_earned=900)
+    set_stats(a, total_earned=500)
+    assert board(Board.TOTAL_EARNED) == [(b.pk, "900"), (a.pk, "500"), (c.pk, "500")]
+
+
+def test_inactive_accounts_tombstones_and_zero_counts_are_not_ranked():
+    ranked, deactivated, nothing_won = players(3)
+    set_stats(ranked, tournaments_won=1)
+    set_stats(deactivated, tournaments_won=5)
+    set_stats(nothing_won, tournaments_won=0, tournaments_runner_up=4)
+    get_user_model().objects.filter(pk=deactivated.pk).update(is_active=False)
+    assert board(Board.TOURNAMENTS_WON) == [(ranked.pk, "1")]
+
+
+def test_limit_cuts_the_board_after_the_tie_break():
+    a, b, c = players(3)
+    for user in (a, b, c):
+        set_stats(user, total_earned=100)
+    assert board(Board.TOTAL_EARNED, limit=2) == [(a.pk, "100"), (b.pk, "100")]
+
+
+def test_a_per_game_board_counts_that_games_events_only_net_of_corrections():
+    a, b, c = players(3)
+    for _ in range(3):
+        play_match(a, "won", game="chess")        # a: 3 chess wins, no valorant
+    play_match(b, "won", game="valorant")
+    play_match(b, "won", game="valorant")
+    voided = play_match(c, "won", game="valorant")
+    play_match(c, "won", game="valorant")
+    play_match(c, "won", game="valorant")
+    # c's first win is withdrawn (a dispute resolved the other way): c has 2 net wins in 3 matches, like b in 2.
+    record(event(c, E.MATCH_WON_REVERSED, source_id=voided, meta={"game": "valorant", "reverses": "match_won"}),
+           event(c, E.MATCH_LOST, source_id=voided, meta={"game": "valorant"}))
+    assert board(Board.MATCHES_WON, game="valorant") == [(b.pk, "2"), (c.pk, "2")]  # fewer matches first
+    assert board(Board.MATCHES_WON, game="chess") == [(a.pk, "3")]
+    assert board(Board.WIN_RATE, game="valorant", min_matches=2) == [(b.pk, "100.00"), (c.pk, "66.67")]
+    assert board(Board.WIN_RATE, game="valorant") == []  # nobody has 10 valorant matches
+    assert board(Board.MATCHES_WON, game="dota") == []
+
+
+def test_a_per_game_titles_board_ranks_titles_then_runner_up():
+    a, b = players(2)
+    meta = {"tournament_id": 1, "tournament": "Cup", "game": "chess"}
+    record(event(a, E.TOURNAMENT_WON, meta=meta), event(b, E.TOURNAMENT_WON, meta=meta),
+           event(b, E.TOURNAMENT_RUNNER_UP, meta=meta),
+           event(a, E.TOURNAMENT_WON, meta={**meta, "game": "valorant"}))
+    assert board(Board.TOURNAMENTS_WON, game="chess") == [(b.pk, "1"), (a.pk, "1")]
+    entry = leaderboard(Board.TOURNAMENTS_WON, game="chess", use_cache=False)[0]
+    assert (entry.tournaments_runner_up, entry.total_earned) == (1, None)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"limit": 0}, {"limit": 101}, {"limit": "10"}, {"min_matches": 0}, {"min_matches": -5},
+    {"game": "x" * 51}, {"game": "<script>"},
+])
+def test_bad_parameters_are_rejected(kwargs):
+    with pytest.raises(InvalidQueryError):
+        leaderboard(Board.WIN_RATE, use_cache=False, **kwargs)
+
+
+def test_unknown_boards_and_per_game_earnings_are_rejected():
+    with pytest.raises(InvalidLeaderboardError, match="Unknown leaderboard"):
+        leaderboard("most_friends")
+    with pytest.raises(InvalidLeaderboardError, match="no per-game view"):
+        leaderboard(Board.TOTAL_EARNED, game="chess")
+
+
+def test_boards_are_cached_until_their_generation_is_dropped(django_assert_num_queries):
+    a, b = players(2)
+    set_stats(a, matches_won=3)
+    assert [e.user_id for e in leaderboard(Board.MATCHES_WON)] == [a.pk]  # computed and cached
+    with django_assert_num_queries(0):
+        leaderboard(Board.MATCHES_WON)
+    set_stats(b, matches_won=9)
+    with django_assert_num_queries(0):
+        assert [e.user_id for e in leaderboard(Board.MATCHES_WON)] == [a.pk]  # cached for up to a minute
+    stats_cache.invalidate_leaderboards()
+    assert [e.user_id for e in leaderboard(Board.MATCHES_WON)] == [b.pk, a.pk]
+
+
+def test_every_board_is_one_select_whatever_its_size():
+    def selects(**kwargs) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert len(leaderboard(use_cache=False, **kwargs)) == len(ranked)
+        return sum(1 for q in captured.captured_queries if q["sql"].lstrip().upper().startswith(("SELECT", "WITH")))
+
+    ranked = []
+    for size in (3, 30):
+        for user in players(size - len(ranked)):
+            set_stats(user, tournaments_won=1, matches_won=10, matches_played=12, total_earned=5)
+            play_match(user, "won", game="chess", at=BASE_TIME + minutes(user.pk))
+            ranked.append(user)
+        for name in Board:
+            assert selects(board=name) == 1
+        assert selects(board=Board.MATCHES_WON, game="chess") == 1

@@ -1,0 +1,24 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from web import views
+
+pages = [
+    path("", views.home, name="home"),
+    path("leaderboards/", views.leaderboards_page, name="leaderboards"),
+    path("u/<str:username>/", views.profile_page, name="profile"),
+    path("u/<str:username>/activity/", views.activity_page, name="activity"),
+    path("u/<str:username>/matches/", views.matches_page, name="matches"),
+    path("u/<str:username>/tournaments/", views.tournaments_page, name="tournaments"),
+    path("u/<str:username>/economy/", views.economy_page, name="economy"),
+    path("u/<str:username>/export.json", views.export_download, name="export"),
+]
+
+# Included from project/urls.py at the root: the pages under the "web" namespace, the API, and the sign-in pages
+# (Django's own views; names "login"/"logout" stay global as django.contrib.auth expects).
+urlpatterns = [
+    path("", include((pages, "web"))),
+    path("api/", include("web.api.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+]

@@ -1,0 +1,168 @@
+"""Player pages: profile, activity timeline, match and tournament history, economy, GDPR export, leaderboards.
+
+Views only translate HTTP to selector calls and back; every privacy rule is applied by the selectors. Bad input is a
+400 page, an unknown (or erased) player a 404, a surface the viewer may not see a 403 page; never a 500.
+"""
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from activity.privacy import NotPermitted, ViewerClass, relation_between
+from activity.selectors.errors import InvalidQueryError, SubjectNotFound
+from activity.selectors.match_history import match_history
+from activity.selectors.profiles import profile_by_username
+from activity.selectors.timeline import timeline
+from activity.selectors.tournament_history import tournament_history
+from stats.selectors.economy import economy_summary
+from stats.selectors.export import user_export
+from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
+from stats.selectors.lifetime import lifetime_stats
+from web.presenters import describe_event
+
+PROFILE_RECENT = 8
+PROFILE_MATCHES = 5
+
+
+def read_errors(view):
+    """Map the read side's errors to proper pages."""
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except SubjectNotFound:
+            raise Http404("No such player.") from None
+        except InvalidQueryError as exc:
+            return render(request, "web/error.html", {"status": 400, "title": "Bad request", "message": str(exc)},
+                          status=400)
+        except NotPermitted as exc:
+            return render(request, "web/error.html", {"status": 403, "title": "Private", "message": str(exc)},
+                          status=403)
+    return wrapper
+
+
+def _entries(items):
+    return [{"event": e, "view": describe_event(e)} for e in items]
+
+
+def _next_url(request, cursor: str | None, **params) -> str | None:
+    if cursor is None:
+        return None
+    query = {k: v for k, v in params.items() if v}
+    query["cursor"] = cursor
+    return f"{request.path}?{urlencode(query)}"
+
+
+def _subject(request, username: str):
+    # The follower counts of the header come in the same query (two correlated counts on the follow indexes).
+    profile = profile_by_username(username, request.user, with_counts=True)
+    return profile, relation_between(request.user, profile)
+
+
+def _context(request, profile, relation, **extra) -> dict:
+    return {"subject": profile, "relation": relation, "is_self": relation.viewer_class is ViewerClass.SELF,
+            "is_staff_view": relation.viewer_class is ViewerClass.STAFF, **extra}
+
+
+@require_GET
+def home(request):
+    return HttpResponseRedirect(reverse("web:leaderboards"))
+
+
+@require_GET
+@read_errors
+def profile_page(request, username: str):
+    profile, relation = _subject(request, username)
+    stats = lifetime_stats(relation)
+    recent = timeline(relation, limit=PROFILE_RECENT)
+    matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
+    return render(request, "web/profile.html", _context(
+        request, profile, relation, stats=stats, recent=_entries(recent.items), more_activity=recent.has_more,
+        matches=_entries(matches.items) if matches else None))
+
+
+@require_GET
+@read_errors
+def activity_page(request, username: str):
+    profile, relation = _subject(request, username)
+    page = timeline(relation, cursor=request.GET.get("cursor"))
+    return render(request, "web/activity.html", _context(
+        request, profile, relation, entries=_entries(page.items), next_url=_next_url(request, page.next_cursor),
+        first_page=not request.GET.get("cursor")))
+
+
+@require_GET
+@read_errors
+def matches_page(request, username: str):
+    profile, relation = _subject(request, username)
+    game = request.GET.get("game", "").strip() or None
+    page = None
+    if relation.can_see_match_history:
+        page = match_history(relation, cursor=request.GET.get("cursor"), game=game)
+    return render(request, "web/matches.html", _context(
+        request, profile, relation, game=game or "", entries=_entries(page.items) if page else None,
+        next_url=_next_url(request, page.next_cursor, game=game) if page else None,
+        first_page=not request.GET.get("cursor")))
+
+
+@require_GET
+@read_errors
+def tournaments_page(request, username: str):
+    profile, relation = _subject(request, username)
+    page = tournament_history(relation, cursor=request.GET.get("cursor"))
+    return render(request, "web/tournaments.html", _context(
+        request, profile, relation, entries=_entries(page.items), next_url=_next_url(request, page.next_cursor),
+        participation_hidden=not relation.can_see_tournament_participation, first_page=not request.GET.get("cursor")))
+
+
+@require_GET
+@read_errors
+def economy_page(request, username: str):
+    profile, relation = _subject(request, username)
+    summary = economy_summary(relation, cursor=request.GET.get("cursor"))
+    return render(request, "web/economy.html", _context(
+        request, profile, relation, summary=summary, entries=_entries(summary.recent.items),
+        next_url=_next_url(request, summary.recent.next_cursor), first_page=not request.GET.get("cursor")))
+
+
+@require_GET
+@read_errors
+def export_download(request, username: str):
+    profile, relation = _subject(request, username)
+    document = user_export(relation, profile)
+    response = HttpResponse(json.dumps(document, indent=2, sort_keys=True, default=str),
+                            content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="deltacrown-export-{profile.pk}.json"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _int_param(request, name: str, default: int) -> int:
+    raw = request.GET.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidQueryError(f"{name} must be an integer.") from None
+
+
+@require_GET
+@read_errors
+def leaderboards_page(request):
+    board = parse_board(request.GET.get("board") or Board.TOURNAMENTS_WON)
+    game = request.GET.get("game", "").strip() or None
+    min_matches = _int_param(request, "min_matches", DEFAULT_MIN_MATCHES)
+    entries = leaderboard(board, game=game, min_matches=min_matches)
+    tabs = [{"board": b, "title": BOARD_TITLES[b], "active": b is board,
+             "url": f"{request.path}?{urlencode({k: v for k, v in {'board': b.value, 'game': game or ''}.items() if v})}"}
+            for b in Board if not (game and b is Board.TOTAL_EARNED)]
+    return render(request, "web/leaderboards.html", {
+        "board": board, "board_title": BOARD_TITLES[board], "tabs": tabs, "entries": entries, "game": game or "",
+        "min_matches": min_matches, "is_win_rate": board is Board.WIN_RATE})
