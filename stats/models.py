@@ -1,7 +1,8 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, FloatField, Q
+from django.db.models.functions import Cast
 
 from stats.counters import COUNTER_FIELDS
 
@@ -45,8 +46,13 @@ class UserProfileStats(models.Model):
             for name in COUNTER_FIELDS
         ]
         indexes = [
-            models.Index(fields=["-tournaments_won", "profile"], name="stats_lb_tournaments_won"),
-            models.Index(fields=["-matches_won", "profile"], name="stats_lb_matches_won"),
+            # Leaderboards: each index is the board's whole ORDER BY (stats.selectors.leaderboards), so a top-N
+            # read walks N index entries instead of sorting the table.
+            models.Index(F("tournaments_won").desc(), F("tournaments_runner_up").desc(), "profile",
+                         name="stats_lb_titles_tiebreak"),
+            models.Index(F("matches_won").desc(), "matches_played", "profile", name="stats_lb_wins_tiebreak"),
+            models.Index((Cast("matches_won", FloatField()) / Cast("matches_played", FloatField())).desc(),
+                         F("matches_played").desc(), "profile", condition=Q(matches_played__gt=0), name="stats_lb_win_rate"),
             models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),
         ]
 
