@@ -1,0 +1,54 @@
+"""Benchmarks run against a database of their own (created and migrated here) and the Redis named by REDIS_URL.
+
+Import this before anything that touches Django: it points DATABASE_URL at the benchmark database, then sets up.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def use_bench_database(default_name: str = "activity_bench") -> str:
+    """Create (if missing) and migrate the benchmark database, set Django up on it; returns its URL.
+
+    The server and credentials come from DATABASE_URL; the database name from BENCH_DATABASE_NAME or `default_name`.
+    """
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+    if not os.environ.get("REDIS_URL") and not os.environ.get("CELERY_BROKER_URL"):
+        sys.exit("set REDIS_URL (e.g. redis://127.0.0.1:6379/2): the benchmarks go through a real Redis broker")
+    parts = urlsplit(base)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit("set DATABASE_URL to a PostgreSQL server: the benchmarks measure the production setup")
+    name = os.environ.get("BENCH_DATABASE_NAME", default_name)
+    url = parts._replace(path=f"/{name}").geturl()
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")  # per-event INFO lines would be part of what is measured
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return url
+
+
+def percentile(values, q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = min(len(ordered), max(1, math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]

@@ -1,0 +1,297 @@
+"""Events per second end to end through Redis and ONE real worker process, and commit -> stats-visible lag at a
+fixed rate.
+
+Throughput: source rows are created without signals, one record_source_change task per row is published to Redis,
+then a `celery -A project worker -Q events` subprocess (prefork, --concurrency) drains the queue. events/s is taken
+over the worker's recording window (first to last `recorded_at`), so worker start-up is not counted. Two row kinds:
+coin transactions (1 event per task) and completed matches (4 events per task).
+
+Lag: with a worker running, this process commits coin transactions through the ORM at a fixed rate (receivers on,
+production async path); a poller thread with its own connection sees each ledger row appear. Events and stats commit
+in one transaction, so the moment the ledger row is visible is the moment the stats are. Lag = visible - commit.
+
+Batch probe: the recording service alone in this process, one row per transaction (what each task does) against 100
+rows per transaction, to show what batching would buy. Finally every bench user's stats are checked against the ledger.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
+        .venv/bin/python bench/ingest.py [--coins 10000] [--matches 2500] [--rate 200] [--seconds 15] [--concurrency 2]
+
+Uses its own database (BENCH_DATABASE_NAME, default activity_bench) and purges the queues of REDIS_URL's database.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_db import ROOT, percentile, use_bench_database  # noqa: E402
+
+COINS = "economy.deltacrowntransaction"
+MATCHES = "tournaments.match"
+
+
+class Worker:
+    """One `celery worker` process on the events queue, started and stopped by pid (never by name)."""
+
+    def __init__(self, concurrency: int, extra: list[str]) -> None:
+        self.name = f"ingestbench-{os.getpid()}-{time.monotonic_ns()}@%h"
+        cmd = [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "events", "-P", "prefork",
+               "-c", str(concurrency), "-n", self.name, "-l", "warning", "--without-gossip", "--without-mingle", *extra]
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING"})
+        self.hostname = None
+
+    def wait_ready(self, app, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"worker exited with {self.process.returncode}")
+            replies = app.control.ping(timeout=0.5)
+            names = [name for reply in replies for name in reply if name.startswith(self.name.split("@")[0])]
+            if names:
+                self.hostname = names[0]
+                return
+        sys.exit("worker did not answer a ping within 60 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # warm shutdown of this pid and its pool children
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def make_rows(users: int, coins: int, matches: int):
+    from django.utils import timezone
+
+    from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+    from esports.profiles.services import create_users_bulk
+    from esports.tournaments.models import Match, Registration, Tournament
+
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    ids = sorted(create_users_bulk([(f"ingest-{stamp}-{i}", f"Ingest {i}") for i in range(users)]).values())
+    rng = random.Random(7)
+    wallets = dict(DeltaCrownWallet.objects.filter(profile_id__in=ids).values_list("profile_id", "id"))
+    txs = DeltaCrownTransaction.objects.bulk_create([
+        DeltaCrownTransaction(wallet_id=wallets[rng.choice(ids)], amount=rng.choice([1, -1]) * rng.randint(1, 500), reason="bench")
+        for _ in range(coins)], batch_size=5000)
+    tournament = Tournament.objects.create(name=f"Ingest bench {stamp}", game="valorant", status="ongoing")
+    regs = Registration.objects.bulk_create([
+        Registration(tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now())
+        for uid in ids])
+    played = []
+    for _ in range(matches):
+        a, b = rng.sample(regs, 2)
+        played.append(Match(tournament=tournament, round="R64", participant1=a, participant2=b, winner=a, loser=b,
+                            state="completed", completed_at=timezone.now()))
+    played = Match.objects.bulk_create(played, batch_size=5000)
+    return ids, wallets, [t.id for t in txs], [m.id for m in played]
+
+
+def ledger_window(label: str, ids: list[int]) -> tuple[int, float]:
+    """(events recorded for these rows, seconds between the first and the last recorded_at)."""
+    from django.db.models import Count, Max, Min
+
+    from activity.models import UserActivity
+
+    agg = UserActivity.objects.filter(source_model=label, source_id__gte=min(ids), source_id__lte=max(ids)).aggregate(
+        n=Count("id"), first=Min("recorded_at"), last=Max("recorded_at"))
+    span = (agg["last"] - agg["first"]).total_seconds() if agg["n"] else 0.0
+    return agg["n"], span
+
+
+def throughput(app, label: str, ids: list[int], events_per_row: int, args) -> None:
+    from tasks.recording import record_source_change
+
+    app.control.purge()
+    started = time.perf_counter()
+    for pk in ids:
+        record_source_change.apply_async((label, pk))
+    publish_s = time.perf_counter() - started
+    worker = Worker(args.concurrency, args.worker_arg)
+    try:
+        worker.wait_ready(app)
+        ready = time.perf_counter()
+        expected = len(ids) * events_per_row
+        deadline = time.monotonic() + 600
+        while ledger_window(label, ids)[0] < expected:
+            if time.monotonic() > deadline:
+                sys.exit(f"{label}: only {ledger_window(label, ids)[0]} of {expected} events after 10 minutes")
+            time.sleep(0.2)
+        drained = time.perf_counter() - ready
+    finally:
+        worker.stop()
+    n, span = ledger_window(label, ids)
+    print(f"{label:<30} {len(ids):>6} tasks -> {n:>6} events: {n / span:6.0f} events/s, {len(ids) / span:5.0f} tasks/s, "
+          f"{args.concurrency * span / len(ids) * 1000:.1f} ms per task per pool process (worker window {span:.2f} s; "
+          f"drained {drained:.2f} s after the worker answered; published {len(ids) / publish_s:.0f} tasks/s beforehand)")
+
+
+def lag(app, wallets: dict[int, int], args) -> None:
+    from django.db import connection, transaction
+
+    from esports.economy.models import DeltaCrownTransaction
+
+    commits: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:  # its own connection: sees only committed rows
+        # By source id, not "id > last seen": ledger ids are taken at insert time, and two pool processes commit
+        # them out of order.
+        try:
+            with connection.cursor() as cursor:
+                while not stop.is_set():
+                    pending = [i for i in list(commits) if i not in seen]
+                    if pending:
+                        cursor.execute("SELECT source_id FROM activity_useractivity WHERE source_model = %s "
+                                       "AND source_id = ANY(%s)", [COINS, pending])
+                        now = time.perf_counter()
+                        for (source_id,) in cursor.fetchall():
+                            seen.setdefault(source_id, now)
+                    time.sleep(args.poll_ms / 1000)
+        finally:
+            connection.close()
+
+    def publish(k: int) -> None:  # one web process thread: commits its share of the rows on the common schedule
+        rng = random.Random(k)
+        try:
+            for i in range(k, total, args.publishers):
+                delay = t0 + i / args.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                stamp: list[float] = []
+                with transaction.atomic():
+                    transaction.on_commit(lambda: stamp.append(time.perf_counter()))  # runs first after the commit
+                    tx = DeltaCrownTransaction.objects.create(wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100),
+                                                              reason="lag bench")
+                commits[tx.id] = stamp[0]
+        finally:
+            connection.close()
+
+    app.control.purge()
+    worker = Worker(args.concurrency, args.worker_arg)
+    poller = threading.Thread(target=poll, daemon=True)
+    try:
+        worker.wait_ready(app)
+        poller.start()
+        time.sleep(0.2)
+        users = list(wallets)
+        total = args.rate * args.seconds
+        t0 = time.perf_counter() + 0.1
+        publishers = [threading.Thread(target=publish, args=(k,), daemon=True) for k in range(args.publishers)]
+        for p in publishers:
+            p.start()
+        for p in publishers:
+            p.join()
+        achieved = len(commits) / (time.perf_counter() - t0)
+        deadline = time.monotonic() + 60
+        while len(set(commits) - set(seen)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        poller.join(timeout=10)
+        worker.stop()
+    lags = [(seen[i] - commits[i]) * 1000 for i in commits if i in seen]
+    missing = len(commits) - len(lags)
+    print(f"commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
+          f"p50 {percentile(lags, 50):.1f} ms, p99 {percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms"
+          f"{f', {missing} never seen' if missing else ''}  (goal p99 <= 1000 ms; poll every {args.poll_ms} ms)")
+
+
+def batch_probe(wallets: dict[int, int], rows: int, batch: int) -> None:
+    """The same service without Celery, in this process: one row per call (one transaction per event, as each task
+    does) against `batch` rows per call. Shows what batching several source rows per transaction would buy."""
+    from esports.economy.models import DeltaCrownTransaction
+    from activity.recording import record_events_for
+
+    rng = random.Random(5)
+    users = list(wallets)
+    ids = [t.id for t in DeltaCrownTransaction.objects.bulk_create([
+        DeltaCrownTransaction(wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="batch probe")
+        for _ in range(2 * rows)])]
+    started = time.perf_counter()
+    for pk in ids[:rows]:
+        record_events_for(COINS, [pk])
+    single = rows / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for start in range(rows, 2 * rows, batch):
+        record_events_for(COINS, ids[start:start + batch])
+    batched = rows / (time.perf_counter() - started)
+    print(f"service alone, no Celery, 1 process: 1 row per transaction {single:6.0f} events/s; {batch} rows per "
+          f"transaction {batched:6.0f} events/s ({batched / single:.1f}x)")
+
+
+def check_stats(user_ids: list[int]) -> None:
+    """The projection of every bench user equals the ledger's aggregates (nothing double-counted or lost)."""
+    from django.db import connection
+
+    from stats.counters import COUNTER_FIELDS
+    from stats.models import UserProfileStats
+    from stats.recompute import ledger_aggregate_sql
+
+    with connection.cursor() as cursor:
+        cursor.execute(ledger_aggregate_sql(f"user_id IN ({', '.join(['%s'] * len(user_ids))})"), user_ids)
+        cols = [c.name for c in cursor.description]
+        ledger = {row[0]: dict(zip(cols[1:], row[1:])) for row in cursor.fetchall()}
+    stats = {r.pop("profile_id"): r for r in UserProfileStats.objects.filter(profile_id__in=user_ids).values("profile_id", *COUNTER_FIELDS)}
+    drifted = [u for u in ledger if any(stats.get(u, {}).get(f, 0) != ledger[u][f] for f in COUNTER_FIELDS)]
+    print(f"stats of {len(ledger)} bench users vs ledger aggregates: {'all equal' if not drifted else f'{len(drifted)} DRIFTED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--coins", type=int, default=10000, help="coin transactions for the throughput run (1 event each)")
+    parser.add_argument("--matches", type=int, default=2500, help="completed matches for the throughput run (4 events each)")
+    parser.add_argument("--rate", type=int, default=200, help="events/s of the lag run")
+    parser.add_argument("--seconds", type=int, default=15, help="length of the lag run")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes (one worker process)")
+    parser.add_argument("--poll-ms", type=float, default=2.0, help="lag poller interval")
+    parser.add_argument("--publishers", type=int, default=4, help="threads committing rows in the lag run (web processes)")
+    parser.add_argument("--worker-arg", action="append", default=[], help="extra `celery worker` argument (repeatable)")
+    parser.add_argument("--probe-rows", type=int, default=1000, help="rows of the batch probe (0 to skip)")
+    parser.add_argument("--probe-batch", type=int, default=100)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-lag", action="store_true")
+    args = parser.parse_args()
+    use_bench_database()
+    from django.conf import settings
+    from django.db.models.signals import post_save
+
+    from activity.sources import SOURCES
+    from project.celery import app
+    from tasks.receivers import connect_receivers
+
+    print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
+          f"worker: 1 process, concurrency {args.concurrency} (prefork unless {' '.join(args.worker_arg) or 'told otherwise'}); "
+          f"{os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}; ACTIVITY_ASYNC_COMMIT={settings.ACTIVITY_ASYNC_COMMIT}")
+    for label, kind in SOURCES.items():  # bulk setup: no enqueues
+        post_save.disconnect(sender=kind.model, dispatch_uid=f"activity.record.{label}")
+    users, wallets, coin_ids, match_ids = make_rows(args.users, 0 if args.skip_throughput else args.coins,
+                                                    0 if args.skip_throughput else args.matches)
+    connect_receivers()
+    settings.ACTIVITY_RECORDING = "async"
+    if coin_ids:
+        throughput(app, COINS, coin_ids, 1, args)
+    if match_ids:
+        throughput(app, MATCHES, match_ids, 4, args)
+    if not args.skip_lag:
+        lag(app, wallets, args)
+    if args.probe_rows:
+        batch_probe(wallets, args.probe_rows, args.probe_batch)
+    check_stats(users)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on this machine slows every figure)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The request path: saving a source row only schedules an enqueue for after the commit; the request's transaction
+writes nothing to the ledger or the stats, and a broker outage neither fails nor slows the request."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+from django.db.models.signals import post_save
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from activity.models import UserActivity
+from activity.sources import SOURCES
+from esports.tournaments.models import Match
+from stats.models import UserProfileStats
+from tasks import enqueue
+from tests.factories import (
+    MatchFactory,
+    RegistrationFactory,
+    TeamFactory,
+    TeamMembershipFactory,
+    TournamentResultFactory,
+    TransactionFactory,
+    UserAchievementFactory,
+    UserFactory,
+    complete_match,
+)
+from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
+
+
+def written_tables(queries) -> set[str]:
+    return {m.group(2) for q in queries for m in [WRITE.match(q["sql"])] if m}
+
+
+def match_change_form(match: Match, winner) -> dict:
+    now = timezone.localtime()
+    loser = match.participant2 if winner.pk == match.participant1_id else match.participant1
+    return {
+        "tournament": match.tournament_id, "round": match.round, "match_num": "", "participant1": match.participant1_id,
+        "participant2": match.participant2_id, "winner": winner.pk, "loser": loser.pk, "state": Match.State.COMPLETED,
+        "score": "13-9", "completed_at_0": now.strftime("%Y-%m-%d"), "completed_at_1": now.strftime("%H:%M:%S"),
+    }
+
+
+# --- receivers ------------------------------------------------------------------------------------------------
+
+
+def test_every_source_model_has_a_receiver():
+    for kind in SOURCES.values():
+        assert post_save.has_listeners(kind.model), kind.label
+
+
+@pytest.mark.django_db
+def test_saving_each_source_kind_enqueues_its_label_and_id_after_commit(enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        user = UserFactory()
+        rows = [user.profile, TeamFactory(created_by=user), TeamMembershipFactory(user=user), RegistrationFactory(user=user),
+                MatchFactory(), TournamentResultFactory(), TransactionFactory(), UserAchievementFactory(user=user)]
+    for row in rows:
+        assert (row._meta.label_lower, row.pk) in enqueued
+    assert {label for label, _ in enqueued} == set(SOURCES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_enqueues_nothing(enqueued):
+    match = MatchFactory()
+    enqueued.clear()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        complete_match(match, match.participant1)
+        raise RuntimeError("the request failed")
+    assert enqueued == []
+
+
+# --- the request writes nothing to the ledger or stats ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_saving_a_match_in_a_request_writes_nothing_to_the_ledger_or_stats(admin_client, django_capture_on_commit_callbacks):
+    match = MatchFactory()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, CaptureQueriesContext(connection) as queries:
+        response = admin_client.post(f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant1))
+    assert response.status_code == 302, response.content[:2000]
+    assert Match.objects.get(pk=match.pk).state == Match.State.COMPLETED
+    tables = written_tables(queries.captured_queries)
+    assert "tournaments_match" in tables  # the capture sees the request's writes...
+    assert not tables & {LEDGER_TABLE, STATS_TABLE}  # ...and none of them touches the ledger or the stats
+    assert [(cb.func.__name__, cb.args) for cb in callbacks] == [("enqueue_source_change", ("tournaments.match", match.pk))]
+
+
+@pytest.mark.integration
+def test_a_request_returns_before_recording_and_the_worker_records_after_it(live_worker, tracker, admin_client):
+    match = MatchFactory()
+    tracker.wait_idle()
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.post(f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant2))
+    assert response.status_code == 302
+    assert not written_tables(queries.captured_queries) & {LEDGER_TABLE, STATS_TABLE}
+    tracker.wait_idle()
+    assert (counters(match.participant2.user)["matches_won"], counters(match.participant1.user)["matches_lost"]) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_setting_records_inline_after_the_commit_through_the_same_service(settings):
+    settings.ACTIVITY_RECORDING = "sync"
+    match = MatchFactory()
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            complete_match(match, match.participant1)
+            in_transaction = len(queries.captured_queries)
+    assert not written_tables(queries.captured_queries[:in_transaction]) & {LEDGER_TABLE, STATS_TABLE}
+    assert LEDGER_TABLE in written_tables(queries.captured_queries[in_transaction:])  # recorded right after the commit
+    assert UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).count() == 4
+    assert UserProfileStats.objects.get(profile_id=match.participant1.user_id).matches_won == 1
+
+
+# --- broker down ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Publishing raises as with Redis refusing connections; the enqueue pause this provokes is undone afterwards."""
+    from tasks.recording import record_source_change
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise ConnectionRefusedError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+    monkeypatch.setattr(record_source_change, "apply_async", refuse)
+    return attempts
+
+
+def test_a_failed_publish_is_logged_with_the_ids_and_never_raised(broker_down, caplog):
+    enqueue.enqueue_source_change("tournaments.match", 4242)
+    assert len(broker_down) == 1
+    assert any("enqueue failed for tournaments.match id=4242" in r.getMessage() for r in caplog.records)
+
+
+def test_after_a_failed_publish_further_enqueues_are_skipped_and_logged_for_a_pause(broker_down, caplog, monkeypatch):
+    enqueue.enqueue_source_change("tournaments.match", 1)
+    enqueue.enqueue_source_change("economy.deltacrowntransaction", 2)
+    assert len(broker_down) == 1  # a hung broker costs one socket timeout per pause, not one per saved row
+    assert any("enqueue skipped for economy.deltacrowntransaction id=2" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(enqueue, "_broker_down_until", time.monotonic() - 1)  # the pause is over
+    enqueue.enqueue_source_change("tournaments.match", 3)
+    assert len(broker_down) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict  # the test database this process created
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
+def test_saving_a_match_still_succeeds_quickly_with_redis_stopped(admin_user, enqueued, capsys, outage):
+    """A private redis-server is started, a subprocess web process publishes through it once, then the server is
+    stopped (connections refused) or hung (SIGSTOP: connections accepted, never answered), and the same process saves
+    the match and posts it through the admin: both succeed quickly and the failed enqueues are logged with the ids.
+    The shared Redis is never touched."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed for the broker outage test"
+    match = MatchFactory()
+    port = free_port()
+    redis = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = None
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+               "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "INFO"}
+        env.pop("CELERY_BROKER_URL", None)
+        probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match.pk), admin_user.username],
+                                 env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert probe.stdout.readline().strip() == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
+        if outage == "stopped":
+            redis.terminate()
+            redis.wait(timeout=10)
+        else:
+            redis.send_signal(signal.SIGSTOP)
+        out, err = probe.communicate("go\n", timeout=60)
+    finally:
+        if probe is not None and probe.poll() is None:
+            probe.kill()
+        if redis.poll() is None:
+            redis.send_signal(signal.SIGCONT)
+            redis.kill()
+        redis.wait(timeout=10)
+    assert probe.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(f"\n[broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
+              f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")
+    assert result["saved_state"] == Match.State.COMPLETED
+    assert result["save_seconds"] < 1.0
+    assert result["status"] == 302 and result["winner_after_request"] == match.participant2_id
+    assert result["request_seconds"] < 1.0
+    assert err.count(f"enqueue failed for tournaments.match id={match.pk}") == 1, err[-3000:]
+    assert err.count(f"enqueue skipped for tournaments.match id={match.pk}") == 1, err[-3000:]  # the admin request
+    assert not UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).exists()
