@@ -1,20 +1,24 @@
 """Events per second end to end through Redis and ONE real worker process, and commit -> stats-visible lag at a
 fixed rate.
 
-Throughput: source rows are created without signals, one record_source_change task per row is published to Redis,
-then a `celery -A project worker -Q events` subprocess (prefork, --concurrency) drains the queue. events/s is taken
-over the worker's recording window (first to last `recorded_at`), so worker start-up is not counted. Two row kinds:
-coin transactions (1 event per task) and completed matches (4 events per task).
+Both enqueue modes (ACTIVITY_ENQUEUE_MODE, --mode task|batch|both): "task" publishes one record_source_change task
+per saved row; "batch" appends "label:pk" to a Redis list that drain tasks record up to 500 rows per transaction.
+
+Throughput: source rows are created without signals; a `celery -A project worker -Q events` subprocess (prefork,
+--concurrency) is started, then each row is handed to the enqueue path of the mode (what the after-commit hook calls).
+events/s runs from the first enqueue to the last event visible (worker start-up not counted). Two row kinds: coin
+transactions (1 event per row) and completed matches (4 events per row).
 
 Lag: with a worker running, this process commits coin transactions through the ORM at a fixed rate (receivers on,
-production async path); a poller thread with its own connection sees each ledger row appear. Events and stats commit
+production async path, in the mode measured); a poller thread with its own connection sees each ledger row appear.
+The time from the commit to the end of the after-commit hooks (the enqueue) is what the mode adds to a request. Events and stats commit
 in one transaction, so the moment the ledger row is visible is the moment the stats are. Lag = visible - commit.
 
 Batch probe: the recording service alone in this process, one row per transaction (what each task does) against 100
 rows per transaction, to show what batching would buy. Finally every bench user's stats are checked against the ledger.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
-        .venv/bin/python bench/ingest.py [--coins 10000] [--matches 2500] [--rate 200] [--seconds 15] [--concurrency 2]
+        .venv/bin/python bench/ingest.py [--mode both] [--coins 10000] [--matches 2500] [--rate 200] [--seconds 15] [--concurrency 2]
 
 Uses its own database (BENCH_DATABASE_NAME, default activity_bench) and purges the queues of REDIS_URL's database.
 """
@@ -69,21 +73,29 @@ class Worker:
                 self.process.wait()
 
 
-def make_rows(users: int, coins: int, matches: int):
-    from django.utils import timezone
-
-    from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+def make_users(users: int):
+    from esports.economy.models import DeltaCrownWallet
     from esports.profiles.services import create_users_bulk
-    from esports.tournaments.models import Match, Registration, Tournament
 
     stamp = time.strftime("%Y%m%d%H%M%S")
     ids = sorted(create_users_bulk([(f"ingest-{stamp}-{i}", f"Ingest {i}") for i in range(users)]).values())
-    rng = random.Random(7)
     wallets = dict(DeltaCrownWallet.objects.filter(profile_id__in=ids).values_list("profile_id", "id"))
+    return ids, wallets
+
+
+def make_rows(ids: list[int], wallets: dict[int, int], coins: int, matches: int, seed: int):
+    """Source rows for one throughput run (no signals: the run hands them to the enqueue path itself)."""
+    from django.utils import timezone
+
+    from esports.economy.models import DeltaCrownTransaction
+    from esports.tournaments.models import Match, Registration, Tournament
+
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    rng = random.Random(seed)
     txs = DeltaCrownTransaction.objects.bulk_create([
         DeltaCrownTransaction(wallet_id=wallets[rng.choice(ids)], amount=rng.choice([1, -1]) * rng.randint(1, 500), reason="bench")
         for _ in range(coins)], batch_size=5000)
-    tournament = Tournament.objects.create(name=f"Ingest bench {stamp}", game="valorant", status="ongoing")
+    tournament = Tournament.objects.create(name=f"Ingest bench {stamp}-{seed}", game="valorant", status="ongoing")
     regs = Registration.objects.bulk_create([
         Registration(tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now())
         for uid in ids])
@@ -93,7 +105,7 @@ def make_rows(users: int, coins: int, matches: int):
         played.append(Match(tournament=tournament, round="R64", participant1=a, participant2=b, winner=a, loser=b,
                             state="completed", completed_at=timezone.now()))
     played = Match.objects.bulk_create(played, batch_size=5000)
-    return ids, wallets, [t.id for t in txs], [m.id for m in played]
+    return [t.id for t in txs], [m.id for m in played]
 
 
 def ledger_window(label: str, ids: list[int]) -> tuple[int, float]:
@@ -108,39 +120,61 @@ def ledger_window(label: str, ids: list[int]) -> tuple[int, float]:
     return agg["n"], span
 
 
-def throughput(app, label: str, ids: list[int], events_per_row: int, args) -> None:
-    from tasks.recording import record_source_change
+def set_mode(app, mode: str) -> None:
+    """Switch this process's enqueue path and start from empty queues and batching keys."""
+    from django.conf import settings
 
+    from tasks import batching, enqueue
+
+    settings.ACTIVITY_ENQUEUE_MODE = mode
+    enqueue._broker_down_until = 0.0
     app.control.purge()
-    started = time.perf_counter()
-    for pk in ids:
-        record_source_change.apply_async((label, pk))
-    publish_s = time.perf_counter() - started
+    client = batching.redis_client()
+    client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX,
+                  *client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"))
+
+
+def throughput(app, label: str, ids: list[int], events_per_row: int, args, mode: str) -> None:
+    """The worker is up first; then every row is handed to the enqueue path as fast as this process can, and the clock
+    runs from the first enqueue to the moment the last event is visible (polled every 20 ms): end to end, with the
+    enqueuing competing for the same 2 cores. The recorded_at window (first to last) is printed too; in batch mode it
+    leaves out the first batch's own duration (a batch shares one recorded_at), so the wall clock is the fair figure."""
+    from monitoring import metrics
+    from tasks.enqueue import enqueue_source_change
+
+    set_mode(app, mode)
+    failures_before = metrics.ENQUEUE_FAILURES.labels(source=label)._value.get()
+    expected = len(ids) * events_per_row
     worker = Worker(args.concurrency, args.worker_arg)
     try:
         worker.wait_ready(app)
-        ready = time.perf_counter()
-        expected = len(ids) * events_per_row
+        started = time.perf_counter()
+        for pk in ids:
+            enqueue_source_change(label, pk)
+        publish_s = time.perf_counter() - started
+        if metrics.ENQUEUE_FAILURES.labels(source=label)._value.get() != failures_before:
+            sys.exit(f"{label}: some enqueues failed (see the log); figures would be meaningless")
         deadline = time.monotonic() + 600
         while ledger_window(label, ids)[0] < expected:
             if time.monotonic() > deadline:
                 sys.exit(f"{label}: only {ledger_window(label, ids)[0]} of {expected} events after 10 minutes")
-            time.sleep(0.2)
-        drained = time.perf_counter() - ready
+            time.sleep(0.02)
+        wall = time.perf_counter() - started
     finally:
         worker.stop()
     n, span = ledger_window(label, ids)
-    print(f"{label:<30} {len(ids):>6} tasks -> {n:>6} events: {n / span:6.0f} events/s, {len(ids) / span:5.0f} tasks/s, "
-          f"{args.concurrency * span / len(ids) * 1000:.1f} ms per task per pool process (worker window {span:.2f} s; "
-          f"drained {drained:.2f} s after the worker answered; published {len(ids) / publish_s:.0f} tasks/s beforehand)")
+    print(f"[{mode:<5}] {label:<30} {len(ids):>6} rows -> {n:>6} events in {wall:.2f} s: {n / wall:6.0f} events/s, "
+          f"{len(ids) / wall:5.0f} rows/s end to end (recorded_at window {span:.2f} s: {n / max(span, 1e-9):.0f} events/s; "
+          f"enqueued at {len(ids) / publish_s:.0f} rows/s meanwhile)")
 
 
-def lag(app, wallets: dict[int, int], args) -> None:
+def lag(app, wallets: dict[int, int], args, mode: str) -> None:
     from django.db import connection, transaction
 
     from esports.economy.models import DeltaCrownTransaction
 
     commits: dict[int, float] = {}
+    hooks_done: dict[int, float] = {}  # the after-commit hooks (the enqueue) have returned
     seen: dict[int, float] = {}
     stop = threading.Event()
 
@@ -173,11 +207,12 @@ def lag(app, wallets: dict[int, int], args) -> None:
                     transaction.on_commit(lambda: stamp.append(time.perf_counter()))  # runs first after the commit
                     tx = DeltaCrownTransaction.objects.create(wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100),
                                                               reason="lag bench")
+                hooks_done[tx.id] = time.perf_counter()
                 commits[tx.id] = stamp[0]
         finally:
             connection.close()
 
-    app.control.purge()
+    set_mode(app, mode)
     worker = Worker(args.concurrency, args.worker_arg)
     poller = threading.Thread(target=poll, daemon=True)
     try:
@@ -202,7 +237,10 @@ def lag(app, wallets: dict[int, int], args) -> None:
         worker.stop()
     lags = [(seen[i] - commits[i]) * 1000 for i in commits if i in seen]
     missing = len(commits) - len(lags)
-    print(f"commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
+    enqueue_ms = [(hooks_done[i] - commits[i]) * 1000 for i in commits]
+    print(f"[{mode:<5}] after-commit enqueue (added to the request): p50 {percentile(enqueue_ms, 50):.2f} ms, "
+          f"p99 {percentile(enqueue_ms, 99):.2f} ms  (goal <= 1 ms p50, <= 2 ms p99; {args.publishers} publishing threads)")
+    print(f"[{mode:<5}] commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
           f"p50 {percentile(lags, 50):.1f} ms, p99 {percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms"
           f"{f', {missing} never seen' if missing else ''}  (goal p99 <= 1000 ms; poll every {args.poll_ms} ms)")
 
@@ -249,6 +287,8 @@ def check_stats(user_ids: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["task", "batch", "both"], default="both",
+                        help="ACTIVITY_ENQUEUE_MODE to measure (both: task, then batch, in one run)")
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--coins", type=int, default=10000, help="coin transactions for the throughput run (1 event each)")
     parser.add_argument("--matches", type=int, default=2500, help="completed matches for the throughput run (4 events each)")
@@ -277,16 +317,21 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}; ACTIVITY_ASYNC_COMMIT={settings.ACTIVITY_ASYNC_COMMIT}")
     for label, kind in SOURCES.items():  # bulk setup: no enqueues
         post_save.disconnect(sender=kind.model, dispatch_uid=f"activity.record.{label}")
-    users, wallets, coin_ids, match_ids = make_rows(args.users, 0 if args.skip_throughput else args.coins,
-                                                    0 if args.skip_throughput else args.matches)
+    modes = ["task", "batch"] if args.mode == "both" else [args.mode]
+    users, wallets = make_users(args.users)
+    rows = {mode: ([], []) if args.skip_throughput else make_rows(users, wallets, args.coins, args.matches, seed=7 + k)
+            for k, mode in enumerate(modes)}
     connect_receivers()
     settings.ACTIVITY_RECORDING = "async"
-    if coin_ids:
-        throughput(app, COINS, coin_ids, 1, args)
-    if match_ids:
-        throughput(app, MATCHES, match_ids, 4, args)
+    for mode in modes:
+        coin_ids, match_ids = rows[mode]
+        if coin_ids:
+            throughput(app, COINS, coin_ids, 1, args, mode)
+        if match_ids:
+            throughput(app, MATCHES, match_ids, 4, args, mode)
     if not args.skip_lag:
-        lag(app, wallets, args)
+        for mode in modes:
+            lag(app, wallets, args, mode)
     if args.probe_rows:
         batch_probe(wallets, args.probe_rows, args.probe_batch)
     check_stats(users)

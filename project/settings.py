@@ -238,6 +238,13 @@ BACKENDS_DESCRIPTION = "database: {} ({}); tasks: {}; recording: {}".format(
 # "async": receivers enqueue a task after commit (production). "sync": the same service runs inline after commit
 # (the seeds' behaviour, kept for comparison and for tests of the services).
 ACTIVITY_RECORDING = os.environ.get("ACTIVITY_RECORDING", "async")
+# How "async" hands a change to the worker. "batch" (default): the row goes on a Redis list that a drain task records
+# many rows per transaction (tasks/batching.py) - one commit per row tops out near 250 events/s on this machine kind,
+# batches reach thousands. "task": one record_source_change task per saved row. Without a broker (embedded default)
+# "batch" runs the per-row task inline.
+ACTIVITY_ENQUEUE_MODE = os.environ.get("ACTIVITY_ENQUEUE_MODE", "batch")
+if ACTIVITY_ENQUEUE_MODE not in {"task", "batch"}:
+    raise ImproperlyConfigured(f"ACTIVITY_ENQUEUE_MODE must be 'task' or 'batch', not {ACTIVITY_ENQUEUE_MODE!r}.")
 ACTIVITY_METADATA_MAX_BYTES = env_int("ACTIVITY_METADATA_MAX_BYTES", 4096)
 # A recording transaction commits without waiting for its WAL flush (see activity/recording.py: it only writes what the
 # source tables, committed durably, imply; the sweep re-derives what a server crash loses). Off: one fsync per task.

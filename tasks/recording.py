@@ -52,3 +52,30 @@ def _row_id(pk) -> int:
     if not -(2**63) <= row_id < 2**63:
         raise ValueError(f"primary key {row_id} is outside the 64-bit range")
     return row_id
+
+
+@shared_task(
+    name="tasks.recording.drain_pending",
+    bind=True,
+    autoretry_for=(OperationalError, InterfaceError),  # the failed batch is back on the pending list: try again
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+    acks_late=True,
+    ignore_result=True,
+)
+def drain_pending(self) -> dict:
+    """ACTIVITY_ENQUEUE_MODE="batch": record the rows waiting on the pending list, many per transaction; hands over
+    to a fresh drain when there is more than one run's worth."""
+    from tasks import batching
+    from tasks.enqueue import schedule_drain
+
+    report = batching.drain_pending_changes(self.request.id or "local")
+    if report.more_pending:
+        try:
+            schedule_drain()
+        except Exception as exc:  # noqa: BLE001 - the rows wait on the list; the next save schedules a drain
+            logger.warning("drain_pending could not hand over to a fresh drain (%s: %s)", type(exc).__name__, exc)
+    return {"batches": report.batches, "entries": report.entries, "events": report.events,
+            "dropped": report.dropped, "requeued_stale": report.requeued_stale}

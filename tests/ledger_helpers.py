@@ -18,6 +18,8 @@ from stats.models import UserProfileStats
 from tests.conftest import wait_until
 
 RECORD_TASK = "tasks.recording.record_source_change"
+DRAIN_TASK = "tasks.recording.drain_pending"
+RECORDING_TASKS = frozenset({RECORD_TASK, DRAIN_TASK})
 LEDGER_TABLE = UserActivity._meta.db_table
 STATS_TABLE = UserProfileStats._meta.db_table
 
@@ -86,7 +88,8 @@ def enqueued(monkeypatch) -> list[tuple[str, int]]:
 
 
 class TaskTracker:
-    """Counts record_source_change publishes (this process) and finished runs (the live worker's thread).
+    """Counts recording task publishes (this process) and finished runs (the live worker's thread): per-row
+    record_source_change tasks and, in batch mode, drain_pending tasks (a drain publishes its successor itself).
 
     A retry publishes the same task id again and its first run finishes in state RETRY, so "every published id has
     finished as often as it was published" means the worker has nothing of ours left to do.
@@ -99,12 +102,12 @@ class TaskTracker:
         self.runs: list[tuple[str, tuple, str, object]] = []  # (task id, args, state, return value)
 
     def _on_publish(self, sender=None, headers=None, **kwargs) -> None:
-        if sender == RECORD_TASK:
+        if sender in RECORDING_TASKS:
             with self._lock:
                 self.published[headers["id"]] += 1
 
     def _on_postrun(self, sender=None, task_id=None, args=None, state=None, retval=None, **kwargs) -> None:
-        if getattr(sender, "name", None) == RECORD_TASK:
+        if getattr(sender, "name", None) in RECORDING_TASKS:
             with self._lock:
                 self.finished[task_id] += 1
                 self.runs.append((task_id, tuple(args or ()), state, retval))
@@ -123,7 +126,7 @@ class TaskTracker:
             return bool(self.published) and all(self.finished[t] >= n for t, n in self.published.items())
 
     def wait_idle(self, timeout: float = 30) -> None:
-        wait_until(self.idle, timeout=timeout, message="the worker to finish every published record_source_change")
+        wait_until(self.idle, timeout=timeout, message="the worker to finish every published recording task")
 
     def states(self) -> list[str]:
         with self._lock:

@@ -187,9 +187,10 @@ def test_task_with_a_missing_row_or_a_bad_payload_logs_and_returns_without_retry
         assert any(logged in r.getMessage() and repr(args[1]) in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
-def test_task_retries_with_backoff_on_a_database_error(tracker, monkeypatch):
+def test_task_retries_with_backoff_on_a_database_error(tracker, monkeypatch, settings):
     from tasks import recording
 
+    settings.ACTIVITY_ENQUEUE_MODE = "task"  # the per-row task's own retry (the drain's is in test_batched_enqueue)
     real = recording.record_events_for
     calls = []
 

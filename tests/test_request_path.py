@@ -130,10 +130,12 @@ def test_sync_setting_records_inline_after_the_commit_through_the_same_service(s
 
 
 @pytest.fixture
-def broker_down(monkeypatch):
-    """Publishing raises as with Redis refusing connections; the enqueue pause this provokes is undone afterwards."""
+def broker_down(monkeypatch, settings):
+    """Publishing raises as with Redis refusing connections; the enqueue pause this provokes is undone afterwards.
+    Per-row task mode: batch mode's outage path is tested in test_batched_enqueue.py."""
     from tasks.recording import record_source_change
 
+    settings.ACTIVITY_ENQUEUE_MODE = "task"
     attempts = []
 
     def refuse(*args, **kwargs):

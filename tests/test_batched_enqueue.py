@@ -1,0 +1,269 @@
+"""ACTIVITY_ENQUEUE_MODE="batch": saved rows go on a Redis list that drain tasks record many per transaction, through
+the real worker and the real Redis; duplicates, garbage and a drain that died mid-batch change nothing, and a dead
+broker neither fails nor slows the request."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from celery.signals import before_task_publish
+from django.db import connection
+
+from activity.models import UserActivity
+from activity.recording import record_events_for
+from esports.economy.models import DeltaCrownTransaction
+from esports.tournaments.models import Match
+from tasks import batching, enqueue
+from tests.conftest import wait_until
+from tests.factories import MatchFactory, TransactionFactory, UserFactory
+from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+COINS = "economy.deltacrowntransaction"
+
+
+def _clear_batching_keys() -> None:
+    client = batching.redis_client()
+    stale = [k for k in client.scan_iter(match=batching.INFLIGHT_PREFIX + "*")]
+    client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX, *stale)
+
+
+@pytest.fixture
+def batch_mode(settings, monkeypatch):
+    """Batch mode in this process and in the in-process worker; the batching keys (this run's own Redis DB) empty."""
+    settings.ACTIVITY_ENQUEUE_MODE = "batch"
+    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
+    _clear_batching_keys()
+    yield
+    _clear_batching_keys()
+
+
+@pytest.fixture
+def published() -> Counter:
+    """Names of the tasks this process publishes while the test runs."""
+    names: Counter = Counter()
+
+    def on_publish(sender=None, **kwargs) -> None:
+        names[sender] += 1
+
+    before_task_publish.connect(on_publish, weak=False)
+    yield names
+    before_task_publish.disconnect(on_publish)
+
+
+def coin_rows(n: int, users: list) -> list[DeltaCrownTransaction]:
+    """n coin transactions spread over the users, earned and spent alternately (each saved on its own, autocommit)."""
+    return [TransactionFactory(wallet=users[i % len(users)].profile.wallet, amount=(i + 1) * (1 if i % 2 else -1))
+            for i in range(n)]
+
+
+def events_per_row(rows) -> Counter:
+    return Counter(UserActivity.objects.filter(source_model=COINS, source_id__in=[r.pk for r in rows])
+                   .values_list("source_id", flat=True))
+
+
+def wait_recorded(rows, timeout: float = 30) -> Counter:
+    wait_until(lambda: len(events_per_row(rows)) == len(rows), timeout=timeout, message="every row to be recorded")
+    client = batching.redis_client()
+    wait_until(lambda: client.llen(batching.PENDING_KEY) == 0 and client.zcard(batching.INFLIGHT_INDEX) == 0,
+               timeout=timeout, message="the pending list and in-flight batches to empty")
+    return events_per_row(rows)
+
+
+def expected_coin_counters(rows, user) -> tuple[int, int]:
+    mine = [r.amount for r in rows if r.wallet_id == user.profile.wallet.pk]
+    return sum(a for a in mine if a > 0), sum(-a for a in mine if a < 0)
+
+
+@pytest.mark.integration
+def test_many_rows_saved_quickly_are_recorded_exactly_once_with_exact_stats(live_worker, batch_mode, published):
+    users = [UserFactory() for _ in range(3)]
+    rows = coin_rows(120, users)
+    per_row = wait_recorded(rows)
+    assert set(per_row.values()) == {1}
+    for user in users:
+        earned, spent = expected_coin_counters(rows, user)
+        assert (counters(user)["total_earned"], counters(user)["total_spent"]) == (earned, spent)
+    assert published["tasks.recording.record_source_change"] == 0  # nothing went the per-row way
+    assert 1 <= published["tasks.recording.drain_pending"] <= len(rows) + 3  # at most one per saved row (users too)
+
+
+@pytest.mark.integration
+def test_duplicate_entries_on_the_pending_list_record_each_row_once(live_worker, batch_mode, enqueued):
+    user = UserFactory()
+    rows = coin_rows(10, [user])
+    client = batching.redis_client()
+    client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, r.pk) for r in rows for _ in range(3)])
+    assert enqueue.schedule_drain()
+    assert set(wait_recorded(rows).values()) == {1}
+    earned, spent = expected_coin_counters(rows, user)
+    assert (counters(user)["total_earned"], counters(user)["total_spent"]) == (earned, spent)
+
+
+@pytest.mark.integration
+def test_an_in_flight_batch_left_by_a_dead_drain_is_requeued_and_recorded(live_worker, batch_mode, enqueued):
+    user = UserFactory()
+    rows = coin_rows(5, [user])
+    client = batching.redis_client()
+    dead = batching.INFLIGHT_PREFIX + "drain-killed-mid-batch"
+    client.rpush(dead, *[batching.entry(COINS, r.pk) for r in rows])
+    client.zadd(batching.INFLIGHT_INDEX, {dead: time.time() - batching.INFLIGHT_STALE_SECONDS - 5})
+    assert enqueue.schedule_drain()  # any later drain looks for dead drains' batches first
+    assert set(wait_recorded(rows).values()) == {1}
+    assert not client.exists(dead)
+    earned, spent = expected_coin_counters(rows, user)
+    assert (counters(user)["total_earned"], counters(user)["total_spent"]) == (earned, spent)
+
+
+@pytest.mark.integration
+def test_a_recent_in_flight_batch_is_left_to_its_drain(live_worker, batch_mode, enqueued):
+    user = UserFactory()
+    working, fresh = coin_rows(2, [user])
+    client = batching.redis_client()
+    busy = batching.INFLIGHT_PREFIX + "drain-still-working"
+    client.rpush(busy, batching.entry(COINS, fresh.pk))
+    client.zadd(batching.INFLIGHT_INDEX, {busy: time.time()})
+    client.rpush(batching.PENDING_KEY, batching.entry(COINS, working.pk))
+    assert enqueue.schedule_drain()
+    wait_until(lambda: events_per_row([working]), message="the pending row to be recorded")
+    wait_until(lambda: client.llen(batching.PENDING_KEY) == 0, message="the pending list to empty")
+    assert client.lrange(busy, 0, -1) == [batching.entry(COINS, fresh.pk).encode()]
+    assert not events_per_row([fresh])
+
+
+@pytest.mark.integration
+def test_garbage_entries_are_logged_and_dropped(live_worker, batch_mode, enqueued, caplog):
+    good = TransactionFactory(amount=70)
+    garbage = ["nope.model:1", f"{COINS}:abc", f"{COINS}:1.5", f"{COINS}:{2**70}", "no-separator"]
+    client = batching.redis_client()
+    with caplog.at_level(logging.ERROR, logger="tasks.batching"):
+        client.rpush(batching.PENDING_KEY, *garbage[:3], batching.entry(COINS, good.pk), *garbage[3:])
+        assert enqueue.schedule_drain()
+        assert set(wait_recorded([good]).values()) == {1}
+    dropped = [r.getMessage() for r in caplog.records if r.name == "tasks.batching" and "dropped pending entry" in r.getMessage()]
+    for item in garbage:
+        assert any(repr(item) in message for message in dropped), (item, dropped)
+    assert counters(good.wallet.profile_id)["total_earned"] == 70
+
+
+@pytest.mark.integration
+def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorded(live_worker, batch_mode, enqueued,
+                                                                                   monkeypatch, caplog):
+    user = UserFactory()
+    rows = coin_rows(6, [user])
+    poison = rows[2]
+
+    def record_unless_poisoned(label, ids, **kwargs):
+        if poison.pk in ids:
+            raise RuntimeError("a derivation bug")
+        return record_events_for(label, ids, **kwargs)
+
+    monkeypatch.setattr(batching, "record_events_for", record_unless_poisoned)  # the worker runs in this process
+    client = batching.redis_client()
+    with caplog.at_level(logging.ERROR, logger="tasks.batching"):
+        client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, r.pk) for r in rows])
+        assert enqueue.schedule_drain()
+        healthy = [r for r in rows if r is not poison]
+        assert set(wait_recorded(healthy).values()) == {1}
+    assert not events_per_row([poison])
+    assert any(f"dropped pending entry {COINS}:{poison.pk}" in r.getMessage() for r in caplog.records)
+    earned, spent = expected_coin_counters(healthy, user)
+    assert (counters(user)["total_earned"], counters(user)["total_spent"]) == (earned, spent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_mode_without_a_broker_runs_the_per_row_task_inline(batch_mode, enqueued, monkeypatch):
+    from tasks.recording import record_source_change
+
+    row = TransactionFactory(amount=25)
+    monkeypatch.setitem(record_source_change.app.conf, "task_always_eager", True)
+    enqueue.enqueue_source_change(COINS, row.pk)
+    assert events_per_row([row]) == {row.pk: 1}
+    assert counters(row.wallet.profile_id)["total_earned"] == 25
+    assert batching.redis_client().llen(batching.PENDING_KEY) == 0
+
+
+# --- broker down ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
+def test_with_the_broker_down_a_save_in_batch_mode_succeeds_fast_and_logs_the_ids(admin_user, enqueued, capsys, outage):
+    """tests/broker_outage_probe.py in batch mode against a private redis-server (the shared Redis is never touched):
+    a first save goes on the private server's pending list; with the server stopped or hung (SIGSTOP), a save and an
+    admin request both succeed in well under a second and the failed / skipped enqueues are logged with the ids."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed for the broker outage test"
+    match = MatchFactory()
+    port = free_port()
+    server = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = None
+    try:
+        private = redis.Redis(port=port, socket_timeout=2)
+        wait_until(lambda: _answers(private), timeout=10, message="the private redis-server to start")
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+               "ACTIVITY_RECORDING": "async", "ACTIVITY_ENQUEUE_MODE": "batch", "LOG_LEVEL": "INFO"}
+        env.pop("CELERY_BROKER_URL", None)
+        probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match.pk), admin_user.username],
+                                 env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert probe.stdout.readline().strip() == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
+        # The warm-up save went the batch way: onto the pending list, plus one drain message in the events queue.
+        assert private.lrange(batching.PENDING_KEY, 0, -1) == [f"tournaments.match:{match.pk}".encode()]
+        assert private.llen("events") == 1
+        private.close()
+        if outage == "stopped":
+            server.terminate()
+            server.wait(timeout=10)
+        else:
+            server.send_signal(signal.SIGSTOP)
+        out, err = probe.communicate("go\n", timeout=60)
+    finally:
+        if probe is not None and probe.poll() is None:
+            probe.kill()
+        if server.poll() is None:
+            server.send_signal(signal.SIGCONT)
+            server.kill()
+        server.wait(timeout=10)
+    assert probe.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(f"\n[batch mode, broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
+              f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")
+    assert result["saved_state"] == Match.State.COMPLETED and result["save_seconds"] < 1.0
+    assert result["status"] == 302 and result["winner_after_request"] == match.participant2_id
+    assert result["request_seconds"] < 1.0
+    assert err.count(f"enqueue failed for tournaments.match id={match.pk}") == 1, err[-3000:]
+    assert err.count(f"enqueue skipped for tournaments.match id={match.pk}") == 1, err[-3000:]
+    assert not UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).exists()
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
