@@ -30,8 +30,9 @@ test: install services
 migrate: install
 	$(PY) manage.py migrate
 
+# Serve what `make demo` built (same embedded default), with DEBUG on for static files.
 run: install
-	$(PY) manage.py runserver
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py runserver
 
 worker: install
 	$(VENV)/bin/celery -A project worker -Q events,maintenance -l info

@@ -19,10 +19,10 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,18 +125,23 @@ class Traffic:
         from django.contrib.auth import get_user_model
 
         from esports.achievements.models import Achievement
-        from esports.teams.models import Team
+        from esports.teams.models import Team, TeamMembership
 
         self.rng = random.Random(seed * 1000 + index)
         self.index = index
         self.users = list(get_user_model().objects.order_by("id").values_list("id", flat=True))
         self.my_users = [u for u in self.users if u % processes == index]
         self.stable_teams = list(Team.objects.filter(name__startswith="stable-").values_list("id", flat=True))
+        self.rosters: dict[int, set[int]] = defaultdict(set)
+        for team, user in TeamMembership.objects.filter(team_id__in=self.stable_teams).values_list("team_id", "user_id"):
+            self.rosters[team].add(user)
         self.churn_teams = list(Team.objects.filter(name__startswith=f"churn-{index}-").values_list("id", flat=True))
         self.achievements = list(Achievement.objects.values_list("id", flat=True))
         self.unlocked: set[tuple[int, int]] = set()
         self.tournaments: list[int] = []  # open ones
-        self.entrants: dict[int, set] = defaultdict(set)  # tournament -> user ids / ("team", id)
+        # tournament -> players entered (solo or through a team) and teams entered: a player enters a tournament once
+        self.entrants: dict[int, set] = defaultdict(set)
+        self.teams_in: dict[int, set] = defaultdict(set)
         self.pending: list[int] = []
         self.confirmed: list[int] = []
         self.checked_in: dict[int, list[int]] = defaultdict(list)  # tournament -> registration ids
@@ -212,13 +217,15 @@ class Traffic:
         from esports.tournaments.models import Registration
 
         t = self._open_tournament()
-        teams = [team for team in self.stable_teams if ("team", team) not in self.entrants[t]]
+        teams = [team for team in self.stable_teams
+                 if team not in self.teams_in[t] and not self.rosters[team] & self.entrants[t]]
         if not teams:
             return False
         team = self.rng.choice(teams)
         reg = Registration.objects.create(tournament_id=t, team_id=team, status=Registration.Status.CONFIRMED,
                                           checked_in=True, checked_in_at=timezone.now())
-        self.entrants[t].add(("team", team))
+        self.teams_in[t].add(team)
+        self.entrants[t] |= self.rosters[team]
         self.checked_in[t].append(reg.id)
         return True
 
@@ -411,7 +418,7 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
         c.execute("SELECT state, participant1_id, participant2_id, winner_id, loser_id FROM tournaments_match "
                   "WHERE state IN ('completed', 'forfeit')")
         for state, p1, p2, winner, loser in c.fetchall():
-            for u in members(p1) + members(p2):
+            for u in set(members(p1)) | set(members(p2)):
                 exp[u]["matches_played"] += 1
             if state == "completed":
                 for u in members(winner):
@@ -584,8 +591,6 @@ def main() -> int:
     from django.db import connections
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    from stats.reconcile import compare_ledger_to_stats, run_reconciliation
-
     every, _ = IntervalSchedule.objects.get_or_create(every=args.sweep_every, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task="tasks.sweeps.catch_up").update(interval=every, expires=None, expire_seconds=None)
     PeriodicTask.objects.exclude(task="tasks.sweeps.catch_up").update(enabled=False)  # nightly jobs stay out of the soak
@@ -599,6 +604,18 @@ def main() -> int:
                             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"], env, logdir)
     worker.start()
     beat.start()
+    try:
+        return run_traffic_and_verify(args, env, redis, worker, beat)
+    finally:
+        worker.stop()
+        beat.stop()
+        redis.stop()
+
+
+def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed, beat: Managed) -> int:
+    from django.db import connections
+
+    from stats.reconcile import compare_ledger_to_stats, run_reconciliation
 
     ctx = mp.get_context("fork")
     out = ctx.Queue()
@@ -622,8 +639,17 @@ def main() -> int:
 
     reconciler = threading.Thread(target=reconcile_midway)
     next_kill = start_at + args.kill_every
-    print(f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; logs in {logdir}", flush=True)
-    while any(p.is_alive() for p in procs):
+    print(f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; logs in {redis.logdir}", flush=True)
+    results: list[dict] = []
+    while len(results) < len(procs):
+        # Drain the queue while waiting: a child cannot exit before its (large) result has left its pipe.
+        try:
+            while True:
+                results.append(out.get_nowait())
+        except queue.Empty:
+            pass
+        if not any(p.is_alive() for p in procs) and out.empty() and len(results) < len(procs):
+            raise RuntimeError("a traffic process died without reporting; see its traceback above")
         now = time.time()
         if now >= next_kill and now < start_at + args.duration:
             worker.kill()
@@ -643,7 +669,6 @@ def main() -> int:
             reconcile_done = True
             print(f"  t+{now - start_at:5.0f}s reconciliation started while traffic flows", flush=True)
         time.sleep(0.2)
-    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
     if reconcile_done:
@@ -703,10 +728,6 @@ def main() -> int:
         "worst_lag_s": round(max(lags), 3) if lags else 0.0,
         "settled": settled, "settle_s": round(settle_seconds, 1),
     }
-    worker.stop()
-    beat.stop()
-    redis.stop()
-
     print(f"""
 source changes made        {figures['source_changes']:>10,}   ({', '.join(f'{k} {v}' for k, v in sorted(made.items()))})
 worker SIGKILLs / Redis    {kills:>10}   / {figures['redis_outage_s']:.0f}s outage; mid-run reconciliation: {mid_run}

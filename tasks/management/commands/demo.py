@@ -13,6 +13,7 @@ from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 from stats.models import UserProfileStats
+from stats.selectors.leaderboards import Board, leaderboard
 from tasks.demo_season import play_demo_season
 
 
@@ -43,6 +44,9 @@ class Command(BaseCommand):
                 call_command("generate_platform", users=300, tournaments=12, seed=7, stdout=out)
         self._print_counts("Source tables")
 
+        out.write(self.style.MIGRATE_HEADING("Backfilling the ledger from that history (same rules and append path as live)"))
+        call_command("backfill_user_activity", wait=True, interval=2.0, stdout=out)
+
         out.write(self.style.MIGRATE_HEADING("Playing a demo season through signals -> tasks -> ledger -> stats"))
         players = list(
             Registration.objects.filter(user__isnull=False, tournament__result__isnull=False)
@@ -53,6 +57,7 @@ class Command(BaseCommand):
         self._print_counts("After the season")
         self._print_leaderboard()
         self._print_player(season.champion_id)
+        self._print_where_to_look(season.champion_id)
         out.write(self.style.SUCCESS(f"demo finished in {time.monotonic() - started:.1f}s"))
 
     def _print_counts(self, title: str) -> None:
@@ -65,13 +70,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  {label:<20} {qs.count():>10,}")
 
     def _print_leaderboard(self) -> None:
-        self.stdout.write(self.style.MIGRATE_HEADING("Top 10 — tournaments won, then matches won"))
-        rows = (UserProfileStats.objects.select_related("profile")
-                .order_by("-tournaments_won", "-matches_won", "profile_id")[:10])
-        self.stdout.write(f"  {'#':>2}  {'player':<28} {'titles':>6} {'won':>5} {'played':>6} {'win %':>6}")
-        for rank, s in enumerate(rows, 1):
-            self.stdout.write(f"  {rank:>2}  {s.profile.display_name[:28]:<28} {s.tournaments_won:>6} {s.matches_won:>5} "
-                              f"{s.matches_played:>6} {s.win_rate:>6}")
+        self.stdout.write(self.style.MIGRATE_HEADING("Top 10 — tournaments won (ties: runner-up finishes)"))
+        self.stdout.write(f"  {'#':>2}  {'player':<28} {'titles':>6} {'finals':>6} {'won':>5} {'played':>6} {'win %':>6}")
+        for e in leaderboard(Board.TOURNAMENTS_WON, limit=10, use_cache=False):
+            self.stdout.write(f"  {e.rank:>2}  {e.display_name[:28]:<28} {e.tournaments_won:>6} {e.tournaments_runner_up:>6} "
+                              f"{e.matches_won:>5} {e.matches_played:>6} {e.win_rate:>6}")
 
     def _print_player(self, user_id: int) -> None:
         stats = UserProfileStats.objects.select_related("profile").get(profile_id=user_id)
@@ -83,3 +86,13 @@ class Command(BaseCommand):
             extra = f" {event.amount} coins" if event.amount else ""
             where = event.metadata.get("tournament", "")
             self.stdout.write(f"    {event.timestamp:%Y-%m-%d %H:%M}  {event.event_type:<24}{extra} {where}")
+
+    def _print_where_to_look(self, user_id: int) -> None:
+        username = UserProfile.objects.select_related("user").get(pk=user_id).user.username
+        self.stdout.write(self.style.MIGRATE_HEADING("Where to look (serve with `make run`, then open)"))
+        for what, path in (("profile page", f"/u/{username}/"), ("activity timeline", f"/u/{username}/activity/"),
+                           ("leaderboards", "/leaderboards/"), ("API: stats", f"/api/users/{user_id}/stats/"),
+                           ("API: activity", f"/api/users/{user_id}/activity/"),
+                           ("API: leaderboard", "/api/leaderboards/tournaments_won/"), ("OpenAPI schema", "/api/schema/"),
+                           ("admin (backfill, reconciliation)", "/admin/"), ("health", "/healthz"), ("metrics", "/metrics")):
+            self.stdout.write(f"  {what:<34} http://127.0.0.1:8000{path}")
