@@ -1,0 +1,248 @@
+"""Benchmark: backfill through a real Celery worker vs the seeds' per-event exists()/create(). Prints figures.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/3 \
+        .venv/bin/python bench/backfill.py [--atp-dir ../shared/data/atp] [--users 125000 --tournaments 4000]
+        [--batch-size 2000] [--lanes 1,2] [--naive-sample 0.01] [--only atp|synthetic]
+
+Two data sets, each in a database of its own (created, migrated and filled once; later runs reuse them):
+* `activity_backfill_bench_atp`: the whole ATP tour history (import_atp);
+* `activity_backfill_bench_synth`: a synthetic platform from generate_platform (~1M source rows at the defaults).
+
+For each data set and each lane count: the ledger and stats are emptied, one `celery worker -Q maintenance -c 1
+--pool solo` subprocess per lane is started on the data set, a backfill of every source is started with the service
+(as the admin/command do) and followed to the end. Printed: events, wall time, events/s, the workers' peak RSS
+(VmHWM) and RSS at 10/50/90 % of the run (flat memory = the same figure on both data sets and through the run), a
+second backfill (0 events: the cost of checking), and the seeds' approach (per source row: load + derive, then per
+event `exists()` and `create()` and an F() update of the stats row) timed on a sample of every source and
+extrapolated to the whole data set, as a ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASES = {"atp": "activity_backfill_bench_atp", "synthetic": "activity_backfill_bench_synth"}
+
+
+# --- the parent: one subprocess per data set, then the table ------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--atp-dir", default=os.environ.get("ATP_DIR", str(ROOT.parent / "shared" / "data" / "atp")))
+    parser.add_argument("--users", type=int, default=125_000, help="synthetic platform users")
+    parser.add_argument("--tournaments", type=int, default=4_000, help="synthetic platform tournaments")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--lanes", default="1,2", help="lane counts to measure, comma-separated (one worker process each)")
+    parser.add_argument("--naive-sample", type=float, default=0.01, help="share of each source's rows the seeds' way runs on")
+    parser.add_argument("--only", choices=sorted(DATABASES))
+    parser.add_argument("--scenario", choices=sorted(DATABASES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scenario:
+        print("RESULT " + json.dumps(scenario(args)), flush=True)
+        return
+
+    results = {}
+    for name in ([args.only] if args.only else ["atp", "synthetic"]):
+        print(f"== {name} ==", flush=True)
+        env = {**os.environ, "BENCH_DATABASE_NAME": DATABASES[name]}
+        child = subprocess.run([sys.executable, __file__, "--scenario", name, *sys.argv[1:]], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+        lines = child.stdout.splitlines()
+        for line in lines:
+            if not line.startswith("RESULT "):
+                print(line, flush=True)
+        if child.returncode != 0:
+            sys.exit(f"{name} scenario failed ({child.returncode})")
+        results[name] = json.loads(next(line for line in lines if line.startswith("RESULT "))[len("RESULT "):])
+    report(results)
+
+
+def report(results: dict) -> None:
+    print("\n=== backfill benchmark (2-core machine, PostgreSQL + Redis, one `--pool solo` worker process per lane) ===")
+    for name, r in results.items():
+        print(f"\n{name}: {r['source_rows']:,} source rows -> {r['events']:,} events (batch size {r['batch_size']})")
+        for run in r["runs"]:
+            print(f"  backfill, {run['lanes']} lane(s)  {run['seconds']:7.1f} s  {run['events_per_s']:>8,.0f} events/s  "
+                  f"{run['rows_per_s']:>8,.0f} source rows/s  ({run['chunks']} chunks)")
+            print(f"      worker RSS peak {run['rss_peak_mb']:.0f} MB; at 10/50/90 % of the run "
+                  + " / ".join(f"{v:.0f}" for v in run["rss_at_mb"]) + f" MB; idle before the run {run['rss_idle_mb']:.0f} MB")
+            print(f"      second run {run['rerun_seconds']:.1f} s: {run['rerun_events']} events created "
+                  f"({run['rerun_rows_per_s']:,.0f} source rows/s checked)")
+        best = max(r["runs"], key=lambda run: run["events_per_s"])
+        print(f"  seeds' way  {r['naive_events_per_s']:,.0f} events/s on a {r['naive_sample_events']:,}-event sample "
+              f"({r['naive_sample_share']:.1%} of every source) -> {r['naive_extrapolated_s']:,.0f} s extrapolated")
+        for run in r["runs"]:
+            print(f"  ratio, {run['lanes']} lane(s): the backfill takes {r['naive_extrapolated_s'] / run['seconds']:,.0f}x "
+                  f"less time than the seeds' way")
+        print(f"  best: {best['events_per_s']:,.0f} events/s with {best['lanes']} lane(s)")
+    print("\ngoal: >= 20,000 events/s; worker memory flat as the data grows")
+
+
+# --- one data set, in its own process (Django set up on its database) ---------------------------------------------
+
+def scenario(args) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from bench.bench_db import use_bench_database
+
+    use_bench_database(DATABASES[args.scenario])
+    from django.core.management import call_command
+    from django.db import connection
+
+    from activity.sources import SOURCES
+
+    counts = {label: kind.model.objects.count() for label, kind in SOURCES.items()}
+    if args.scenario == "atp" and not counts["tournaments.match"]:
+        print(f"importing the ATP history from {args.atp_dir} (once)...", flush=True)
+        call_command("import_atp", args.atp_dir)
+    elif args.scenario == "synthetic" and not counts["profiles.userprofile"]:
+        print(f"generating a platform of {args.users:,} users / {args.tournaments:,} tournaments (once)...", flush=True)
+        call_command("generate_platform", users=args.users, tournaments=args.tournaments, seed=1)
+    counts = {label: kind.model.objects.count() for label, kind in SOURCES.items()}
+    print("source rows: " + ", ".join(f"{label} {n:,}" for label, n in counts.items()), flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+    result = {"source_rows": sum(counts.values()), "batch_size": args.batch_size, "runs": []}
+    for lanes in [int(n) for n in args.lanes.split(",")]:
+        result["runs"].append(backfill_through_workers(args.batch_size, lanes))
+    result["events"] = result["runs"][0]["events"]
+    result.update(naive(counts, args.naive_sample))
+    result["naive_extrapolated_s"] = result["events"] / result["naive_events_per_s"]
+    return result
+
+
+def reset_ledger() -> None:
+    from django.db import connection
+
+    from activity.models import BackfillRun, UserActivity
+    from stats.models import UserProfileStats
+
+    with connection.cursor() as cursor:
+        tables = [UserActivity._meta.db_table, UserProfileStats._meta.db_table, BackfillRun._meta.db_table]
+        cursor.execute(f"TRUNCATE {', '.join(tables)}")
+        cursor.execute(f"VACUUM ANALYZE {tables[0]}")
+
+
+def backfill_through_workers(batch_size: int, lanes: int) -> dict:
+    from django.db import connection
+
+    from activity import backfill
+    from activity.models import BackfillRun
+    from project.celery import app
+
+    reset_ledger()
+    app.control.purge()
+    workers = [start_worker(i) for i in range(lanes)]
+    pids = [w.pid for w in workers]
+    try:
+        time.sleep(4)  # let them import and connect
+        idle = max(rss(pid) for pid in pids)
+        run = backfill.start_backfill(None, batch_size=batch_size, lanes=lanes)
+        samples: list[tuple[float, float]] = []  # (progress, largest RSS MB)
+        while True:
+            run.refresh_from_db()
+            samples.append((run.rows_done / max(run.rows_total, 1), max(rss(pid) for pid in pids)))
+            if not run.is_active:
+                break
+            if any(w.poll() is not None for w in workers):
+                raise SystemExit("a worker died")
+            time.sleep(0.25)
+        if run.status != BackfillRun.Status.SUCCEEDED:
+            raise SystemExit(f"backfill {run.status}: {run.last_error}")
+        seconds = (run.finished_at - run.started_at).total_seconds()
+        print(f"backfill, {lanes} lane(s): {run.events_created:,} events in {seconds:.1f} s "
+              f"({run.events_created / seconds:,.0f} events/s)", flush=True)
+        peak = max(hwm(pid) for pid in pids)
+
+        rerun = backfill.start_backfill(None, batch_size=batch_size, lanes=lanes)
+        while BackfillRun.objects.get(pk=rerun.pk).is_active:
+            time.sleep(0.25)
+        rerun.refresh_from_db()
+        rerun_seconds = (rerun.finished_at - rerun.started_at).total_seconds()
+        print(f"second run: {rerun.events_created} events in {rerun_seconds:.1f} s", flush=True)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(60)
+    connection.close()
+    return {
+        "lanes": lanes, "events": run.events_created, "seconds": seconds, "events_per_s": run.events_created / seconds,
+        "rows_per_s": run.rows_done / seconds, "chunks": run.chunks_done, "rss_peak_mb": peak, "rss_idle_mb": idle,
+        "rss_at_mb": [at(samples, q) for q in (0.1, 0.5, 0.9)], "rerun_seconds": rerun_seconds,
+        "rerun_events": rerun.events_created, "rerun_rows_per_s": rerun.rows_done / rerun_seconds,
+    }
+
+
+def start_worker(n: int) -> subprocess.Popen:
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "maintenance", "-c", "1",
+                             "--pool", "solo", "-l", "WARNING", "-n", f"backfill-bench-{os.getpid()}-{n}@%h",
+                             "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL)
+
+
+def rss(pid: int) -> float:
+    return _status_kb(pid, "VmRSS") / 1024
+
+
+def hwm(pid: int) -> float:
+    return _status_kb(pid, "VmHWM") / 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def at(samples: list[tuple[float, float]], q: float) -> float:
+    return next((mb for progress, mb in samples if progress >= q), samples[-1][1])
+
+
+def naive(counts: dict[str, int], share: float) -> dict:
+    """The seeds' approach on the first `share` of every source's rows, on an empty ledger."""
+    from django.db.models import F
+
+    from activity.models import UserActivity
+    from activity.sources import SOURCES
+    from stats.counters import AMOUNT_FIELDS, EFFECTS
+    from stats.models import UserProfileStats
+
+    reset_ledger()
+    events = 0
+    began = time.perf_counter()
+    for label, kind in SOURCES.items():
+        pk = kind.model._meta.pk.attname
+        n = math.ceil(counts[label] * share)
+        for row_id in kind.model.objects.order_by(pk).values_list(pk, flat=True)[:n]:
+            for derivation in kind.load([row_id]):  # per source row: load and derive it
+                for e in derivation.events:
+                    key = dict(source_model=e.source_model, source_id=e.source_id, user_id=e.user_id,
+                               event_type=e.event_type, seq=e.seq)
+                    if UserActivity.objects.filter(**key).exists():
+                        continue
+                    UserActivity.objects.create(timestamp=e.timestamp, amount=e.amount, metadata=dict(e.metadata),
+                                                visibility=e.resolved_visibility(), **key)
+                    UserProfileStats.objects.get_or_create(profile_id=e.user_id)
+                    for counter, sign in EFFECTS[e.event_type]:
+                        delta = sign * (e.amount if counter in AMOUNT_FIELDS else 1)
+                        UserProfileStats.objects.filter(profile_id=e.user_id).update(**{counter: F(counter) + delta})
+                    events += 1
+    seconds = time.perf_counter() - began
+    print(f"seeds' way: {events:,} events in {seconds:.1f} s ({events / seconds:,.0f} events/s)", flush=True)
+    reset_ledger()
+    return {"naive_events_per_s": events / seconds, "naive_sample_events": events, "naive_sample_share": share}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The catch-up sweep task (beat, every minute, queue `events`: it is what bounds the delay of a lost task)."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from activity import catchup
+from tasks import batching, enqueue
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="tasks.sweeps.catch_up", acks_late=True, ignore_result=True)
+def catch_up() -> dict:
+    """Re-derive the source rows changed since each source's watermark; record what live tasks missed; and put back
+    the batches of drains that died, so they do not wait for the next saved row."""
+    report = catchup.sweep().as_dict()
+    report["requeued_inflight"] = _recover_dead_drains()
+    return report
+
+
+def _recover_dead_drains() -> int:
+    if settings.ACTIVITY_ENQUEUE_MODE != "batch" or settings.TASKS_IN_PROCESS:
+        return 0
+    try:
+        requeued = batching.requeue_stale_inflight()
+        if requeued or batching.redis_client().llen(batching.PENDING_KEY):
+            enqueue.schedule_drain()
+    except redis.RedisError as exc:
+        # The sweep itself already ran; the next one retries this.
+        logger.warning("catch-up: could not check the batch lists (%s: %s)", type(exc).__name__, exc)
+        return 0
+    if requeued:
+        logger.warning("catch-up: put %d entries of dead drains back on the pending list", requeued)
+    return requeued
