@@ -17,21 +17,11 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from stats.counters import COUNTER_FIELDS
+from activity.admin import ReadOnlyAdmin
 from stats.jobs import EnqueueFailed, start_reconciliation, start_recompute_stale
 from stats.models import ReconciliationRun, StaleStats, UserProfileStats
 from stats.reconcile import ReconciliationAlreadyRunning
 from stats.stale import mark_stale
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(UserProfileStats)

@@ -52,19 +52,23 @@ def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
     return deltas
 
 
-def counter_sql(field: str, type_column: str = "event_type", amount_column: str = "amount") -> str:
-    """A portable SQL aggregate computing one counter over ledger rows: SUM(CASE ... END)."""
+def counter_sql(field: str, type_column: str = "event_type", amount_column: str = "amount", measure: str | None = None) -> str:
+    """A portable SQL aggregate computing one counter over ledger rows: SUM(CASE ... END).
+
+    `measure` replaces what each row contributes (1, or its amount) - e.g. a per-type count over pre-grouped rows."""
     plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)
     minus = sorted(t for t, effects in EFFECTS.items() if (field, -1) in effects)
-    measure = f"COALESCE({amount_column}, 0)" if field in AMOUNT_FIELDS else "1"
+    if measure is None:
+        measure = f"COALESCE({amount_column}, 0)" if field in AMOUNT_FIELDS else "1"
     branches = []
     if plus:
-        branches.append(f"WHEN {type_column} IN ({', '.join(_quote(t) for t in plus)}) THEN {measure}")
+        branches.append(f"WHEN {type_column} IN ({', '.join(quote_event_type(t) for t in plus)}) THEN {measure}")
     if minus:
-        branches.append(f"WHEN {type_column} IN ({', '.join(_quote(t) for t in minus)}) THEN -{measure}")
+        branches.append(f"WHEN {type_column} IN ({', '.join(quote_event_type(t) for t in minus)}) THEN -{measure}")
     return f"COALESCE(SUM(CASE {' '.join(branches)} ELSE 0 END), 0)"
 
 
-def _quote(event_type: str) -> str:
+def quote_event_type(event_type: str) -> str:
+    """An event type as an SQL string literal (a closed vocabulary, never user input)."""
     assert event_type.replace("_", "").isalnum()  # closed vocabulary; never user input
     return f"'{event_type}'"

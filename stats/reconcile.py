@@ -34,7 +34,7 @@ from activity.recording import record_events_for
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
 from monitoring import metrics
-from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS
+from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, quote_event_type
 from stats.derived import refresh_derived_figures
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.recompute import recompute_stats
@@ -241,21 +241,9 @@ _AMOUNT_TYPES = sorted(t for t, effects in EFFECTS.items() if any(f in AMOUNT_FI
 
 
 def _pivot(field: str, measure: str) -> str:
-    """SUM over pre-grouped (user, event_type) rows of `measure`, signed by stats.counters.EFFECTS (the one mapping:
-    the same branches as counter_sql, applied to a per-type count or sum instead of to each ledger row)."""
-    plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)
-    minus = sorted(t for t, effects in EFFECTS.items() if (field, -1) in effects)
-    branches = []
-    if plus:
-        branches.append(f"WHEN event_type IN ({', '.join(_quote(t) for t in plus)}) THEN {measure}")
-    if minus:
-        branches.append(f"WHEN event_type IN ({', '.join(_quote(t) for t in minus)}) THEN -{measure}")
-    return f"COALESCE(SUM(CASE {' '.join(branches)} ELSE 0 END), 0)"
-
-
-def _quote(event_type: str) -> str:
-    assert event_type.replace("_", "").isalnum()  # closed vocabulary; never user input
-    return f"'{event_type}'"
+    """SUM over pre-grouped (user, event_type) rows of `measure`, signed by stats.counters.EFFECTS (the one mapping,
+    applied to a per-type count or sum instead of to each ledger row)."""
+    return counter_sql(field, measure=measure)
 
 
 def comparison_sql(vendor: str) -> str:
@@ -269,7 +257,7 @@ def comparison_sql(vendor: str) -> str:
     distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
     counts = ", ".join(f"{_pivot(f, 'n')} AS {f}" for f in _COUNT_FIELDS)
     sums = ", ".join(f"{_pivot(f, 'amount_sum')} AS {f}" for f in _SUM_FIELDS)
-    in_amount_types = ", ".join(_quote(t) for t in _AMOUNT_TYPES)
+    in_amount_types = ", ".join(quote_event_type(t) for t in _AMOUNT_TYPES)
     both_sides = ", ".join(
         f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS)
     differs = " OR ".join([f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} {distinct} l_{LAST_ACTIVITY}"])

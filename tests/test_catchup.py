@@ -25,7 +25,7 @@ from monitoring import metrics
 from tests.backfill_support import (MATCH, PROFILE, REGISTRATION, RESULT, TRANSACTION, UNLOCK, Expected,  # noqa: F401
                                     assert_projection_matches_ledger, history_mode, ledger_keys, projected_counters)
 from tests.conftest import wait_until
-from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory, UserFactory
+from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
 
 REPO = Path(django_settings.BASE_DIR)
 
