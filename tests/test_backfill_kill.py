@@ -20,15 +20,11 @@ from activity.models import BackfillRun, UserActivity
 from tests.backfill_support import (TRANSACTION, assert_projection_matches_ledger, history_mode,  # noqa: F401
                                     ledger_keys, make_history, projected_counters)
 from tests.conftest import wait_until
+from tests.private_services import test_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(django_settings.BASE_DIR)
-
-
-def database_url() -> str:
-    db = connection.settings_dict  # the pytest test database, not the configured one
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class WorkerProcess:
@@ -37,7 +33,7 @@ class WorkerProcess:
     def __init__(self, name: str, log: Path, **env: str) -> None:
         self.name = f"{name}-{os.getpid()}@%h"
         self.log = log
-        environment = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": django_settings.CELERY_BROKER_URL,
+        environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": django_settings.CELERY_BROKER_URL,
                        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL, "DB_CONN_MAX_AGE": "0", **env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "maintenance", "-c", "1", "--pool", "solo",
@@ -103,7 +99,7 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
     held = history.transactions[6 * 5 + 3]
     amount = abs(held.amount)
     event_type = "coins_earned" if held.amount > 0 else "coins_spent"
-    blocker = psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    blocker = psycopg.connect(test_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
         "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model,"
         " source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",

@@ -3,14 +3,7 @@ the real worker and the real Redis; duplicates, garbage and a drain that died mi
 broker neither fails nor slows the request."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +11,6 @@ from pathlib import Path
 import pytest
 import redis
 from celery.signals import before_task_publish
-from django.db import connection
 
 from activity.models import UserActivity
 from activity.recording import record_events_for
@@ -27,9 +19,9 @@ from esports.tournaments.models import Match
 from tasks import batching, enqueue
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, TransactionFactory, UserFactory
+from tests.private_services import run_outage_probe
 from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
 
-ROOT = Path(__file__).resolve().parent.parent
 COINS = "economy.deltacrowntransaction"
 
 
@@ -197,18 +189,6 @@ def test_batch_mode_without_a_broker_runs_the_per_row_task_inline(batch_mode, en
 # --- broker down ------------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("outage", ["stopped", "hung"])
@@ -216,41 +196,17 @@ def test_with_the_broker_down_a_save_in_batch_mode_succeeds_fast_and_logs_the_id
     """tests/broker_outage_probe.py in batch mode against a private redis-server (the shared Redis is never touched):
     a first save goes on the private server's pending list; with the server stopped or hung (SIGSTOP), a save and an
     admin request both succeed in well under a second and the failed / skipped enqueues are logged with the ids."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed for the broker outage test"
     match = MatchFactory()
-    port = free_port()
-    server = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    probe = None
-    try:
-        private = redis.Redis(port=port, socket_timeout=2)
-        wait_until(lambda: _answers(private), timeout=10, message="the private redis-server to start")
-        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-               "ACTIVITY_RECORDING": "async", "ACTIVITY_ENQUEUE_MODE": "batch", "LOG_LEVEL": "INFO"}
-        env.pop("CELERY_BROKER_URL", None)
-        probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match.pk), admin_user.username],
-                                 env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert probe.stdout.readline().strip() == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
-        # The warm-up save went the batch way: onto the pending list, plus one drain message in the events queue.
+
+    def warm_up_went_the_batch_way(server) -> None:
+        # The warm-up save went onto the pending list, plus one drain message in the events queue.
+        private = redis.Redis(port=server.port, socket_timeout=2)
         assert private.lrange(batching.PENDING_KEY, 0, -1) == [f"tournaments.match:{match.pk}".encode()]
         assert private.llen("events") == 1
         private.close()
-        if outage == "stopped":
-            server.terminate()
-            server.wait(timeout=10)
-        else:
-            server.send_signal(signal.SIGSTOP)
-        out, err = probe.communicate("go\n", timeout=60)
-    finally:
-        if probe is not None and probe.poll() is None:
-            probe.kill()
-        if server.poll() is None:
-            server.send_signal(signal.SIGCONT)
-            server.kill()
-        server.wait(timeout=10)
-    assert probe.returncode == 0, err[-3000:]
-    result = json.loads(out.strip().splitlines()[-1])
+
+    result, err = run_outage_probe(match.pk, admin_user.username, outage, before_outage=warm_up_went_the_batch_way,
+                                   ACTIVITY_ENQUEUE_MODE="batch")
     with capsys.disabled():
         print(f"\n[batch mode, broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
               f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")
@@ -260,10 +216,3 @@ def test_with_the_broker_down_a_save_in_batch_mode_succeeds_fast_and_logs_the_id
     assert err.count(f"enqueue failed for tournaments.match id={match.pk}") == 1, err[-3000:]
     assert err.count(f"enqueue skipped for tournaments.match id={match.pk}") == 1, err[-3000:]
     assert not UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).exists()
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from monitoring import metrics
 from tests.backfill_support import (MATCH, PROFILE, REGISTRATION, RESULT, TRANSACTION, UNLOCK, Expected,  # noqa: F401
                                     assert_projection_matches_ledger, history_mode, ledger_keys, projected_counters)
 from tests.conftest import wait_until
+from tests.private_services import PrivateRedis, test_database_url
 from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
 
 REPO = Path(django_settings.BASE_DIR)
@@ -88,49 +88,14 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A throwaway redis-server of our own (the shared one on 6379 is never stopped)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                         "--appendonly", "no", "--daemonize", "no"], stdout=subprocess.DEVNULL)
-        wait_until(self._answers, timeout=10, message="the private redis-server to answer")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
 def platform_writes(broker_url: str, plan: dict) -> dict:
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url,
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url,
            "PLAN": json.dumps(plan), "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "WARNING"}
     done = subprocess.run([sys.executable, "manage.py", "shell", "-c", PLATFORM_WRITES], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.mark.integration
@@ -151,7 +116,7 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
     wait_until(lambda: ledger_keys() == Counter(live.keys), timeout=30, message="live recording before the outage")
 
     # The outage: one change is published to a broker that then dies with it; the rest cannot be published at all.
-    broker = PrivateRedis()
+    broker = PrivateRedis().start()
     try:
         platform_writes(broker.url, {"step": "broker up", "match": matches[0].pk})
     finally:

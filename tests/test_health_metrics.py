@@ -4,8 +4,6 @@ and 200 once it is back (a private redis-server: the shared one is never touched
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from activity.recording import record_events_for
 from project.celery import app as celery_app
 from tests.conftest import wait_until
+from tests.private_services import PrivateRedis, free_port
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,43 +128,8 @@ def test_healthz_on_the_embedded_default_reports_the_broker_in_process(db, clien
     assert body["checks"]["broker"] == {"ok": True, "detail": "in-process"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A throwaway redis-server on its own port, started and stopped by this test only."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "this test needs the redis-server binary (it runs a private broker it can stop)"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, timeout=10, message=f"redis-server on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-
 def test_healthz_is_503_naming_the_broker_while_redis_is_down_and_200_when_it_is_back(db, client, settings):
-    redis = PrivateRedis(_free_port())
+    redis = PrivateRedis()
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{redis.port}/0"
     redis.start()
     try:
@@ -190,7 +154,7 @@ def test_healthz_is_503_naming_the_broker_while_redis_is_down_and_200_when_it_is
 
 def test_healthz_is_503_naming_the_database_when_it_is_unreachable():
     # A separate process whose DATABASE_URL points at a closed port (the test database itself is never touched).
-    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_free_port()}/nothing_here",
+    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing_here",
            "DJANGO_SETTINGS_MODULE": "project.settings"}
     code = ("import django, json; django.setup()\n"
             "from django.test import RequestFactory\n"

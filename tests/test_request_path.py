@@ -2,14 +2,7 @@
 writes nothing to the ledger or the stats, and a broker outage neither fails nor slows the request."""
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,9 +28,9 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
+from tests.private_services import run_outage_probe
 from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
 
 
@@ -163,18 +156,6 @@ def test_after_a_failed_publish_further_enqueues_are_skipped_and_logged_for_a_pa
     assert len(broker_down) == 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict  # the test database this process created
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("outage", ["stopped", "hung"])
@@ -183,43 +164,8 @@ def test_saving_a_match_still_succeeds_quickly_with_redis_stopped(admin_user, en
     stopped (connections refused) or hung (SIGSTOP: connections accepted, never answered), and the same process saves
     the match and posts it through the admin: both succeed quickly and the failed enqueues are logged with the ids.
     The shared Redis is never touched."""
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed for the broker outage test"
     match = MatchFactory()
-    port = free_port()
-    redis = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                              "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    probe = None
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "private redis-server did not start"
-                time.sleep(0.05)
-        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-               "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "INFO"}
-        env.pop("CELERY_BROKER_URL", None)
-        probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match.pk), admin_user.username],
-                                 env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert probe.stdout.readline().strip() == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
-        if outage == "stopped":
-            redis.terminate()
-            redis.wait(timeout=10)
-        else:
-            redis.send_signal(signal.SIGSTOP)
-        out, err = probe.communicate("go\n", timeout=60)
-    finally:
-        if probe is not None and probe.poll() is None:
-            probe.kill()
-        if redis.poll() is None:
-            redis.send_signal(signal.SIGCONT)
-            redis.kill()
-        redis.wait(timeout=10)
-    assert probe.returncode == 0, err[-3000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    result, err = run_outage_probe(match.pk, admin_user.username, outage)
     with capsys.disabled():
         print(f"\n[broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
               f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")

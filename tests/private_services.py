@@ -1,0 +1,105 @@
+"""Throwaway servers and connection strings for tests that must break something without touching shared services."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import connection
+
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The pytest test database this process created (not the configured one), for subprocesses."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+class PrivateRedis:
+    """A redis-server on its own port, started, stopped and hung by one test (the shared Redis is never touched)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        binary = shutil.which("redis-server")
+        assert binary, "this test needs the redis-server binary (it runs a private broker it can stop)"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.answers, timeout=10, message=f"redis-server on port {self.port}")
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Connections refused from now on."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+
+    def hang(self) -> None:
+        """Connections accepted, never answered (SIGSTOP)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_outage_probe(match_pk: int, username: str, outage: str, *, before_outage: Callable[[PrivateRedis], None] | None = None,
+                     **env: str) -> tuple[dict, str]:
+    """Run tests/broker_outage_probe.py (a web process) against a private Redis: it warms up through the live broker,
+    then the broker is stopped or hung and the probe saves the match and posts it through the admin.
+    Returns the probe's result and its stderr (the log)."""
+    probe = None
+    with PrivateRedis() as redis:
+        try:
+            environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis.url,
+                           "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "INFO", **env}
+            environment.pop("CELERY_BROKER_URL", None)
+            probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match_pk), username],
+                                     env=environment, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            ready = probe.stdout.readline().strip()
+            assert ready == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
+            if before_outage:
+                before_outage(redis)
+            redis.stop() if outage == "stopped" else redis.hang()
+            out, err = probe.communicate("go\n", timeout=60)
+        finally:
+            if probe is not None and probe.poll() is None:
+                probe.kill()
+    assert probe.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1]), err
