@@ -8,7 +8,8 @@ Keys (on the broker's Redis, beside kombu's queues):
   so a row arriving while a drain runs schedules the next one (at most one drain waits in the queue at a time);
 - INFLIGHT_PREFIX + <drain task id>: the entries one drain is recording right now, moved there atomically; listed in
   the INFLIGHT_INDEX sorted set with the time the batch was taken, so a drain killed mid-batch (SIGKILL, lost
-  worker) leaves something the next drain puts back on PENDING_KEY once it is older than INFLIGHT_STALE_SECONDS.
+  worker) leaves something the next drain puts back on PENDING_KEY once it is older than INFLIGHT_STALE_SECONDS;
+  the same task redelivered (acks_late + reject_on_worker_lost keep its id) records that batch first, at once.
 
 Nothing here is the only copy of anything: the source tables are the outbox and the catch-up sweep re-derives rows
 changed recently, so losing Redis' lists delays recording by up to a sweep interval, never loses it.
@@ -55,12 +56,19 @@ DRAIN_MAX_SECONDS = 2.0
 # the database's lock_timeout is 10 s).
 INFLIGHT_STALE_SECONDS = 30
 
-# Move up to ARGV[1] entries from the head of the pending list to an in-flight list and index it, atomically.
+# Move up to ARGV[1] entries from the head of the pending list to an in-flight list and index it, atomically. A
+# redelivered drain (its pool process died mid-batch; Celery runs the message again with the same task id) finds its
+# dead attempt's in-flight list still there: that batch is returned again (recording is idempotent) before anything
+# new is taken, so those rows are recorded now instead of being overwritten and left to the catch-up sweep.
 _TAKE_BATCH = """
+local leftover = redis.call('LRANGE', KEYS[2], 0, -1)
+if #leftover > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+  return leftover
+end
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #items == 0 then return items end
 redis.call('LTRIM', KEYS[1], #items, -1)
-redis.call('DEL', KEYS[2])
 redis.call('RPUSH', KEYS[2], unpack(items))
 redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
 return items
