@@ -249,7 +249,9 @@ ACTIVITY_METADATA_MAX_BYTES = env_int("ACTIVITY_METADATA_MAX_BYTES", 4096)
 # A recording transaction commits without waiting for its WAL flush (see activity/recording.py: it only writes what the
 # source tables, committed durably, imply; the sweep re-derives what a server crash loses). Off: one fsync per task.
 ACTIVITY_ASYNC_COMMIT = env_bool("ACTIVITY_ASYNC_COMMIT", True)
-# /metrics: when set, a scrape must send "Authorization: Bearer <METRICS_TOKEN>" (empty: open, for a private network).
+# /metrics: a scrape must send "Authorization: Bearer <METRICS_TOKEN>". Unset, /metrics answers 403 unless DEBUG is on
+# (`check --deploy` and so the release step fail first). The multiprocess directory that makes web's /metrics show
+# every process's work is PROMETHEUS_MULTIPROC_DIR, read by prometheus_client itself (project/metrics_dir.py).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # Backfill (issue 4): chunk size bounds (a chunk is one transaction; small enough never to hold up live recording)
 # and how long a running backfill may go without a committed chunk before it is re-enqueued from its cursor.

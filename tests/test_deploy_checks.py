@@ -15,8 +15,9 @@ def production_env(**extra: str) -> dict:
     return env
 
 
-def test_check_deploy_is_clean_under_production_settings():
-    env = production_env(SECRET_KEY=secrets.token_urlsafe(50))
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    env = production_env(SECRET_KEY=secrets.token_urlsafe(50), METRICS_TOKEN=secrets.token_urlsafe(20),
+                         PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

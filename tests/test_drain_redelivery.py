@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,10 +19,10 @@ from tasks.recording import drain_pending
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
 from tests.ledger_helpers import DRAIN_TASK, enqueued  # noqa: F401 - fixture
+from tests.prefork_worker import PreforkWorker, only_our_worker_consumes_events  # noqa: F401 - fixture
 from tests.private_services import test_database_url
 
 COINS = "economy.deltacrowntransaction"
-REPO = Path(django_settings.BASE_DIR)
 
 
 def _clear_batching_keys() -> None:
@@ -95,45 +92,6 @@ def test_a_redelivered_drain_in_this_process_records_its_leftover_batch(transact
 
 
 # --- a real prefork worker, its pool process SIGKILLed mid-batch -----------------------------------------------------
-
-class PreforkWorker:
-    """`celery -A project worker -Q events -c 1 --pool prefork` as a separate OS process on the test database."""
-
-    def __init__(self, log: Path, **env: str) -> None:
-        self.log = log
-        environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": django_settings.CELERY_BROKER_URL,
-                       "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL, "DB_CONN_MAX_AGE": "0", **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "events", "-c", "1", "--pool", "prefork",
-             "-n", f"redelivery-{os.getpid()}@%h", "-l", "INFO", "--without-gossip", "--without-mingle",
-             "--without-heartbeat"],
-            cwd=REPO, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    def pool_processes(self) -> list[int]:
-        try:
-            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        except FileNotFoundError:
-            return []
-        return [int(pid) for pid in children]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # warm shutdown
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-
-@pytest.fixture
-def only_our_worker_consumes_events(celery_session_worker, celery_app):
-    """The in-process session worker stops taking `events` tasks meanwhile: the drain must reach the subprocess."""
-    target = [celery_session_worker.hostname]
-    assert celery_app.control.cancel_consumer("events", destination=target, reply=True, timeout=5)
-    yield
-    celery_app.control.add_consumer("events", destination=target, reply=True, timeout=5)
-
 
 def _backends_waiting_on_a_lock() -> list[int]:
     with connection.cursor() as cursor:

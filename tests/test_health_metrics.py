@@ -21,8 +21,12 @@ from tests.factories import UserFactory
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SCRAPE_TOKEN = "scrape-token-for-tests"
+
+
 def scrape(client) -> dict[tuple[str, tuple], float]:
-    response = client.get("/metrics")
+    """A scrape as Prometheus makes it (the caller sets settings.METRICS_TOKEN = SCRAPE_TOKEN)."""
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     samples = {}
@@ -38,7 +42,8 @@ def sample(samples, name: str, **labels) -> float:
 
 # --- /metrics ---------------------------------------------------------------------------------------------------
 
-def test_the_metrics_endpoint_exposes_events_recorded_and_lag_after_activity(db, client):
+def test_the_metrics_endpoint_exposes_events_recorded_and_lag_after_activity(db, client, settings):
+    settings.METRICS_TOKEN = SCRAPE_TOKEN
     user = UserFactory()
     before = scrape(client)
 
@@ -62,7 +67,8 @@ def test_the_metrics_endpoint_can_require_a_bearer_token(db, client, settings):
 
 
 def test_in_multiprocess_mode_the_endpoint_aggregates_every_process(tmp_path):
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "project.settings"}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "project.settings",
+           "METRICS_TOKEN": SCRAPE_TOKEN}
     worker = ("from monitoring import metrics\n"
               "metrics.EVENTS_RECORDED.labels(event_type='match_won', origin='live').inc(3)\n"
               "metrics.TASK_FAILURES.labels(task='tasks.x').inc()\n")
@@ -71,7 +77,7 @@ def test_in_multiprocess_mode_the_endpoint_aggregates_every_process(tmp_path):
     web = ("import django; django.setup()\n"
            "from django.test import RequestFactory\n"
            "from project.metrics_view import metrics\n"
-           "print(metrics(RequestFactory().get('/metrics')).content.decode())\n")
+           f"print(metrics(RequestFactory().get('/metrics', HTTP_AUTHORIZATION='Bearer {SCRAPE_TOKEN}')).content.decode())\n")
     out = subprocess.run([sys.executable, "-c", web], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True).stdout
 
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
