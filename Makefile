@@ -26,11 +26,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 demo: $(INSTALL)
-	$(LOCAL) $(ON_STACK) $(PY) manage.py demo --atp-dir $(ATP_DIR) $(DEMO_ARGS)
+	@$(LOCAL) $(ON_STACK) $(PY) manage.py demo --atp-dir $(ATP_DIR) $(DEMO_ARGS)
 
 # Serve what `make demo` built: web, worker and beat (scripts/Procfile.dev) under honcho; Ctrl-C stops all three.
 run: $(INSTALL)
-	$(LOCAL) $(ON_STACK) sh -c '$(PY) manage.py migrate --noinput -v 0 && $(PY) manage.py setup_schedules >/dev/null \
+	@$(LOCAL) $(ON_STACK) sh -c '$(PY) manage.py migrate --noinput -v 0 && $(PY) manage.py setup_schedules >/dev/null \
 		&& PATH="$(abspath $(dir $(PY))):$$PATH" exec $(PY) -m honcho -d . -f scripts/Procfile.dev start'
 
 services:
@@ -38,7 +38,7 @@ services:
 
 # The configured TEST_* services when they answer (CI, a developer machine), the embedded ones otherwise.
 test: $(INSTALL) services
-	$(STACK) run --fallback --database-url $(TEST_DATABASE_URL) --redis-url $(TEST_REDIS_URL) -- \
+	@$(STACK) run --fallback --database-url $(TEST_DATABASE_URL) --redis-url $(TEST_REDIS_URL) -- \
 		env DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret HTTPS_ONLY=0 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 stop:

@@ -1,8 +1,10 @@
 """`make test`'s backend detection and the embedded stack itself: a configured server that answers is used, one that
 does not is replaced by an embedded PostgreSQL / Redis started (once) under the given folder."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,20 +15,27 @@ from tests.private_services import free_port, test_database_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _stack(tmp_path: Path) -> EmbeddedStack:
-    return EmbeddedStack(tmp_path / "embedded", pg_port=free_port(), redis_port=free_port())
+def embedded_dir() -> str:
+    """A folder for an embedded stack outside pytest's basetemp: pytest resets /tmp/pytest-of-<user> to mode 0700 at
+    every session start (other sessions run in parallel), which would lock PostgreSQL's own user out of its data."""
+    return tempfile.mkdtemp(prefix="embedded-stack-", dir="/tmp")
 
 
-def test_configured_servers_that_answer_are_used_and_nothing_embedded_starts(tmp_path):
-    stack = _stack(tmp_path)
+@pytest.fixture
+def stack():
+    base = Path(embedded_dir())
+    yield EmbeddedStack(base / "embedded", pg_port=free_port(), redis_port=free_port())
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_configured_servers_that_answer_are_used_and_nothing_embedded_starts(stack):
     database, redis = choose_backends(os.environ["DATABASE_URL"], os.environ["REDIS_URL"], fallback=True, stack=stack)
     assert (database.origin, database.url) == ("configured", os.environ["DATABASE_URL"])
     assert (redis.origin, redis.url) == ("configured", os.environ["REDIS_URL"])
     assert not stack.base.exists()
 
 
-def test_configured_servers_that_do_not_answer_are_replaced_by_embedded_ones_started_once(tmp_path):
-    stack = _stack(tmp_path)
+def test_configured_servers_that_do_not_answer_are_replaced_by_embedded_ones_started_once(stack):
     closed_db, closed_redis = f"postgres://postgres@127.0.0.1:{free_port()}/x", f"redis://127.0.0.1:{free_port()}/0"
     assert not postgres_answers(closed_db) and not redis_answers(closed_redis)
     try:
