@@ -1,44 +1,61 @@
-# Two commands matter: `make demo` (embedded default, no servers needed) and `make test` (PostgreSQL + Redis).
+# `make demo` / `make run` / `make test` need no PostgreSQL or Redis on the machine: project/embedded.py starts
+# embedded ones under .embedded/ when DATABASE_URL / REDIS_URL are unset (demo, run) or do not answer (test).
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+PY ?= $(VENV)/bin/python
+# `make demo INSTALL=` runs with an already prepared environment (PY=...) instead of installing into $(VENV).
+INSTALL ?= $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/activity
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 ATP_DIR ?= ../shared/data/atp
+DEMO_ARGS ?=
+# The demo and `make run` are local runs: DEBUG on (dev secret key, static files, plain HTTP).
+LOCAL := DEBUG=1 HTTPS_ONLY=0
+STACK := $(PY) -m project.embedded
+# DATABASE_URL / REDIS_URL from the shell when set, else the embedded servers.
+ON_STACK := $(STACK) run --database-url "$$DATABASE_URL" --redis-url "$$REDIS_URL" --
 
-.PHONY: install demo test services migrate run worker beat bench clean
+.PHONY: install demo run test services stop status migrate worker beat clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
 
-# The embedded default: SQLite file and in-process tasks, whatever the environment says.
-demo: install
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(PY) manage.py demo --atp-dir $(ATP_DIR)
+demo: $(INSTALL)
+	@$(LOCAL) $(ON_STACK) $(PY) manage.py demo --atp-dir $(ATP_DIR) $(DEMO_ARGS)
+
+# Serve what `make demo` built: web, worker and beat (scripts/Procfile.dev) under honcho; Ctrl-C stops all three.
+run: $(INSTALL)
+	@$(LOCAL) $(ON_STACK) sh -c '$(PY) manage.py migrate --noinput -v 0 && $(PY) manage.py setup_schedules >/dev/null \
+		&& PATH="$(abspath $(dir $(PY))):$$PATH" exec $(PY) -m honcho -d . -f scripts/Procfile.dev start'
 
 services:
 	bash scripts/ensure_services.sh
 
-test: install services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret HTTPS_ONLY=0 \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+# The configured TEST_* services when they answer (CI, a developer machine), the embedded ones otherwise.
+test: $(INSTALL) services
+	@$(STACK) run --fallback --database-url $(TEST_DATABASE_URL) --redis-url $(TEST_REDIS_URL) -- \
+		env DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret HTTPS_ONLY=0 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-migrate: install
-	$(PY) manage.py migrate
+stop:
+	$(STACK) stop
 
-# Serve what `make demo` built (same embedded default), with DEBUG on for static files.
-run: install
-	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DEBUG=1 $(PY) manage.py runserver
+status:
+	$(STACK) status
 
-worker: install
-	$(VENV)/bin/celery -A project worker -Q events,maintenance -l info
+migrate: $(INSTALL)
+	$(LOCAL) $(ON_STACK) $(PY) manage.py migrate
 
-beat: install
-	$(VENV)/bin/celery -A project beat -l info --scheduler django_celery_beat.schedulers:DatabaseScheduler
+worker: $(INSTALL)
+	$(ON_STACK) $(VENV)/bin/celery -A project worker -Q events,maintenance -l info
+
+beat: $(INSTALL)
+	$(ON_STACK) $(VENV)/bin/celery -A project beat -l info --scheduler django_celery_beat.schedulers:DatabaseScheduler
 
 clean:
-	rm -rf $(VENV) db.sqlite3
+	-$(STACK) stop
+	rm -rf $(VENV) db.sqlite3 .embedded

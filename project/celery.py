@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
+import sys
 
-from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from project import metrics_dir
@@ -25,7 +25,21 @@ app.autodiscover_tasks(["tasks"], related_name="sweeps")
 app.autodiscover_tasks(["tasks"], related_name="reconciliation")
 
 
-@worker_process_shutdown.connect(weak=False, dispatch_uid="project.celery.metrics_process_dead")
+@signals.worker_process_shutdown.connect(weak=False, dispatch_uid="project.celery.metrics_process_dead")
 def _forget_pool_process_gauges(pid=None, **kwargs) -> None:
     """A pool process exiting (max-tasks-per-child, autoscale, shutdown) drops its live-mode gauge files."""
     metrics_dir.mark_process_dead(pid or os.getpid())
+
+
+@signals.celeryd_init.connect
+@signals.beat_init.connect
+def _refuse_without_broker(**_kwargs) -> None:
+    """A worker or beat without REDIS_URL/CELERY_BROKER_URL would silently dial Celery's default AMQP broker and retry
+    forever; the in-process mode (no broker) is for web processes and the embedded tests only. SystemExit, not an
+    exception: Celery logs and swallows exceptions raised by signal receivers."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL:
+        sys.stderr.write("ERROR: no broker configured: set REDIS_URL (or CELERY_BROKER_URL) before starting a Celery "
+                         "worker or beat (`make run` and `make demo` set it for the embedded stack).\n")
+        raise SystemExit(2)

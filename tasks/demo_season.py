@@ -12,6 +12,8 @@ from esports.economy.models import DeltaCrownTransaction
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 PRIZE = 5000
+# One demo season per database: its name is how a second `make demo` knows not to replay it.
+DEMO_CUP = "DeltaCrown Demo Cup"
 
 
 @dataclass
@@ -22,6 +24,12 @@ class SeasonReport:
     disputed_match_id: int
 
 
+def demo_season_champion() -> int | None:
+    """The user who won the demo season already played on this database, or None if it was never played."""
+    return (TournamentResult.objects.filter(tournament__name=DEMO_CUP).order_by("tournament_id")
+            .values_list("winner__user_id", flat=True).first())
+
+
 def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     """Eight players enter, seven check in (one no-show is replaced by a walkover), three rounds are played, one
     final is disputed and resolved the other way, the champion gets a prize. Every step is an ordinary ORM save, so
@@ -30,7 +38,7 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
         raise ValueError("the demo season needs 8 players")
     users = list(get_user_model().objects.filter(id__in=player_ids[:8]).order_by("id"))
     now = timezone.now()
-    tournament = Tournament.objects.create(name=f"DeltaCrown Demo Cup {now:%Y-%m-%d %H:%M:%S}", game="tennis",
+    tournament = Tournament.objects.create(name=DEMO_CUP, game="tennis",
                                            status=Tournament.Status.ONGOING, season=now.year, starts_at=now)
     regs = [Registration.objects.create(tournament=tournament, user=u, status=Registration.Status.CONFIRMED) for u in users]
     for reg in regs[:7]:
