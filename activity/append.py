@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from activity.derivation import Derivation
-from activity.event_types import REVERSAL_OF
+from activity.event_types import COIN_EVENTS, REVERSAL_OF
 from activity.events import NewEvent, encode_metadata
 from activity.models import UserActivity
 from activity.projection import InsertedEvent, project
@@ -85,6 +85,9 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
     """For the authority types of each row: bring each user's net count (events minus compensations) to what the
     row's current state implies, appending events or compensations with the next free seq."""
     counts: dict[tuple[str, int, int, str], int] = {}
+    amounts: dict[tuple[str, int, int, str], int] = {}  # coin types: the amounts summed (a compensation cancels them)
+    # Rows deleted at the source derive no events: their compensations copy the metadata the ledger recorded.
+    recorded_meta: dict[tuple[str, int], dict] = {}
     # (label, source id) -> users with recorded events of the row: looked up per derivation (scanning `counts`
     # for each row instead made a chunk of n rows cost n^2).
     recorded: dict[tuple[str, int], set[int]] = {}
@@ -94,10 +97,16 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
     for label, group in by_label.items():
         types = {t for d in group for base in d.authority for t in (base, REVERSAL_OF[base])}
         existing = (UserActivity.objects.filter(source_model=label, source_id__in=[d.source_id for d in group], event_type__in=types)
-                    .values_list("source_id", "user_id", "event_type").annotate(n=Count("id")).order_by())
-        for source_id, user_id, event_type, n in existing:
+                    .values_list("source_id", "user_id", "event_type").annotate(n=Count("id"), total=Sum("amount")).order_by())
+        for source_id, user_id, event_type, n, total in existing:
             counts[(label, source_id, user_id, event_type)] = n
+            amounts[(label, source_id, user_id, event_type)] = total or 0
             recorded.setdefault((label, source_id), set()).add(user_id)
+        gone = [d.source_id for d in group if not d.events]
+        if gone:
+            for source_id, metadata in (UserActivity.objects.filter(source_model=label, source_id__in=gone)
+                                        .order_by("source_id", "id").values_list("source_id", "metadata")):
+                recorded_meta.setdefault((label, source_id), {k: v for k, v in metadata.items() if k != "reverses"})
 
     for d in derivations:
         wanted: dict[tuple[int, str], NewEvent] = {}
@@ -105,7 +114,7 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
             if e.event_type in d.authority:
                 wanted.setdefault((e.user_id, e.event_type), e)
         recorded_users = recorded.get((d.source_model, d.source_id), set())
-        template_meta = d.events[0].metadata if d.events else {}
+        template_meta = d.events[0].metadata if d.events else recorded_meta.get((d.source_model, d.source_id), {})
         for user_id in sorted({u for u, _ in wanted} | recorded_users):
             for base in sorted(d.authority):
                 reverse = REVERSAL_OF[base]
@@ -122,8 +131,12 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                     at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
                     yield replace(event, seq=n_base + 1, timestamp=at)
                 elif want < net:
+                    amount = None
+                    if base in COIN_EVENTS:
+                        key = (d.source_model, d.source_id, user_id)
+                        amount = amounts.get((*key, base), 0) - amounts.get((*key, reverse), 0)
                     yield NewEvent(user_id, reverse, d.corrected_at or timezone.now(), d.source_model, d.source_id,
-                                   {**template_meta, "reverses": base}, seq=n_rev + 1)
+                                   {**template_meta, "reverses": base}, seq=n_rev + 1, amount=amount)
 
 
 def _missing_by_type(rows: Sequence[tuple[NewEvent, str]]) -> Counter:

@@ -120,7 +120,14 @@ def derive_tournament_result(result, checked_in: Sequence, members: Members) -> 
 
 def derive_transaction(transaction) -> Derivation:
     user_id = transaction.wallet.profile_id  # a profile's id is its user's id
-    if transaction.amount > 0:
+    if transaction.reverses_id is not None:
+        # A reversing transaction cancels what the reversed one counted (an earning un-earned, a spend refunded)
+        # instead of counting as a new spend or earning; it has the opposite sign of the transaction it reverses.
+        if transaction.amount < 0:
+            event_type, amount = EventType.COINS_EARNED_REVERSED, -transaction.amount
+        else:
+            event_type, amount = EventType.COINS_SPENT_REVERSED, transaction.amount
+    elif transaction.amount > 0:
         event_type, amount = EventType.COINS_EARNED, transaction.amount
     else:
         event_type, amount = EventType.COINS_SPENT, -transaction.amount
@@ -142,12 +149,23 @@ def derive_team(team) -> Derivation:
     return Derivation(TEAM, team.id, (event,))
 
 
+MEMBERSHIP_EVENTS = frozenset({EventType.TEAM_JOINED, EventType.TEAM_LEFT})
+
+
 def derive_team_membership(membership) -> Derivation:
+    """Authoritative: clearing left_at (a re-join) compensates the earlier team_left, leaving again appends seq 2."""
     meta = {"team_id": membership.team_id, "team": membership.team.name}
     events = [NewEvent(membership.user_id, EventType.TEAM_JOINED, membership.joined_at, TEAM_MEMBERSHIP, membership.id, meta)]
     if membership.left_at is not None:
         events.append(NewEvent(membership.user_id, EventType.TEAM_LEFT, membership.left_at, TEAM_MEMBERSHIP, membership.id, meta))
-    return Derivation(TEAM_MEMBERSHIP, membership.id, tuple(events))
+    return Derivation(TEAM_MEMBERSHIP, membership.id, tuple(events), authority=MEMBERSHIP_EVENTS,
+                      corrected_at=membership.updated_at)
+
+
+def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[str], at: datetime) -> Derivation:
+    """A source row that no longer exists implies nothing: authoritative over every type its source records, so the
+    append path compensates whatever the ledger still counts for it (who and how much come from the ledger itself)."""
+    return Derivation(source_model, source_id, (), authority=recorded_types, corrected_at=at)
 
 
 def derive_profile(profile) -> Derivation:

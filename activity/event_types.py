@@ -27,6 +27,17 @@ class EventType(models.TextChoices):
     TOURNAMENT_WON_REVERSED = "tournament_won_reversed"
     TOURNAMENT_RUNNER_UP_REVERSED = "tournament_runner_up_reversed"
     TOURNAMENT_TOP4_REVERSED = "tournament_top4_reversed"
+    # Compensations of a deleted source row (and of a re-joined membership's team_left): every base type a source
+    # records can be cancelled, so deleting a recorded row leaves the counters as if it never existed.
+    TOURNAMENT_REGISTERED_REVERSED = "tournament_registered_reversed"
+    TOURNAMENT_JOINED_REVERSED = "tournament_joined_reversed"
+    TOURNAMENT_COMPLETED_REVERSED = "tournament_completed_reversed"
+    COINS_EARNED_REVERSED = "coins_earned_reversed"
+    COINS_SPENT_REVERSED = "coins_spent_reversed"
+    ACHIEVEMENT_UNLOCKED_REVERSED = "achievement_unlocked_reversed"
+    TEAM_CREATED_REVERSED = "team_created_reversed"
+    TEAM_JOINED_REVERSED = "team_joined_reversed"
+    TEAM_LEFT_REVERSED = "team_left_reversed"
 
 
 class Visibility(models.TextChoices):
@@ -42,10 +53,21 @@ REVERSAL_OF: dict[str, str] = {
     EventType.TOURNAMENT_WON: EventType.TOURNAMENT_WON_REVERSED,
     EventType.TOURNAMENT_RUNNER_UP: EventType.TOURNAMENT_RUNNER_UP_REVERSED,
     EventType.TOURNAMENT_TOP4: EventType.TOURNAMENT_TOP4_REVERSED,
+    EventType.TOURNAMENT_REGISTERED: EventType.TOURNAMENT_REGISTERED_REVERSED,
+    EventType.TOURNAMENT_JOINED: EventType.TOURNAMENT_JOINED_REVERSED,
+    EventType.TOURNAMENT_COMPLETED: EventType.TOURNAMENT_COMPLETED_REVERSED,
+    EventType.COINS_EARNED: EventType.COINS_EARNED_REVERSED,
+    EventType.COINS_SPENT: EventType.COINS_SPENT_REVERSED,
+    EventType.ACHIEVEMENT_UNLOCKED: EventType.ACHIEVEMENT_UNLOCKED_REVERSED,
+    EventType.TEAM_CREATED: EventType.TEAM_CREATED_REVERSED,
+    EventType.TEAM_JOINED: EventType.TEAM_JOINED_REVERSED,
+    EventType.TEAM_LEFT: EventType.TEAM_LEFT_REVERSED,
 }
 REVERSED_BASE: dict[str, str] = {rev: base for base, rev in REVERSAL_OF.items()}
 
-COIN_EVENTS = frozenset({EventType.COINS_EARNED, EventType.COINS_SPENT})
+# Events that carry an amount: a coin compensation carries the amount it cancels (the counters net the sums).
+COIN_EVENTS = frozenset({EventType.COINS_EARNED, EventType.COINS_SPENT,
+                         EventType.COINS_EARNED_REVERSED, EventType.COINS_SPENT_REVERSED})
 MATCH_OUTCOME_EVENTS = frozenset({EventType.MATCH_PLAYED, EventType.MATCH_WON, EventType.MATCH_LOST})
 PLACEMENT_EVENTS = frozenset({EventType.TOURNAMENT_WON, EventType.TOURNAMENT_RUNNER_UP, EventType.TOURNAMENT_TOP4})
 

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.append import AppendResult, append
+from activity.derivation import derive_deleted
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -21,7 +22,9 @@ LIVE_ORIGINS = frozenset({"live", "sweep"})
 def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live") -> AppendResult:
     """Record the events implied by the current state of the given rows of one source table.
 
-    Rows that no longer exist are skipped (a deleted source row removes nothing from the ledger). Safe to call any
+    A row that no longer exists is compensated: its derivation is empty and authoritative over every type its source
+    records (SourceKind.recorded_types), so whatever the ledger still counts for it is cancelled by `*_reversed`
+    events stamped with the time of this recording. Safe to call any
     number of times, concurrently, in any order: the result converges on the rows' latest state. `origin` (live,
     sweep, backfill, reconcile) labels the metrics and logs.
     """
@@ -36,10 +39,14 @@ def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = 
         _lock_rows(kind, ids)
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
         derivations = kind.load(ids)
-        result = append(derivations, dry_run=dry_run)
-    if len(derivations) < len(ids):
         missing = sorted(set(ids) - {d.source_id for d in derivations})
-        logger.info("record_events_for %s: %d row(s) no longer exist, skipped: %s", source_label, len(missing), missing[:20])
+        if missing and kind.recorded_types:
+            now = timezone.now()
+            derivations = [*derivations, *(derive_deleted(source_label, i, kind.recorded_types, now) for i in missing)]
+        result = append(derivations, dry_run=dry_run)
+    if missing:
+        verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
+        logger.info("record_events_for %s: %d row(s) no longer exist, %s: %s", source_label, len(missing), verb, missing[:20])
     if result.inserted:
         _observe(result, origin)
         logger.info("%s: recorded %d event(s) for %s ids %s", origin, len(result.inserted), source_label,
@@ -71,7 +78,7 @@ def _skip_wal_flush_wait() -> None:
 
 
 def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
-    """Serialise recorders of the same correctable row (advisory locks, taken in key order; they never block the
+    """Serialise recorders of the same row (advisory locks, taken in key order; they never block the
     requests that write the source rows). SQLite needs none: its IMMEDIATE transactions already serialise writers."""
     if kind.lock_space is None or connection.vendor != "postgresql":
         return

@@ -11,6 +11,7 @@ from django.db import models
 
 from activity import derivation as rules
 from activity.derivation import Derivation
+from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS, EventType as E
 from esports.achievements.models import UserAchievement
 from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
@@ -25,9 +26,12 @@ class SourceKind:
     load: Callable[[Sequence[int]], list[Derivation]]
     # Field that moves whenever a row's state may imply new events (catch-up sweeps scan it).
     changed_field: str
-    # Sources whose derivations compensate earlier events are serialised per row with an advisory lock in this
-    # key space; add-only sources need no lock (their keys collide harmlessly on the unique constraint).
+    # Recorders of one row are serialised with an advisory lock in this key space: a derivation that compensates
+    # (a correction, or the row's deletion) must not plan against a ledger another recorder is still writing.
     lock_space: int | None = None
+    # The base event types this source records: what a deleted row's compensation may cancel. Empty: deleting a row
+    # is not compensated (a profile: its account's history stays; see the README).
+    recorded_types: frozenset[str] = frozenset()
 
 
 def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
@@ -94,13 +98,19 @@ SOURCES: dict[str, SourceKind] = {
     kind.label: kind
     for kind in (
         SourceKind(rules.PROFILE, UserProfile, _load_profiles, "created_at"),
-        SourceKind(rules.TEAM, Team, _load_teams, "created_at"),
-        SourceKind(rules.TEAM_MEMBERSHIP, TeamMembership, _load_memberships, "updated_at"),
-        SourceKind(rules.REGISTRATION, Registration, _load_registrations, "updated_at"),
-        SourceKind(rules.MATCH, Match, _load_matches, "updated_at", lock_space=1),
-        SourceKind(rules.TOURNAMENT_RESULT, TournamentResult, _load_results, "updated_at", lock_space=2),
-        SourceKind(rules.TRANSACTION, DeltaCrownTransaction, _load_transactions, "created_at"),
-        SourceKind(rules.USER_ACHIEVEMENT, UserAchievement, _load_unlocks, "created_at"),
+        SourceKind(rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})),
+        SourceKind(rules.TEAM_MEMBERSHIP, TeamMembership, _load_memberships, "updated_at", lock_space=3,
+                   recorded_types=rules.MEMBERSHIP_EVENTS),
+        SourceKind(rules.REGISTRATION, Registration, _load_registrations, "updated_at", lock_space=5,
+                   recorded_types=frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED})),
+        SourceKind(rules.MATCH, Match, _load_matches, "updated_at", lock_space=1, recorded_types=MATCH_OUTCOME_EVENTS),
+        SourceKind(rules.TOURNAMENT_RESULT, TournamentResult, _load_results, "updated_at", lock_space=2,
+                   recorded_types=PLACEMENT_EVENTS | {E.TOURNAMENT_COMPLETED}),
+        # Transactions are immutable (database trigger): created_at is their change time.
+        SourceKind(rules.TRANSACTION, DeltaCrownTransaction, _load_transactions, "created_at", lock_space=6,
+                   recorded_types=frozenset({E.COINS_EARNED, E.COINS_SPENT})),
+        SourceKind(rules.USER_ACHIEVEMENT, UserAchievement, _load_unlocks, "updated_at", lock_space=7,
+                   recorded_types=frozenset({E.ACHIEVEMENT_UNLOCKED})),
     )
 }
 

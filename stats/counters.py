@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from activity.event_types import EventType as E
+from activity.event_types import REVERSAL_OF, EventType as E
 
 COUNTER_FIELDS: tuple[str, ...] = (
     "tournaments_registered", "tournaments_played", "tournaments_completed", "tournaments_won",
@@ -16,8 +16,11 @@ AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
 # event type -> ((counter, sign), ...). Compensations carry the opposite sign of the event they cancel.
 EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.TOURNAMENT_REGISTERED: (("tournaments_registered", 1),),
+    E.TOURNAMENT_REGISTERED_REVERSED: (("tournaments_registered", -1),),
     E.TOURNAMENT_JOINED: (("tournaments_played", 1),),
+    E.TOURNAMENT_JOINED_REVERSED: (("tournaments_played", -1),),
     E.TOURNAMENT_COMPLETED: (("tournaments_completed", 1),),
+    E.TOURNAMENT_COMPLETED_REVERSED: (("tournaments_completed", -1),),
     E.TOURNAMENT_WON: (("tournaments_won", 1),),
     E.TOURNAMENT_WON_REVERSED: (("tournaments_won", -1),),
     E.TOURNAMENT_RUNNER_UP: (("tournaments_runner_up", 1),),
@@ -30,15 +33,25 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.MATCH_WON_REVERSED: (("matches_won", -1),),
     E.MATCH_LOST: (("matches_lost", 1),),
     E.MATCH_LOST_REVERSED: (("matches_lost", -1),),
+    # Coin compensations carry the amount they cancel: AMOUNT_FIELDS sum it with the sign below.
     E.COINS_EARNED: (("total_earned", 1),),
+    E.COINS_EARNED_REVERSED: (("total_earned", -1),),
     E.COINS_SPENT: (("total_spent", 1),),
+    E.COINS_SPENT_REVERSED: (("total_spent", -1),),
     E.ACHIEVEMENT_UNLOCKED: (("achievements_count", 1),),
+    E.ACHIEVEMENT_UNLOCKED_REVERSED: (("achievements_count", -1),),
     E.TEAM_CREATED: (("teams_created", 1),),
+    E.TEAM_CREATED_REVERSED: (("teams_created", -1),),
     E.TEAM_JOINED: (("teams_joined", 1), ("current_teams_count", 1)),
+    E.TEAM_JOINED_REVERSED: (("teams_joined", -1), ("current_teams_count", -1)),
     E.TEAM_LEFT: (("current_teams_count", -1),),
+    E.TEAM_LEFT_REVERSED: (("current_teams_count", 1),),
     E.PROFILE_CREATED: (),
 }
 assert set(EFFECTS) == set(E.values), "every event type needs an entry in EFFECTS"
+# A compensation exactly cancels its base event, counter by counter (deletes and corrections rely on it).
+assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, rev in REVERSAL_OF.items()), \
+    "a reversal must negate its base"
 
 
 def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:

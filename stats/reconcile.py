@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from activity.chunks import iter_id_chunks
 from activity.models import UserActivity
+from activity.orphans import MAX_ID as MAX_SOURCE_ID, orphaned_source_ids
 from activity.recording import record_events_for
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
@@ -153,16 +154,32 @@ def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: 
     for label, kind in SOURCES.items():
         found: Counter = Counter()
         rows = 0
+        done_upto = 0
         for chunk in iter_id_chunks(kind, batch_size):
             result = record_events_for(label, chunk.ids, dry_run=not fix, origin="reconcile")
             found.update(result.by_type() if fix else result.would_insert_by_type)
             rows += len(chunk.ids)
+            found.update(compensate_deleted_rows(label, done_upto, chunk.last_id, fix=fix, batch_size=batch_size))
+            done_upto = chunk.last_id
+        found.update(compensate_deleted_rows(label, done_upto, MAX_SOURCE_ID, fix=fix, batch_size=batch_size))
         for event_type, n in found.items():
             metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
         missing[label] = found
         verb = "recorded" if fix else "missing"
         say(f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}")
     return missing
+
+
+def compensate_deleted_rows(label: str, lo: int, hi: int, *, fix: bool, batch_size: int = SOURCE_BATCH) -> Counter:
+    """Deletions no signal reported: the ledger's rows of `label` in the key range (lo, hi] whose source row is gone
+    go through record_events_for, which compensates them; returns event type -> compensations (would be) appended."""
+    found: Counter = Counter()
+    if not SOURCES[label].recorded_types:
+        return found
+    for ids in orphaned_source_ids(label, lo, hi, chunk=batch_size):
+        result = record_events_for(label, ids, dry_run=not fix, origin="reconcile")
+        found.update(result.by_type() if fix else result.would_insert_by_type)
+    return found
 
 
 def compare_ledger_to_stats(*, fix: bool, user_id: int | None = None, chunk_users: int = CHUNK_USERS,

@@ -160,16 +160,23 @@ def test_team_result_gives_placement_to_all_members():
 
 
 def test_positive_transaction_is_coins_earned_with_its_amount():
-    t = Row(id=5, wallet=Row(profile_id=10), amount=250, reason="prize", created_at=T0)
+    t = Row(id=5, wallet=Row(profile_id=10), amount=250, reason="prize", created_at=T0, reverses_id=None)
     (event,) = rules.derive_transaction(t).events
     assert (event.user_id, event.event_type, event.amount, event.timestamp) == (10, E.COINS_EARNED, 250, T0)
     assert event.metadata == {"reason": "prize"}
 
 
 def test_negative_transaction_is_coins_spent_stored_as_a_positive_amount():
-    t = Row(id=5, wallet=Row(profile_id=10), amount=-40, reason="skin", created_at=T0)
+    t = Row(id=5, wallet=Row(profile_id=10), amount=-40, reason="skin", created_at=T0, reverses_id=None)
     (event,) = rules.derive_transaction(t).events
     assert (event.event_type, event.amount) == (E.COINS_SPENT, 40)
+
+
+def test_a_reversing_transaction_cancels_what_the_reversed_one_counted():
+    unearn = Row(id=6, wallet=Row(profile_id=10), amount=-250, reason="prize revoked", created_at=T0, reverses_id=5)
+    refund = Row(id=7, wallet=Row(profile_id=10), amount=40, reason="refund", created_at=T0, reverses_id=4)
+    assert [(e.event_type, e.amount) for e in rules.derive_transaction(unearn).events] == [(E.COINS_EARNED_REVERSED, 250)]
+    assert [(e.event_type, e.amount) for e in rules.derive_transaction(refund).events] == [(E.COINS_SPENT_REVERSED, 40)]
 
 
 def test_unlocked_achievement_gives_achievement_unlocked_at_unlock_time():
@@ -186,12 +193,13 @@ def test_team_created_goes_to_its_creator():
 
 def test_membership_gives_team_joined_and_once_left_also_team_left_at_leaving_time():
     team = Row(name="Owls")
-    active = Row(id=4, team_id=3, team=team, user_id=10, joined_at=T0, left_at=None)
+    active = Row(id=4, team_id=3, team=team, user_id=10, joined_at=T0, left_at=None, updated_at=T0)
     assert triples(rules.derive_team_membership(active)) == [(10, E.TEAM_JOINED)]
-    left = Row(id=4, team_id=3, team=team, user_id=10, joined_at=T0, left_at=T0 + timedelta(days=3))
+    left = Row(id=4, team_id=3, team=team, user_id=10, joined_at=T0, left_at=T0 + timedelta(days=3), updated_at=T0)
     d = rules.derive_team_membership(left)
     assert triples(d) == [(10, E.TEAM_JOINED), (10, E.TEAM_LEFT)]
     assert next(e for e in d.events if e.event_type == E.TEAM_LEFT).timestamp == T0 + timedelta(days=3)
+    assert d.authority == {E.TEAM_JOINED, E.TEAM_LEFT}  # a re-join (left_at cleared) compensates the team_left
 
 
 def test_profile_created_is_keyed_by_the_user():
@@ -202,8 +210,13 @@ def test_profile_created_is_keyed_by_the_user():
 # --- vocabulary -----------------------------------------------------------------------------------------------
 
 
-def test_every_correctable_event_has_a_compensating_type():
-    assert set(REVERSAL_OF) == MATCH_OUTCOME_EVENTS | PLACEMENT_EVENTS
+def test_every_base_event_a_deletable_source_records_has_a_compensating_type():
+    from activity.sources import SOURCES
+
+    recorded = {t for kind in SOURCES.values() for t in kind.recorded_types}
+    assert MATCH_OUTCOME_EVENTS | PLACEMENT_EVENTS <= set(REVERSAL_OF)
+    assert recorded <= set(REVERSAL_OF)
+    assert E.PROFILE_CREATED not in REVERSAL_OF  # a profile's deletion is not compensated
     assert all(rev in E.values for rev in REVERSAL_OF.values())
 
 

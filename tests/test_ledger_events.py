@@ -174,14 +174,16 @@ def test_team_entry_gives_events_to_members_active_at_registration_time_only():
     assert not UserActivity.objects.filter(user_id__in=[gone.id, late.id], source_model="tournaments.registration").exists()
 
 
-def test_deleted_source_row_removes_nothing_from_the_ledger():
+def test_a_deleted_source_row_keeps_its_event_and_gains_a_compensation():
     unlock = UserAchievementFactory()
     record(unlock)
     unlock_id = unlock.id
     unlock.delete()
     result = record_events_for("achievements.userachievement", [unlock_id])
-    assert result.created == 0
-    assert UserActivity.objects.filter(source_model="achievements.userachievement", source_id=unlock_id).count() == 1
+    assert result.by_type() == {E.ACHIEVEMENT_UNLOCKED_REVERSED: 1}
+    assert record_events_for("achievements.userachievement", [unlock_id]).created == 0  # compensated once
+    assert sorted(UserActivity.objects.filter(source_model="achievements.userachievement", source_id=unlock_id)
+                  .values_list("event_type", flat=True)) == [E.ACHIEVEMENT_UNLOCKED, E.ACHIEVEMENT_UNLOCKED_REVERSED]
 
 
 # --- idempotency ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class UserAchievement(models.Model):
     achievement = models.ForeignKey(Achievement, on_delete=models.PROTECT, related_name="unlocks")
     unlocked_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # the catch-up sweep's change field
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "achievement"], name="user_achievement_unique")]

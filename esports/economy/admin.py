@@ -13,8 +13,21 @@ class DeltaCrownWalletAdmin(admin.ModelAdmin):
 
 @admin.register(DeltaCrownTransaction)
 class DeltaCrownTransactionAdmin(admin.ModelAdmin):
-    list_display = ("id", "wallet", "amount", "reason", "created_at")
-    raw_id_fields = ("wallet",)
+    """Read-only: money is append-only (the model and a database trigger refuse edits and deletes). Transactions are
+    written by the economy service; a correction is a new transaction that reverses one."""
+
+    list_display = ("id", "wallet", "amount", "reason", "reverses", "created_at")
+    raw_id_fields = ("wallet", "reverses")
     list_filter = ("created_at",)
     search_fields = ("=wallet__profile__user__id", "reason")
     show_full_result_count = False
+    actions = None
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

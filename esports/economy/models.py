@@ -10,11 +10,30 @@ class DeltaCrownWallet(models.Model):
         return f"wallet of {self.profile_id}"
 
 
+class ImmutableTransactionError(Exception):
+    """Money is append-only: a transaction's wallet, amount and time never change and it is never deleted; a
+    correction is a new transaction that `reverses` it."""
+
+
+class DeltaCrownTransactionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableTransactionError("DeltaCrownTransaction rows are immutable; append a reversing transaction instead.")
+
+    def delete(self):
+        raise ImmutableTransactionError("DeltaCrownTransaction rows cannot be deleted; append a reversing transaction instead.")
+
+
 class DeltaCrownTransaction(models.Model):
-    wallet = models.ForeignKey(DeltaCrownWallet, on_delete=models.CASCADE, related_name="transactions")
+    # PROTECT: deleting a wallet (or the profile it belongs to) must not take its money history with it; the
+    # database trigger refuses the delete anyway, this makes the ORM say so before trying.
+    wallet = models.ForeignKey(DeltaCrownWallet, on_delete=models.PROTECT, related_name="transactions")
     amount = models.BigIntegerField(help_text="DeltaCoins; positive earns, negative spends, never zero.")
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by",
+                                    help_text="The transaction this one cancels (same wallet, opposite amount; once).")
+
+    objects = DeltaCrownTransactionQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -25,3 +44,11 @@ class DeltaCrownTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount:+d} ({self.reason})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ImmutableTransactionError(f"DeltaCrownTransaction {self.pk} is immutable; append a reversing transaction instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableTransactionError(f"DeltaCrownTransaction {self.pk} cannot be deleted; append a reversing transaction instead.")

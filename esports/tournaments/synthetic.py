@@ -470,10 +470,10 @@ class _Builder:
                 for code, _, _, share in ACHIEVEMENTS:
                     if rng.random() < share:
                         at = self.joined[i] + timedelta(seconds=rng.uniform(0, span))
-                        yield self.user_ids[i], by_code[code], at, at
+                        yield self.user_ids[i], by_code[code], at, at, at
 
         self.report.counts["unlocks"] = len(insert_rows(
-            UserAchievement, ("user_id", "achievement_id", "unlocked_at", "created_at"), rows()))
+            UserAchievement, ("user_id", "achievement_id", "unlocked_at", "created_at", "updated_at"), rows()))
 
 
 def _score(rng: random.Random, team: bool, state: str) -> str:
