@@ -11,7 +11,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from stats.models import UserProfileStats
-from stats.selectors.leaderboards import MAX_LIMIT, Board, _win_rate_skyline, leaderboard
+from stats.selectors.leaderboards import (
+    MAX_LIMIT,
+    Board,
+    _win_rate_skyline,
+    leaderboard,
+)
 from tests.factories import UserFactory
 from tests.read_side import fresh_cache, known_game, play_match  # noqa: F401 - fixture
 

@@ -37,7 +37,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from activity.event_types import REVERSAL_OF, EventType as E
+from activity.event_types import REVERSAL_OF
+from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import validate_game
