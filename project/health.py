@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 import time
 from urllib.parse import urlsplit
 
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_safe
 
 logger = logging.getLogger(__name__)
 
-# Both checks together stay under a second even when both dependencies hang (0.5 s + 0.4 s by default).
+# The checks run side by side, so the answer comes within the longer of the two bounds (0.5 s, 0.4 s) when both hang.
 BROKER_TIMEOUT_SECONDS = 0.4
 UNAVAILABLE = "unavailable"
 
@@ -116,7 +117,9 @@ def _describe(exc: BaseException) -> str:
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     began = time.monotonic()
-    checks = {"database": check_database(), "broker": check_broker()}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        broker = pool.submit(check_broker)  # no database in that thread: the database check stays on this one
+        checks = {"database": check_database(), "broker": broker.result()}
     failed = [name for name, result in checks.items() if not result["ok"]]
     body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks,
             "duration_ms": round(1000 * (time.monotonic() - began), 1)}
