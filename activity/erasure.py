@@ -15,6 +15,10 @@
    `team` names...) are removed, and any other value containing one of the player's identifiers (username, first,
    last and display name, e-mail; 3+ characters, case-insensitive) is replaced by "[erased]". Tournament names,
    games, rounds, achievement names and ids stay: they describe the platform, not the person;
+3b. scrubs the player's identifiers from OTHER users' events too (one set-based UPDATE over the ledger): a value of a
+   key that names people (OTHER_USERS_NAME_KEYS: `team` in a teammate's team_joined, `opponent`, `username`,
+   `display_name`) containing one of the identifiers becomes "[erased]" (a team called "Alice's Army" is renamed in
+   every member's history). Only those keys: a tournament that happens to contain a short username stays named;
 4. tells the subscribers (the stats app: remove the player's stats row, recompute the tombstone's stats from the
    ledger, drop cached stats and leaderboards after commit) - stats subscribes; activity never imports stats;
 5. deletes the player's follows (both directions) and profile (display name and preferences), scrubs the account
@@ -63,6 +67,8 @@ SCRUBBED = "[erased]"
 PERSONAL_METADATA_KEYS: tuple[str, ...] = ("reason", "team", "display_name", "username", "email", "first_name",
                                            "last_name")
 MIN_IDENTIFIER_LENGTH = 3
+# Keys whose values name people in other users' events (the derivation's team metadata, and names of other players).
+OTHER_USERS_NAME_KEYS: tuple[str, ...] = ("team", "opponent", "username", "display_name")
 
 # A value (string content, or the JSON text of anything else) that contains one of the identifiers.
 _VALUE_TEXT = "(CASE WHEN jsonb_typeof(e.value) = 'string' THEN e.value #>> '{}' ELSE e.value::text END)"
@@ -84,6 +90,7 @@ class ErasureResult:
     events_rewritten: int
     metadata_scrubbed: int
     source_rows: dict[str, int] = field(default_factory=dict)
+    others_scrubbed: int = 0  # other users' events whose metadata named the player
 
 
 ErasureListener = Callable[[ErasureResult], None]
@@ -111,7 +118,8 @@ def erase_user(user_id: int, *, requested_by=None, reason: str = "") -> ErasureR
         tombstone = _create_tombstone()
         source_rows = _repoint_sources(user_id, tombstone.pk)
         events, scrubbed = _rewrite_ledger(user_id, tombstone.pk, identifiers)
-        result = ErasureResult(user_id, tombstone.pk, events, scrubbed, source_rows)
+        others_scrubbed = _scrub_other_users_events(user_id, tombstone.pk, identifiers)
+        result = ErasureResult(user_id, tombstone.pk, events, scrubbed, source_rows, others_scrubbed)
         for listener in _listeners:
             listener(result)
 
@@ -123,8 +131,8 @@ def erase_user(user_id: int, *, requested_by=None, reason: str = "") -> ErasureR
         ErasureLog.objects.create(erased_user_id=user_id, requested_by=requested_by if _is_saved_user(requested_by) else None,
                                   events_rewritten=events, metadata_scrubbed=scrubbed, source_rows=source_rows,
                                   reason=reason[:200])
-    logger.info("GDPR erasure of user %s: %d event(s) re-pointed to a tombstone, %d scrubbed; source rows %s",
-                user_id, events, scrubbed, source_rows)
+    logger.info("GDPR erasure of user %s: %d event(s) re-pointed to a tombstone, %d scrubbed, %d of other users "
+                "scrubbed; source rows %s", user_id, events, scrubbed, others_scrubbed, source_rows)
     return result
 
 
@@ -189,6 +197,24 @@ def _rewrite_ledger(user_id: int, tombstone_id: int, identifiers: list[str]) -> 
         metadata=RawSQL(_SCRUBBED_METADATA, (patterns, SCRUBBED, keys), output_field=JSONField()),
     )
     return rewritten, scrubbed
+
+
+def _scrub_other_users_events(user_id: int, tombstone_id: int, identifiers: list[str]) -> int:
+    """Replace, in everyone else's events, name-carrying values that contain the player's identifiers; one UPDATE."""
+    if not identifiers:
+        return 0
+    keys, patterns = list(OTHER_USERS_NAME_KEYS), _like_patterns(identifiers)
+    named = ("EXISTS (SELECT 1 FROM jsonb_each(metadata) AS e WHERE e.key = ANY(%s::text[]) "
+             f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]))")
+    scrubbed = ("(SELECT jsonb_object_agg(e.key, CASE WHEN e.key = ANY(%s::text[]) "
+                f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]) THEN to_jsonb(%s::text) ELSE e.value END) "
+                "FROM jsonb_each(metadata) AS e)")
+    # `metadata ?| keys` lets the scan skip rows without such keys before the per-value test.
+    rows = (UserActivity.objects.exclude(user_id__in=[user_id, tombstone_id])
+            .alias(has_keys=RawSQL("metadata ?| %s::text[]", (keys,), output_field=BooleanField()),
+                   named=RawSQL(named, (keys, patterns), output_field=BooleanField()))
+            .filter(has_keys=True, named=True))
+    return rows._sanctioned_rewrite(metadata=RawSQL(scrubbed, (keys, patterns, SCRUBBED), output_field=JSONField()))
 
 
 def _scrub_account(user) -> None:

@@ -19,6 +19,12 @@ The rules:
 * Aggregate counters are public (they feed the public leaderboards, total_earned included) except the figures that
   describe spending or private timing: total_spent, net_earnings, last_activity_at and stats_updated_at
   (`redact_stats`).
+
+The money rule, decided (DESIGN.md §7 says both "economy amounts: self and staff only" and "aggregate counters are
+always public"): `total_earned` is a public competitive counter - what a player has won in prizes and rewards, shown
+on the profile card, the stats API and the DeltaCoins-earned leaderboard, like titles or wins. Everything else about
+money is self and staff only: `total_spent` (and `net_earnings`, which would reveal it), the amount and reason of any
+single transaction, and the economy summary. Spending says how someone lives; earnings are a result of competing.
 """
 from __future__ import annotations
 

@@ -43,3 +43,14 @@ def _refuse_without_broker(**_kwargs) -> None:
         sys.stderr.write("ERROR: no broker configured: set REDIS_URL (or CELERY_BROKER_URL) before starting a Celery "
                          "worker or beat (`make run` and `make demo` set it for the embedded stack).\n")
         raise SystemExit(2)
+
+
+@signals.celeryd_init.connect
+@signals.worker_process_init.connect
+def _long_job_timeouts(**kwargs) -> None:
+    """Worker processes run long jobs: their connections get DB_JOB_STATEMENT_TIMEOUT_MS (project/db_timeouts.py).
+    celeryd_init runs in the `celery worker` parent (solo and thread pools, inherited by forks); worker_process_init
+    in each prefork child."""
+    from project.db_timeouts import use_job_timeouts
+
+    use_job_timeouts()

@@ -109,6 +109,15 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------------------
 SQLITE_PATH = os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{SQLITE_PATH}"
+# Seconds (libpq counts whole seconds, at least 2), milliseconds; 0 means no statement timeout.
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
+DB_JOB_STATEMENT_TIMEOUT_MS = env_int("DB_JOB_STATEMENT_TIMEOUT_MS", 0)
+# The per-game leaderboard aggregates the ledger: its statement gets its own bound, wherever it runs.
+LEADERBOARD_STATEMENT_TIMEOUT_MS = env_int("LEADERBOARD_STATEMENT_TIMEOUT_MS", 3000)
+# /healthz probes the database on its own short-lived connection, never the request's (project/health.py).
+HEALTHZ_DB_TIMEOUT_SECONDS = float(os.environ.get("HEALTHZ_DB_TIMEOUT_SECONDS", "0.5"))
+HEALTHZ_DATABASE: dict | None = None  # None: probe DATABASES["default"]; tests point it at a hung port
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default: one file, concurrent readers while a writer works, and waits instead of "locked".
@@ -120,8 +129,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
-    # A stuck lock must surface as an error the task retries, never as a worker hung forever.
-    DATABASES["default"]["OPTIONS"].setdefault("options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)}")
+    # No dependency may hang a request: a connect timeout, and a statement timeout for web requests (a stuck lock
+    # must also surface as an error the task retries, never as a worker hung forever). Long jobs (the Celery worker,
+    # management commands) replace the statement timeout with DB_JOB_STATEMENT_TIMEOUT_MS when they start
+    # (project/db_timeouts.py).
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
 DATABASE_BACKEND = "postgresql" if "postgresql" in DATABASES["default"]["ENGINE"] else "sqlite"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -147,11 +161,15 @@ if CACHE_URL:
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": CACHE_URL,
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cache"),  # shares the broker's Redis: keep apart from kombu keys
+        # No retries (redis-py retries nothing unless asked): a hung Redis costs one socket timeout, and then the
+        # read side skips the cache for CACHE_DOWN_PAUSE_SECONDS (stats/cache.py).
         "OPTIONS": {"socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
-                    "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.5"))},
+                    "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.25")),
+                    "retry_on_timeout": False},
     }}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "activity-read-side"}}
+CACHE_DOWN_PAUSE_SECONDS = float(os.environ.get("CACHE_DOWN_PAUSE_SECONDS", "5"))
 
 # --- JSON API (web/api) -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

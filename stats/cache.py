@@ -14,16 +14,25 @@ Writers: the stats projector runs in the ledger's transaction; `invalidate_touch
 in stats/apps.py) schedules the invalidation of exactly the users it touched with transaction.on_commit, and
 stats.recompute does the same for every chunk it rewrites. The cache is an accelerator only: if it is unreachable,
 reads go to the database and the failure is logged.
+
+Circuit breaker (the write path's broker-down pause, tasks/enqueue.py, applied to reads): after one failed cache call
+this process skips the cache for CACHE_DOWN_PAUSE_SECONDS and reads the database directly. A hung Redis (accepting
+connections, never answering) so costs one socket timeout per pause and process, not one per request. Invalidations
+ignore the pause (they run after commit, off the request path, and a skipped one would let a stale value live for its
+TTL); their failure opens it too.
 """
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import transaction
 
 from activity.projection import InsertedEvent
@@ -42,6 +51,36 @@ except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
 
 
+_cache_down_until = 0.0
+
+
+def cache_paused() -> bool:
+    """True while the breaker is open: a cache call failed under CACHE_DOWN_PAUSE_SECONDS ago in this process."""
+    return time.monotonic() < _cache_down_until
+
+
+def reset_breaker() -> None:
+    """Close the breaker (tests; an operator's shell after fixing Redis)."""
+    global _cache_down_until
+    _cache_down_until = 0.0
+
+
+def _close_breaker_on_new_caches(*, setting: str, **kwargs) -> None:
+    # A different cache configuration (tests switch servers and key prefixes) starts with a closed breaker.
+    if setting in ("CACHES", "CACHE_DOWN_PAUSE_SECONDS"):
+        reset_breaker()
+
+
+setting_changed.connect(_close_breaker_on_new_caches, dispatch_uid="stats.cache.breaker")
+
+
+def _cache_failed(exc: BaseException, consequence: str, *, level: int = logging.WARNING) -> None:
+    global _cache_down_until
+    _cache_down_until = time.monotonic() + settings.CACHE_DOWN_PAUSE_SECONDS
+    logger.log(level, "cache unavailable (%s: %s); %s; skipping the cache for %gs", type(exc).__name__, exc,
+               consequence, settings.CACHE_DOWN_PAUSE_SECONDS)
+
+
 def value_key(user_id: int) -> str:
     return f"stats:{_VERSION}:value:{user_id}"
 
@@ -57,7 +96,9 @@ def get_or_load(user_id: int, load: Callable[[int], dict]) -> dict:
 
 def generational_get(vkey: str, gkey: str, load: Callable[[], T], ttl: int) -> T:
     """`load()`'s result, cached under `vkey` and valid while generation key `gkey` keeps the value it had when
-    the result was computed (see the module docstring). One round trip on a hit."""
+    the result was computed (see the module docstring). One round trip on a hit; none while the breaker is open."""
+    if cache_paused():
+        return load()
     try:
         found = cache.get_many([vkey, gkey])
         generation = found.get(gkey)
@@ -69,14 +110,14 @@ def generational_get(vkey: str, gkey: str, load: Callable[[], T], ttl: int) -> T
             cache.add(gkey, uuid.uuid4().hex, GENERATION_TTL)
             generation = cache.get(gkey)
     except CACHE_ERRORS as exc:
-        logger.warning("cache unavailable (%s: %s); reading %s from the database", type(exc).__name__, exc, vkey)
+        _cache_failed(exc, f"reading {vkey} from the database")
         return load()
     value = load()  # after taking the generation: see the module docstring
     if generation is not None:
         try:
             cache.set(vkey, (generation, value), ttl)
         except CACHE_ERRORS as exc:
-            logger.warning("cache unavailable (%s: %s); %s not cached", type(exc).__name__, exc, vkey)
+            _cache_failed(exc, f"{vkey} not cached")
     return value
 
 
@@ -89,8 +130,8 @@ def invalidate(user_ids: Iterable[int]) -> None:
         cache.delete_many(keys)
     except CACHE_ERRORS as exc:
         # The value expires by itself within STATS_TTL; say which users may read stale figures until then.
-        logger.error("stats cache invalidation failed for %d user(s) (%s: %s): %s", len(keys), type(exc).__name__, exc,
-                     sorted(set(user_ids))[:20])
+        _cache_failed(exc, f"stats cache invalidation failed for {len(keys)} user(s): {sorted(set(user_ids))[:20]}",
+                      level=logging.ERROR)
 
 
 def invalidate_on_commit(user_ids: Iterable[int]) -> None:
@@ -105,7 +146,7 @@ def invalidate_touched_users(inserted: Sequence[InsertedEvent]) -> None:
     invalidate_on_commit(e.user_id for e in inserted)
 
 
-# Leaderboards: cached per (board, game, limit, min_matches) for a short TTL under one shared generation, so an
+# Leaderboards: cached per (board, game) for a short TTL under one shared generation, so an
 # erasure can drop every cached board at once (a board must not keep showing an erased player's name).
 LEADERBOARD_GENERATION_KEY = f"leaderboards:{_VERSION}:gen"
 
@@ -115,4 +156,4 @@ def invalidate_leaderboards() -> None:
     try:
         cache.delete(LEADERBOARD_GENERATION_KEY)
     except CACHE_ERRORS as exc:
-        logger.error("leaderboard cache invalidation failed (%s: %s)", type(exc).__name__, exc)
+        _cache_failed(exc, "leaderboard cache invalidation failed", level=logging.ERROR)

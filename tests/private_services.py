@@ -103,3 +103,39 @@ def run_outage_probe(match_pk: int, username: str, outage: str, *, before_outage
                 probe.kill()
     assert probe.returncode == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1]), err
+
+
+class BlackHoleListener:
+    """A TCP port that accepts connections and never answers (a hung PostgreSQL or Redis: paused, half-failed over,
+    behind a dead proxy). Use as a context manager; `.port` is where to point the client."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self._server.settimeout(0.1)
+        self.port = self._server.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:  # the accept timeout: look at the stop flag again
+                continue
+            self._held.append(conn)  # kept open, never read from or written to
+
+    def __enter__(self) -> BlackHoleListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for conn in self._held:
+            conn.close()
+        self._server.close()

@@ -58,9 +58,19 @@ def record(*events: NewEvent) -> list[InsertedEvent]:
     return append([Derivation(e.source_model, e.source_id, (e,)) for e in events]).inserted
 
 
+def known_game(game: str) -> str:
+    """Make `game` a game the platform plays (a tournament in it): per-game boards 404 for any other."""
+    from esports.tournaments.models import Tournament
+
+    if not Tournament.objects.filter(game=game).exists():
+        Tournament.objects.create(name=f"{game} cup", game=game, status=Tournament.Status.ONGOING)
+    return game
+
+
 def play_match(user, outcome: str, *, at: datetime | None = None, game: str = "valorant", visibility: str = "",
                tournament: str = "Spring Cup", round: str = "QF") -> int:
     """Record one match of `user` (won, lost or forfeit) as the derivation would; returns the match's source id."""
+    known_game(game)
     source_id = next(_source_ids)
     meta = {"tournament_id": 1, "tournament": tournament, "game": game, "round": round}
     rows = [event(user, E.MATCH_PLAYED, at=at, meta=meta, source_id=source_id, visibility=visibility)]

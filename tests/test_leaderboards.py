@@ -10,9 +10,9 @@ from activity.event_types import EventType as E
 from activity.selectors.errors import InvalidQueryError
 from stats import cache as stats_cache
 from stats.models import UserProfileStats
-from stats.selectors.leaderboards import Board, InvalidLeaderboardError, leaderboard
+from stats.selectors.leaderboards import Board, InvalidLeaderboardError, UnknownGameError, leaderboard
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, event, fresh_cache, minutes, play_match, record  # noqa: F401 - fixture
+from tests.read_side import BASE_TIME, event, fresh_cache, known_game, minutes, play_match, record  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
@@ -106,12 +106,13 @@ def test_a_per_game_board_counts_that_games_events_only_net_of_corrections():
     assert board(Board.MATCHES_WON, game="chess") == [(a.pk, "3")]
     assert board(Board.WIN_RATE, game="valorant", min_matches=2) == [(b.pk, "100.00"), (c.pk, "66.67")]
     assert board(Board.WIN_RATE, game="valorant") == []  # nobody has 10 valorant matches
-    assert board(Board.MATCHES_WON, game="dota") == []
+    with pytest.raises(UnknownGameError):  # no tournament is played in it: a 404, not an empty board
+        board(Board.MATCHES_WON, game="dota")
 
 
 def test_a_per_game_titles_board_ranks_titles_then_runner_up():
     a, b = players(2)
-    meta = {"tournament_id": 1, "tournament": "Cup", "game": "chess"}
+    meta = {"tournament_id": 1, "tournament": "Cup", "game": known_game("chess")}
     record(event(a, E.TOURNAMENT_WON, meta=meta), event(b, E.TOURNAMENT_WON, meta=meta),
            event(b, E.TOURNAMENT_RUNNER_UP, meta=meta),
            event(a, E.TOURNAMENT_WON, meta={**meta, "game": "valorant"}))
@@ -163,4 +164,5 @@ def test_every_board_is_one_select_whatever_its_size():
             ranked.append(user)
         for name in Board:
             assert selects(board=name) == 1
-        assert selects(board=Board.MATCHES_WON, game="chess") == 1
+        # A per-game board first checks the game on the tournaments' index (unknown games 404 without a ledger scan).
+        assert selects(board=Board.MATCHES_WON, game="chess") == 2

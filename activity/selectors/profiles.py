@@ -1,6 +1,8 @@
 """The player a page or endpoint is about: looked up once, with the user and follower counts in the same query."""
 from __future__ import annotations
 
+import unicodedata
+
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
@@ -8,6 +10,14 @@ from activity.selectors.errors import SubjectNotFound
 from esports.profiles.models import Follow, UserProfile
 
 MAX_USERNAME_LENGTH = 150
+# Control characters, line/paragraph separators and lone surrogates name nobody (Django's username validator refuses
+# them). A NUL would even reach PostgreSQL, which rejects it in text: a 500 on every /u/<name>/ page before this check.
+_NOT_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def is_possible_username(username: object) -> bool:
+    return (isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH
+            and not any(unicodedata.category(c) in _NOT_IN_NAMES for c in username))
 
 
 def _count_of(**filters) -> Coalesce:
@@ -31,7 +41,7 @@ def _lookup(viewer, *, with_counts: bool, **filters) -> UserProfile:
 
 def profile_by_username(username: str, viewer=None, *, with_counts: bool = False) -> UserProfile:
     """The profile (with its user) of `username`; raises SubjectNotFound."""
-    if not isinstance(username, str) or not 0 < len(username) <= MAX_USERNAME_LENGTH:
+    if not is_possible_username(username):
         raise SubjectNotFound("No such player.")
     return _lookup(viewer, with_counts=with_counts, user__username=username)
 

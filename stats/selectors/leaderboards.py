@@ -16,6 +16,12 @@ Ordering is total and deterministic (tie-breaks are part of the contract, tested
 Only active accounts are ranked (erasure tombstones, erased and deactivated accounts are not), and only players with
 something to rank (a zero count is not a ranking).
 
+Bounded work for anonymous callers: an unknown game is a 404 (UnknownGameError) before anything is computed or
+cached; each (board, game) is computed and cached once, as its top MAX_LIMIT entries, and `limit` and `min_matches`
+are applied to the cached list in Python, so no query parameter multiplies cache keys or board queries. The win-rate
+board keeps every player who is in the top MAX_LIMIT for *some* `min_matches` (`_win_rate_skyline`), so any threshold
+is answered exactly from the one cached list. Board statements run under LEADERBOARD_STATEMENT_TIMEOUT_MS.
+
 Results are cached for LEADERBOARD_TTL seconds (boards are read far more often than they change, and a per-game
 board is an aggregate over the ledger), all under one generation key that an erasure drops (stats.cache);
 `use_cache=False` reads fresh, `refresh=True` drops every cached board and recomputes this one (a periodic job).
@@ -23,16 +29,21 @@ board is an aggregate over the ledger), all under one generation key that an era
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+import heapq
+from dataclasses import dataclass
+from itertools import groupby
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from activity.event_types import REVERSAL_OF, EventType as E
+from activity.event_types import REVERSAL_OF
+from activity.event_types import EventType as E
 from activity.models import UserActivity
-from activity.selectors.errors import InvalidQueryError
+from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import validate_game
 from esports.profiles.models import UserProfile
+from esports.tournaments.models import Tournament
 from stats import cache as stats_cache
 from stats.counters import counter_sql
 from stats.models import UserProfileStats, _percent
@@ -63,6 +74,10 @@ class InvalidLeaderboardError(InvalidQueryError):
     code = "invalid_leaderboard"
 
 
+class UnknownGameError(SubjectNotFound):
+    """No tournament is played in this game: a 404, never a board computed (or cached) for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaderboardEntry:
     rank: int
@@ -76,9 +91,6 @@ class LeaderboardEntry:
     matches_won: int
     win_rate: str
     total_earned: int | None  # None on per-game boards (coins have no game)
-
-
-_ENTRY_FIELDS = tuple(f.name for f in fields(LeaderboardEntry))
 
 
 def parse_board(raw: str) -> Board:
@@ -99,21 +111,27 @@ def leaderboard(board: Board | str, *, limit: int = DEFAULT_LIMIT, game: str | N
     game = validate_game(game)
     if game is not None and board is Board.TOTAL_EARNED:
         raise InvalidLeaderboardError("DeltaCoins are not tied to a game: the total_earned board has no per-game view.")
-    if board is not Board.WIN_RATE:
-        min_matches = DEFAULT_MIN_MATCHES  # not part of the ranking: keep one cache entry per board
+    if game is not None and not Tournament.objects.filter(game=game).exists():
+        raise UnknownGameError(f"No tournament is played in {game!r}.")
 
     def compute() -> list[tuple]:
-        rows = _per_game(board, game, limit, min_matches) if game else _overall(board, limit, min_matches)
-        return [tuple(getattr(e, name) for name in _ENTRY_FIELDS) for e in rows]  # plain tuples: cheap to pickle
+        return _per_game(board, game) if game else _overall(board)
 
     if not use_cache:
         rows = compute()
     else:
-        key = f"leaderboards:v1:{board}:{game or '*'}:{min_matches}:{limit}"
         if refresh:
             stats_cache.invalidate_leaderboards()
-        rows = stats_cache.generational_get(key, stats_cache.LEADERBOARD_GENERATION_KEY, compute, LEADERBOARD_TTL)
-    return [LeaderboardEntry(*row) for row in rows]
+        rows = stats_cache.generational_get(cache_key(board, game), stats_cache.LEADERBOARD_GENERATION_KEY, compute,
+                                            LEADERBOARD_TTL)
+    if board is Board.WIN_RATE:
+        rows = [row for row in rows if row[_PLAYED] >= min_matches]
+    return [_entry(board, rank, row) for rank, row in enumerate(rows[:limit], start=1)]
+
+
+def cache_key(board: Board, game: str | None) -> str:
+    """One key per (board, game): `limit` and `min_matches` are applied to the cached list, never part of the key."""
+    return f"leaderboards:v2:{board}:{game or '*'}"
 
 
 def _win_rate(won: int, played: int) -> str:
@@ -152,13 +170,26 @@ def _per_game_source() -> str:
             f"WHERE metadata ->> 'game' = %(game)s AND event_type = ANY(%(types)s) GROUP BY user_id")
 
 
-def board_sql(board: Board, *, per_game: bool) -> str:
+def board_sql(board: Board, *, per_game: bool, skyline: bool = False) -> str:
+    """The board's statement. `skyline` (win rate only): instead of the top N, every active player with a match who is
+    in the top N of their own match count (a necessary condition for being on the board for some min_matches; the
+    exact set is `_win_rate_skyline`), in board order."""
     users, profiles = get_user_model()._meta.db_table, UserProfile._meta.db_table
     columns = ", ".join(f"r.{c}" for c in _COLUMNS)
+    active = f"EXISTS (SELECT 1 FROM {users} a WHERE a.id = c.user_id AND a.is_active)"
+    source = _per_game_source() if per_game else _overall_source()
+    if skyline:
+        return (
+            f"WITH candidates AS ({source}), "
+            f"ranked AS (SELECT c.*, row_number() OVER (PARTITION BY c.matches_played ORDER BY "
+            f"{_ORDER[board].format(t='c')}) AS level_rank FROM candidates c WHERE c.matches_played >= 1 AND {active}) "
+            f"SELECT r.user_id, (SELECT username FROM {users} WHERE id = r.user_id), "
+            f"(SELECT display_name FROM {profiles} WHERE user_id = r.user_id), {columns} "
+            f"FROM ranked r WHERE r.level_rank <= {MAX_LIMIT:d} ORDER BY {_ORDER[board].format(t='r')}"
+        )
     return (
-        f"WITH candidates AS ({_per_game_source() if per_game else _overall_source()}), "
-        f"ranked AS (SELECT * FROM candidates c WHERE {_FILTER[board].format(t='c')} "
-        f"AND EXISTS (SELECT 1 FROM {users} a WHERE a.id = c.user_id AND a.is_active) "
+        f"WITH candidates AS ({source}), "
+        f"ranked AS (SELECT * FROM candidates c WHERE {_FILTER[board].format(t='c')} AND {active} "
         f"ORDER BY {_ORDER[board].format(t='c')} LIMIT %(limit)s) "
         f"SELECT r.user_id, (SELECT username FROM {users} WHERE id = r.user_id), "
         f"(SELECT display_name FROM {profiles} WHERE user_id = r.user_id), {columns} FROM ranked r "
@@ -166,34 +197,80 @@ def board_sql(board: Board, *, per_game: bool) -> str:
     )
 
 
-def _overall(board: Board, limit: int, min_matches: int) -> list[LeaderboardEntry]:
-    return _rank(board, board_sql(board, per_game=False), {"limit": limit, "min_matches": min_matches}, parallel=False)
+# A cached row: (user_id, username, display_name, tournaments_won, tournaments_runner_up, matches_played,
+# matches_won, total_earned); plain tuples are cheap to pickle. The rank is given when the list is sliced.
+_PLAYED = 5
 
 
-def _per_game(board: Board, game: str, limit: int, min_matches: int) -> list[LeaderboardEntry]:
+def _overall(board: Board) -> list[tuple]:
+    if board is Board.WIN_RATE:
+        return _win_rate_board(board_sql(board, per_game=False, skyline=True), {}, parallel=False)
+    return _run(board_sql(board, per_game=False), {"limit": MAX_LIMIT, "min_matches": 1}, parallel=False)
+
+
+def _per_game(board: Board, game: str) -> list[tuple]:
     if connection.vendor != "postgresql":
         raise InvalidLeaderboardError("Per-game leaderboards need PostgreSQL.")
-    params = {"game": game, "types": _GAME_TYPES, "limit": limit, "min_matches": min_matches}
-    return _rank(board, board_sql(board, per_game=True), params, parallel=True)  # a real aggregate: workers help
+    params = {"game": game, "types": _GAME_TYPES, "limit": MAX_LIMIT, "min_matches": 1}
+    if board is Board.WIN_RATE:
+        return _win_rate_board(board_sql(board, per_game=True, skyline=True), params, parallel=True)
+    return _run(board_sql(board, per_game=True), params, parallel=True)  # a real aggregate: workers help
 
 
-def _rank(board: Board, sql: str, params: dict, *, parallel: bool) -> list[LeaderboardEntry]:
-    serial = not parallel and connection.vendor == "postgresql"
+def _win_rate_board(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
+    """Every player in the top MAX_LIMIT of the win-rate board for some min_matches, in board order."""
+    candidates = _run(sql, params, parallel=parallel)
+    keep = _win_rate_skyline([(row[0], row[6], row[_PLAYED]) for row in candidates], MAX_LIMIT)
+    return [row for row in candidates if row[0] in keep]
+
+
+def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[int]:
+    """Ids (from (user_id, won, played) with played >= 1) in the top `depth` of players with at least m matches, for
+    some m. A player with p matches is in such a top for some m iff fewer than `depth` players with >= p matches rank
+    above them (m = p leaves the fewest rivals); then the board for any m is exactly the first `depth` players of this
+    set with >= m matches, in board order. Walk the match counts downwards keeping the best `depth` ranking keys seen
+    (a min-heap): a player survives iff their key is still in the heap once their own level is in."""
+    def key(p: tuple[int, int, int]) -> tuple[float, int, int]:
+        user_id, won, played = p  # the SQL order: won/played (float8) desc, played desc, user id asc
+        return (won / played, played, -user_id)
+
+    best: list[tuple[float, int, int]] = []
+    kept: set[int] = set()
+    for played, level in groupby(sorted(players, key=lambda p: -p[2]), key=lambda p: p[2]):
+        for player in level:
+            heapq.heappush(best, key(player))
+            if len(best) > depth:
+                heapq.heappop(best)
+        kept.update(-k[2] for k in best if k[1] == played)
+    return kept
+
+
+def _run(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
+    postgresql = connection.vendor == "postgresql"
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        if serial:
-            # A top-N walk reads a few hundred rows; starting parallel workers for it (which the planner likes to,
-            # seeing the whole table behind the LIMIT) costs more than the walk itself: 20-40 ms here at 100k users.
-            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        if postgresql:
+            # Whoever asks (a request, the periodic refresh), a board is bounded: a per-game board aggregates the
+            # ledger. A top-N walk of the projection reads a few hundred rows; starting parallel workers for it (which
+            # the planner likes to, seeing the whole table behind the LIMIT) costs more than the walk itself: 20-40 ms
+            # at 100k users. One round trip; the timeout is an int from settings, so formatting it in is safe.
+            local = [f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}"]
+            if not parallel:
+                local.append("SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute("; ".join(local))
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-        if serial:  # leave a caller's enclosing transaction as it was
-            cursor.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
-    entries = []
-    for rank, (user_id, username, display_name, t_won, t_runner_up, played, won, earned) in enumerate(rows, start=1):
-        win_rate = _win_rate(won, played)
-        value = {Board.TOURNAMENTS_WON: t_won, Board.MATCHES_WON: won, Board.WIN_RATE: win_rate,
-                 Board.TOTAL_EARNED: earned}[board]
-        entries.append(LeaderboardEntry(rank, user_id, username, display_name, str(value), int(t_won),
-                                        int(t_runner_up), int(played), int(won), win_rate,
-                                        None if earned is None else int(earned)))
-    return entries
+        if postgresql:  # leave a caller's enclosing transaction with the process's own settings
+            cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in
+                                     ("statement_timeout", "max_parallel_workers_per_gather")[:len(local)]))
+    return [(user_id, username, display_name or "", int(t_won), int(t_runner_up), int(played), int(won),
+             None if earned is None else int(earned))
+            for user_id, username, display_name, t_won, t_runner_up, played, won, earned in rows]
+
+
+def _entry(board: Board, rank: int, row: tuple) -> LeaderboardEntry:
+    user_id, username, display_name, t_won, t_runner_up, played, won, earned = row
+    win_rate = _win_rate(won, played)
+    value = {Board.TOURNAMENTS_WON: t_won, Board.MATCHES_WON: won, Board.WIN_RATE: win_rate,
+             Board.TOTAL_EARNED: earned}[board]
+    return LeaderboardEntry(rank, user_id, username, display_name, str(value), t_won, t_runner_up, played, won,
+                            win_rate, earned)

@@ -18,9 +18,9 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from activity.privacy import relation_between
-from activity.selectors.errors import InvalidQueryError
+from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import match_history
-from activity.selectors.profiles import profile_by_id, profile_by_username
+from activity.selectors.profiles import is_possible_username, profile_by_id, profile_by_username
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
 from stats.selectors.economy import economy_summary
@@ -106,6 +106,9 @@ class UserLookupView(APIView):
     @extend_schema(summary="Find a player by username", parameters=[s.UsernameQuery],
                    responses={200: s.ProfileSerializer, **_ERRORS})
     def get(self, request: Request) -> Response:
+        raw = request.query_params.get("username", "")
+        if raw and not is_possible_username(raw):  # a NUL or control character names nobody: 404, as on the pages
+            raise SubjectNotFound("No such player.")
         username = _query(request, s.UsernameQuery)["username"]
         profile = profile_by_username(username, request.user, with_counts=True)
         relation = relation_between(request.user, profile)
