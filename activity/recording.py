@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.append import AppendResult, append
+from activity.models import PoisonRow
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -37,6 +38,8 @@ def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = 
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
         derivations = kind.load(ids)
         result = append(derivations, dry_run=dry_run)
+        if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
+            PoisonRow.objects.resolve(kind.label, ids)
     if len(derivations) < len(ids):
         missing = sorted(set(ids) - {d.source_id for d in derivations})
         logger.info("record_events_for %s: %d row(s) no longer exist, skipped: %s", source_label, len(missing), missing[:20])

@@ -252,14 +252,14 @@ def test_a_source_that_fails_keeps_its_watermark_and_the_others_advance(history_
     completed_match()
     before = timezone.now() - timedelta(minutes=5)
     SweepWatermark.objects.bulk_create([SweepWatermark(source=label, watermark=before) for label in SOURCES])
-    real = catchup.record_events_for
+    real = catchup.isolate_and_record
 
     def matches_break(label, ids, **kwargs):
         if label == MATCH:
             raise RuntimeError("database hiccup (simulated)")
         return real(label, ids, **kwargs)
 
-    monkeypatch.setattr(catchup, "record_events_for", matches_break)
+    monkeypatch.setattr(catchup, "isolate_and_record", matches_break)
     with pytest.raises(catchup.SweepFailedError, match="tournaments.match"):
         catchup.sweep()
 
@@ -267,7 +267,7 @@ def test_a_source_that_fails_keeps_its_watermark_and_the_others_advance(history_
     assert marks[MATCH] == before
     assert all(mark > before for label, mark in marks.items() if label != MATCH)
     assert UserActivity.objects.filter(source_model=REGISTRATION).exists()  # the other sources were swept
-    monkeypatch.setattr(catchup, "record_events_for", real)
+    monkeypatch.setattr(catchup, "isolate_and_record", real)
     assert catchup.sweep().sources[MATCH].found == 4  # and the next sweep retries the failed one
 
 
