@@ -36,9 +36,9 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from activity.catchup import advance_watermarks
 from activity.chunks import IdChunk, iter_id_chunks
 from activity.models import BackfillRun
-from activity.catchup import advance_watermarks
 from activity.poison import isolate_and_record
 from activity.sources import SOURCES, SourceKind, source_kind
 from monitoring import metrics

@@ -23,7 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from psycopg import sql
 
@@ -77,7 +83,9 @@ def isolate_and_record(label: str, ids: Sequence[int], *, origin: str, dry_run: 
     ids = sorted({int(i) for i in ids})
     if not ids:
         return outcome
-    with transaction.atomic():
+    # No savepoint of its own (savepoint=False): each attempt below is one already, so a clean chunk costs the
+    # caller's transaction no extra round trips but the SET CONSTRAINTS.
+    with transaction.atomic(savepoint=False):
         _constraints_immediate()
         _record_or_split(label, ids, origin, dry_run, outcome)
         if outcome.poisoned and not dry_run:
@@ -102,8 +110,9 @@ def _constraints_immediate() -> None:
 def _record_or_split(label: str, ids: list[int], origin: str, dry_run: bool, outcome: Isolated) -> None:
     """Bisection: k bad rows among n cost O(k log n) attempts, and a clean chunk (the normal case) exactly one."""
     try:
-        with transaction.atomic():
-            outcome.add(record_events_for(label, ids, dry_run=dry_run, origin=origin))
+        # record_events_for runs in its own atomic block, a savepoint here (we are inside a transaction): a failure
+        # rolls back exactly this attempt and leaves the transaction usable for the next.
+        outcome.add(record_events_for(label, ids, dry_run=dry_run, origin=origin))
         return
     except RETRYABLE:
         raise
@@ -181,10 +190,10 @@ def _mark_poison_portable(label: str, ids: list[int], classes: list[str], errors
     rows = []
     for pk, cls, err in zip(ids, classes, errors):
         old = known.get(pk)
-        ongoing = old is not None and old.resolved_at is None
-        attempts = old.attempts + 1 if ongoing else 1
+        ongoing = old if old is not None and old.resolved_at is None else None
+        attempts = ongoing.attempts + 1 if ongoing else 1
         rows.append(PoisonRow(source=label, source_id=pk, error_class=cls, error=err, origin=origin,
-                              first_seen=old.first_seen if ongoing else now, last_seen=now, attempts=attempts,
+                              first_seen=ongoing.first_seen if ongoing else now, last_seen=now, attempts=attempts,
                               next_attempt_at=now + backoff(attempts), resolved_at=None))
     PoisonRow.objects.bulk_create(rows, update_conflicts=True, unique_fields=["source", "source_id"], update_fields=[
         "error_class", "error", "origin", "first_seen", "last_seen", "attempts", "next_attempt_at", "resolved_at"])

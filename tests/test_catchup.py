@@ -22,18 +22,13 @@ from activity.sources import SOURCES
 from esports.tournaments.models import Match
 from monitoring import metrics
 from tests.backfill_support import (MATCH, PROFILE, REGISTRATION, RESULT, TRANSACTION, UNLOCK, Expected,  # noqa: F401
-                                    assert_projection_matches_ledger, history_mode, ledger_keys, projected_counters)
+                                    assert_projection_matches_ledger, history_mode, ledger_keys, no_grace,
+                                    projected_counters)
 from tests.conftest import wait_until
 from tests.private_services import PrivateRedis, test_database_url
 from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
 
 REPO = Path(django_settings.BASE_DIR)
-
-
-@pytest.fixture
-def no_grace(settings):
-    """Sweep rows however young (the live tasks in these tests are lost for sure, not just in flight)."""
-    settings.ACTIVITY_SWEEP_GRACE_SECONDS = 0
 
 
 def findings() -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,16 +20,15 @@ from esports.teams.models import TeamMembership
 from monitoring import metrics
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.reconcile import run_reconciliation
-from tests.backfill_support import drain, history_mode  # noqa: F401 - fixture
+from tests.backfill_support import drain, history_mode, no_grace  # noqa: F401 - fixtures
 from tests.factories import TeamFactory, TeamMembershipFactory, UserFactory
 from tests.ledger_helpers import counters
 
+# Source rows written in these tests are history (the receivers enqueue nothing), and the sweep takes rows however
+# young: no live task will record them.
+pytestmark = pytest.mark.usefixtures("history_mode", "no_grace")
+
 MEMBERSHIP = "teams.teammembership"
-
-
-@pytest.fixture
-def no_grace(settings):
-    settings.ACTIVITY_SWEEP_GRACE_SECONDS = 0
 
 
 def memberships_with_one_orphan(n_good: int = 3) -> tuple[list[TeamMembership], TeamMembership]:
@@ -67,7 +66,7 @@ def poison_total(source: str, origin: str) -> float:
 # --- the jobs go on ------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_a_member_without_a_profile_does_not_stop_the_sweep(history_mode, no_grace):
+def test_a_member_without_a_profile_does_not_stop_the_sweep():
     good, orphan = memberships_with_one_orphan()
     counted = poison_total(MEMBERSHIP, "sweep")
     now = timezone.now()
@@ -85,7 +84,7 @@ def test_a_member_without_a_profile_does_not_stop_the_sweep(history_mode, no_gra
 
 
 @pytest.mark.django_db
-def test_reconciliation_runs_both_passes_around_a_poison_row_and_repairs_the_drifted_user(history_mode):
+def test_reconciliation_runs_both_passes_around_a_poison_row_and_repairs_the_drifted_user():
     good, orphan = memberships_with_one_orphan()
     record_events_for(MEMBERSHIP, [m.pk for m in good])
     drifted = good[0].user
@@ -100,7 +99,7 @@ def test_reconciliation_runs_both_passes_around_a_poison_row_and_repairs_the_dri
 
 
 @pytest.mark.django_db
-def test_a_report_only_reconciliation_writes_no_poison_row(history_mode, monkeypatch):
+def test_a_report_only_reconciliation_writes_no_poison_row(monkeypatch):
     good, _orphan = memberships_with_one_orphan()
     raises_for(monkeypatch, {good[1].pk})  # dry runs never reach the stats row's foreign key: a derivation error
     run = run_reconciliation(fix=False)
@@ -110,7 +109,7 @@ def test_a_report_only_reconciliation_writes_no_poison_row(history_mode, monkeyp
 
 
 @pytest.mark.django_db
-def test_backfill_finishes_past_a_poison_row_and_its_cursor_moves_on(history_mode):
+def test_backfill_finishes_past_a_poison_row_and_its_cursor_moves_on():
     good, orphan = memberships_with_one_orphan(n_good=5)
 
     run = drain(start_backfill([MEMBERSHIP], batch_size=2))
@@ -125,7 +124,7 @@ def test_backfill_finishes_past_a_poison_row_and_its_cursor_moves_on(history_mod
 # --- isolation itself ----------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_a_derivation_error_is_isolated_to_its_row_and_the_rest_of_the_chunk_is_recorded(history_mode, monkeypatch):
+def test_a_derivation_error_is_isolated_to_its_row_and_the_rest_of_the_chunk_is_recorded(monkeypatch):
     team = TeamFactory()
     rows = [TeamMembershipFactory(team=team) for _ in range(9)]
     bad = {rows[2].pk, rows[7].pk}
@@ -139,14 +138,14 @@ def test_a_derivation_error_is_isolated_to_its_row_and_the_rest_of_the_chunk_is_
 
 
 @pytest.mark.django_db
-def test_database_trouble_is_not_a_poison_row_but_fails_the_whole_chunk(history_mode, monkeypatch):
+def test_database_trouble_is_not_a_poison_row_but_fails_the_whole_chunk(monkeypatch):
     rows = [TeamMembershipFactory() for _ in range(3)]
 
     def unreachable(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly (simulated)")
 
     monkeypatch.setattr(poison, "record_events_for", unreachable)
-    with pytest.raises(OperationalError):
+    with pytest.raises(OperationalError), transaction.atomic():  # the job's transaction: it retries as a whole
         poison.isolate_and_record(MEMBERSHIP, [r.pk for r in rows], origin="sweep")
     assert not PoisonRow.objects.exists()
 
@@ -154,7 +153,7 @@ def test_database_trouble_is_not_a_poison_row_but_fails_the_whole_chunk(history_
 # --- retry, backoff, resolution ------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_a_poison_row_backs_off_and_resolves_once_the_profile_is_recreated(history_mode, no_grace):
+def test_a_poison_row_backs_off_and_resolves_once_the_profile_is_recreated():
     _good, orphan = memberships_with_one_orphan()
     catchup.sweep()
     row = PoisonRow.objects.get(source_id=orphan.pk)
@@ -187,7 +186,7 @@ def test_the_backoff_doubles_from_a_minute_up_to_six_hours():
 
 
 @pytest.mark.django_db
-def test_any_later_successful_recording_resolves_the_poison_row(history_mode, no_grace):
+def test_any_later_successful_recording_resolves_the_poison_row():
     _good, orphan = memberships_with_one_orphan()
     catchup.sweep()
     UserProfile.objects.create(user=orphan.user)
@@ -198,7 +197,7 @@ def test_any_later_successful_recording_resolves_the_poison_row(history_mode, no
 
 
 @pytest.mark.django_db
-def test_a_poison_row_whose_source_row_was_deleted_is_resolved_by_the_retry(history_mode, no_grace):
+def test_a_poison_row_whose_source_row_was_deleted_is_resolved_by_the_retry():
     _good, orphan = memberships_with_one_orphan()
     catchup.sweep()
     orphan.delete()
@@ -209,7 +208,7 @@ def test_a_poison_row_whose_source_row_was_deleted_is_resolved_by_the_retry(hist
 
 
 @pytest.mark.django_db
-def test_a_resolved_row_that_fails_again_starts_its_backoff_over(history_mode, no_grace):
+def test_a_resolved_row_that_fails_again_starts_its_backoff_over():
     _good, orphan = memberships_with_one_orphan()
     catchup.sweep()
     poison.retry_due_poison_rows(now=timezone.now() + timedelta(minutes=2))  # attempt 2
@@ -224,7 +223,7 @@ def test_a_resolved_row_that_fails_again_starts_its_backoff_over(history_mode, n
 # --- the admin -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_the_admin_lists_unresolved_poison_rows_and_retry_now_resolves_a_fixed_one(history_mode, no_grace, admin_client):
+def test_the_admin_lists_unresolved_poison_rows_and_retry_now_resolves_a_fixed_one(admin_client):
     _good, orphan = memberships_with_one_orphan()
     catchup.sweep()
     url = reverse("admin:activity_poisonrow_changelist")

@@ -12,13 +12,12 @@ from activity import catchup
 from activity.backfill import start_backfill
 from activity.models import SweepWatermark
 from esports.tournaments.models import Match
-from tests.backfill_support import MATCH, drain, history_mode, ledger_keys, make_history  # noqa: F401 - fixture
+from tests.backfill_support import MATCH, drain, history_mode, ledger_keys, make_history, no_grace  # noqa: F401 - fixtures
 from tests.test_catchup import findings
 
-
-@pytest.fixture
-def no_grace(settings):
-    settings.ACTIVITY_SWEEP_GRACE_SECONDS = 0
+# Source rows written in these tests are history (the receivers enqueue nothing), and the sweep takes rows however
+# young: no live task will record them.
+pytestmark = pytest.mark.usefixtures("history_mode", "no_grace")
 
 
 def imported(matches: int, minutes_ago: float) -> list[Match]:
@@ -30,7 +29,7 @@ def imported(matches: int, minutes_ago: float) -> list[Match]:
 
 
 @pytest.mark.django_db
-def test_a_finished_backfill_moves_the_watermarks_of_its_sources_to_its_start(history_mode, no_grace):
+def test_a_finished_backfill_moves_the_watermarks_of_its_sources_to_its_start():
     an_hour_ago = timezone.now() - timedelta(hours=1)
     SweepWatermark.objects.create(source=MATCH, watermark=an_hour_ago)
     imported(matches=12, minutes_ago=10)
@@ -46,7 +45,7 @@ def test_a_finished_backfill_moves_the_watermarks_of_its_sources_to_its_start(hi
 
 
 @pytest.mark.django_db
-def test_a_backfill_never_moves_a_watermark_backwards_and_a_dry_run_moves_none(history_mode):
+def test_a_backfill_never_moves_a_watermark_backwards_and_a_dry_run_moves_none():
     imported(matches=3, minutes_ago=10)
     ahead = timezone.now() + timedelta(minutes=5)
     SweepWatermark.objects.create(source=MATCH, watermark=ahead)
@@ -59,7 +58,7 @@ def test_a_backfill_never_moves_a_watermark_backwards_and_a_dry_run_moves_none(h
 
 
 @pytest.mark.django_db
-def test_what_the_sweep_records_for_rows_a_running_backfill_covers_is_not_counted_as_lost(history_mode, no_grace):
+def test_what_the_sweep_records_for_rows_a_running_backfill_covers_is_not_counted_as_lost():
     imported(matches=8, minutes_ago=1)
     start_backfill(enqueue=False)  # created, not yet executed: every imported row is still ahead of it
     before = findings()
@@ -74,7 +73,7 @@ def test_what_the_sweep_records_for_rows_a_running_backfill_covers_is_not_counte
 
 
 @pytest.mark.django_db
-def test_the_sweep_takes_a_bounded_slice_per_run_and_continues_where_it_stopped(history_mode, no_grace, settings):
+def test_the_sweep_takes_a_bounded_slice_per_run_and_continues_where_it_stopped(settings):
     settings.ACTIVITY_SWEEP_BATCH_SIZE, settings.ACTIVITY_SWEEP_MAX_ROWS_PER_RUN = 2, 5
     stamp = timezone.now() - timedelta(seconds=30)
     SweepWatermark.objects.create(source=MATCH, watermark=stamp - timedelta(seconds=1))
