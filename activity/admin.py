@@ -15,8 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 
-from activity import backfill
-from activity.models import BackfillRun, ErasureLog, SweepWatermark, UserActivity
+from activity import backfill, poison
+from activity.models import BackfillRun, ErasureLog, PoisonRow, SweepWatermark, UserActivity
 from activity.sources import SOURCES
 
 # Above this many rows an unfiltered ledger list shows the planner's estimate instead of COUNT(*) over the table.
@@ -225,5 +225,48 @@ class ErasureLogAdmin(ReadOnlyAdmin):
 
 @admin.register(SweepWatermark)
 class SweepWatermarkAdmin(ReadOnlyAdmin):
-    list_display = ("source", "watermark", "last_found", "updated_at")
-    readonly_fields = ("source", "watermark", "last_found", "updated_at")
+    list_display = ("source", "watermark", "last_found", "resume_changed_at", "resume_id", "updated_at")
+    readonly_fields = ("source", "watermark", "last_found", "resume_changed_at", "resume_id", "updated_at")
+
+
+class PoisonStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin):
+        return (("unresolved", "Unresolved"), ("resolved", "Resolved"))
+
+    def queryset(self, request: HttpRequest, queryset):
+        if self.value() == "unresolved":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(PoisonRow)
+class PoisonRowAdmin(ReadOnlyAdmin):
+    """Source rows that could not be recorded (activity.poison). Fix the cause; the retry job resolves them, or
+    "retry now" runs the same service for the selected rows at once."""
+
+    list_display = ("source", "source_id", "error_class", "short_error", "attempts", "first_seen", "last_seen",
+                    "next_attempt_at", "resolved_at", "origin")
+    list_filter = (PoisonStateFilter, "source", "error_class")
+    search_fields = ("=source_id",)
+    readonly_fields = ("source", "source_id", "error_class", "error", "origin", "first_seen", "last_seen", "attempts",
+                       "next_attempt_at", "resolved_at")
+    actions = ("retry_now",)
+
+    @admin.display(description="error")
+    def short_error(self, row: PoisonRow) -> str:
+        return row.error if len(row.error) <= 120 else row.error[:117] + "..."
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("activity.view_poisonrow")
+
+    @admin.action(description="Retry now (record the selected rows again)", permissions=["retry"])
+    def retry_now(self, request: HttpRequest, queryset) -> None:
+        report = poison.retry_now(queryset)
+        level = messages.SUCCESS if not report.still_poison else messages.WARNING
+        self.message_user(request, f"Retried {report.retried} row(s): {report.resolved} resolved, "
+                                   f"{report.still_poison} still failing.", level)

@@ -36,9 +36,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from activity.catchup import advance_watermarks
 from activity.chunks import IdChunk, iter_id_chunks
 from activity.models import BackfillRun
-from activity.recording import record_events_for
+from activity.poison import isolate_and_record
 from activity.sources import SOURCES, SourceKind, source_kind
 from monitoring import metrics
 
@@ -224,13 +225,16 @@ def _advance(run: BackfillRun, lane: int) -> ChunkOutcome:
             break
         label, cursor = following, run.progress[following]["bounds"][lane]
 
-    created = derived = 0
+    created = derived = poisoned = 0
     by_type: dict[str, int] = {}
     if chunk is not None:
-        result = record_events_for(label, chunk.ids, dry_run=run.dry_run, origin="backfill")
+        # A row that cannot be recorded becomes a poison row (retried on its own); the chunk and the cursor move on.
+        outcome = isolate_and_record(label, chunk.ids, dry_run=run.dry_run, origin="backfill")
+        result = outcome.result
         created = result.would_insert if run.dry_run else len(result.inserted)
         by_type = dict(result.would_insert_by_type if run.dry_run else result.by_type())
         derived = result.derived
+        poisoned = len(outcome.poisoned)
 
     # The run row is locked only now, briefly, and re-read: other lanes commit their own progress to it, and
     # cancel_backfill can always get in between chunks.
@@ -239,6 +243,8 @@ def _advance(run: BackfillRun, lane: int) -> ChunkOutcome:
     if chunk is not None:
         source["done"] += len(chunk.ids)
         source["events"] += created
+        if poisoned:
+            source["poison"] = source.get("poison", 0) + poisoned
         counts = source.setdefault("by_type", {})
         for event_type, n in by_type.items():
             counts[event_type] = counts.get(event_type, 0) + n
@@ -271,6 +277,10 @@ def _advance(run: BackfillRun, lane: int) -> ChunkOutcome:
             fresh.status, fresh.finished_at = Status.SUCCEEDED, end
             # Done rows can fall short of the counted total when rows were deleted meanwhile: 100 % is 100 %.
             fresh.rows_total = fresh.rows_done
+            if not fresh.dry_run:
+                # Every row of these sources as of the run's start is recorded: the catch-up sweep starts from
+                # there, instead of rescanning (and counting as lost) what an import wrote before the run.
+                advance_watermarks(fresh.sources, fresh.created_at)
     elapsed = (end - fresh.started_at).total_seconds() if fresh.started_at else 0.0
     fresh.rate = fresh.events_created / elapsed if elapsed > 0 else 0.0
     fresh.save(update_fields=["progress", "lanes_state", "current_source", "chunks_done", "rows_done", "rows_total",

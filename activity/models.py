@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -75,9 +77,10 @@ class UserActivity(models.Model):
 class BackfillRun(models.Model):
     """One operator-started backfill: which sources, how far each got, and enough state to resume after a crash.
 
-    `progress` holds, per source label, {"total", "done", "events", "upto", "bounds", "rows_per_chunk"}: rows in scope
-    (counted at start), rows processed, events created (would be created, for a dry run), the highest primary key in
-    scope (rows added later are recorded live), the key-range boundaries of the lanes and the adaptive chunk size.
+    `progress` holds, per source label, {"total", "done", "events", "upto", "bounds", "rows_per_chunk", "poison"}: rows
+    in scope (counted at start), rows processed, events created (would be created, for a dry run), the highest primary
+    key in scope (rows added later are recorded live), the key-range boundaries of the lanes, the adaptive chunk size
+    and the rows set aside as poison rows (activity.poison; absent when none).
     `lanes_state` holds, per lane (parallel chains over disjoint key ranges), {"source", "cursor", "seq", "finished",
     "heartbeat"}: the resume cursor and the chunk sequence number. A chunk updates both in the same transaction as the
     events it appends, so a killed worker resumes from the last committed cursor.
@@ -137,9 +140,54 @@ class SweepWatermark(models.Model):
     watermark = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
     last_found = models.PositiveIntegerField(default=0, help_text="Events the last sweep of this source inserted.")
+    # A sweep that hit its per-run row budget stops mid-window at this keyset position (change time, primary key);
+    # the next sweep continues after it instead of rescanning the window from its start. Null: no window half done.
+    resume_changed_at = models.DateTimeField(null=True, blank=True)
+    resume_id = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.source} swept up to {self.watermark:%Y-%m-%d %H:%M:%S}"
+
+
+class PoisonRowQuerySet(models.QuerySet):
+    def unresolved(self) -> PoisonRowQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+    def resolve(self, source: str, ids, *, at=None) -> int:
+        """Mark the unresolved poison rows of these source rows resolved (they were just recorded, or are gone)."""
+        return self.filter(source=source, source_id__in=list(ids), resolved_at__isnull=True).update(
+            resolved_at=at or timezone.now())
+
+
+class PoisonRow(models.Model):
+    """A source row that could not be recorded (activity.poison): kept out of the job that met it, retried with
+    backoff by the poison retry job, resolved when a recording of it succeeds or the row is gone."""
+
+    source = models.CharField(max_length=40, help_text="Source label, e.g. teams.teammembership.")
+    source_id = models.BigIntegerField()
+    error_class = models.CharField(max_length=100)
+    error = models.TextField(help_text="The last error (truncated).")
+    origin = models.CharField(max_length=20, help_text="The job that last failed on it: sweep, reconcile, backfill, retry.")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=1)
+    next_attempt_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PoisonRowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-last_seen", "-id")
+        constraints = [models.UniqueConstraint(fields=["source", "source_id"], name="poison_row_source_key")]
+        indexes = [
+            # The retry job's scan and every recording's resolve probe touch unresolved rows only: keep that index tiny.
+            models.Index(fields=["next_attempt_at"], condition=Q(resolved_at__isnull=True), name="poison_row_due_idx"),
+            models.Index(fields=["source", "source_id"], condition=Q(resolved_at__isnull=True), name="poison_row_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        state = "resolved" if self.resolved_at else f"{self.attempts} attempt(s)"
+        return f"poison {self.source}:{self.source_id} ({state})"
 
 
 class ErasureLog(models.Model):

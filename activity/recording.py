@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from activity.append import AppendResult, append
 from activity.derivation import derive_deleted
+from activity.models import PoisonRow
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -44,6 +45,8 @@ def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = 
             now = timezone.now()
             derivations = [*derivations, *(derive_deleted(source_label, i, kind.recorded_types, now) for i in missing)]
         result = append(derivations, dry_run=dry_run)
+        if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
+            PoisonRow.objects.resolve(kind.label, ids)
     if missing:
         verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
         logger.info("record_events_for %s: %d row(s) no longer exist, %s: %s", source_label, len(missing), verb, missing[:20])

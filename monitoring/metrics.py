@@ -47,3 +47,10 @@ RECONCILE_LAST_SUCCESS = Gauge(
     multiprocess_mode="mostrecent",
 )
 STATS_RECOMPUTED = Counter("stats_recomputed_users_total", "Users whose stats the stale-stats job recomputed.")
+POISON_ROWS = Counter(
+    "activity_poison_rows_total", "Source rows set aside as poison rows (each failed attempt counts).", ["source", "origin"],
+)
+POISON_UNRESOLVED = Gauge(
+    "activity_poison_rows_unresolved", "Unresolved poison rows, as counted by the last poison retry run.",
+    multiprocess_mode="mostrecent",
+)

@@ -67,7 +67,7 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     fields = ("status", "started_at", "finished_at", "duration_seconds", "fix", "scope", "scope_user_id", "trigger",
               "sources_checked", "users_checked", "users_drifted", "users_fixed", "drift_percent",
-              "missing_events_total", "missing_events_pretty", "field_drift_pretty", "drift_sample_pretty", "error")
+              "missing_events_total", "missing_events_pretty", "poison_rows", "field_drift_pretty", "drift_sample_pretty", "error")
     readonly_fields = fields
 
     @admin.display(description="mode", ordering="fix")

@@ -114,6 +114,8 @@ class ReconciliationRun(models.Model):
     users_fixed = models.PositiveIntegerField(default=0)
     missing_events_total = models.PositiveIntegerField(default=0)
     missing_events = models.JSONField(default=dict, blank=True, help_text="source label -> event type -> events missing from the ledger.")
+    poison_rows = models.JSONField(default=dict, blank=True, help_text="source label -> rows that could not be recorded "
+                                   "(set aside as poison rows; the run went on without them).")
     field_drift = models.JSONField(default=dict, blank=True, help_text="stats field -> users whose value differed from the ledger.")
     drift_sample = models.JSONField(default=list, blank=True, help_text="The first drifted users with their differing fields.")
     duration_seconds = models.FloatField(default=0.0)

@@ -4,7 +4,9 @@ Two passes, one service (the command, the admin button and the nightly task all 
 
 1. sources -> ledger: every source row is re-derived through `record_events_for` (the one append path), chunked by
    primary-key range. Events it inserts (or, report only, would insert) are events no signal or sweep delivered -
-   rows written with `QuerySet.update`, raw SQL or `bulk_create` - counted per source and event type.
+   rows written with `QuerySet.update`, raw SQL or `bulk_create` - counted per source and event type. A row that
+   cannot be recorded is set aside as a poison row (activity.poison) and counted on the run; the pass, and pass 2,
+   go on.
 2. ledger -> stats: one set-based statement per range of user ids returns only the drifted users with the value of
    every field on both sides (users with events but no stats row included). Being one statement, it reads ledger and
    stats in one snapshot, and every writer of the projection commits its counter change in the transaction that
@@ -31,7 +33,7 @@ from django.utils.dateparse import parse_datetime
 from activity.chunks import iter_id_chunks
 from activity.models import UserActivity
 from activity.orphans import MAX_ID as MAX_SOURCE_ID, orphaned_source_ids
-from activity.recording import record_events_for
+from activity.poison import isolate_and_record
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
 from monitoring import metrics
@@ -118,11 +120,13 @@ def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_so
         began = time.monotonic()
         try:
             if run.sources_checked:
-                missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say)
+                poison: Counter = Counter()
+                missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say, poison=poison)
                 run.missing_events = {label: {str(t): n for t, n in sorted(types.items())}
                                       for label, types in missing.items() if types}
                 run.missing_events_total = sum(sum(types.values()) for types in missing.values())
-                run.save(update_fields=["missing_events", "missing_events_total"])
+                run.poison_rows = dict(sorted(poison.items()))
+                run.save(update_fields=["missing_events", "missing_events_total", "poison_rows"])
             else:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
             result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
@@ -146,19 +150,25 @@ def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_so
     return run
 
 
-def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: Progress | None = None) -> dict[str, Counter]:
+def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: Progress | None = None,
+                        poison: Counter | None = None) -> dict[str, Counter]:
     """sources -> ledger: re-derive every source row; returns source label -> event type -> events that were missing
-    (inserted when `fix`, else only counted)."""
+    (inserted when `fix`, else only counted). A row that cannot be recorded is set aside (activity.poison: a poison
+    row when `fix`, only counted in a report-only run) and counted per source in `poison`; the pass goes on."""
     say = progress or (lambda message: None)
+    poison = poison if poison is not None else Counter()
     missing: dict[str, Counter] = {}
     for label, kind in SOURCES.items():
         found: Counter = Counter()
         rows = 0
         done_upto = 0
         for chunk in iter_id_chunks(kind, batch_size):
-            result = record_events_for(label, chunk.ids, dry_run=not fix, origin="reconcile")
+            outcome = isolate_and_record(label, chunk.ids, dry_run=not fix, origin="reconcile")
+            result = outcome.result
             found.update(result.by_type() if fix else result.would_insert_by_type)
             rows += len(chunk.ids)
+            if outcome.poisoned:
+                poison[label] += len(outcome.poisoned)
             found.update(compensate_deleted_rows(label, done_upto, chunk.last_id, fix=fix, batch_size=batch_size))
             done_upto = chunk.last_id
         found.update(compensate_deleted_rows(label, done_upto, MAX_SOURCE_ID, fix=fix, batch_size=batch_size))
@@ -166,7 +176,8 @@ def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: 
             metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
         missing[label] = found
         verb = "recorded" if fix else "missing"
-        say(f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}")
+        say(f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}"
+            + (f", {poison[label]} poison row(s) set aside" if poison[label] else ""))
     return missing
 
 
@@ -177,7 +188,7 @@ def compensate_deleted_rows(label: str, lo: int, hi: int, *, fix: bool, batch_si
     if not SOURCES[label].recorded_types:
         return found
     for ids in orphaned_source_ids(label, lo, hi, chunk=batch_size):
-        result = record_events_for(label, ids, dry_run=not fix, origin="reconcile")
+        result = isolate_and_record(label, ids, dry_run=not fix, origin="reconcile").result
         found.update(result.by_type() if fix else result.would_insert_by_type)
     return found
 
@@ -387,6 +398,8 @@ def format_report(run: ReconciliationRun) -> str:
         lines.append(f"  sources -> ledger: {run.missing_events_total} event(s) {verb}")
         for label, types in run.missing_events.items():
             lines.append(f"    {label}: " + ", ".join(f"{t}={n}" for t, n in types.items()))
+        for label, n in run.poison_rows.items():
+            lines.append(f"    {label}: {n} poison row(s) could not be recorded (see Poison rows in the admin)")
     else:
         lines.append("  sources -> ledger: skipped")
     lines.append(f"  ledger -> stats: {run.users_checked} user(s) checked, {run.users_drifted} drifted "

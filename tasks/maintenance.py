@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from activity import backfill
+from activity import backfill, poison
 
 
 @shared_task(
@@ -25,3 +25,9 @@ def run_backfill_chunk(run_id: int, lane: int = 0, seq: int | None = None) -> st
 def resume_stale_backfills() -> list[int]:
     """Periodic: re-enqueue backfill runs whose worker died (no committed chunk for BACKFILL_STALE_SECONDS)."""
     return backfill.resume_stale_backfills()
+
+
+@shared_task(name="tasks.maintenance.retry_poison_rows", acks_late=True, ignore_result=True)
+def retry_poison_rows() -> dict:
+    """Periodic: record again the poison rows whose backoff has expired; resolve those that now record."""
+    return poison.retry_due_poison_rows().as_dict()

@@ -17,8 +17,16 @@ from esports.tournaments.models import Match, Registration
 from stats.counters import COUNTER_FIELDS
 from stats.models import UserProfileStats
 from stats.recompute import recompute_stats
-from tests.factories import (AchievementFactory, MatchFactory, RegistrationFactory, TournamentFactory,
-                             TournamentResultFactory, TransactionFactory, UserAchievementFactory, UserFactory)
+from tests.factories import (
+    AchievementFactory,
+    MatchFactory,
+    RegistrationFactory,
+    TournamentFactory,
+    TournamentResultFactory,
+    TransactionFactory,
+    UserAchievementFactory,
+    UserFactory,
+)
 
 Key = tuple[str, int, int, str, int]
 
@@ -34,6 +42,12 @@ UNLOCK = "achievements.userachievement"
 def history_mode(monkeypatch) -> None:
     """Source rows written in this test are history from before the ledger: the receivers enqueue nothing."""
     monkeypatch.setattr("tasks.receivers.enqueue_source_change", lambda label, pk: None)
+
+
+@pytest.fixture
+def no_grace(settings) -> None:
+    """The catch-up sweep takes rows however young (the live tasks in these tests are lost for sure, not in flight)."""
+    settings.ACTIVITY_SWEEP_GRACE_SECONDS = 0
 
 
 @dataclass

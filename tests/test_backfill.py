@@ -314,7 +314,7 @@ def test_rows_added_after_the_start_are_left_to_live_recording(history_mode):
 @pytest.mark.django_db
 def test_a_chunk_that_fails_ends_the_run_failed_and_keeps_nothing_of_that_chunk(history_mode, monkeypatch):
     make_history(players=4, matches=9)
-    real = backfill.record_events_for
+    real = backfill.isolate_and_record
     calls = []
 
     def second_chunk_breaks(label, ids, **kwargs):
@@ -324,7 +324,7 @@ def test_a_chunk_that_fails_ends_the_run_failed_and_keeps_nothing_of_that_chunk(
             raise InvalidEventError("metadata too large (simulated)")
         return result
 
-    monkeypatch.setattr(backfill, "record_events_for", second_chunk_breaks)
+    monkeypatch.setattr(backfill, "isolate_and_record", second_chunk_breaks)
     run = drain(backfill.start_backfill([MATCH], batch_size=4))
 
     assert run.status == BackfillRun.Status.FAILED and "metadata too large" in run.last_error
@@ -379,7 +379,7 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
     run = backfill.start_backfill([MATCH], batch_size=2, enqueue=False)
     published = []
     monkeypatch.setattr(backfill, "_schedule_chunk", lambda run_id, seq: published.append(seq))
-    real = backfill.record_events_for
+    real = backfill.isolate_and_record
 
     statuses = []
 
@@ -396,7 +396,7 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
         admin_request.join(30)
         return result
 
-    monkeypatch.setattr(backfill, "record_events_for", cancelled_meanwhile)
+    monkeypatch.setattr(backfill, "isolate_and_record", cancelled_meanwhile)
     assert backfill.run_backfill_chunk(run.pk, seq=0) is backfill.ChunkOutcome.FINISHED
 
     run.refresh_from_db()

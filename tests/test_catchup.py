@@ -22,18 +22,13 @@ from activity.sources import SOURCES
 from esports.tournaments.models import Match
 from monitoring import metrics
 from tests.backfill_support import (MATCH, PROFILE, REGISTRATION, RESULT, TRANSACTION, UNLOCK, Expected,  # noqa: F401
-                                    assert_projection_matches_ledger, history_mode, ledger_keys, projected_counters)
+                                    assert_projection_matches_ledger, history_mode, ledger_keys, no_grace,
+                                    projected_counters)
 from tests.conftest import wait_until
 from tests.private_services import PrivateRedis, test_database_url
 from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
 
 REPO = Path(django_settings.BASE_DIR)
-
-
-@pytest.fixture
-def no_grace(settings):
-    """Sweep rows however young (the live tasks in these tests are lost for sure, not just in flight)."""
-    settings.ACTIVITY_SWEEP_GRACE_SECONDS = 0
 
 
 def findings() -> float:
@@ -252,14 +247,14 @@ def test_a_source_that_fails_keeps_its_watermark_and_the_others_advance(history_
     completed_match()
     before = timezone.now() - timedelta(minutes=5)
     SweepWatermark.objects.bulk_create([SweepWatermark(source=label, watermark=before) for label in SOURCES])
-    real = catchup.record_events_for
+    real = catchup.isolate_and_record
 
     def matches_break(label, ids, **kwargs):
         if label == MATCH:
             raise RuntimeError("database hiccup (simulated)")
         return real(label, ids, **kwargs)
 
-    monkeypatch.setattr(catchup, "record_events_for", matches_break)
+    monkeypatch.setattr(catchup, "isolate_and_record", matches_break)
     with pytest.raises(catchup.SweepFailedError, match="tournaments.match"):
         catchup.sweep()
 
@@ -267,7 +262,7 @@ def test_a_source_that_fails_keeps_its_watermark_and_the_others_advance(history_
     assert marks[MATCH] == before
     assert all(mark > before for label, mark in marks.items() if label != MATCH)
     assert UserActivity.objects.filter(source_model=REGISTRATION).exists()  # the other sources were swept
-    monkeypatch.setattr(catchup, "record_events_for", real)
+    monkeypatch.setattr(catchup, "isolate_and_record", real)
     assert catchup.sweep().sources[MATCH].found == 4  # and the next sweep retries the failed one
 
 

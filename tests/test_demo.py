@@ -81,7 +81,8 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(TRIPWIRE)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "SECRET_KEY", "PYTHONPATH")}
+           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "SECRET_KEY", "PYTHONPATH",
+                        "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # run as a fresh shell would, even under `make test`
     env.update(PATH=_path_without_servers(tmp_path / "bin"), PYTHONPATH=str(tmp_path / "site"),
                TRIPWIRE_FILE=str(tmp_path / "tripwire.json"),
                EMBEDDED_DIR=embedded_dir(), EMBEDDED_PG_PORT=str(free_port()), EMBEDDED_REDIS_PORT=str(free_port()))

@@ -16,6 +16,7 @@ EXPECTED = {
     # name: (task, queue, schedule, kwargs)
     "activity: catch-up sweep": ("tasks.sweeps.catch_up", "events", "every 1 minutes", {}),
     "activity: resume stalled backfills": ("tasks.maintenance.resume_stale_backfills", "maintenance", "every 1 minutes", {}),
+    "activity: retry poison rows": ("tasks.maintenance.retry_poison_rows", "maintenance", "every 1 minutes", {}),
     "stats: recompute stale users": ("tasks.reconciliation.recompute_stale", "maintenance", "every 5 minutes", {}),
     "stats: nightly reconciliation": ("tasks.reconciliation.reconcile_stats", "maintenance", "cron 0 3 * * * UTC",
                                       {"fix": True, "trigger": "beat"}),

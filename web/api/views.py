@@ -187,7 +187,8 @@ class LeaderboardView(APIView):
                    "deterministic tie-breaking. Cached for up to a minute.",
                    parameters=[OpenApiParameter("board", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[b.value for b in Board]),
                                s.LeaderboardQuery],
-                   responses={200: s.LeaderboardSerializer, 400: _ERRORS[400]})
+                   responses={200: s.LeaderboardSerializer, 400: _ERRORS[400],
+                              404: OpenApiResponse(s.ErrorSerializer, description="No tournament is played in that game.")})
     def get(self, request: Request, board: str) -> Response:
         chosen = parse_board(board)
         params = _query(request, s.LeaderboardQuery)
