@@ -43,7 +43,7 @@ def format_public_id(year: int, number: int) -> str:
 
 def parse_public_id(text: object) -> PublicID:
     """The year and number of `text` (any letter case); raises InvalidPublicID naming the expected format."""
-    match = _PATTERN.match(text) if isinstance(text, str) else None
+    match = _PATTERN.fullmatch(text) if isinstance(text, str) else None  # fullmatch: "$" would allow a final \n
     if match is None or int(match.group(2)) == 0:
         shown = repr(text[:40]) if isinstance(text, str) else type(text).__name__
         raise InvalidPublicID(f"Not a public player ID: {shown} (expected DC-YY-NNNNNN, e.g. DC-26-000042).")

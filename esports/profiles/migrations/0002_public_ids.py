@@ -30,7 +30,7 @@ DROP FUNCTION IF EXISTS profiles_public_id_guard();
 def _on_postgres(statement: str):
     def run(apps, schema_editor) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(statement)
+            schema_editor.execute(statement, params=None)  # no placeholders: RAISE uses %
     return run
 
 
