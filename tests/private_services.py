@@ -142,11 +142,11 @@ class BlackHoleListener:
 
 
 def run_signup_processes(processes: int, per_process: int, *, database_url: str | None = None,
-                         without_public_ids: bool = False, timeout: float = 300) -> list[dict]:
+                         without_public_ids: bool = False, prefix: str = "signup", timeout: float = 300) -> list[dict]:
     """Start `processes` sign-up processes (tests/public_id_signups.py), release them at once, return their reports."""
     environment = {**os.environ, "DATABASE_URL": database_url or test_database_url(), "DB_CONN_MAX_AGE": "0"}
     extra = ["--without-public-ids"] if without_public_ids else []
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "public_id_signups.py"), f"signup{p}-",
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "public_id_signups.py"), f"{prefix}{p}-",
                                str(per_process), *extra], env=environment, cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(processes)]
     try:
