@@ -21,7 +21,9 @@
    every member's history). Only those keys: a tournament that happens to contain a short username stays named;
 4. tells the subscribers (the stats app: remove the player's stats row, recompute the tombstone's stats from the
    ledger, drop cached stats and leaderboards after commit) - stats subscribes; activity never imports stats;
-5. deletes the player's follows (both directions) and profile (display name and preferences), scrubs the account
+5. deletes the player's follows (both directions) and profile (display name, preferences and public ID: the ID is
+   retired, never handed out again, since the year's counter only grows; the tombstone has its own fresh one, so
+   the erased ID cannot lead to the tombstone), scrubs the account
    itself (username replaced by `erased-<random>`, names and e-mail emptied, unusable password, deactivated, staff
    rights, groups and permissions removed) and scrubs the admin log entries about it. The account row stays
    because the host platform's tables may still reference it;
@@ -139,7 +141,8 @@ def erase_user(user_id: int, *, requested_by=None, reason: str = "") -> ErasureR
 def personal_identifiers(user, profile: UserProfile | None) -> list[str]:
     """Strings that identify the player (3+ characters, lower-cased, without duplicates)."""
     candidates = [user.get_username(), user.first_name, user.last_name, user.get_full_name(), user.email,
-                  user.email.split("@", 1)[0] if user.email else "", profile.display_name if profile else ""]
+                  user.email.split("@", 1)[0] if user.email else "", profile.display_name if profile else "",
+                  (profile.public_id or "") if profile else ""]
     seen: dict[str, None] = {}
     for value in candidates:
         value = (value or "").strip().lower()

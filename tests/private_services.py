@@ -139,3 +139,33 @@ class BlackHoleListener:
         for conn in self._held:
             conn.close()
         self._server.close()
+
+
+def run_signup_processes(processes: int, per_process: int, *, database_url: str | None = None,
+                         without_public_ids: bool = False, prefix: str = "signup", timeout: float = 300) -> list[dict]:
+    """Start `processes` sign-up processes (tests/public_id_signups.py), release them at once, return their reports."""
+    environment = {**os.environ, "DATABASE_URL": database_url or test_database_url(), "DB_CONN_MAX_AGE": "0"}
+    extra = ["--without-public-ids"] if without_public_ids else []
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "public_id_signups.py"), f"{prefix}{p}-",
+                               str(per_process), *extra], env=environment, cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(processes)]
+    try:
+        for proc in procs:
+            ready = proc.stdout.readline().strip()
+            assert ready == "READY", proc.stderr.read()[-3000:]
+        for proc in procs:  # every process is up: release them together
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, err[-3000:]
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return reports
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+run_signup_processes.__test__ = False

@@ -45,7 +45,7 @@ MAX_QUERIES = {
     "api-user": 3, "api-lookup": 3, "api-stats": 4, "api-activity": 4, "api-matches": 4, "api-matches-by-game": 4,
     "api-tournaments": 4, "api-economy": 5, "api-export": 5,
 }
-LEADERBOARD_MAX_QUERIES = 5  # session, user, and one SELECT between two planner settings when not cached
+LEADERBOARD_MAX_QUERIES = 5 + 1  # + the entries' public IDs, one query  # session, user, and one SELECT between two planner settings when not cached
 
 
 def count_queries(client, url: str) -> tuple[int, object]:

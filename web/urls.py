@@ -6,6 +6,7 @@ from web import views
 pages = [
     path("", views.home, name="home"),
     path("leaderboards/", views.leaderboards_page, name="leaderboards"),
+    path("p/<str:public_id>/", views.public_profile_page, name="public-profile"),
     path("u/<str:username>/", views.profile_page, name="profile"),
     path("u/<str:username>/activity/", views.activity_page, name="activity"),
     path("u/<str:username>/matches/", views.matches_page, name="matches"),

@@ -17,9 +17,10 @@ from django.views.decorators.http import require_GET
 from activity.privacy import NotPermitted, ViewerClass, relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import match_history
-from activity.selectors.profiles import profile_by_username
+from activity.selectors.profiles import profile_by_id, profile_by_username
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
+from esports.profiles.selectors import user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
@@ -79,6 +80,21 @@ def home(request):
 @read_errors
 def profile_page(request, username: str):
     profile, relation = _subject(request, username)
+    return _profile_overview(request, profile, relation)
+
+
+@require_GET
+@read_errors
+def public_profile_page(request, public_id: str):
+    """The profile at its shareable address /p/DC-YY-NNNNNN/ (any letter case); unknown or malformed: 404."""
+    user_id = user_id_for_public_id(public_id)
+    if user_id is None:
+        raise SubjectNotFound("No such player.")
+    profile = profile_by_id(user_id, request.user, with_counts=True)
+    return _profile_overview(request, profile, relation_between(request.user, profile))
+
+
+def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
     recent = timeline(relation, limit=PROFILE_RECENT)
     matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
@@ -135,12 +151,18 @@ def economy_page(request, username: str):
 @read_errors
 def export_download(request, username: str):
     profile, relation = _subject(request, username)
-    document = user_export(relation, profile)
+    document = export_with_public_id(user_export(relation, profile), profile)
     response = HttpResponse(json.dumps(document, indent=2, sort_keys=True, default=str),
                             content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="deltacrown-export-{profile.pk}.json"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def export_with_public_id(document: dict, profile) -> dict:
+    """The GDPR export names the player's public ID too (it is theirs, and public)."""
+    document.setdefault("profile", {})["public_id"] = profile.public_id
+    return document
 
 
 def _int_param(request, name: str, default: int) -> int:

@@ -1,5 +1,9 @@
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+
+from esports.profiles.public_ids import MAX_LENGTH as PUBLIC_ID_MAX_LENGTH
+from esports.profiles.public_ids import STORED_REGEX as PUBLIC_ID_REGEX
+from esports.profiles.public_ids import next_public_id
 
 
 class UserProfile(models.Model):
@@ -11,9 +15,43 @@ class UserProfile(models.Model):
     show_tournament_stats = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # DC-YY-NNNNNN, assigned once when the profile is created (or by backfill_public_ids for older profiles) and never
+    # changed; nullable only until the backfill has run. On PostgreSQL a trigger refuses a new profile without one and
+    # any change of an assigned one (migration 0002).
+    public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, null=True, blank=True, editable=False)
+
+    class Meta:
+        indexes = [
+            # The backfill walks the profiles still without an ID in creation order; the index shrinks as it goes.
+            models.Index(fields=["created_at", "user"], condition=models.Q(public_id__isnull=True),
+                         name="profile_without_public_id_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(public_id__regex=PUBLIC_ID_REGEX),
+                                   name="profile_public_id_format"),
+        ]
 
     def __str__(self) -> str:
         return self.display_name or f"user {self.user_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Every single-row creation (the sign-up receiver, the admin, tests) draws its ID in the creating transaction:
+        # a rollback returns the number, so the year stays gapless. Bulk paths reserve blocks (services.py).
+        if self._state.adding and self.public_id is None:
+            with transaction.atomic():
+                self.public_id = next_public_id(self.created_at)
+                super().save(*args, **kwargs)
+            return
+        super().save(*args, **kwargs)
+
+
+class PublicIDCounter(models.Model):
+    """The last public ID number handed out per creation year (see esports/profiles/public_ids.py)."""
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last_value = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_value}"
 
 
 class Follow(models.Model):

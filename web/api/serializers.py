@@ -93,9 +93,14 @@ class TournamentPageSerializer(EventPageSerializer):
         help_text="True when the player hides their participation from this viewer: only official placements are listed.")
 
 
+def _public_id_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(allow_null=True, help_text="The player's public ID, DC-YY-NNNNNN (always public; "
+                                 "null only for a profile not yet backfilled).", **kwargs)
+
+
 def _stats_fields() -> dict:
     private = "Self and staff only."
-    fields: dict = {"user_id": serializers.IntegerField()}
+    fields: dict = {"user_id": serializers.IntegerField(), "public_id": _public_id_field(required=False)}
     for name in COUNTER_FIELDS:  # every counter of the projection, whatever it grows to
         fields[name] = (serializers.IntegerField(required=False, help_text=private) if name == "total_spent"
                         else serializers.IntegerField())
@@ -116,6 +121,7 @@ StatsSerializer = type("StatsSerializer", (serializers.Serializer,), {
 
 class ProfileSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    public_id = _public_id_field()
     username = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
     member_since = serializers.DateTimeField()
@@ -139,6 +145,7 @@ class EconomySerializer(_PageFields):
 class LeaderboardEntrySerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     user_id = serializers.IntegerField()
+    public_id = _public_id_field()
     username = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
     value = serializers.CharField(help_text="The ranked figure: a count, DeltaCoins, or a percentage.")
@@ -181,6 +188,7 @@ class ExportUserSerializer(serializers.Serializer):
 
 
 class ExportProfileSerializer(serializers.Serializer):
+    public_id = _public_id_field()
     display_name = serializers.CharField(allow_blank=True)
     show_match_history = serializers.BooleanField()
     show_tournament_stats = serializers.BooleanField()

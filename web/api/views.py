@@ -23,11 +23,14 @@ from activity.selectors.match_history import match_history
 from activity.selectors.profiles import is_possible_username, profile_by_id, profile_by_username
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
+from esports.profiles.public_ids import looks_like_public_id
+from esports.profiles.selectors import public_ids_of, user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
+from web.views import export_with_public_id
 
 _USER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _MAX_ID = 2**63 - 1
@@ -40,7 +43,10 @@ _PRIVATE_ERRORS = {
     401: OpenApiResponse(s.ErrorSerializer, description="Not signed in."),
     403: OpenApiResponse(s.ErrorSerializer, description="Only the player and staff may see this."),
 }
-_USER_ID_PARAM = OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The player's user id.")
+_USER_ID_PARAM = OpenApiParameter(
+    "user_id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^([1-9][0-9]{0,18}|[Dd][Cc]-[0-9]{2}-[0-9]{6,10})$",
+    description="The player: their public ID (`DC-YY-NNNNNN`, any letter case; the shareable identity, e.g. "
+                "`DC-26-000042`) or their numeric user id. An unknown or malformed public ID is a 404.")
 
 
 class InvalidUserIdError(InvalidQueryError):
@@ -68,25 +74,39 @@ def _page(request: Request, page, item=s.event_data) -> dict:
             "next": _next_link(request, page.next_cursor)}
 
 
+def resolve_user_id(raw: str) -> int:
+    """The user id a path segment names: a public ID (DC-...) or a numeric id; raises SubjectNotFound or 400."""
+    if looks_like_public_id(raw or ""):
+        user_id = user_id_for_public_id(raw)
+        if user_id is None:  # malformed or unknown: nobody has it, the same answer as the pages give
+            raise SubjectNotFound("No such player.")
+        return user_id
+    return parse_user_id(raw)
+
+
 class SubjectView(APIView):
-    """A view about one player, addressed by user id."""
+    """A view about one player, addressed by public ID or user id."""
 
     def subject(self, request: Request, user_id: str, *, with_counts: bool = False):
-        profile = profile_by_id(parse_user_id(user_id), request.user, with_counts=with_counts)
+        profile = profile_by_id(resolve_user_id(user_id), request.user, with_counts=with_counts)
         return profile, relation_between(request.user, profile)
 
 
 def _profile_document(request: Request, profile, relation) -> dict:
     uid = profile.pk
+    # Links carry the public ID, the shareable identity (the user id only for a profile the backfill has not reached).
+    key = profile.public_id or uid
 
     def link(name: str) -> str:
-        return request.build_absolute_uri(reverse(name, args=[uid]))
+        return request.build_absolute_uri(reverse(name, args=[key]))
+    page = (reverse("web:public-profile", args=[profile.public_id]) if profile.public_id
+            else reverse("web:profile", args=[profile.user.get_username()]))
     links = {"self": link("api:user"), "stats": link("api:user-stats"), "activity": link("api:user-activity"),
              "matches": link("api:user-matches"), "tournaments": link("api:user-tournaments"),
-             "page": request.build_absolute_uri(reverse("web:profile", args=[profile.user.get_username()]))}
+             "page": request.build_absolute_uri(page)}
     if relation.can_see_economy:
         links.update(economy=link("api:user-economy"), export=link("api:user-export"))
-    return {"id": uid, "username": profile.user.get_username(), "display_name": profile.display_name,
+    return {"id": uid, "public_id": profile.public_id, "username": profile.user.get_username(), "display_name": profile.display_name,
             "member_since": profile.created_at, "followers_count": profile.followers_count,
             "following_count": profile.following_count, "viewer": relation.viewer_class.value,
             "match_history_visible": relation.can_see_match_history,
@@ -120,8 +140,8 @@ class UserStatsView(SubjectView):
                    "activity times only for the player and staff.", parameters=[_USER_ID_PARAM],
                    responses={200: s.StatsSerializer, **_ERRORS})
     def get(self, request: Request, user_id: str) -> Response:
-        _profile, relation = self.subject(request, user_id)
-        return Response(s.StatsSerializer(lifetime_stats(relation)).data)
+        profile, relation = self.subject(request, user_id)
+        return Response(s.StatsSerializer({**lifetime_stats(relation), "public_id": profile.public_id}).data)
 
 
 class UserActivityView(SubjectView):
@@ -175,7 +195,7 @@ class UserExportView(SubjectView):
                    responses={200: s.ExportSerializer, **_PRIVATE_ERRORS})
     def get(self, request: Request, user_id: str) -> Response:
         profile, relation = self.subject(request, user_id)
-        document = user_export(relation, profile)
+        document = export_with_public_id(user_export(relation, profile), profile)
         response = Response(document)
         response["Content-Disposition"] = f'attachment; filename="deltacrown-export-{profile.pk}.json"'
         response["Cache-Control"] = "private, no-store"
@@ -194,7 +214,8 @@ class LeaderboardView(APIView):
         params = _query(request, s.LeaderboardQuery)
         game = params.get("game") or None
         entries = leaderboard(chosen, limit=params["limit"], game=game, min_matches=params["min_matches"])
+        public_ids = public_ids_of(e.user_id for e in entries)  # one query; boards are cached without them
         document = {"board": chosen.value, "title": BOARD_TITLES[chosen], "game": game,
                     "min_matches": params["min_matches"] if chosen is Board.WIN_RATE else None,
-                    "results": [asdict(e) for e in entries]}
+                    "results": [{**asdict(e), "public_id": public_ids.get(e.user_id)} for e in entries]}
         return Response(s.LeaderboardSerializer(document).data)

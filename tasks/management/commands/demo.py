@@ -28,6 +28,7 @@ from activity import backfill
 from activity.models import BackfillRun, UserActivity
 from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
+from esports.profiles.public_id_backfill import backfill_public_ids
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 from stats.models import UserProfileStats
 from stats.selectors.leaderboards import Board, leaderboard
@@ -156,9 +157,12 @@ class Command(BaseCommand):
             self.stdout.write(f"    {event.timestamp:%Y-%m-%d %H:%M}  {event.event_type:<24}{extra} {where}")
 
     def _print_where_to_look(self, user_id: int, staff_created: bool) -> None:
-        username = UserProfile.objects.select_related("user").get(pk=user_id).user.username
+        backfill_public_ids()  # a demo database from before public IDs: give its profiles theirs (no-op otherwise)
+        profile = UserProfile.objects.select_related("user").get(pk=user_id)
+        username, public_id = profile.user.username, profile.public_id
         self.stdout.write(self.style.MIGRATE_HEADING("Where to look (serve it with `make run`, then open)"))
-        for what, path in (("profile page", f"/u/{username}/"), ("activity timeline", f"/u/{username}/activity/"),
+        for what, path in (("public ID page " + public_id, f"/p/{public_id}/"), ("API by public ID", f"/api/users/{public_id}/"),
+                           ("profile page", f"/u/{username}/"), ("activity timeline", f"/u/{username}/activity/"),
                            ("economy (log in first)", f"/u/{username}/economy/"),
                            ("leaderboards", "/leaderboards/"), ("win-rate board", "/leaderboards/?board=win_rate"),
                            ("tennis board", "/leaderboards/?game=tennis"), ("API: stats", f"/api/users/{user_id}/stats/"),
