@@ -17,6 +17,10 @@ RECORDING_LAG = Histogram(
 ENQUEUE_FAILURES = Counter(
     "activity_enqueue_failures_total", "Publishes of a recording task that failed (broker down); the sweep catches up.", ["source"],
 )
+PUBLISH_FAILURES = Counter(
+    "dispatch_publish_failures_total",
+    "Task publishes the broker did not take (or skipped during the pause after such a failure).", ["task"],
+)
 TASK_FAILURES = Counter("activity_task_failures_total", "Celery tasks that failed for good.", ["task"])
 TASK_RETRIES = Counter("activity_task_retries_total", "Celery task retries.", ["task"])
 SWEEP_FINDINGS = Counter(

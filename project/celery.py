@@ -7,6 +7,7 @@ import sys
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
+from dispatch import names
 from project import metrics_dir
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -15,10 +16,7 @@ metrics_dir.ensure_dir()
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = (
-    Queue("events", Exchange("events"), routing_key="events"),
-    Queue("maintenance", Exchange("maintenance"), routing_key="maintenance"),
-)
+app.conf.task_queues = tuple(Queue(q.value, Exchange(q.value), routing_key=q.value) for q in names.Queue)
 app.autodiscover_tasks(["tasks"], related_name="recording")
 app.autodiscover_tasks(["tasks"], related_name="maintenance")
 app.autodiscover_tasks(["tasks"], related_name="sweeps")

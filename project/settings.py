@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dispatch.names import celery_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -209,12 +211,7 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540)
 CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_CREATE_MISSING_QUEUES = False
-CELERY_TASK_ROUTES = {
-    "tasks.recording.*": {"queue": "events"},
-    "tasks.maintenance.*": {"queue": "maintenance"},
-    "tasks.sweeps.*": {"queue": "events"},
-    "tasks.reconciliation.*": {"queue": "maintenance"},
-}
+CELERY_TASK_ROUTES = celery_routes()
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # kombu's Redis transport has no socket timeouts by default: a dead Redis would hang the publishing request.
 CELERY_BROKER_TRANSPORT_OPTIONS = {

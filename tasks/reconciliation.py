@@ -5,6 +5,7 @@ import logging
 
 from celery import shared_task
 
+from dispatch.names import TaskName
 from stats.reconcile import ReconciliationAlreadyRunning, ReconciliationError, run_reconciliation
 from stats.stale import recompute_stale_stats
 
@@ -12,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="tasks.reconciliation.reconcile_stats",
+    name=TaskName.RECONCILE_STATS,
     # Both limits stay below the broker's visibility timeout (3600 s): a run still going when the message becomes
     # visible again would be delivered to a second worker.
     soft_time_limit=3240,
@@ -36,7 +37,7 @@ def reconcile_stats(fix: bool = True, user_id: int | None = None, skip_sources: 
             "users_fixed": run.users_fixed, "missing_events": run.missing_events_total}
 
 
-@shared_task(name="tasks.reconciliation.recompute_stale", acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.RECOMPUTE_STALE, acks_late=True, ignore_result=True)
 def recompute_stale() -> dict:
     """Every few minutes (beat): recompute the users marked stale and refresh the derived figures."""
     report = recompute_stale_stats()

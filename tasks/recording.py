@@ -7,6 +7,7 @@ from celery import shared_task
 from celery.signals import task_postrun, task_prerun
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from dispatch.names import TaskName
 from activity.events import InvalidEventError
 from activity.recording import record_events_for
 from activity.sources import UnknownSourceError
@@ -25,7 +26,7 @@ def _close_old_connections(task=None, **kwargs) -> None:
 
 
 @shared_task(
-    name="tasks.recording.record_source_change",
+    name=TaskName.RECORD_SOURCE_CHANGE,
     autoretry_for=(OperationalError, InterfaceError),  # lost connection, lock timeout, deadlock victim: try again
     retry_backoff=True,
     retry_backoff_max=60,
@@ -55,7 +56,7 @@ def _row_id(pk) -> int:
 
 
 @shared_task(
-    name="tasks.recording.drain_pending",
+    name=TaskName.DRAIN_PENDING,
     bind=True,
     autoretry_for=(OperationalError, InterfaceError),  # the failed batch is back on the pending list: try again
     retry_backoff=True,

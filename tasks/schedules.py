@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from dispatch.names import Queue, TaskName
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 
@@ -45,18 +46,18 @@ class Schedule:
 
 
 SCHEDULES: tuple[Schedule, ...] = (
-    Schedule("activity: catch-up sweep", "tasks.sweeps.catch_up", Every(1), "events",
+    Schedule("activity: catch-up sweep", TaskName.CATCH_UP, Every(1), Queue.EVENTS,
              "Re-derive recently changed source rows and record the events whose live task was lost.", expire_seconds=55),
-    Schedule("activity: resume stalled backfills", "tasks.maintenance.resume_stale_backfills", Every(1), "maintenance",
+    Schedule("activity: resume stalled backfills", TaskName.RESUME_STALE_BACKFILLS, Every(1), Queue.MAINTENANCE,
              "Re-enqueue backfill runs whose worker died, from their last committed cursor.", expire_seconds=55),
-    Schedule("activity: retry poison rows", "tasks.maintenance.retry_poison_rows", Every(1), "maintenance",
+    Schedule("activity: retry poison rows", TaskName.RETRY_POISON_ROWS, Every(1), Queue.MAINTENANCE,
              "Record again the source rows set aside as poison rows whose backoff has expired (see Poison rows).",
              expire_seconds=55),
-    Schedule("stats: recompute stale users", "tasks.reconciliation.recompute_stale", Every(5), "maintenance",
+    Schedule("stats: recompute stale users", TaskName.RECOMPUTE_STALE, Every(5), Queue.MAINTENANCE,
              "Recompute the stats of users marked stale (backfill, erasure, admin) and refresh cached leaderboards.",
              expire_seconds=290),
-    Schedule("stats: nightly reconciliation", "tasks.reconciliation.reconcile_stats", Cron(minute="0", hour="3"),
-             "maintenance", "03:00 UTC: record events missing from the ledger, compare every user's stats with the "
+    Schedule("stats: nightly reconciliation", TaskName.RECONCILE_STATS, Cron(minute="0", hour="3"),
+             Queue.MAINTENANCE, "03:00 UTC: record events missing from the ledger, compare every user's stats with the "
              "ledger and repair the drift (see ReconciliationRun).", kwargs={"fix": True, "trigger": "beat"},
              expire_seconds=6 * 3600),
 )

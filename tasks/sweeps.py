@@ -7,13 +7,14 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
+from dispatch.names import TaskName
 from activity import catchup
 from tasks import batching, enqueue
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="tasks.sweeps.catch_up", acks_late=True, ignore_result=True)
+@shared_task(name=TaskName.CATCH_UP, acks_late=True, ignore_result=True)
 def catch_up() -> dict:
     """Re-derive the source rows changed since each source's watermark; record what live tasks missed; and put back
     the batches of drains that died, so they do not wait for the next saved row."""

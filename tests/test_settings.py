@@ -66,7 +66,12 @@ def test_celery_has_explicit_queues_routes_and_time_limits():
     from project.celery import app
 
     assert {q.name for q in app.conf.task_queues} == {"events", "maintenance"}
-    assert app.conf.task_routes["tasks.recording.*"] == {"queue": "events"}
+    assert app.conf.task_routes["tasks.recording.record_source_change"] == {"queue": "events"}
+    assert app.conf.task_routes["tasks.maintenance.run_backfill_chunk"] == {"queue": "maintenance"}
+    # every task a worker knows is routed (a task missing from dispatch.names would go to the default queue)
+    app.loader.import_default_modules()
+    ours = {name for name in app.tasks if name.startswith("tasks.")}
+    assert ours == set(app.conf.task_routes)
     assert app.conf.task_time_limit and app.conf.task_soft_time_limit < app.conf.task_time_limit
     options = app.conf.broker_transport_options
     assert options["socket_connect_timeout"] < 1 and options["max_retries"] == 0
