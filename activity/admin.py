@@ -134,7 +134,7 @@ class BackfillRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def percent(self, run: BackfillRun) -> str:
-        return f"{backfill.progress_of(run).percent:.1f} %"
+        return f"{backfill.percent_of(run):.1f} %"
 
     @admin.display(description="events/s")
     def rate_display(self, run: BackfillRun) -> str:
@@ -142,7 +142,7 @@ class BackfillRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="ETA")
     def eta(self, run: BackfillRun) -> str:
-        return backfill.format_duration(backfill.progress_of(run).eta_seconds) if run.is_active else "-"
+        return backfill.format_duration(backfill.eta_of(run))
 
     # --- views ----------------------------------------------------------------------------------------------------
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:

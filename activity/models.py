@@ -80,10 +80,8 @@ class BackfillRun(models.Model):
     `progress` holds, per source label, {"total", "done", "events", "upto", "bounds", "rows_per_chunk", "poison"}: rows
     in scope (counted at start), rows processed, events created (would be created, for a dry run), the highest primary
     key in scope (rows added later are recorded live), the key-range boundaries of the lanes, the adaptive chunk size
-    and the rows set aside as poison rows (activity.poison; absent when none).
-    `lanes_state` holds, per lane (parallel chains over disjoint key ranges), {"source", "cursor", "seq", "finished",
-    "heartbeat"}: the resume cursor and the chunk sequence number. A chunk updates both in the same transaction as the
-    events it appends, so a killed worker resumes from the last committed cursor.
+    and the rows set aside as poison rows (activity.poison; absent when none). Only activity.backfill.state writes it.
+    Each lane (a chain of chunks over its own key range of every source) is a BackfillLane row.
     """
 
     class Status(models.TextChoices):
@@ -101,7 +99,6 @@ class BackfillRun(models.Model):
     lanes = models.PositiveSmallIntegerField(default=1, help_text="Chains of chunks running in parallel, each over its own key range.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.JSONField(default=dict, blank=True)
-    lanes_state = models.JSONField(default=list, blank=True, help_text="Per lane: resume cursor and chunk sequence number.")
     current_source = models.CharField(max_length=40, blank=True, help_text="The source the last committed chunk walked.")
     chunks_done = models.PositiveIntegerField(default=0, help_text="Chunks committed, all lanes together.")
     rows_total = models.BigIntegerField(default=0)
@@ -127,6 +124,50 @@ class BackfillRun(models.Model):
     def __str__(self) -> str:
         kind = "dry run" if self.dry_run else "backfill"
         return f"{kind} #{self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class BackfillLane(models.Model):
+    """One lane of a backfill run, in the spirit of Zulip analytics' FillState: where the lane's chain of chunks is
+    (source, resume cursor), how much it did, and whether it is over.
+
+    A chunk locks its lane row (SELECT .. FOR UPDATE SKIP LOCKED) for its whole transaction and writes the new cursor
+    and counts in the same transaction as the events it appends: a killed worker leaves the lane at its last committed
+    chunk, and a second executor of the same lane finds the row locked and does nothing. `chunks_done` is also the
+    sequence number the lane's next chunk task carries (a task with another number is a duplicate).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"  # no chunk committed yet
+        RUNNING = "running"
+        DONE = "done"  # walked its key range of every source
+        FAILED = "failed"  # its chunk raised; the run failed with it
+        STOPPED = "stopped"  # the run ended (cancelled, or another lane failed) before this lane was done
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    run = models.ForeignKey(BackfillRun, on_delete=models.CASCADE, related_name="lane_rows")
+    lane = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=40, help_text="The source the lane walks now (or walked last).")
+    cursor = models.BigIntegerField(default=0, help_text="Last committed primary key of `source` in this lane.")
+    chunks_done = models.PositiveIntegerField(default=0, help_text="Chunks committed; the next chunk task's number.")
+    rows_done = models.BigIntegerField(default=0, help_text="Source rows scanned, all sources together.")
+    events_created = models.BigIntegerField(default=0, help_text="Events inserted (for a dry run: events that would be).")
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="Last committed chunk or resume (the stale check).")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("run_id", "lane")
+        constraints = [models.UniqueConstraint(fields=["run", "lane"], name="backfill_lane_unique")]
+
+    def __str__(self) -> str:
+        return f"lane {self.lane} of backfill #{self.run_id} ({self.status})"
 
     @property
     def is_active(self) -> bool:

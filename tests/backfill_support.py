@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from activity.models import BackfillRun, UserActivity
+from activity.models import BackfillLane, BackfillRun, UserActivity
 from esports.tournaments.models import Match, Registration
 from stats.counters import COUNTER_FIELDS
 from stats.models import UserProfileStats
@@ -168,6 +168,11 @@ def drain(run: BackfillRun) -> BackfillRun:
     from activity.backfill import drive_inline
 
     return drive_inline(run.pk)
+
+
+def lane_of(run: BackfillRun, lane: int = 0) -> BackfillLane:
+    """The committed row of one lane of the run."""
+    return BackfillLane.objects.get(run_id=run.pk, lane=lane)
 
 
 def registrations_of(users) -> list[Registration]:

@@ -36,6 +36,18 @@ class PreforkWorker:
             return []
         return [int(pid) for pid in children]
 
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool processes, as when the worker's host dies: nothing acks, rejects or
+        redelivers the task it was executing (Redis hands it back only after the visibility timeout)."""
+        pool = self.pool_processes()
+        self.process.send_signal(signal.SIGKILL)
+        for pid in pool:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert self.process.wait(10) == -signal.SIGKILL
+
     def output(self) -> str:
         return self.log.read_text()
 

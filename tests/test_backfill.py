@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import inspect
+import io
 import os
 import threading
 import time
@@ -18,13 +18,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from activity import backfill
+from activity.backfill import chunks, scheduling
 from activity.events import InvalidEventError
-from activity.models import BackfillRun, UserActivity
+from activity.models import BackfillLane, BackfillRun, UserActivity
+from dispatch.names import TaskName
+from dispatch.publish import PublishFailed
 from monitoring import metrics
 from tests.backfill_support import (MATCH, REGISTRATION, assert_projection_matches_ledger, drain, history_mode,  # noqa: F401
-                                    ledger_keys, make_history, projected_counters)
+                                    lane_of, ledger_keys, make_history, projected_counters)
 from tests.conftest import wait_until
 
 ATP_DIR = Path(os.environ.get("ATP_DIR") or Path(settings.BASE_DIR).parent / "shared" / "data" / "atp")
@@ -198,7 +202,10 @@ def test_each_chunk_advances_the_cursor_and_only_the_current_chunk_number_runs(h
     assert backfill.run_backfill_chunk(run.pk, seq=0) is backfill.ChunkOutcome.CONTINUED
     run.refresh_from_db()
     first_ids = sorted(m.pk for m in history.matches)[:4]
-    assert (run.chunks_done, run.lanes_state[0]["cursor"], run.progress[MATCH]["done"]) == (1, first_ids[-1], 4)
+    lane = lane_of(run)
+    assert (run.chunks_done, lane.cursor, run.progress[MATCH]["done"]) == (1, first_ids[-1], 4)
+    assert (lane.status, lane.chunks_done, lane.rows_done, lane.events_created) == (
+        BackfillLane.Status.RUNNING, 1, 4, run.events_created)
     assert run.status == BackfillRun.Status.RUNNING and run.heartbeat_at is not None
     recorded = ledger_keys([MATCH])
 
@@ -206,12 +213,19 @@ def test_each_chunk_advances_the_cursor_and_only_the_current_chunk_number_runs(h
     assert backfill.run_backfill_chunk(run.pk, seq=0) is backfill.ChunkOutcome.SKIPPED
     run.refresh_from_db()
     assert run.chunks_done == 1 and ledger_keys([MATCH]) == recorded
+    again = lane_of(run)
+    assert (again.chunks_done, again.cursor, again.rows_done, again.events_created, again.updated_at) == (
+        1, lane.cursor, 4, lane.events_created, lane.updated_at)
 
     assert backfill.run_backfill_chunk(run.pk, seq=1) is backfill.ChunkOutcome.CONTINUED
     assert backfill.run_backfill_chunk(run.pk, seq=2) is backfill.ChunkOutcome.FINISHED
     run.refresh_from_db()
     assert run.status == BackfillRun.Status.SUCCEEDED and run.rows_done == 10
     assert ledger_keys([MATCH]) == Counter(history.expected.by_source(MATCH))
+    assert lane_of(run).status == BackfillLane.Status.DONE and lane_of(run).finished_at is not None
+    # A task for a chunk of a finished lane (redelivered late) does nothing either.
+    assert backfill.run_backfill_chunk(run.pk, seq=2) is backfill.ChunkOutcome.FINISHED
+    assert lane_of(run).chunks_done == 3 and ledger_keys([MATCH]) == Counter(history.expected.by_source(MATCH))
 
 
 @pytest.mark.django_db
@@ -238,7 +252,12 @@ def test_lanes_walk_disjoint_key_ranges_and_together_record_the_history_once(his
     run = drain(run)
 
     assert run.status == BackfillRun.Status.SUCCEEDED and run.rows_done == run.rows_total
-    assert all(lane["finished"] and lane["seq"] > 1 for lane in run.lanes_state)
+    lanes = list(run.lane_rows.all())
+    assert [lane.lane for lane in lanes] == [0, 1, 2]
+    assert all(lane.status == BackfillLane.Status.DONE and lane.chunks_done > 1 for lane in lanes)
+    assert sum(lane.rows_done for lane in lanes) == run.rows_done
+    assert sum(lane.events_created for lane in lanes) == run.events_created
+    assert sum(lane.chunks_done for lane in lanes) == run.chunks_done
     assert ledger_keys() == Counter(history.expected.keys)
     assert projected_counters() == history.expected.user_counters()
 
@@ -272,6 +291,49 @@ def test_two_lanes_executing_at_the_same_time_record_every_event_once(history_mo
     assert run.events_created == len(history.expected.keys)
     assert projected_counters() == history.expected.user_counters()
     assert_projection_matches_ledger(history.expected.counters)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_executors_of_the_same_lane_cannot_both_advance_it(history_mode, monkeypatch):
+    """A redelivered chunk task running while the original is still mid-chunk (both saw chunk number 0): the lane's
+    row lock, held for the whole chunk, lets one through and turns the other away at once."""
+    history = make_history(players=4, matches=10)
+    run = backfill.start_backfill([MATCH], batch_size=4, enqueue=False)
+    inside, second_over = threading.Event(), threading.Event()
+    real = chunks.isolate_and_record
+
+    def held_open(label, ids, **kwargs):
+        result = real(label, ids, **kwargs)
+        if not inside.is_set():  # the first executor keeps its chunk open until the second one is over
+            inside.set()
+            second_over.wait(5)
+        return result
+
+    monkeypatch.setattr(chunks, "isolate_and_record", held_open)
+    outcomes = {}
+
+    def executor(name: str) -> None:
+        try:
+            outcomes[name] = backfill.run_backfill_chunk(run.pk, 0, seq=0, enqueue_next=False)
+        finally:
+            if name == "second":
+                second_over.set()
+            connection.close()
+
+    first = threading.Thread(target=executor, args=("first",))
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=executor, args=("second",))
+    second.start()
+    second.join(30)
+    first.join(30)
+
+    assert outcomes == {"first": backfill.ChunkOutcome.CONTINUED, "second": backfill.ChunkOutcome.SKIPPED}
+    run.refresh_from_db()
+    lane = lane_of(run)
+    first_ids = sorted(m.pk for m in history.matches)[:4]
+    assert (run.chunks_done, lane.chunks_done, lane.cursor, lane.rows_done) == (1, 1, first_ids[-1], 4)
+    assert {k[1] for k in ledger_keys([MATCH])} == set(first_ids)
 
 
 @pytest.mark.django_db
@@ -314,7 +376,7 @@ def test_rows_added_after_the_start_are_left_to_live_recording(history_mode):
 @pytest.mark.django_db
 def test_a_chunk_that_fails_ends_the_run_failed_and_keeps_nothing_of_that_chunk(history_mode, monkeypatch):
     make_history(players=4, matches=9)
-    real = backfill.isolate_and_record
+    real = chunks.isolate_and_record
     calls = []
 
     def second_chunk_breaks(label, ids, **kwargs):
@@ -324,11 +386,14 @@ def test_a_chunk_that_fails_ends_the_run_failed_and_keeps_nothing_of_that_chunk(
             raise InvalidEventError("metadata too large (simulated)")
         return result
 
-    monkeypatch.setattr(backfill, "isolate_and_record", second_chunk_breaks)
+    monkeypatch.setattr(chunks, "isolate_and_record", second_chunk_breaks)
     run = drain(backfill.start_backfill([MATCH], batch_size=4))
 
     assert run.status == BackfillRun.Status.FAILED and "metadata too large" in run.last_error
-    assert run.finished_at is not None and run.chunks_done == 1 and run.lanes_state[0]["cursor"] == calls[0][-1]
+    lane = lane_of(run)
+    assert run.finished_at is not None and run.chunks_done == 1 and lane.cursor == calls[0][-1]
+    assert lane.status == BackfillLane.Status.FAILED and "metadata too large" in lane.last_error
+    assert (lane.chunks_done, lane.rows_done) == (1, 4)
     assert {k[1] for k in ledger_keys([MATCH])} == set(calls[0])
 
 
@@ -343,6 +408,7 @@ def test_cancelling_a_run_with_no_chunk_executing_ends_it_at_once(history_mode):
     run = backfill.cancel_backfill(run.pk)
 
     assert run.status == BackfillRun.Status.CANCELLED and run.finished_at is not None
+    assert lane_of(run).status == BackfillLane.Status.STOPPED
     assert backfill.run_backfill_chunk(run.pk, seq=1) is backfill.ChunkOutcome.FINISHED
     run.refresh_from_db()
     assert run.chunks_done == 1 and run.rows_done == 2
@@ -357,8 +423,8 @@ def test_cancelling_while_a_chunk_executes_stops_the_run_when_that_chunk_commits
     try:
         with executing.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [backfill.RUN_LOCK_SPACE, backfill.lane_lock_key(run.pk, 0)])
-            assert cursor.fetchone()[0]
+            cursor.execute("SELECT id FROM activity_backfilllane WHERE run_id = %s AND lane = 0 FOR UPDATE", [run.pk])
+            assert cursor.fetchone()
         run = backfill.cancel_backfill(run.pk)
         assert run.cancel_requested and run.status == BackfillRun.Status.QUEUED
         with executing.cursor() as cursor:
@@ -371,6 +437,7 @@ def test_cancelling_while_a_chunk_executes_stops_the_run_when_that_chunk_commits
     run.refresh_from_db()
     assert run.status == BackfillRun.Status.CANCELLED and run.finished_at is not None
     assert run.chunks_done == 0 and not UserActivity.objects.exists()
+    assert lane_of(run).status == BackfillLane.Status.STOPPED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -378,8 +445,8 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
     make_history(players=4, matches=6)
     run = backfill.start_backfill([MATCH], batch_size=2, enqueue=False)
     published = []
-    monkeypatch.setattr(backfill, "_schedule_chunk", lambda run_id, seq: published.append(seq))
-    real = backfill.isolate_and_record
+    monkeypatch.setattr(scheduling, "schedule_chunk", lambda run_id, lane, seq: published.append(seq))
+    real = chunks.isolate_and_record
 
     statuses = []
 
@@ -396,7 +463,7 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
         admin_request.join(30)
         return result
 
-    monkeypatch.setattr(backfill, "isolate_and_record", cancelled_meanwhile)
+    monkeypatch.setattr(chunks, "isolate_and_record", cancelled_meanwhile)
     assert backfill.run_backfill_chunk(run.pk, seq=0) is backfill.ChunkOutcome.FINISHED
 
     run.refresh_from_db()
@@ -404,6 +471,7 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
     assert run.status == BackfillRun.Status.CANCELLED and run.chunks_done == 1 and run.rows_done == 2
     assert UserActivity.objects.filter(source_model=MATCH).values("source_id").distinct().count() == 2
     assert published == []
+    assert lane_of(run).status == BackfillLane.Status.STOPPED
 
 
 # --- stalled runs ------------------------------------------------------------------------------------------------
@@ -412,32 +480,31 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
 def test_a_stalled_run_is_re_enqueued_from_its_cursor_and_a_busy_one_is_left_alone(history_mode, monkeypatch, settings):
     make_history(players=4, matches=6)
     published = []
-    monkeypatch.setattr(backfill.current_app, "send_task", lambda name, args, **kw: published.append((name, args, kw["queue"])))
+    monkeypatch.setattr(scheduling, "publish", lambda name, args: published.append((name, args)))
     settings.BACKFILL_STALE_SECONDS = 60
     stalled = backfill.start_backfill([MATCH], batch_size=2)
     backfill.run_backfill_chunk(stalled.pk, seq=0)
     busy = backfill.start_backfill([MATCH], batch_size=2)
     fresh = backfill.start_backfill([MATCH], batch_size=2)
-    long_ago = backfill.timezone.now() - timedelta(minutes=5)
+    long_ago = timezone.now() - timedelta(minutes=5)
     BackfillRun.objects.filter(pk__in=[stalled.pk, busy.pk]).update(heartbeat_at=long_ago, created_at=long_ago)
-    stalled.refresh_from_db()
-    stalled.lanes_state[0]["heartbeat"] = long_ago.isoformat()  # its last chunk committed five minutes ago
-    stalled.save(update_fields=["lanes_state"])
+    # The stalled run's last chunk committed five minutes ago; the busy one started then and has none yet.
+    BackfillLane.objects.filter(run__in=[stalled, busy]).update(updated_at=long_ago)
     published.clear()
 
     holder = connections.create_connection("default")
     try:
         with holder.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [backfill.RUN_LOCK_SPACE, backfill.lane_lock_key(busy.pk, 0)])
+            cursor.execute("SELECT id FROM activity_backfilllane WHERE run_id = %s FOR UPDATE", [busy.pk])
         resumed = backfill.resume_stale_backfills()
     finally:
         holder.close()
 
     assert resumed == [stalled.pk]
-    assert published == [(backfill.CHUNK_TASK, (stalled.pk, 0, 1), "maintenance")]
+    assert published == [(TaskName.RUN_BACKFILL_CHUNK, (stalled.pk, 0, 1))]
     stalled.refresh_from_db()
-    assert stalled.resumes == 1 and stalled.lanes_state[0]["heartbeat"] > long_ago.isoformat()
+    assert stalled.resumes == 1 and lane_of(stalled).updated_at > long_ago
     # Once its chunk is over, the formerly busy run (still no committed chunk) is stale; the resumed one is not
     # resumed again before another stale period.
     assert backfill.resume_stale_backfills() == [busy.pk]
@@ -445,57 +512,148 @@ def test_a_stalled_run_is_re_enqueued_from_its_cursor_and_a_busy_one_is_left_alo
     assert fresh.pk not in resumed
 
 
-# --- in process (embedded default) -------------------------------------------------------------------------------
+# --- publishing through dispatch ----------------------------------------------------------------------------------
 
-@pytest.fixture
-def in_process(settings):
-    """The embedded default's task mode: no broker, tasks executed in this process."""
-    conf = backfill.current_app.conf
-    before = conf.task_always_eager
-    conf.task_always_eager = True
-    settings.TASKS_IN_PROCESS = True
-    yield
-    conf.task_always_eager = before
+@pytest.mark.django_db
+def test_each_lanes_first_chunk_is_published_through_dispatch_after_commit(history_mode, monkeypatch,
+                                                                              django_capture_on_commit_callbacks):
+    make_history(players=4, matches=6)
+    sent = []
+    monkeypatch.setattr("dispatch.publish.current_app.send_task",
+                        lambda name, args, kwargs, queue, retry: sent.append((name, args, queue)))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run = backfill.start_backfill([MATCH], batch_size=2, lanes=2)
+        assert sent == []  # nothing before the commit: a worker must find the run's rows
+    assert len(callbacks) == 2
+    assert sent == [(TaskName.RUN_BACKFILL_CHUNK.value, (run.pk, lane, 0), "maintenance") for lane in (0, 1)]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_in_process_the_chunk_chain_is_a_loop_whose_stack_does_not_grow(history_mode, in_process, monkeypatch):
-    history = make_history(players=6, matches=80)
-    depths = []
-    real = backfill.run_backfill_chunk
+@pytest.mark.django_db
+def test_a_chunk_whose_publish_fails_is_noted_on_the_run_and_re_enqueued_by_the_resume(
+        history_mode, monkeypatch, settings, django_capture_on_commit_callbacks):
+    make_history(players=4, matches=6)
+    settings.BACKFILL_STALE_SECONDS = 60
 
-    def measured(run_id, seq=None):
-        depths.append(len(inspect.stack(0)))
-        return real(run_id, seq)
+    def broker_down(name, args):
+        raise PublishFailed("broker down (simulated)")
 
-    monkeypatch.setattr(backfill, "run_backfill_chunk", measured)
-    run = backfill.start_backfill(None, batch_size=1)  # on commit: the whole chain, here, one row per chunk
-
+    monkeypatch.setattr(scheduling, "publish", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = backfill.start_backfill([MATCH], batch_size=2)
     run.refresh_from_db()
-    assert run.status == BackfillRun.Status.SUCCEEDED
-    assert run.rows_done >= 90 and run.chunks_done == run.rows_done == len(depths)
-    assert max(depths) == min(depths)
+    assert "enqueue of lane 0 chunk 0 failed" in run.last_error and "resume_stale_backfills" in run.last_error
+    assert "broker down" in lane_of(run).last_error and run.status == BackfillRun.Status.QUEUED
+
+    published = []
+    monkeypatch.setattr(scheduling, "publish", lambda name, args: published.append((name, args)))
+    BackfillLane.objects.filter(run=run).update(updated_at=timezone.now() - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert backfill.resume_stale_backfills() == [run.pk]
+    assert published == [(TaskName.RUN_BACKFILL_CHUNK, (run.pk, 0, 0))]
+
+
+def test_the_backfill_code_knows_no_celery_and_no_other_database():
+    package = Path(backfill.__file__).parent
+    command = package.parent / "management" / "commands" / "backfill_user_activity.py"
+    for path in [*package.glob("*.py"), command]:
+        text = path.read_text()
+        assert "celery" not in text.lower().replace("celery workers", ""), path
+        assert "connection.vendor" not in text and "runs_in_process" not in text, path
+        assert "in-process" not in text and "in process" not in text, path
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+
+def a_progress(rows_done: int, events: int, status: str = "running", total: int = 40) -> backfill.Progress:
+    return backfill.Progress(run_id=7, status=status, dry_run=False, percent=100.0 * rows_done / total,
+                             rows_done=rows_done, rows_total=total, events=events, events_per_second=120.0,
+                             elapsed_seconds=2.0, eta_seconds=None if status != "running" else 3.0, sources=(),
+                             lanes=(), last_error="")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_off_a_terminal_the_progress_is_one_plain_line_per_step():
+    from activity.management.commands.backfill_user_activity import ProgressDisplay
+
+    out = io.StringIO()
+    display = ProgressDisplay(out)
+    for p in (a_progress(0, 0, "queued"), a_progress(10, 30), a_progress(10, 30), a_progress(40, 120, "succeeded")):
+        display.step(p)  # the repeated state (a poll with no committed chunk in between) is no step
+    display.close()
+
+    lines = out.getvalue().split("\n")
+    assert lines[-1] == "" and "\r" not in out.getvalue()
+    assert [line.split()[2] for line in lines[:-1]] == ["0.0%", "25.0%", "100.0%"]
+    assert "rows 10/40  events 30  120 ev/s  ETA 0m03s  [running]" in lines[1]
+    assert lines[2].endswith("[succeeded]")
+
+
+def test_on_a_terminal_the_progress_is_one_bar_redrawn_in_place():
+    from activity.management.commands.backfill_user_activity import ProgressDisplay
+
+    out = Terminal()
+    display = ProgressDisplay(out)
+    for p in (a_progress(10, 30), a_progress(20, 60), a_progress(40, 120, "succeeded")):
+        display.step(p)
+    before_close = out.getvalue()
+    display.close()
+
+    assert before_close.count("\r") >= 3 and "\n" not in before_close  # redrawn, never a new line per step
+    assert "10/40" in before_close and "20/40" in before_close and "40/40" in before_close
+    assert out.getvalue().endswith("\n") and "succeeded" in out.getvalue()
+
+
+@pytest.mark.integration
+def test_the_command_starts_the_run_for_the_workers_and_follows_it_one_line_per_step(history_mode, live_worker):
+    history = make_history(players=6, matches=25, coin_users=2, coins_each=3)
+    events_before = metrics.BACKFILL_EVENTS._value.get()
+    out = io.StringIO()  # not a terminal, as in a log or a CI job
+
+    call_command("backfill_user_activity", "--wait", "--batch-size", "4", "--interval", "0.05", stdout=out)
+
+    text = out.getvalue()
+    run = BackfillRun.objects.get()
+    assert run.status == BackfillRun.Status.SUCCEEDED and run.chunks_done > 5
+    assert "\r" not in text and "queue maintenance" in text
+    steps = [line for line in text.splitlines() if line.startswith(f"backfill #{run.pk} ") and "ETA" in line]
+    rows = [int(line.split("rows ")[1].split("/")[0]) for line in steps]
+    assert steps and len(steps) == len(set(steps)) and rows == sorted(rows)  # a line per change, never backwards
+    assert steps[-1].split()[2] == "100.0%" and steps[-1].endswith("[succeeded]")
+    assert f"{len(history.expected.keys)} events created" in text
+    assert "by event type" not in text and "lane 0:" not in text  # the detail is for -v 2
     assert ledger_keys() == Counter(history.expected.keys)
+    assert projected_counters() == history.expected.user_counters()
+    assert metrics.BACKFILL_EVENTS._value.get() - events_before == len(history.expected.keys)
+    assert metrics.BACKFILL_PROGRESS._value.get() == 1.0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_command_runs_in_process_and_prints_progress_to_the_end(history_mode, in_process, capsys):
+@pytest.mark.integration
+def test_the_command_dry_run_reports_in_detail_with_v2_and_writes_nothing(history_mode, live_worker):
     history = make_history(players=5, matches=12)
-    call_command("backfill_user_activity", "--wait", "--batch-size", "5")
-    out = capsys.readouterr().out
-    assert "in-process" in out and "100.0%" in out and "ETA" in out and "ev/s" in out
-    assert f"{len(history.expected.keys)} events created" in out
-    assert ledger_keys() == Counter(history.expected.keys)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_command_dry_run_reports_and_writes_nothing(history_mode, in_process, capsys):
-    history = make_history(players=5, matches=12)
-    call_command("backfill_user_activity", "--dry-run", "--source", MATCH, "--wait")
-    out = capsys.readouterr().out
-    assert f"{len(history.expected.by_source(MATCH))} events would be created" in out
-    assert "by event type: match_lost" in out
+    out = io.StringIO()
+    call_command("backfill_user_activity", "--dry-run", "--source", MATCH, "--wait", "--interval", "0.05",
+                 verbosity=2, stdout=out)
+    text = out.getvalue()
+    assert text.startswith("database: PostgreSQL") and "Celery workers" in text
+    assert f"{len(history.expected.by_source(MATCH))} events would be created" in text
+    assert "by event type: match_lost" in text and "lane 0: done" in text
     assert not UserActivity.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_wait_the_command_only_starts_the_run(history_mode):
+    make_history(players=4, matches=4)
+    out = io.StringIO()
+    call_command("backfill_user_activity", "--source", MATCH, stdout=out)
+    run = BackfillRun.objects.get()
+    assert run.status == BackfillRun.Status.QUEUED and run.lane_rows.count() == 1
+    assert out.getvalue().splitlines() == [
+        f"backfill #{run.pk} started: {MATCH}; 4 source rows; batch size {run.batch_size}; 1 lane(s); chunks on queue "
+        "maintenance", "follow it in the admin, or with --wait"]
 
 
 @pytest.mark.django_db
@@ -505,22 +663,7 @@ def test_the_command_refuses_a_bad_batch_size_clearly():
     assert not BackfillRun.objects.exists()
 
 
-# --- through the broker and the real worker ----------------------------------------------------------------------
-
-@pytest.mark.integration
-def test_the_command_enqueues_on_the_broker_and_follows_the_workers_to_the_end(history_mode, live_worker, capsys):
-    history = make_history(players=6, matches=25, coin_users=2, coins_each=3)
-    events_before = metrics.BACKFILL_EVENTS._value.get()
-
-    call_command("backfill_user_activity", "--wait", "--batch-size", "4", "--interval", "0.2")
-
-    out = capsys.readouterr().out
-    assert "Celery workers" in out and "succeeded" in out
-    assert ledger_keys() == Counter(history.expected.keys)
-    assert projected_counters() == history.expected.user_counters()
-    assert metrics.BACKFILL_EVENTS._value.get() - events_before == len(history.expected.keys)
-    assert metrics.BACKFILL_PROGRESS._value.get() == 1.0
-
+# --- reading progress ---------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
 def test_progress_reports_percent_rate_and_eta(history_mode):
@@ -537,3 +680,6 @@ def test_progress_reports_percent_rate_and_eta(history_mode):
     assert p.events == run.events_created == UserActivity.objects.count()
     assert p.eta_seconds == pytest.approx(30.0, rel=0.01)  # 5 rows in 10 s, 15 to go
     assert p.as_dict()["sources"][0]["label"] == MATCH
+    assert p.as_dict()["lanes"] == [{"lane": 0, "status": "running", "source": MATCH, "cursor": lane_of(run).cursor,
+                                     "chunks": 1, "rows": 5, "events": run.events_created, "last_error": "",
+                                     "finished": False}]

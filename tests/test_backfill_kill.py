@@ -2,13 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,51 +11,24 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from activity import backfill
-from activity.models import BackfillRun, UserActivity
+from activity.models import BackfillLane, BackfillRun, UserActivity
+from dispatch.names import Queue, TaskName
 from tests.backfill_support import (TRANSACTION, assert_projection_matches_ledger, history_mode,  # noqa: F401
-                                    ledger_keys, make_history, projected_counters)
+                                    lane_of, ledger_keys, make_history, projected_counters)
 from tests.conftest import wait_until
+from tests.prefork_worker import PreforkWorker
 from tests.private_services import test_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REPO = Path(django_settings.BASE_DIR)
-
-
-class WorkerProcess:
-    """`celery -A project worker -Q maintenance -c 1 --pool solo` as a separate OS process on the test database."""
-
-    def __init__(self, name: str, log: Path, **env: str) -> None:
-        self.name = f"{name}-{os.getpid()}@%h"
-        self.log = log
-        environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": django_settings.CELERY_BROKER_URL,
-                       "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL, "DB_CONN_MAX_AGE": "0", **env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "maintenance", "-c", "1", "--pool", "solo",
-             "-n", self.name, "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(10) == -signal.SIGKILL
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # warm shutdown
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 @pytest.fixture
 def only_our_workers_consume_maintenance(celery_session_worker, celery_app):
     """The in-process session worker (if other tests started it) stops taking `maintenance` tasks meanwhile."""
     target = [celery_session_worker.hostname]
-    assert celery_app.control.cancel_consumer("maintenance", destination=target, reply=True, timeout=5)
+    assert celery_app.control.cancel_consumer(Queue.MAINTENANCE.value, destination=target, reply=True, timeout=5)
     yield
-    celery_app.control.add_consumer("maintenance", destination=target, reply=True, timeout=5)
+    celery_app.control.add_consumer(Queue.MAINTENANCE.value, destination=target, reply=True, timeout=5)
 
 
 def waiting_backends() -> list[int]:
@@ -84,7 +52,7 @@ def forget_unacked_chunks(run_id: int) -> None:
     for tag, payload in client.hgetall("unacked").items():
         message = json.loads(payload)[0]
         headers = message.get("headers", {})
-        if headers.get("task") == backfill.CHUNK_TASK and f"({run_id}," in headers.get("argsrepr", ""):
+        if headers.get("task") == TaskName.RUN_BACKFILL_CHUNK.value and f"({run_id}," in headers.get("argsrepr", ""):
             client.hdel("unacked", tag)
             client.zrem("unacked_index", tag)
 
@@ -105,16 +73,17 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
         " source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",
         [held.wallet.profile_id, event_type, amount, TRANSACTION, held.pk])
 
-    first = WorkerProcess("doomed", tmp_path / "worker1.log", DB_LOCK_TIMEOUT_MS="120000")
+    first = PreforkWorker(tmp_path / "worker1.log", queue=Queue.MAINTENANCE.value, DB_LOCK_TIMEOUT_MS="120000")
     second = run = None
     try:
         run = backfill.start_backfill(None, batch_size=5)  # about 35 chunks; the first is enqueued on commit
         waiting = wait_until(waiting_backends, timeout=60, interval=0.05, message="the worker to block mid-chunk")
         run.refresh_from_db()
         assert run.status == BackfillRun.Status.RUNNING and run.current_source == TRANSACTION
-        assert 0 < run.chunks_done and run.lanes_state[0]["cursor"] < held.pk
+        lane = lane_of(run)
+        assert 0 < run.chunks_done == lane.chunks_done and lane.cursor < held.pk and lane.source == TRANSACTION
 
-        first.kill()
+        first.kill()  # the whole worker, as when its host dies: no one rejects or redelivers the chunk task
         blocker.rollback()  # the dead worker's server session now fails on its next read and rolls back
         wait_until(lambda: not any(backend_alive(pid) for pid in waiting), timeout=30,
                    message="the killed worker's database session to end")
@@ -125,11 +94,12 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
         run.refresh_from_db()
         assert (run.status, run.chunks_done) == (BackfillRun.Status.RUNNING, stuck.chunks_done)
         assert UserActivity.objects.count() == run.events_created < len(expected)
-        assert not UserActivity.objects.filter(source_model=TRANSACTION, source_id__gt=run.lanes_state[0]["cursor"]).exists()
+        assert lane_of(run).events_created == run.events_created  # the lane row committed with the run, nothing more
+        assert not UserActivity.objects.filter(source_model=TRANSACTION, source_id__gt=lane_of(run).cursor).exists()
 
         # A new worker alone would wait an hour for Redis to hand back the unacked task; the stale-run resume (beat)
         # re-enqueues the run from its committed cursor.
-        second = WorkerProcess("rescuer", tmp_path / "worker2.log")
+        second = PreforkWorker(tmp_path / "worker2.log", queue=Queue.MAINTENANCE.value)
         settings.BACKFILL_STALE_SECONDS = 1
         wait_until(lambda: backfill.resume_stale_backfills() == [run.pk], timeout=10, interval=0.2,
                    message="the stalled run to be resumed")
@@ -151,6 +121,7 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
     run.refresh_from_db()
     assert run.status == BackfillRun.Status.SUCCEEDED, run.last_error
     assert run.resumes == 1
+    assert lane_of(run).status == BackfillLane.Status.DONE and lane_of(run).events_created == len(expected)
     assert ledger_keys() == expected  # nothing missing, nothing doubled
     assert run.events_created == len(expected)  # the killed chunk was counted once: when it was redone
     assert projected_counters() == history.expected.user_counters()

@@ -117,7 +117,7 @@ def test_backfill_finishes_past_a_poison_row_and_its_cursor_moves_on():
     assert run.status == BackfillRun.Status.SUCCEEDED, run.last_error
     assert all(joined(m) for m in good) and not joined(orphan)
     assert run.progress[MEMBERSHIP]["poison"] == 1
-    assert run.lanes_state[0]["finished"] and run.rows_done == 6
+    assert run.lane_rows.get().status == "done" and run.rows_done == 6
     assert PoisonRow.objects.get(source=MEMBERSHIP, source_id=orphan.pk).origin == "backfill"
 
 

@@ -26,6 +26,7 @@ from django.db import connection
 
 from activity import backfill
 from activity.models import BackfillRun, UserActivity
+from dispatch.names import Queue
 from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
 from esports.profiles.public_id_backfill import backfill_public_ids
@@ -101,7 +102,7 @@ class Command(BaseCommand):
             return
         # The admin's "Start backfill" service: it enqueues the first chunk on the maintenance queue after commit.
         run = backfill.start_backfill()
-        self.stdout.write(f"  run #{run.pk}: {run.rows_total:,} source rows, chunks on queue {backfill.QUEUE}")
+        self.stdout.write(f"  run #{run.pk}: {run.rows_total:,} source rows, chunks on queue {Queue.MAINTENANCE}")
         last = 0.0
         while run.is_active:
             time.sleep(0.5)
