@@ -122,11 +122,12 @@ def scenario(args) -> dict:
 def reset_ledger() -> None:
     from django.db import connection
 
-    from activity.models import BackfillRun, UserActivity
+    from activity.models import BackfillLane, BackfillRun, UserActivity
     from stats.models import UserProfileStats
 
     with connection.cursor() as cursor:
-        tables = [UserActivity._meta.db_table, UserProfileStats._meta.db_table, BackfillRun._meta.db_table]
+        tables = [UserActivity._meta.db_table, UserProfileStats._meta.db_table, BackfillLane._meta.db_table,
+                  BackfillRun._meta.db_table]
         cursor.execute(f"TRUNCATE {', '.join(tables)}")
         cursor.execute(f"VACUUM ANALYZE {tables[0]}")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from dispatch.names import TaskName
 from activity import backfill, poison
+from dispatch.names import TaskName
 
 
 @shared_task(

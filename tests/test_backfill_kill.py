@@ -13,8 +13,15 @@ from django.db import connection
 from activity import backfill
 from activity.models import BackfillLane, BackfillRun, UserActivity
 from dispatch.names import Queue, TaskName
-from tests.backfill_support import (TRANSACTION, assert_projection_matches_ledger, history_mode,  # noqa: F401
-                                    lane_of, ledger_keys, make_history, projected_counters)
+from tests.backfill_support import (  # noqa: F401
+    TRANSACTION,
+    assert_projection_matches_ledger,
+    history_mode,
+    lane_of,
+    ledger_keys,
+    make_history,
+    projected_counters,
+)
 from tests.conftest import wait_until
 from tests.prefork_worker import PreforkWorker
 from tests.private_services import test_database_url

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
@@ -40,7 +41,7 @@ class ChunkWork:
     chunk: IdChunk | None
     size: int  # the row limit the chunk was taken with
     high: int  # the lane's upper key bound in `label`
-    began: object = field(default_factory=timezone.now)
+    began: datetime = field(default_factory=timezone.now)
     created: int = 0
     derived: int = 0
     poisoned: int = 0
@@ -73,7 +74,7 @@ def run_backfill_chunk(run_id: int, lane: int = 0, seq: int | None = None, *, en
     except (OperationalError, InterfaceError) as exc:
         state.note_error(run_id, lane, f"transient database error, will retry: {type(exc).__name__}: {exc}")
         raise
-    except Exception as exc:  # noqa: BLE001 - a broken chunk must end the run visibly, not loop forever
+    except Exception as exc:  # a broken chunk must end the run visibly, not loop forever
         logger.exception("backfill #%s lane %s failed", run_id, lane)
         state.finish_failed(run_id, lane, exc)
         return ChunkOutcome.FINISHED

@@ -78,7 +78,7 @@ def plan_sources(labels: list[str], batch_size: int, lanes: int) -> dict[str, di
 
 def pk_range(kind: SourceKind) -> tuple[int, int]:
     pk = kind.model._meta.pk.attname
-    found = kind.model.objects.aggregate(low=Min(pk), high=Max(pk))
+    found = kind.model._default_manager.aggregate(low=Min(pk), high=Max(pk))
     return found["low"] or 0, found["high"] or 0
 
 
@@ -101,7 +101,7 @@ def row_count(kind: SourceKind, upto: int) -> int:
     if row and row[0] > EXACT_COUNT_LIMIT:
         return int(row[0])
     pk = kind.model._meta.pk.attname
-    return kind.model.objects.filter(**{f"{pk}__lte": upto}).count()
+    return kind.model._default_manager.filter(**{f"{pk}__lte": upto}).count()
 
 
 def next_size(batch_size: int, rows: int, events: int, current: int) -> int:

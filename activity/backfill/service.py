@@ -8,8 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -25,7 +28,7 @@ Status = BackfillRun.Status
 
 
 def start_backfill(sources: Iterable[str] | None = None, dry_run: bool = False, batch_size: int | None = None,
-                   user: object = None, *, lanes: int | None = 1, enqueue: bool = True) -> BackfillRun:
+                   user: AbstractBaseUser | AnonymousUser | None = None, *, lanes: int | None = 1, enqueue: bool = True) -> BackfillRun:
     """Create a run over `sources` (all when empty), one BackfillLane row per lane, and enqueue the first chunk of
     each lane after commit.
 
@@ -35,7 +38,7 @@ def start_backfill(sources: Iterable[str] | None = None, dry_run: bool = False, 
     labels = validate_sources(sources)
     size = validate_batch_size(batch_size)
     n_lanes = validate_lanes(lanes)
-    created_by = user if user is not None and getattr(user, "is_authenticated", False) else None
+    created_by: Any = user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
     with transaction.atomic():
         plan = plan_sources(labels, size, n_lanes)
         first = labels[0]

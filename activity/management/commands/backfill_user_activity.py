@@ -9,7 +9,7 @@ prints nothing but errors.
 from __future__ import annotations
 
 import time
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -102,7 +102,7 @@ class Command(BaseCommand):
     def _follow(self, run_id: int, interval: float) -> BackfillRun:
         # tqdm redraws with carriage returns: it writes to the raw stream, not through OutputWrapper (which would
         # end every write with a newline).
-        display = ProgressDisplay(getattr(self.stdout, "_out", self.stdout)) if self.verbosity >= 1 else None
+        display = ProgressDisplay(cast(TextIO, self.stdout._out)) if self.verbosity >= 1 else None
         try:
             while True:
                 run = BackfillRun.objects.get(pk=run_id)
