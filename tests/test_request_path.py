@@ -108,9 +108,9 @@ def test_a_request_returns_before_recording_and_the_worker_records_after_it(live
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_benchmarks_sync_baseline_records_inline_after_the_commit_through_the_same_service():
+def test_the_benchmarks_sync_baseline_records_inline_after_the_commit_through_the_same_service(enqueued):
     """bench/sync_recording.py (the seeds' way, the benchmarks' baseline; no production setting) records right after
-    the commit, never inside the request's transaction."""
+    the commit, never inside the request's transaction. (`enqueued` keeps the setup's rows off the session worker.)"""
     from bench import sync_recording
 
     match = MatchFactory()
