@@ -124,10 +124,11 @@ def set_mode(app, mode: str) -> None:
     """Switch this process's enqueue path and start from empty queues and batching keys."""
     from django.conf import settings
 
-    from tasks import batching, enqueue
+    from dispatch.publish import reset_pause
+    from tasks import batching
 
     settings.ACTIVITY_ENQUEUE_MODE = mode
-    enqueue._broker_down_until = 0.0
+    reset_pause()
     app.control.purge()
     client = batching.redis_client()
     client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX,
@@ -322,7 +323,6 @@ def main() -> None:
     rows = {mode: ([], []) if args.skip_throughput else make_rows(users, wallets, args.coins, args.matches, seed=7 + k)
             for k, mode in enumerate(modes)}
     connect_receivers()
-    settings.ACTIVITY_RECORDING = "async"
     for mode in modes:
         coin_ids, match_ids = rows[mode]
         if coin_ids:

@@ -4,7 +4,7 @@ Saves a fresh Match as completed (commit included, since the after-commit work r
 modes, interleaved round-robin so machine noise hits them alike:
   none  - the activity receivers disconnected (the cost of the save alone);
   async - the receivers enqueue one Celery task after commit (production; Redis must be up);
-  sync  - ACTIVITY_RECORDING=sync: the same recording service runs inline after commit (the seeds' approach).
+  sync  - bench/sync_recording.py: the same recording service runs inline after commit (the seeds' approach).
 Also times one bare Celery publish. Prints p50/p99 in ms and the ratios.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
@@ -44,10 +44,10 @@ def make_matches(n: int) -> list:
 
 
 def set_mode(mode: str) -> None:
-    from django.conf import settings
     from django.db.models.signals import post_save
 
     from activity.sources import SOURCES
+    from bench import sync_recording
     from tasks.receivers import connect_receivers
 
     if mode == "none":
@@ -55,7 +55,7 @@ def set_mode(mode: str) -> None:
             post_save.disconnect(sender=kind.model, dispatch_uid=f"activity.record.{label}")
     else:
         connect_receivers()
-        settings.ACTIVITY_RECORDING = mode
+        sync_recording.enable() if mode == "sync" else sync_recording.disable()
 
 
 def save_completed(match) -> float:
@@ -78,8 +78,9 @@ def main() -> None:
     use_bench_database()
     from django.conf import settings
 
+    from dispatch.names import TaskName
+    from dispatch.publish import publish
     from project.celery import app
-    from tasks.recording import record_source_change
 
     print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}; "
           f"{args.rounds} saves per mode after {args.warmup} warm-up saves")
@@ -100,7 +101,7 @@ def main() -> None:
     publish = []
     for i in range(args.rounds + args.warmup):
         started = time.perf_counter()
-        record_source_change.apply_async(("tournaments.match", 0), retry=False)  # id 0 never exists: a no-op task
+        publish(TaskName.RECORD_SOURCE_CHANGE, args=("tournaments.match", 0))  # id 0 never exists: a no-op task
         if i >= args.warmup:
             publish.append((time.perf_counter() - started) * 1000)
     purged = app.control.purge()

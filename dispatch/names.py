@@ -15,6 +15,7 @@ class Queue(StrEnum):
 class TaskName(StrEnum):
     RECORD_SOURCE_CHANGE = "tasks.recording.record_source_change"
     DRAIN_PENDING = "tasks.recording.drain_pending"
+    RECORD_TEAM_ENTRIES = "tasks.recording.record_team_entries"
     CATCH_UP = "tasks.sweeps.catch_up"
     RUN_BACKFILL_CHUNK = "tasks.maintenance.run_backfill_chunk"
     RESUME_STALE_BACKFILLS = "tasks.maintenance.resume_stale_backfills"
@@ -26,6 +27,7 @@ class TaskName(StrEnum):
 _QUEUE_OF: dict[TaskName, Queue] = {
     TaskName.RECORD_SOURCE_CHANGE: Queue.EVENTS,
     TaskName.DRAIN_PENDING: Queue.EVENTS,
+    TaskName.RECORD_TEAM_ENTRIES: Queue.EVENTS,
     TaskName.CATCH_UP: Queue.EVENTS,
     TaskName.RUN_BACKFILL_CHUNK: Queue.MAINTENANCE,
     TaskName.RESUME_STALE_BACKFILLS: Queue.MAINTENANCE,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 
 from dispatch.names import TaskName, queue_of
@@ -52,6 +53,11 @@ def publish(name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[str, Any] 
         metrics.PUBLISH_FAILURES.labels(task=name.value).inc()
         raise PublishFailed(f"{name.value} not published: the broker failed under "
                             f"{BROKER_DOWN_PAUSE_SECONDS:.0f}s ago")
+    if not settings.CELERY_BROKER_URL:
+        # Celery would fall back to its default AMQP broker on localhost: a process with no broker configured fails
+        # its publishes at once instead, as during an outage (the catch-up sweep and the jobs' rows recover the work).
+        metrics.PUBLISH_FAILURES.labels(task=name.value).inc()
+        raise PublishFailed(f"{name.value} not published: no broker configured (REDIS_URL / CELERY_BROKER_URL unset)")
     try:
         current_app.send_task(name.value, args=tuple(args), kwargs=kwargs or {}, queue=queue_of(name).value,
                               retry=False)

@@ -33,7 +33,7 @@ def _forget_pool_process_gauges(pid=None, **kwargs) -> None:
 @signals.beat_init.connect
 def _refuse_without_broker(**_kwargs) -> None:
     """A worker or beat without REDIS_URL/CELERY_BROKER_URL would silently dial Celery's default AMQP broker and retry
-    forever; the in-process mode (no broker) is for web processes and the embedded tests only. SystemExit, not an
+    forever (a web process without one fails its publishes fast instead: dispatch.publish). SystemExit, not an
     exception: Celery logs and swallows exceptions raised by signal receivers."""
     from django.conf import settings
 

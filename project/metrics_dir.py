@@ -85,7 +85,7 @@ def check_multiprocess_dir(app_configs=None, **kwargs) -> list[CheckMessage]:
     path = configured_dir()
     if path and not Path(path).is_dir():
         return [Error(f"{ENV}={path} is not a directory.", id="metrics.E002")]
-    if not path and not settings.DEBUG and not settings.TASKS_IN_PROCESS:
+    if not path and not settings.DEBUG:
         return [Warning(f"{ENV} is not set: /metrics on web will not show the work of the worker, beat or commands.",
                         hint="Run every process through scripts/with-metrics-dir (the Procfile does).",
                         id="metrics.W001")]

@@ -195,11 +195,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------------------------
+# Tasks always go to a worker through this broker. A web process without one fails its publishes at once, as during
+# an outage (dispatch.publish): logged, and the catch-up sweep records what they carried. Worker and beat refuse to
+# start without it (project/celery.py).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL") or ""
-# No broker configured means the embedded default: tasks execute in process, through the same task code.
-TASKS_IN_PROCESS = not CELERY_BROKER_URL
-CELERY_TASK_ALWAYS_EAGER = TASKS_IN_PROCESS
-CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"  # beat crontabs are read in this zone: 03:00 means 03:00 UTC
@@ -242,21 +241,17 @@ def _redacted(url: str) -> str:
 
 # One line naming the database and task backend in use; the commands that use them print it.
 _db = DATABASES["default"]
-BACKENDS_DESCRIPTION = "database: {} ({}); tasks: {}; recording: {}".format(
+BACKENDS_DESCRIPTION = "database: {} ({}); tasks: {}".format(
     DATABASE_BACKEND,
     _db["NAME"] if DATABASE_BACKEND == "sqlite" else f"{_db.get('HOST') or 'localhost'}:{_db.get('PORT') or 5432}/{_db['NAME']}",
-    "in-process (embedded default)" if TASKS_IN_PROCESS else f"Celery via {_redacted(CELERY_BROKER_URL)}",
-    os.environ.get("ACTIVITY_RECORDING", "async"),
+    f"Celery workers via {_redacted(CELERY_BROKER_URL)}" if CELERY_BROKER_URL
+    else "no broker configured (publishes fail fast; the catch-up sweep records)",
 )
 
 # --- Activity ledger --------------------------------------------------------------------------------------------
-# "async": receivers enqueue a task after commit (production). "sync": the same service runs inline after commit
-# (the seeds' behaviour, kept for comparison and for tests of the services).
-ACTIVITY_RECORDING = os.environ.get("ACTIVITY_RECORDING", "async")
-# How "async" hands a change to the worker. "batch" (default): the row goes on a Redis list that a drain task records
-# many rows per transaction (tasks/batching.py) - one commit per row tops out near 250 events/s on this machine kind,
-# batches reach thousands. "task": one record_source_change task per saved row. Without a broker (embedded default)
-# "batch" runs the per-row task inline.
+# How the receivers hand a committed change to the worker. "batch" (default): the row goes on a Redis list that a
+# drain task records many rows per transaction (tasks/batching.py) - one commit per row tops out near 250 events/s on
+# this machine kind, batches reach thousands. "task": one record_source_change task per saved row.
 ACTIVITY_ENQUEUE_MODE = os.environ.get("ACTIVITY_ENQUEUE_MODE", "batch")
 if ACTIVITY_ENQUEUE_MODE not in {"task", "batch"}:
     raise ImproperlyConfigured(f"ACTIVITY_ENQUEUE_MODE must be 'task' or 'batch', not {ACTIVITY_ENQUEUE_MODE!r}.")

@@ -1,6 +1,8 @@
-"""Batched recording (ACTIVITY_ENQUEUE_MODE="batch"): the request path appends "label:pk" to a Redis list and makes
-sure one drain task is on its way; the drain records many rows per transaction (one per source label), which is what
-makes recording cheap per event (one transaction and one message per event top out near a few hundred events/s).
+"""The Redis transport of batched recording (ACTIVITY_ENQUEUE_MODE="batch"): the request path appends "label:pk" to a
+Redis list and makes sure one drain task is on its way; the drain (tasks/recording.py) takes the entries batch by batch
+and records many rows per transaction, which is what makes recording cheap per event (one transaction and one message
+per event top out near a few hundred events/s). This module only moves entries between lists and parses them: it
+knows nothing of recording, of tasks or of the broker's messages.
 
 Keys (on the broker's Redis, beside kombu's queues):
 - PENDING_KEY: the list the request path appends to;
@@ -20,25 +22,15 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from activity.events import InvalidEventError
-from activity.recording import record_events_for
 from activity.sources import SOURCES, UnknownSourceError
-from tasks.recording import _row_id
 
 logger = logging.getLogger(__name__)
-
-# What the drain task retries (the database is unreachable or busy); everything else is about a row, not the moment.
-RETRYABLE = (OperationalError, InterfaceError)
 
 PENDING_KEY = "activity:pending"
 DRAIN_FLAG_KEY = "activity:drain-scheduled"
@@ -98,10 +90,16 @@ _clients: dict[tuple[int, str], redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
+class NoBrokerConfigured(redis.ConnectionError):
+    """No broker URL: there is no Redis to batch in (a RedisError, so callers handle it as an unreachable Redis)."""
+
+
 def redis_client() -> redis.Redis:
     """A client of the broker's Redis with the broker's short timeouts and no retries (a dead Redis must cost the
     request one short timeout). One per process and URL: a forked child builds its own instead of sharing sockets."""
     url = settings.CELERY_BROKER_URL
+    if not url:
+        raise NoBrokerConfigured("no broker configured (REDIS_URL / CELERY_BROKER_URL unset)")
     key = (os.getpid(), url)
     client = _clients.get(key)
     if client is None:
@@ -121,7 +119,36 @@ def redis_client() -> redis.Redis:
 
 
 def entry(source_label: str, pk: int) -> str:
+    """The pending-list entry of one committed change."""
     return f"{source_label}:{pk}"
+
+
+def row_id(pk: object) -> int:
+    """The primary key an entry or a message carries; anything that is not a 64-bit integer (or its decimal string)
+    is garbage (int() alone would truncate 1.5 to row 1, and a key beyond bigint fails in the database instead of
+    here)."""
+    if isinstance(pk, bool) or not isinstance(pk, (int, str)):
+        raise TypeError(f"primary key must be an integer, got {type(pk).__name__}")
+    value = int(pk)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"primary key {value} is outside the 64-bit range")
+    return value
+
+
+def parse_entry(item: str | bytes) -> tuple[str, int] | None:
+    """("label", pk) from "label:pk"; None (logged with the entry) for garbage: an unknown label or a key that is
+    not an integer."""
+    text = item.decode() if isinstance(item, bytes) else str(item)
+    label, sep, raw_pk = text.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError("expected 'label:pk'")
+        if label not in SOURCES:
+            raise UnknownSourceError(f"unknown source {label!r}")
+        return label, row_id(raw_pk)
+    except (UnknownSourceError, TypeError, ValueError) as exc:
+        logger.error("dropped pending entry %r: %s", text, exc)
+        return None
 
 
 def push_pending(source_label: str, pk: int) -> bool:
@@ -144,47 +171,34 @@ def release_drain_slot() -> None:
     redis_client().delete(DRAIN_FLAG_KEY)
 
 
-@dataclass
-class DrainReport:
-    batches: int = 0
-    entries: int = 0
-    events: int = 0
-    dropped: int = 0
-    requeued_stale: int = 0
-    more_pending: bool = False
-    by_label: dict[str, int] = field(default_factory=dict)
+def clear_drain_flag() -> None:
+    """A drain starting: from now on a new arrival schedules the next drain."""
+    redis_client().delete(DRAIN_FLAG_KEY)
 
 
-def drain_pending_changes(drain_id: str, *, max_seconds: float = DRAIN_MAX_SECONDS,
-                          batch_size: int = DRAIN_BATCH_SIZE) -> DrainReport:
-    """Record what the pending list holds, batch by batch, for up to `max_seconds`; `more_pending` says whether the
-    caller must hand over to a fresh drain. On any exception the current batch goes back to the pending list and
-    the exception propagates (the task retries)."""
-    client = redis_client()
-    client.delete(DRAIN_FLAG_KEY)  # from now on a new arrival schedules the next drain
-    report = DrainReport()
-    report.requeued_stale = requeue_stale_inflight()
-    inflight = INFLIGHT_PREFIX + drain_id
-    started = time.monotonic()
-    while True:
-        items = client.eval(_TAKE_BATCH, 3, PENDING_KEY, inflight, INFLIGHT_INDEX, batch_size, time.time())
-        if not items:
-            break
-        try:
-            _record_batch([i.decode() if isinstance(i, bytes) else str(i) for i in items], report)
-        except BaseException:
-            requeued = client.eval(_REQUEUE, 3, inflight, PENDING_KEY, INFLIGHT_INDEX)
-            logger.warning("drain %s failed; %d pending entries put back for the retry", drain_id, requeued)
-            raise
-        client.eval(_FINISH_BATCH, 2, inflight, INFLIGHT_INDEX)
-        report.batches += 1
-        if time.monotonic() - started >= max_seconds:
-            report.more_pending = bool(client.llen(PENDING_KEY))
-            break
-    return report
+def inflight_key(drain_id: str) -> str:
+    return INFLIGHT_PREFIX + drain_id
 
 
-def requeue_stale_inflight(older_than: float = INFLIGHT_STALE_SECONDS) -> int:
+def take_batch(drain_id: str, batch_size: int = DRAIN_BATCH_SIZE) -> list[str]:
+    """Move up to `batch_size` entries from the pending list to this drain's in-flight list, atomically, and return
+    them; a redelivered drain (same id) gets its dead attempt's in-flight entries back first. Empty: nothing pending."""
+    items = redis_client().eval(_TAKE_BATCH, 3, PENDING_KEY, inflight_key(drain_id), INFLIGHT_INDEX, batch_size,
+                                time.time())
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in items]
+
+
+def finish_batch(drain_id: str) -> None:
+    """The drain recorded its in-flight batch: forget it."""
+    redis_client().eval(_FINISH_BATCH, 2, inflight_key(drain_id), INFLIGHT_INDEX)
+
+
+def return_batch(drain_id: str) -> int:
+    """The drain failed with its batch: put the entries back on the pending list for the retry; returns how many."""
+    return int(redis_client().eval(_REQUEUE, 3, inflight_key(drain_id), PENDING_KEY, INFLIGHT_INDEX))
+
+
+def requeue_stale(older_than: float = INFLIGHT_STALE_SECONDS) -> int:
     """Put the in-flight batches of drains that died (older than `older_than` seconds) back on the pending list;
     returns how many entries went back."""
     client = redis_client()
@@ -199,57 +213,6 @@ def requeue_stale_inflight(older_than: float = INFLIGHT_STALE_SECONDS) -> int:
     return total
 
 
-def _record_batch(items: Iterable[str], report: DrainReport) -> None:
-    by_label: dict[str, set[int]] = defaultdict(set)
-    for item in items:
-        parsed = _parse(item)
-        if parsed is None:
-            report.dropped += 1
-            continue
-        by_label[parsed[0]].add(parsed[1])
-        report.entries += 1
-    for label in sorted(by_label):
-        ids = sorted(by_label[label])
-        report.events += _record_group(label, ids, report)
-        report.by_label[label] = report.by_label.get(label, 0) + len(ids)
-
-
-def _record_group(label: str, ids: list[int], report: DrainReport) -> int:
-    """One transaction for the whole group. Database trouble (OperationalError, InterfaceError) propagates: the batch
-    goes back and the task retries. Anything else is a bad row failing the whole group, so the group is then recorded
-    row by row and only the failing rows are dropped, logged with their ids, as a failed per-row task would be:
-    put back, one poison row would block the pending list for good."""
-    try:
-        return len(record_events_for(label, ids).inserted)
-    except RETRYABLE:
-        raise
-    except Exception as exc:  # noqa: BLE001 - isolated below
-        logger.warning("batch of %d %s rows failed (%s: %s); recording them one by one", len(ids), label,
-                       type(exc).__name__, exc)
-    inserted = 0
-    for pk in ids:  # error path only: isolates the bad rows of the group
-        try:
-            inserted += len(record_events_for(label, [pk]).inserted)
-        except RETRYABLE:
-            raise
-        except InvalidEventError as exc:
-            report.dropped += 1
-            logger.error("dropped pending entry %s:%s: %s", label, pk, exc)
-        except Exception:  # noqa: BLE001 - logged with its traceback; the sweep / reconciliation see the row again
-            report.dropped += 1
-            logger.exception("dropped pending entry %s:%s: recording it failed", label, pk)
-    return inserted
-
-
-def _parse(item: str) -> tuple[str, int] | None:
-    """("label", pk) from "label:pk"; None (logged) for garbage: an unknown label or a key that is not an integer."""
-    label, sep, raw_pk = item.rpartition(":")
-    try:
-        if not sep:
-            raise ValueError("expected 'label:pk'")
-        if label not in SOURCES:
-            raise UnknownSourceError(f"unknown source {label!r}")
-        return label, _row_id(raw_pk)
-    except (UnknownSourceError, TypeError, ValueError) as exc:
-        logger.error("dropped pending entry %r: %s", item, exc)
-        return None
+def pending_count() -> int:
+    """Entries waiting on the pending list."""
+    return int(redis_client().llen(PENDING_KEY))

@@ -7,9 +7,11 @@ import redis
 from celery import shared_task
 from django.conf import settings
 
-from dispatch.names import TaskName
 from activity import catchup
-from tasks import batching, enqueue
+from dispatch.names import TaskName
+from dispatch.publish import PublishFailed
+from tasks import batching
+from tasks.recording import schedule_drain
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +26,13 @@ def catch_up() -> dict:
 
 
 def _recover_dead_drains() -> int:
-    if settings.ACTIVITY_ENQUEUE_MODE != "batch" or settings.TASKS_IN_PROCESS:
+    if settings.ACTIVITY_ENQUEUE_MODE != "batch":
         return 0
     try:
-        requeued = batching.requeue_stale_inflight()
-        if requeued or batching.redis_client().llen(batching.PENDING_KEY):
-            enqueue.schedule_drain()
-    except redis.RedisError as exc:
+        requeued = batching.requeue_stale()
+        if requeued or batching.pending_count():
+            schedule_drain()
+    except (redis.RedisError, PublishFailed) as exc:
         # The sweep itself already ran; the next one retries this.
         logger.warning("catch-up: could not check the batch lists (%s: %s)", type(exc).__name__, exc)
         return 0

@@ -1,5 +1,6 @@
 """Helpers shared by the ledger and stats tests: reading a user's ledger and counters, recording source rows through
-the one service, muting the receivers of tests that drive the services themselves, and waiting for the real worker."""
+the one service (also right after each commit, in place of the worker: `record_inline`), muting the receivers of
+tests that drive the services themselves, and waiting for the real worker."""
 from __future__ import annotations
 
 import threading
@@ -13,13 +14,16 @@ from django.db import connection
 from activity.append import AppendResult
 from activity.models import UserActivity
 from activity.recording import record_events_for
+from dispatch.names import TaskName
 from stats.counters import COUNTER_FIELDS
 from stats.models import UserProfileStats
+from tasks import enqueue
+from tasks.recording import record_team_entries
 from tests.conftest import wait_until
 
-RECORD_TASK = "tasks.recording.record_source_change"
-DRAIN_TASK = "tasks.recording.drain_pending"
-RECORDING_TASKS = frozenset({RECORD_TASK, DRAIN_TASK})
+RECORD_TASK = TaskName.RECORD_SOURCE_CHANGE.value
+DRAIN_TASK = TaskName.DRAIN_PENDING.value
+RECORDING_TASKS = frozenset({RECORD_TASK, DRAIN_TASK, TaskName.RECORD_TEAM_ENTRIES.value})
 LEDGER_TABLE = UserActivity._meta.db_table
 STATS_TABLE = UserProfileStats._meta.db_table
 
@@ -78,12 +82,23 @@ def run_in_threads(n: int, target: Callable[[int], None], timeout: float = 120) 
     return errors
 
 
+def record_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers' after-commit hooks record in this process, through the services the worker's tasks call,
+    instead of publishing: for tests of the live derivation that need no broker or worker. Errors propagate (a test
+    must see them; production's enqueue never raises)."""
+    monkeypatch.setattr("tasks.receivers.enqueue_source_change", lambda label, pk: record_events_for(label, [pk]))
+    monkeypatch.setattr("tasks.receivers.enqueue_team_entries",
+                        lambda team_id, joined_at, left_at: record_team_entries.run(
+                            team_id, enqueue._iso(joined_at), enqueue._iso(left_at) if left_at else None))
+
+
 @pytest.fixture
 def enqueued(monkeypatch) -> list[tuple[str, int]]:
-    """Mute the receivers' enqueue and collect what they would have sent, for tests that call the services
-    themselves with committed data (transactional_db): nothing reaches the shared Redis queue."""
+    """Mute the receivers' enqueues and collect the source changes they would have sent, for tests that call the
+    services themselves with committed data (transactional_db): nothing reaches the shared Redis queue."""
     calls: list[tuple[str, int]] = []
     monkeypatch.setattr("tasks.receivers.enqueue_source_change", lambda label, pk: calls.append((label, pk)))
+    monkeypatch.setattr("tasks.receivers.enqueue_team_entries", lambda team_id, joined_at, left_at: True)
     return calls
 
 

@@ -8,9 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+from celery import Celery
+from django.conf import settings
 from django.db import connection
 
 from tests.conftest import wait_until
@@ -78,6 +82,25 @@ class PrivateRedis:
         self.stop()
 
 
+@contextmanager
+def broker_at(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[Celery]:
+    """dispatch publishes (and batching pushes) to `url` for the duration: a Celery app configured like the project's
+    (same settings, short timeouts, queues) but on another broker, so a test can publish to a private, dead or hung
+    broker without touching the shared one or the session worker's app."""
+    from project.celery import app as project_app
+
+    app = Celery("broker-at", set_as_current=False)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.broker_url = url
+    app.conf.task_queues = project_app.conf.task_queues
+    monkeypatch.setattr("dispatch.publish.current_app", app)
+    monkeypatch.setattr(settings, "CELERY_BROKER_URL", url)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
 def run_outage_probe(match_pk: int, username: str, outage: str, *, before_outage: Callable[[PrivateRedis], None] | None = None,
                      **env: str) -> tuple[dict, str]:
     """Run tests/broker_outage_probe.py (a web process) against a private Redis: it warms up through the live broker,
@@ -87,7 +110,7 @@ def run_outage_probe(match_pk: int, username: str, outage: str, *, before_outage
     with PrivateRedis() as redis:
         try:
             environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis.url,
-                           "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "INFO", **env}
+                           "LOG_LEVEL": "INFO", **env}
             environment.pop("CELERY_BROKER_URL", None)
             probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match_pk), username],
                                      env=environment, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -128,6 +151,11 @@ class BlackHoleListener:
             except OSError:  # the accept timeout: look at the stop flag again
                 continue
             self._held.append(conn)  # kept open, never read from or written to
+
+    @property
+    def accepted(self) -> int:
+        """Connections accepted so far (each one a client that tried to talk to this "server")."""
+        return len(self._held)
 
     def __enter__(self) -> BlackHoleListener:
         self._thread.start()

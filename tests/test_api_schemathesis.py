@@ -11,6 +11,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from esports.economy.models import DeltaCrownTransaction
 from tests.factories import FollowFactory, MatchFactory, TournamentResultFactory, UserFactory, complete_match
+from tests.ledger_helpers import record_inline
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
@@ -27,9 +28,9 @@ def wsgi_keeps_test_connection():
 
 
 @pytest.fixture
-def api_data(db, settings, wsgi_keeps_test_connection):
+def api_data(db, monkeypatch, wsgi_keeps_test_connection):
     """A few players with real ledger rows (recorded inline), so generated ids and usernames can hit real data."""
-    settings.ACTIVITY_RECORDING = "sync"
+    record_inline(monkeypatch)
     players = [UserFactory(username=f"api{i}") for i in range(3)]
     for i in range(3):
         match = MatchFactory(participant1__user=players[i], participant2__user=players[(i + 1) % 3])

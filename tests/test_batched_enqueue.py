@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 import redis
 from celery.signals import before_task_publish
+from django.test import override_settings
 
 from activity.models import UserActivity
 from activity.recording import record_events_for
 from esports.economy.models import DeltaCrownTransaction
 from esports.tournaments.models import Match
-from tasks import batching, enqueue
+from dispatch.publish import broker_paused
+from monitoring import metrics
+from tasks import batching, enqueue, recording
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, TransactionFactory, UserFactory
 from tests.private_services import run_outage_probe
@@ -35,7 +38,6 @@ def _clear_batching_keys() -> None:
 def batch_mode(settings, monkeypatch):
     """Batch mode in this process and in the in-process worker; the batching keys (this run's own Redis DB) empty."""
     settings.ACTIVITY_ENQUEUE_MODE = "batch"
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
     _clear_batching_keys()
     yield
     _clear_batching_keys()
@@ -97,7 +99,7 @@ def test_duplicate_entries_on_the_pending_list_record_each_row_once(live_worker,
     rows = coin_rows(10, [user])
     client = batching.redis_client()
     client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, r.pk) for r in rows for _ in range(3)])
-    assert enqueue.schedule_drain()
+    assert recording.schedule_drain()
     assert set(wait_recorded(rows).values()) == {1}
     earned, spent = expected_coin_counters(rows, user)
     assert (counters(user)["total_earned"], counters(user)["total_spent"]) == (earned, spent)
@@ -111,7 +113,7 @@ def test_an_in_flight_batch_left_by_a_dead_drain_is_requeued_and_recorded(live_w
     dead = batching.INFLIGHT_PREFIX + "drain-killed-mid-batch"
     client.rpush(dead, *[batching.entry(COINS, r.pk) for r in rows])
     client.zadd(batching.INFLIGHT_INDEX, {dead: time.time() - batching.INFLIGHT_STALE_SECONDS - 5})
-    assert enqueue.schedule_drain()  # any later drain looks for dead drains' batches first
+    assert recording.schedule_drain()  # any later drain looks for dead drains' batches first
     assert set(wait_recorded(rows).values()) == {1}
     assert not client.exists(dead)
     earned, spent = expected_coin_counters(rows, user)
@@ -127,7 +129,7 @@ def test_a_recent_in_flight_batch_is_left_to_its_drain(live_worker, batch_mode, 
     client.rpush(busy, batching.entry(COINS, fresh.pk))
     client.zadd(batching.INFLIGHT_INDEX, {busy: time.time()})
     client.rpush(batching.PENDING_KEY, batching.entry(COINS, working.pk))
-    assert enqueue.schedule_drain()
+    assert recording.schedule_drain()
     wait_until(lambda: events_per_row([working]), message="the pending row to be recorded")
     wait_until(lambda: client.llen(batching.PENDING_KEY) == 0, message="the pending list to empty")
     assert client.lrange(busy, 0, -1) == [batching.entry(COINS, fresh.pk).encode()]
@@ -141,7 +143,7 @@ def test_garbage_entries_are_logged_and_dropped(live_worker, batch_mode, enqueue
     client = batching.redis_client()
     with caplog.at_level(logging.ERROR, logger="tasks.batching"):
         client.rpush(batching.PENDING_KEY, *garbage[:3], batching.entry(COINS, good.pk), *garbage[3:])
-        assert enqueue.schedule_drain()
+        assert recording.schedule_drain()
         assert set(wait_recorded([good]).values()) == {1}
     dropped = [r.getMessage() for r in caplog.records if r.name == "tasks.batching" and "dropped pending entry" in r.getMessage()]
     for item in garbage:
@@ -161,11 +163,11 @@ def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorde
             raise RuntimeError("a derivation bug")
         return record_events_for(label, ids, **kwargs)
 
-    monkeypatch.setattr(batching, "record_events_for", record_unless_poisoned)  # the worker runs in this process
+    monkeypatch.setattr(recording, "record_events_for", record_unless_poisoned)  # the worker runs in this process
     client = batching.redis_client()
-    with caplog.at_level(logging.ERROR, logger="tasks.batching"):
+    with caplog.at_level(logging.ERROR, logger="tasks.recording"):
         client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, r.pk) for r in rows])
-        assert enqueue.schedule_drain()
+        assert recording.schedule_drain()
         healthy = [r for r in rows if r is not poison]
         assert set(wait_recorded(healthy).values()) == {1}
     assert not events_per_row([poison])
@@ -175,15 +177,20 @@ def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorde
 
 
 @pytest.mark.django_db(transaction=True)
-def test_batch_mode_without_a_broker_runs_the_per_row_task_inline(batch_mode, enqueued, monkeypatch):
-    from tasks.recording import record_source_change
-
+def test_batch_mode_without_a_broker_fails_fast_logs_the_ids_and_leaves_the_row_to_the_sweep(batch_mode, enqueued,
+                                                                                              caplog):
+    """No in-process fallback: a process with no broker URL fails the push at once, as during an outage."""
     row = TransactionFactory(amount=25)
-    monkeypatch.setitem(record_source_change.app.conf, "task_always_eager", True)
-    enqueue.enqueue_source_change(COINS, row.pk)
-    assert events_per_row([row]) == {row.pk: 1}
-    assert counters(row.wallet.profile_id)["total_earned"] == 25
-    assert batching.redis_client().llen(batching.PENDING_KEY) == 0
+    failures = metrics.ENQUEUE_FAILURES.labels(source=COINS)._value.get()
+    started = time.monotonic()
+    with override_settings(CELERY_BROKER_URL=""):  # a web process with no REDIS_URL / CELERY_BROKER_URL
+        enqueue.enqueue_source_change(COINS, row.pk)
+    assert time.monotonic() - started < 0.1
+    assert metrics.ENQUEUE_FAILURES.labels(source=COINS)._value.get() == failures + 1
+    assert any(f"enqueue failed for {COINS} id={row.pk}" in r.getMessage() and "no broker configured" in r.getMessage()
+               for r in caplog.records)
+    assert broker_paused()  # the next saves skip at once too
+    assert not events_per_row([row])
 
 
 # --- broker down ------------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ print("RESULT " + json.dumps(out))
 
 def platform_writes(broker_url: str, plan: dict) -> dict:
     env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url,
-           "PLAN": json.dumps(plan), "ACTIVITY_RECORDING": "async", "LOG_LEVEL": "WARNING"}
+           "PLAN": json.dumps(plan), "LOG_LEVEL": "WARNING"}
     done = subprocess.run([sys.executable, "manage.py", "shell", "-c", PLATFORM_WRITES], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -29,16 +29,16 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import counters, nonzero, record
+from tests.ledger_helpers import counters, nonzero, record, record_inline
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def live(settings, django_capture_on_commit_callbacks):
-    """The live path in-process: the receivers' after-commit enqueue records inline (ACTIVITY_RECORDING=sync), and
-    each `with live():` block runs the callbacks its writes scheduled, cascaded deletes included."""
-    settings.ACTIVITY_RECORDING = "sync"
+def live(monkeypatch, django_capture_on_commit_callbacks):
+    """The live path in-process: the receivers' after-commit hooks record inline (record_inline), and each
+    `with live():` block runs the callbacks its writes scheduled, cascaded deletes included."""
+    record_inline(monkeypatch)
     return lambda: django_capture_on_commit_callbacks(execute=True)
 
 

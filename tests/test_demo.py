@@ -97,7 +97,7 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
     try:
         first = run(*make)
         assert "backends: database: embedded" in first.stderr and "redis: embedded" in first.stderr
-        assert first.stdout.splitlines()[0].startswith("Backends — database: postgresql") and "Celery via" in first.stdout
+        assert first.stdout.splitlines()[0].startswith("Backends — database: postgresql") and "tasks: Celery workers via" in first.stdout
         assert "worker drained" in first.stdout and "demo finished" in first.stdout
         assert "staff login (created now): demo-admin / demo-admin-password" in first.stdout
         watched = json.loads((tmp_path / "tripwire.json").read_text())

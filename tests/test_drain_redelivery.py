@@ -15,7 +15,7 @@ from django.db import connection
 
 from activity.models import SweepWatermark, UserActivity
 from tasks import batching
-from tasks.recording import drain_pending
+from tasks.recording import drain_pending, drain_pending_changes
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
 from tests.ledger_helpers import DRAIN_TASK, enqueued  # noqa: F401 - fixture
@@ -83,7 +83,7 @@ def test_a_redelivered_drain_in_this_process_records_its_leftover_batch(transact
     client.zadd(batching.INFLIGHT_INDEX, {inflight: time.time()})  # recent: no stale requeue would pick it up
     client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, t.pk) for t in arrived_later])
 
-    report = batching.drain_pending_changes("task-7")
+    report = drain_pending_changes("task-7")
 
     assert report.entries == 5 and report.requeued_stale == 0
     recorded = set(UserActivity.objects.filter(source_model=COINS).values_list("source_id", flat=True))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activity.event_types import EventType as E
@@ -118,6 +119,29 @@ def test_changes_faster_than_the_worker_still_converge_on_the_final_state(tracke
     tracker.wait_idle()
     assert match_counters(a.user) == (1, 1, 0)
     assert match_counters(b.user) == (1, 0, 1)
+
+
+def test_a_backdated_member_gets_the_teams_entries_from_one_task_run_by_the_worker(tracker):
+    """The membership receiver publishes one record_team_entries task after commit: the worker, not the request,
+    finds the team's registrations, matches and results and records them for the new member."""
+    tournament = TournamentFactory()
+    team, rivals = TeamFactory(), TeamFactory()
+    TeamMembershipFactory(team=team)
+    TeamMembershipFactory(team=rivals)
+    ours = RegistrationFactory(tournament=tournament, user=None, team=team)
+    theirs = RegistrationFactory(tournament=tournament, user=None, team=rivals)
+    complete_match(MatchFactory(tournament=tournament, participant1=ours, participant2=theirs), ours)
+    TournamentResultFactory(tournament=tournament, winner=ours, runner_up=theirs)
+    late = UserFactory()
+    tracker.wait_idle()
+    with CaptureQueriesContext(connection) as queries:
+        TeamMembershipFactory(team=team, user=late, joined_at=ours.created_at - timezone.timedelta(days=1))
+    assert not any("tournaments_registration" in q["sql"] for q in queries.captured_queries)  # nothing in the request
+    tracker.wait_idle()
+    assert any(state == "SUCCESS" and retval == 6 for _, args, state, retval in tracker.runs if args[:1] == (team.pk,))
+    assert nonzero(counters(late)) == {
+        "tournaments_registered": 1, "tournaments_played": 1, "tournaments_completed": 1, "tournaments_won": 1,
+        "matches_played": 1, "matches_won": 1, "teams_joined": 1, "current_teams_count": 1}
 
 
 def test_team_win_gives_events_to_all_five_members(tracker):

@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activity.models import UserActivity
+from dispatch.publish import reset_pause
 from activity.sources import SOURCES
 from esports.tournaments.models import Match
+from monitoring import metrics
 from stats.models import UserProfileStats
 from tasks import enqueue
 from tests.factories import (
@@ -28,7 +30,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.private_services import run_outage_probe
+from tests.private_services import BlackHoleListener, broker_at, run_outage_probe
 from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
@@ -106,13 +108,21 @@ def test_a_request_returns_before_recording_and_the_worker_records_after_it(live
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sync_setting_records_inline_after_the_commit_through_the_same_service(settings):
-    settings.ACTIVITY_RECORDING = "sync"
+def test_the_benchmarks_sync_baseline_records_inline_after_the_commit_through_the_same_service(enqueued):
+    """bench/sync_recording.py (the seeds' way, the benchmarks' baseline; no production setting) records right after
+    the commit, never inside the request's transaction. (`enqueued` keeps the setup's rows off the session worker.)"""
+    from bench import sync_recording
+
     match = MatchFactory()
-    with CaptureQueriesContext(connection) as queries:
-        with transaction.atomic():
-            complete_match(match, match.participant1)
-            in_transaction = len(queries.captured_queries)
+    sync_recording.enable()
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            with transaction.atomic():
+                complete_match(match, match.participant1)
+                in_transaction = len(queries.captured_queries)
+    finally:
+        sync_recording.disable()
+    assert not sync_recording.enabled()
     assert not written_tables(queries.captured_queries[:in_transaction]) & {LEDGER_TABLE, STATS_TABLE}
     assert LEDGER_TABLE in written_tables(queries.captured_queries[in_transaction:])  # recorded right after the commit
     assert UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).count() == 4
@@ -124,36 +134,32 @@ def test_sync_setting_records_inline_after_the_commit_through_the_same_service(s
 
 @pytest.fixture
 def broker_down(monkeypatch, settings):
-    """Publishing raises as with Redis refusing connections; the enqueue pause this provokes is undone afterwards.
-    Per-row task mode: batch mode's outage path is tested in test_batched_enqueue.py."""
-    from tasks.recording import record_source_change
-
+    """Publishing goes to a broker that accepts connections and never answers (a hung Redis); per-row task mode
+    (batch mode's outage path is tested in test_batched_enqueue.py). Returns the listener: `.accepted` counts the
+    publish attempts that reached the network."""
     settings.ACTIVITY_ENQUEUE_MODE = "task"
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise ConnectionRefusedError("Error 111 connecting to redis")
-
-    monkeypatch.setattr(enqueue, "_broker_down_until", 0.0)
-    monkeypatch.setattr(record_source_change, "apply_async", refuse)
-    return attempts
+    with BlackHoleListener() as hung, broker_at(monkeypatch, f"redis://127.0.0.1:{hung.port}/0"):
+        yield hung
 
 
 def test_a_failed_publish_is_logged_with_the_ids_and_never_raised(broker_down, caplog):
+    started = time.monotonic()
     enqueue.enqueue_source_change("tournaments.match", 4242)
-    assert len(broker_down) == 1
+    assert time.monotonic() - started < 2.0  # one short socket timeout, no retries
+    assert broker_down.accepted == 1
     assert any("enqueue failed for tournaments.match id=4242" in r.getMessage() for r in caplog.records)
 
 
-def test_after_a_failed_publish_further_enqueues_are_skipped_and_logged_for_a_pause(broker_down, caplog, monkeypatch):
+def test_after_a_failed_publish_further_enqueues_are_skipped_and_logged_for_a_pause(broker_down, caplog):
+    failures = metrics.ENQUEUE_FAILURES.labels(source="economy.deltacrowntransaction")._value.get()
     enqueue.enqueue_source_change("tournaments.match", 1)
     enqueue.enqueue_source_change("economy.deltacrowntransaction", 2)
-    assert len(broker_down) == 1  # a hung broker costs one socket timeout per pause, not one per saved row
+    assert broker_down.accepted == 1  # a hung broker costs one socket timeout per pause, not one per saved row
     assert any("enqueue skipped for economy.deltacrowntransaction id=2" in r.getMessage() for r in caplog.records)
-    monkeypatch.setattr(enqueue, "_broker_down_until", time.monotonic() - 1)  # the pause is over
+    assert metrics.ENQUEUE_FAILURES.labels(source="economy.deltacrowntransaction")._value.get() == failures + 1
+    reset_pause()  # the pause is over
     enqueue.enqueue_source_change("tournaments.match", 3)
-    assert len(broker_down) == 2
+    assert broker_down.accepted == 2
 
 
 @pytest.mark.slow

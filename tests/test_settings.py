@@ -23,13 +23,13 @@ def run_settings_probe(tmp_path: Path, **env: str) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
-def test_no_environment_gives_sqlite_and_in_process_tasks(tmp_path):
+def test_no_environment_gives_sqlite_and_no_broker_never_in_process_tasks(tmp_path):
     result = run_settings_probe(tmp_path)
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["vendor"] == "sqlite"
-    assert probe["eager"] is True
-    assert "in-process" in probe["describe"]
+    assert probe["eager"] is False  # no broker: publishes fail fast (dispatch), tasks never run in the web process
+    assert "tasks: no broker configured" in probe["describe"] and "recording:" not in probe["describe"]
 
 
 def test_urls_in_environment_give_postgresql_and_the_redis_broker(tmp_path):
@@ -40,7 +40,7 @@ def test_urls_in_environment_give_postgresql_and_the_redis_broker(tmp_path):
     assert probe["vendor"] == "postgresql"
     assert probe["eager"] is False
     assert probe["broker"] == "redis://127.0.0.1:6379/9"
-    assert "postgresql" in probe["describe"] and "Celery via redis://" in probe["describe"]
+    assert "postgresql" in probe["describe"] and "tasks: Celery workers via redis://" in probe["describe"]
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
