@@ -111,4 +111,4 @@ def kind_of(run: BackfillRun) -> str:
 def _backends() -> str:
     db = settings.DATABASES["default"]
     tasks = "in-process (embedded default)" if backfill.runs_in_process() else "Celery workers via the Redis broker"
-    return f"database: {settings.DATABASE_BACKEND} ({db['NAME']}); tasks: {tasks}"
+    return f"database: postgresql ({db['NAME']}); tasks: {tasks}"
