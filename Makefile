@@ -58,4 +58,4 @@ beat: $(INSTALL)
 
 clean:
 	-$(STACK) stop
-	rm -rf $(VENV) db.sqlite3 .embedded
+	rm -rf $(VENV) .embedded

@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 _TABLE = UserActivity._meta.db_table
 _COLUMNS = ("user_id", "event_type", "timestamp", "recorded_at", "amount", "metadata", "source_model", "source_id", "seq", "visibility")
-_SQLITE_ROWS_PER_STATEMENT = 500
 
 
 @dataclass
@@ -159,30 +158,14 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
         return []
     now = timezone.now()
     by_key = {event.key: event for event, _ in rows}
-    returned: list[tuple] = []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_PG_INSERT, [
-                now,
-                [e.user_id for e, _ in rows], [e.event_type for e, _ in rows], [e.timestamp for e, _ in rows],
-                [e.amount for e, _ in rows], "[" + ",".join(m for _, m in rows) + "]", [e.source_model for e, _ in rows],
-                [e.source_id for e, _ in rows], [e.seq for e, _ in rows], [e.resolved_visibility() for e, _ in rows],
-            ])
-            returned = cursor.fetchall()
-        else:
-            ops = connection.ops
-            recorded = ops.adapt_datetimefield_value(now)
-            for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
-                chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
-                placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-                params: list = []
-                for e, meta in chunk:
-                    params += [e.user_id, e.event_type, ops.adapt_datetimefield_value(e.timestamp), recorded, e.amount,
-                               meta, e.source_model, e.source_id, e.seq, e.resolved_visibility()]
-                cursor.execute(
-                    f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES {placeholders} "
-                    f"ON CONFLICT DO NOTHING RETURNING id, source_model, source_id, user_id, event_type, seq", params)
-                returned.extend(cursor.fetchall())
+        cursor.execute(_INSERT_SQL, [
+            now,
+            [e.user_id for e, _ in rows], [e.event_type for e, _ in rows], [e.timestamp for e, _ in rows],
+            [e.amount for e, _ in rows], "[" + ",".join(m for _, m in rows) + "]", [e.source_model for e, _ in rows],
+            [e.source_id for e, _ in rows], [e.seq for e, _ in rows], [e.resolved_visibility() for e, _ in rows],
+        ])
+        returned = cursor.fetchall()
     inserted = []
     for row_id, *key in returned:
         e = by_key[tuple(key)]
@@ -194,7 +177,7 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
 # Metadata travels as one JSON array (each element already validated, compact JSON), zipped with the other columns
 # by ROWS FROM: a text[] of JSON documents made the driver escape every quote of every document, which cost more
 # client CPU than the whole rest of the insert.
-_PG_INSERT = f"""
+_INSERT_SQL = f"""
 INSERT INTO {_TABLE} ({', '.join(_COLUMNS)})
 SELECT u, t, ts, %s::timestamptz, a, m, sm, sid, sq, v
 FROM ROWS FROM (unnest(%s::bigint[]), unnest(%s::varchar[]), unnest(%s::timestamptz[]), unnest(%s::bigint[]),

@@ -228,16 +228,12 @@ def advance_watermarks(labels: Iterable[str], to: datetime) -> None:
 
 
 def _try_lock() -> bool:
-    if connection.vendor != "postgresql":
-        return True  # SQLite: one process, writers serialised; the sweep is idempotent anyway
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(SWEEP_LOCK))
         return bool(cursor.fetchone()[0])
 
 
 def _unlock() -> None:
-    if connection.vendor != "postgresql":
-        return
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(SWEEP_LOCK))

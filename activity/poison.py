@@ -53,11 +53,6 @@ RETRY_BATCH = 1000  # due poison rows per retry run (oldest due first); the next
 _TABLE = PoisonRow._meta.db_table
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before retry number `attempts` + 1: 1 min, 2, 4, ... capped at 6 h."""
-    return min(BACKOFF_BASE * 2 ** max(min(attempts, 30) - 1, 0), BACKOFF_CAP)
-
-
 @dataclass
 class Isolated:
     """What a chunk came to: the recordings of its good rows merged, and its poison rows (id -> error)."""
@@ -102,9 +97,8 @@ def _constraints_immediate() -> None:
     """Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: a row whose stats row cannot exist (no profile) would
     fail only at COMMIT, after every savepoint was released, taking the whole chunk with it. Checked at each statement
     instead, the failure lands inside the savepoint of the rows that caused it."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def _record_or_split(label: str, ids: list[int], origin: str, dry_run: bool, outcome: Isolated) -> None:
@@ -156,9 +150,6 @@ def mark_poison(label: str, failures: dict[int, tuple[str, str]], *, origin: str
     ids = sorted(failures)
     classes = [failures[i][0] for i in ids]
     errors = [failures[i][1][:ERROR_MAX_CHARS] for i in ids]
-    if connection.vendor != "postgresql":
-        _mark_poison_portable(label, ids, classes, errors, origin, now)
-        return
     query = sql.SQL(_UPSERT).format(table=sql.Identifier(_TABLE)).as_string(connection.connection)
     with connection.cursor() as cursor:
         cursor.execute(query, {
@@ -181,22 +172,6 @@ ON CONFLICT (source, source_id) DO UPDATE SET
     last_seen = EXCLUDED.last_seen, error = EXCLUDED.error, error_class = EXCLUDED.error_class,
     origin = EXCLUDED.origin, resolved_at = NULL
 """
-
-
-def _mark_poison_portable(label: str, ids: list[int], classes: list[str], errors: list[str], origin: str,
-                          now: datetime) -> None:
-    """The embedded SQLite mode: read the known rows once, compute the backoff here, upsert in one bulk statement."""
-    known = {p.source_id: p for p in PoisonRow.objects.filter(source=label, source_id__in=ids)}
-    rows = []
-    for pk, cls, err in zip(ids, classes, errors):
-        old = known.get(pk)
-        ongoing = old if old is not None and old.resolved_at is None else None
-        attempts = ongoing.attempts + 1 if ongoing else 1
-        rows.append(PoisonRow(source=label, source_id=pk, error_class=cls, error=err, origin=origin,
-                              first_seen=ongoing.first_seen if ongoing else now, last_seen=now, attempts=attempts,
-                              next_attempt_at=now + backoff(attempts), resolved_at=None))
-    PoisonRow.objects.bulk_create(rows, update_conflicts=True, unique_fields=["source", "source_id"], update_fields=[
-        "error_class", "error", "origin", "first_seen", "last_seen", "attempts", "next_attempt_at", "resolved_at"])
 
 
 # --- the retry job ----------------------------------------------------------------------------------------------

@@ -75,15 +75,15 @@ def _skip_wal_flush_wait() -> None:
     corrupts anything. It takes the per-commit fsync (about 4 ms on this machine kind) out of every task. Only when
     this call owns the transaction: a caller's enclosing transaction keeps its own durability.
     """
-    if settings.ACTIVITY_ASYNC_COMMIT and connection.vendor == "postgresql":
+    if settings.ACTIVITY_ASYNC_COMMIT:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
     """Serialise recorders of the same row (advisory locks, taken in key order; they never block the
-    requests that write the source rows). SQLite needs none: its IMMEDIATE transactions already serialise writers."""
-    if kind.lock_space is None or connection.vendor != "postgresql":
+    requests that write the source rows)."""
+    if kind.lock_space is None:
         return
     with connection.cursor() as cursor:
         # The two-key lock form takes int4 keys while ids are bigint: fold each id into int4 range. Two ids that fold

@@ -32,8 +32,6 @@ def use_job_timeouts() -> None:
         return
     for alias in settings.DATABASES:
         conn = connections[alias]
-        if conn.vendor != "postgresql":
-            continue
         for db in {id(d): d for d in (settings.DATABASES[alias], conn.settings_dict)}.values():
             options = db.setdefault("OPTIONS", {})
             options["options"] = with_statement_timeout(options.get("options", ""), settings.DB_JOB_STATEMENT_TIMEOUT_MS)

@@ -1,8 +1,10 @@
 """One settings module; every difference between environments comes from environment variables.
 
-With nothing set the project runs on an embedded default (SQLite file, tasks executed in process) so that a
-machine with no servers can run the quick start. With DATABASE_URL and REDIS_URL / CELERY_BROKER_URL set it runs on
-PostgreSQL (psycopg 3) and a Redis broker.
+The database is PostgreSQL (psycopg 3), always. With DATABASE_URL unset it is the embedded PostgreSQL server of the
+checkout (project/embedded.py; `make demo`, `make run` and `make test` start it) at its default address, so a machine
+with no servers can run the quick start; a DATABASE_URL of any other scheme is refused. Tasks always go to Celery workers through the Redis broker at
+REDIS_URL / CELERY_BROKER_URL (`make demo` / `make run` point it at the embedded Redis); without one, publishes fail fast
+and the catch-up sweep records what they would have.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from dispatch.names import celery_routes
+from project.embedded import EmbeddedStack
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -109,8 +112,16 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------------------
-SQLITE_PATH = os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
-DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{SQLITE_PATH}"
+# The address `python -m project.embedded env` prints (EMBEDDED_PG_PORT may move it): one place composes it.
+EMBEDDED_DATABASE_URL = EmbeddedStack().database_url
+DATABASE_URL = os.environ.get("DATABASE_URL") or EMBEDDED_DATABASE_URL
+_DATABASE_SCHEMES = ("postgres", "postgresql", "pgsql")
+if DATABASE_URL.split("://", 1)[0].lower() not in _DATABASE_SCHEMES:
+    # Every write and read path speaks one SQL dialect; another database would fail later and less clearly.
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:port/name), not "
+        f"{DATABASE_URL.split('://', 1)[0]!r}: the project runs on PostgreSQL only. Unset it to use the embedded "
+        f"server ({EMBEDDED_DATABASE_URL}).")
 # Seconds (libpq counts whole seconds, at least 2), milliseconds; 0 means no statement timeout.
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
@@ -121,24 +132,14 @@ LEADERBOARD_STATEMENT_TIMEOUT_MS = env_int("LEADERBOARD_STATEMENT_TIMEOUT_MS", 3
 HEALTHZ_DB_TIMEOUT_SECONDS = float(os.environ.get("HEALTHZ_DB_TIMEOUT_SECONDS", "0.5"))
 HEALTHZ_DATABASE: dict | None = None  # None: probe DATABASES["default"]; tests point it at a hung port
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded default: one file, concurrent readers while a writer works, and waits instead of "locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-else:
-    DATABASES["default"].setdefault("OPTIONS", {})
-    # No dependency may hang a request: a connect timeout, and a statement timeout for web requests (a stuck lock
-    # must also surface as an error the task retries, never as a worker hung forever). Long jobs (the Celery worker,
-    # management commands) replace the statement timeout with DB_JOB_STATEMENT_TIMEOUT_MS when they start
-    # (project/db_timeouts.py).
-    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
-    DATABASES["default"]["OPTIONS"].setdefault(
-        "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
-DATABASE_BACKEND = "postgresql" if "postgresql" in DATABASES["default"]["ENGINE"] else "sqlite"
+DATABASES["default"].setdefault("OPTIONS", {})
+# No dependency may hang a request: a connect timeout, and a statement timeout for web requests (a stuck lock
+# must also surface as an error the task retries, never as a worker hung forever). Long jobs (the Celery worker,
+# management commands) replace the statement timeout with DB_JOB_STATEMENT_TIMEOUT_MS when they start
+# (project/db_timeouts.py).
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+DATABASES["default"]["OPTIONS"].setdefault(
+    "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -241,9 +242,11 @@ def _redacted(url: str) -> str:
 
 # One line naming the database and task backend in use; the commands that use them print it.
 _db = DATABASES["default"]
-BACKENDS_DESCRIPTION = "database: {} ({}); tasks: {}".format(
-    DATABASE_BACKEND,
-    _db["NAME"] if DATABASE_BACKEND == "sqlite" else f"{_db.get('HOST') or 'localhost'}:{_db.get('PORT') or 5432}/{_db['NAME']}",
+_DATABASE_DESCRIPTION = "postgresql {}:{}/{}{}".format(
+    _db.get("HOST") or "localhost", _db.get("PORT") or 5432, _db["NAME"],
+    " (embedded)" if DATABASE_URL == EMBEDDED_DATABASE_URL else "")
+BACKENDS_DESCRIPTION = "database: {}; tasks: {}".format(
+    _DATABASE_DESCRIPTION,
     f"Celery workers via {_redacted(CELERY_BROKER_URL)}" if CELERY_BROKER_URL
     else "no broker configured (publishes fail fast; the catch-up sweep records)",
 )

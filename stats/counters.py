@@ -66,7 +66,7 @@ def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
 
 
 def counter_sql(field: str, type_column: str = "event_type", amount_column: str = "amount", measure: str | None = None) -> str:
-    """A portable SQL aggregate computing one counter over ledger rows: SUM(CASE ... END).
+    """An SQL aggregate computing one counter over ledger rows: SUM(CASE ... END).
 
     `measure` replaces what each row contributes (1, or its amount) - e.g. a per-type count over pre-grouped rows."""
     plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)

@@ -48,7 +48,6 @@ def _write_aggregates(user_ids: list[int]) -> int:
     sql = (f"UPDATE {_STATS} SET {sets}, last_activity_at = agg.last_at, stats_updated_at = %s "
            f"FROM (SELECT p.profile_id AS uid, a.* FROM {_STATS} p LEFT JOIN ({aggregate}) a ON a.user_id = p.profile_id "
            f"WHERE p.profile_id IN ({placeholders})) AS agg WHERE {_STATS}.profile_id = agg.uid")
-    stamp = now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stamp, *user_ids, *user_ids])
+        cursor.execute(sql, [now, *user_ids, *user_ids])
         return cursor.rowcount

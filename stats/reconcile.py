@@ -24,11 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from activity.chunks import iter_id_chunks
 from activity.models import UserActivity
@@ -249,13 +247,12 @@ def _compare_range(lo: int, hi: int) -> tuple[int, list[DriftedUser]]:
     so a nightly run never makes live recording wait, and a report-only run writes nothing at all.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Its row estimates are poor (grouped CTEs) and would trigger JIT compilation: ~1 s per statement for nothing.
-            cursor.execute("SET LOCAL jit = off")
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+        # Its row estimates are poor (grouped CTEs) and would trigger JIT compilation: ~1 s per statement for nothing.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(f"SELECT COUNT(*) FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s", [lo, hi])
         with_rows = cursor.fetchone()[0]
-        cursor.execute(comparison_sql(connection.vendor), [lo, hi] * 3)
+        cursor.execute(comparison_sql(), [lo, hi] * 3)
         rows = cursor.fetchall()
     drifted = [_drifted_user(row) for row in rows]
     return with_rows + sum(1 for d in drifted if d.missing_row), drifted
@@ -274,7 +271,7 @@ def _pivot(field: str, measure: str) -> str:
     return counter_sql(field, measure=measure)
 
 
-def comparison_sql(vendor: str) -> str:
+def comparison_sql() -> str:
     """One statement per user-id range (lo, hi]: every user with a stats row or a ledger event in the range, both
     sides of every field, only the users where some field differs.
 
@@ -282,13 +279,12 @@ def comparison_sql(vendor: str) -> str:
     first (the signed pivot then runs over ~10 rows per user, not ~50); amount sums read only the coin events'
     rows; last activity is one probe of the (user, -timestamp, -id) index per user.
     """
-    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
     counts = ", ".join(f"{_pivot(f, 'n')} AS {f}" for f in _COUNT_FIELDS)
     sums = ", ".join(f"{_pivot(f, 'amount_sum')} AS {f}" for f in _SUM_FIELDS)
     in_amount_types = ", ".join(quote_event_type(t) for t in _AMOUNT_TYPES)
     both_sides = ", ".join(
         f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS)
-    differs = " OR ".join([f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} {distinct} l_{LAST_ACTIVITY}"])
+    differs = " OR ".join([f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} IS DISTINCT FROM l_{LAST_ACTIVITY}"])
     return f"""
 WITH s AS (
     SELECT profile_id AS uid, {', '.join(FIELDS)} FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s
@@ -321,11 +317,9 @@ def _drifted_user(row: Sequence) -> DriftedUser:
     fields: dict[str, tuple[object, object]] = {}
     for i, name in enumerate(FIELDS):
         stats_value, ledger_value = values[2 * i], values[2 * i + 1]
-        if name != LAST_ACTIVITY:  # SUM() comes back as a Decimal on PostgreSQL
+        if name != LAST_ACTIVITY:  # SUM() comes back as a Decimal
             stats_value = None if stats_value is None else int(stats_value)
             ledger_value = int(ledger_value)
-        else:  # SQLite returns the column as a datetime but MAX() of it as text
-            stats_value, ledger_value = _as_datetime(stats_value), _as_datetime(ledger_value)
         if missing_row:
             if ledger_value not in (0, None):
                 fields[name] = (None, ledger_value)
@@ -336,10 +330,7 @@ def _drifted_user(row: Sequence) -> DriftedUser:
 
 @contextmanager
 def _exclusive_run() -> Iterator[None]:
-    """One reconciliation at a time (PostgreSQL session advisory lock; SQLite runs one writer at a time anyway)."""
-    if connection.vendor != "postgresql":
-        yield
-        return
+    """One reconciliation at a time (a session advisory lock)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [_RUN_LOCK_KEY])
         if not cursor.fetchone()[0]:
@@ -353,10 +344,9 @@ def _exclusive_run() -> Iterator[None]:
 
 def _close_interrupted_runs() -> None:
     """Called holding the run lock: a run still marked running lost its process (the lock dies with the session)."""
-    if connection.vendor == "postgresql":
-        ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
-            status=ReconciliationRun.Status.FAILED, finished_at=timezone.now(),
-            error="interrupted: its process ended before it finished")
+    ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
+        status=ReconciliationRun.Status.FAILED, finished_at=timezone.now(),
+        error="interrupted: its process ended before it finished")
 
 
 def _finish(run: ReconciliationRun, began: float, *, status: str, error: str) -> None:
@@ -414,14 +404,6 @@ def format_report(run: ReconciliationRun) -> str:
     if run.error:
         lines.append(f"  error: {run.error}")
     return "\n".join(lines)
-
-
-def _as_datetime(value: object) -> datetime | None:
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if isinstance(value, datetime) and timezone.is_naive(value):
-        value = timezone.make_aware(value, dt_timezone.utc)  # naive values are UTC (SQLite, USE_TZ)
-    return value
 
 
 def _jsonable(value: object) -> object:

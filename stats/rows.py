@@ -10,7 +10,7 @@ from stats.models import UserProfileStats
 
 _TABLE = UserProfileStats._meta.db_table
 # One statement for any number of users (the ORM's bulk_create costs ~50 us per row in Python at backfill sizes).
-_PG_CREATE_MISSING = (
+_CREATE_MISSING_SQL = (
     f"INSERT INTO {_TABLE} (profile_id, {', '.join(COUNTER_FIELDS)}) "
     f"SELECT u, {', '.join(['0'] * len(COUNTER_FIELDS))} FROM unnest(%s::bigint[]) AS u ORDER BY u "
     f"ON CONFLICT (profile_id) DO NOTHING"
@@ -26,11 +26,7 @@ def lock_stats_rows(user_ids: Sequence[int]) -> None:
     ids = sorted(set(user_ids))
     if not ids:
         return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_CREATE_MISSING, [ids])
-            cursor.execute(f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s) ORDER BY profile_id FOR UPDATE", [ids])
-            cursor.fetchall()
-        return
-    UserProfileStats.objects.bulk_create([UserProfileStats(profile_id=uid) for uid in ids], ignore_conflicts=True, batch_size=2000)
-    list(UserProfileStats.objects.filter(profile_id__in=ids).order_by("profile_id").select_for_update().values_list("profile_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_MISSING_SQL, [ids])
+        cursor.execute(f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s) ORDER BY profile_id FOR UPDATE", [ids])
+        cursor.fetchall()

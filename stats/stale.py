@@ -40,28 +40,15 @@ def mark_stale(user_ids: Iterable[int], reason: str) -> int:
     reason = (reason or "")[:_REASON_MAX]
     now = timezone.now()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {_MARKS} (profile_id, marked_at, reason) "
-                f"SELECT p.user_id, %s, %s FROM {_PROFILES} p WHERE p.user_id = ANY(%s) ORDER BY p.user_id "
-                f"ON CONFLICT (profile_id) DO UPDATE SET reason = EXCLUDED.reason, marked_at = CASE "
-                f"WHEN EXCLUDED.marked_at > {_MARKS}.marked_at THEN EXCLUDED.marked_at "
-                f"ELSE {_MARKS}.marked_at + interval '1 microsecond' END",
-                [now, reason, ids],
-            )
-            return cursor.rowcount
-        marked = 0
-        stamp = connection.ops.adapt_datetimefield_value(now)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            cursor.execute(
-                f"INSERT INTO {_MARKS} (profile_id, marked_at, reason) "
-                f"SELECT p.user_id, %s, %s FROM {_PROFILES} p WHERE p.user_id IN ({', '.join(['%s'] * len(chunk))}) "
-                f"ON CONFLICT (profile_id) DO UPDATE SET reason = excluded.reason, marked_at = excluded.marked_at",
-                [stamp, reason, *chunk],
-            )
-            marked += cursor.rowcount
-        return marked
+        cursor.execute(
+            f"INSERT INTO {_MARKS} (profile_id, marked_at, reason) "
+            f"SELECT p.user_id, %s, %s FROM {_PROFILES} p WHERE p.user_id = ANY(%s) ORDER BY p.user_id "
+            f"ON CONFLICT (profile_id) DO UPDATE SET reason = EXCLUDED.reason, marked_at = CASE "
+            f"WHEN EXCLUDED.marked_at > {_MARKS}.marked_at THEN EXCLUDED.marked_at "
+            f"ELSE {_MARKS}.marked_at + interval '1 microsecond' END",
+            [now, reason, ids],
+        )
+        return cursor.rowcount
 
 
 @dataclass(frozen=True)
@@ -101,23 +88,9 @@ def recompute_stale_stats(chunk_size: int = CHUNK) -> RecomputeReport:
 
 def _clear_marks(marks: Sequence[tuple[int, datetime]]) -> int:
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"DELETE FROM {_MARKS} m USING unnest(%s::bigint[], %s::timestamptz[]) AS v(uid, at) "
-                f"WHERE m.profile_id = v.uid AND m.marked_at = v.at",
-                [[uid for uid, _ in marks], [at for _, at in marks]],
-            )
-            return cursor.rowcount
-        ops = connection.ops
-        cleared = 0
-        for start in range(0, len(marks), 400):
-            chunk = marks[start:start + 400]
-            params: list = []
-            for uid, at in chunk:
-                params += [uid, ops.adapt_datetimefield_value(at)]
-            cursor.execute(
-                f"DELETE FROM {_MARKS} WHERE (profile_id, marked_at) IN (VALUES {', '.join(['(%s, %s)'] * len(chunk))})",
-                params,
-            )
-            cleared += cursor.rowcount
-        return cleared
+        cursor.execute(
+            f"DELETE FROM {_MARKS} m USING unnest(%s::bigint[], %s::timestamptz[]) AS v(uid, at) "
+            f"WHERE m.profile_id = v.uid AND m.marked_at = v.at",
+            [[uid for uid, _ in marks], [at for _, at in marks]],
+        )
+        return cursor.rowcount

@@ -2,12 +2,7 @@
 and moves the projection by exactly what it inserted, in one transaction, set-based."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -257,40 +252,3 @@ def test_a_recording_that_owns_its_transaction_skips_the_wal_flush_wait_and_a_ca
     assert not any("synchronous_commit" in sql for sql in sql_of(lambda: record(third)))
     assert UserActivity.objects.filter(source_model="economy.deltacrowntransaction").count() == 3
 
-
-# --- the embedded default -------------------------------------------------------------------------------------
-
-SQLITE_SCRIPT = textwrap.dedent("""
-    import django
-    django.setup()
-    from django.core.management import call_command
-    call_command("migrate", verbosity=0)
-    import tasks.receivers
-    tasks.receivers.enqueue_source_change = lambda label, pk: None  # drive the service by hand, as in the PG tests
-    from activity.recording import record_events_for
-    from stats.models import UserProfileStats
-    from tests.factories import MatchFactory, complete_match
-    match = MatchFactory()
-    complete_match(match, match.participant2)
-    runs = [record_events_for("tournaments.match", [match.id]), record_events_for("tournaments.match", [match.id])]
-    match.state = "disputed"
-    match.save()
-    complete_match(match, match.participant1)
-    runs.append(record_events_for("tournaments.match", [match.id]))
-    a = UserProfileStats.objects.get(profile_id=match.participant1.user_id)
-    b = UserProfileStats.objects.get(profile_id=match.participant2.user_id)
-    print(*[len(r.inserted) for r in runs], a.matches_played, a.matches_won, a.matches_lost,
-          b.matches_played, b.matches_won, b.matches_lost)
-""")
-
-
-@pytest.mark.slow
-def test_append_path_works_on_the_sqlite_embedded_default(tmp_path):
-    root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
-    env.update(SQLITE_PATH=str(tmp_path / "embedded.sqlite3"), DJANGO_SETTINGS_MODULE="project.settings", PYTHONPATH=str(root))
-    done = subprocess.run([sys.executable, "-c", SQLITE_SCRIPT], env=env, cwd=root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    # inserted per call: 4, then 0 (redelivery), then 4 after the flip (2 compensations + 2 new outcome events);
-    # then A (now the winner) and B (now the loser): played, won, lost.
-    assert done.stdout.split()[-9:] == ["4", "0", "4", "1", "1", "0", "1", "0", "1"]

@@ -179,10 +179,19 @@ def test_a_poison_row_backs_off_and_resolves_once_the_profile_is_recreated():
     assert metrics.POISON_UNRESOLVED._value.get() == 0
 
 
+@pytest.mark.django_db
 def test_the_backoff_doubles_from_a_minute_up_to_six_hours():
-    assert [poison.backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
-    assert poison.backoff(9) == timedelta(hours=4, minutes=16) and poison.backoff(10) == timedelta(hours=6)
-    assert poison.backoff(10_000) == timedelta(hours=6)
+    # The schedule lives in mark_poison's upsert (one statement): read it back after each failure.
+    def gap_after_failure() -> timedelta:
+        poison.mark_poison(MEMBERSHIP, {1: ("X", "still failing")}, origin="retry")
+        row = PoisonRow.objects.get(source=MEMBERSHIP, source_id=1)
+        return row.next_attempt_at - row.last_seen
+
+    gaps = [gap_after_failure() for _ in range(10)]
+    assert gaps[:3] == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
+    assert gaps[8] == timedelta(hours=4, minutes=16) and gaps[9] == timedelta(hours=6)
+    PoisonRow.objects.update(attempts=9_999)
+    assert gap_after_failure() == timedelta(hours=6)  # capped, however many attempts (no overflow either)
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""Settings come from the environment only: the embedded default with nothing set, PostgreSQL + Redis with URLs."""
+"""Settings come from the environment only: the embedded default with nothing set, the given PostgreSQL + Redis with
+URLs (PostgreSQL only: tests/test_one_sql_dialect.py)."""
 import json
 import os
 import subprocess
@@ -19,15 +20,15 @@ URL_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEB
 
 def run_settings_probe(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in URL_VARS}
-    clean.update(DJANGO_SETTINGS_MODULE="project.settings", SQLITE_PATH=str(tmp_path / "probe.sqlite3"), **env)
+    clean.update(DJANGO_SETTINGS_MODULE="project.settings", **env)
     return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
-def test_no_environment_gives_sqlite_and_no_broker_never_in_process_tasks(tmp_path):
+def test_no_environment_gives_the_embedded_postgresql_and_no_broker_never_in_process_tasks(tmp_path):
     result = run_settings_probe(tmp_path)
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout.strip().splitlines()[-1])
-    assert probe["vendor"] == "sqlite"
+    assert probe["vendor"] == "postgresql" and "(embedded)" in probe["describe"]
     assert probe["eager"] is False  # no broker: publishes fail fast (dispatch), tasks never run in the web process
     assert "tasks: no broker configured" in probe["describe"] and "recording:" not in probe["describe"]
 

@@ -16,7 +16,7 @@ class UserProfile(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
     # DC-YY-NNNNNN, assigned once when the profile is created (or by backfill_public_ids for older profiles) and never
-    # changed; nullable only until the backfill has run. On PostgreSQL a trigger refuses a new profile without one and
+    # changed; nullable only until the backfill has run. A database trigger refuses a new profile without one and
     # any change of an assigned one (migration 0002).
     public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, null=True, blank=True, editable=False)
 

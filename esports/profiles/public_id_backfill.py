@@ -91,10 +91,6 @@ def _assign_batch(user_ids: Collection[int] | None, after: tuple[datetime, int] 
 def _write(assigned: dict[int, str]) -> None:
     if not assigned:
         return
-    if connection.vendor != "postgresql":
-        UserProfile.objects.bulk_update([UserProfile(user_id=uid, public_id=pid) for uid, pid in assigned.items()],
-                                        ["public_id"])
-        return
     table = connection.ops.quote_name(UserProfile._meta.db_table)
     with connection.cursor() as cursor:
         # updated_at is left alone on purpose: an ID is not a change the activity sweeps should re-derive.

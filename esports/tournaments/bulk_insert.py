@@ -1,4 +1,4 @@
-"""Multi-row INSERT that writes the values it is given, for imports and generators (PostgreSQL and SQLite).
+"""Multi-row INSERT that writes the values it is given, for imports and generators.
 
 `QuerySet.bulk_create` runs every field's `pre_save(add=True)` (Django 5.2, `SQLInsertCompiler.pre_save_val`), so
 `auto_now_add` / `auto_now` columns get the current time on every row whatever the instance says. Imported history and
@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
 # Column types whose Django get_db_prep_save is the identity on PostgreSQL for the plain Python values callers pass
-# (int, str, bool, aware datetime): there the values go to the driver untouched, which halves the client-side cost.
-_PLAIN_ON_POSTGRES = frozenset({
+# (int, str, bool, aware datetime): their values go to the driver untouched, which halves the client-side cost.
+_PLAIN_TYPES = frozenset({
     "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
     "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "CharField", "TextField",
     "SlugField", "BooleanField", "DateTimeField",
@@ -37,7 +38,7 @@ def insert_rows(
     """Insert `rows` (tuples in `columns` order; columns are field attnames such as "tournament_id").
 
     Returns one tuple of the `returning` columns per row actually inserted. Without `ignore_conflicts` the tuples come
-    back in the order of `rows` (as `bulk_create` relies on for both backends), so ids can be matched to inputs.
+    back in the order of `rows` (as `bulk_create` relies on), so ids can be matched to inputs.
     Datetimes must be timezone-aware.
     """
     if not columns:
@@ -50,39 +51,24 @@ def insert_rows(
     tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     if returning:
         tail += " RETURNING " + ", ".join(qn(opts.get_field(name).column) for name in returning)
-    postgres = conn.vendor == "postgresql"
-    preps = [_preparer(field, conn, postgres) for field in fields]
+    preps = [_preparer(field) for field in fields]
 
     def prepared(row: Sequence[Any]) -> list[Any]:
         if len(row) != len(preps):
             raise ValueError(f"row has {len(row)} values for {len(preps)} columns: {row!r}")
         return [value if prep is None else prep(value, conn) for prep, value in zip(preps, row)]
 
-    if postgres:
-        # One array parameter per column, unnested (what bulk_create does on PostgreSQL since Django 5.2): the
-        # statement text is short and the same for every batch. %b sends the arrays in binary (about 3x cheaper to
-        # build than text arrays). Base types only (varchar, not varchar(n)): a cast to varchar(n) would truncate
-        # silently instead of failing.
-        casts = ", ".join(f"%b::{_column_type(f, conn)}[]" for f in fields)
-        sql = f"{head}SELECT * FROM UNNEST({casts}){tail}"
-
-        def statements(batch: list[Sequence[Any]]) -> tuple[str, list]:
-            return sql, [list(column) for column in zip(*map(prepared, batch))]
-        per_statement = batch_size
-    else:
-        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        per_statement = max(1, min(batch_size, (conn.features.max_query_params or 999) // len(fields)))
-
-        def statements(batch: list[Sequence[Any]]) -> tuple[str, list]:
-            params: list[Any] = []
-            for row in batch:
-                params.extend(prepared(row))
-            return f"{head}VALUES {', '.join([row_sql] * len(batch))}{tail}", params
+    # One array parameter per column, unnested (what bulk_create does on PostgreSQL since Django 5.2): the statement
+    # text is short and the same for every batch. %b sends the arrays in binary (about 3x cheaper to build than text
+    # arrays). Base types only (varchar, not varchar(n)): a cast to varchar(n) would truncate silently instead of
+    # failing.
+    casts = ", ".join(f"%b::{_column_type(f, conn)}[]" for f in fields)
+    sql = f"{head}SELECT * FROM UNNEST({casts}){tail}"
 
     inserted: list[tuple] = []
     with _cursor(conn) as cursor:
-        for batch in _batches(rows, per_statement):
-            cursor.execute(*statements(batch))
+        for batch in _batches(rows, batch_size):
+            cursor.execute(sql, [list(column) for column in zip(*map(prepared, batch))])
             if returning:
                 inserted.extend(tuple(r) for r in cursor.fetchall())
     return inserted
@@ -94,9 +80,9 @@ def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence
         yield batch
 
 
-def _preparer(field: models.Field, conn, postgres: bool) -> Callable[[Any, Any], Any] | None:
+def _preparer(field: models.Field) -> Callable[[Any, Any], Any] | None:
     kind = (field.target_field if field.is_relation else field).get_internal_type()
-    return None if postgres and kind in _PLAIN_ON_POSTGRES else field.get_db_prep_save
+    return None if kind in _PLAIN_TYPES else field.get_db_prep_save
 
 
 def _column_type(field: models.Field, conn) -> str:
@@ -104,16 +90,12 @@ def _column_type(field: models.Field, conn) -> str:
 
 
 def _cursor(conn):
-    """A Django cursor; on PostgreSQL one with server-side parameter binding.
+    """A Django cursor with server-side parameter binding.
 
     Django's psycopg cursors bind client-side, quoting every array element in Python; server-side binding hands the
     arrays to libpq as they are. The cursor is still wrapped by Django (same connection and transaction, query logging
     and execute wrappers apply).
     """
-    if conn.vendor != "postgresql":
-        return conn.cursor()
-    import psycopg
-
     conn.ensure_connection()
     conn.validate_thread_sharing()
     raw = psycopg.Cursor(conn.connection)

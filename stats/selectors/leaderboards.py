@@ -209,8 +209,6 @@ def _overall(board: Board) -> list[tuple]:
 
 
 def _per_game(board: Board, game: str) -> list[tuple]:
-    if connection.vendor != "postgresql":
-        raise InvalidLeaderboardError("Per-game leaderboards need PostgreSQL.")
     params = {"game": game, "types": _GAME_TYPES, "limit": MAX_LIMIT, "min_matches": 1}
     if board is Board.WIN_RATE:
         return _win_rate_board(board_sql(board, per_game=True, skyline=True), params, parallel=True)
@@ -246,22 +244,20 @@ def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[in
 
 
 def _run(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
-    postgresql = connection.vendor == "postgresql"
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        if postgresql:
-            # Whoever asks (a request, the periodic refresh), a board is bounded: a per-game board aggregates the
-            # ledger. A top-N walk of the projection reads a few hundred rows; starting parallel workers for it (which
-            # the planner likes to, seeing the whole table behind the LIMIT) costs more than the walk itself: 20-40 ms
-            # at 100k users. One round trip; the timeout is an int from settings, so formatting it in is safe.
-            local = [f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}"]
-            if not parallel:
-                local.append("SET LOCAL max_parallel_workers_per_gather = 0")
-            cursor.execute("; ".join(local))
+        # Whoever asks (a request, the periodic refresh), a board is bounded: a per-game board aggregates the
+        # ledger. A top-N walk of the projection reads a few hundred rows; starting parallel workers for it (which
+        # the planner likes to, seeing the whole table behind the LIMIT) costs more than the walk itself: 20-40 ms
+        # at 100k users. One round trip; the timeout is an int from settings, so formatting it in is safe.
+        local = [f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}"]
+        if not parallel:
+            local.append("SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute("; ".join(local))
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-        if postgresql:  # leave a caller's enclosing transaction with the process's own settings
-            cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in
-                                     ("statement_timeout", "max_parallel_workers_per_gather")[:len(local)]))
+        # Leave a caller's enclosing transaction with the process's own settings.
+        cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in
+                                 ("statement_timeout", "max_parallel_workers_per_gather")[:len(local)]))
     return [(user_id, username, display_name or "", int(t_won), int(t_runner_up), int(played), int(won),
              None if earned is None else int(earned))
             for user_id, username, display_name, t_won, t_runner_up, played, won, earned in rows]

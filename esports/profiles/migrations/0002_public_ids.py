@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.db import migrations, models
 
-# A new profile must carry its public ID, and an assigned one never changes (PostgreSQL; the embedded SQLite mode
-# relies on UserProfile.save and the provisioning service). Existing profiles stay NULL until backfill_public_ids:
-# the migration does not rewrite a possibly huge table inline.
+# A new profile must carry its public ID, and an assigned one never changes (a trigger, so that raw SQL and other
+# services are held to it too, not only UserProfile.save and the provisioning service). Existing profiles stay NULL
+# until backfill_public_ids: the migration does not rewrite a possibly huge table inline.
 GUARD = """
 CREATE FUNCTION profiles_public_id_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -25,13 +25,6 @@ UNGUARD = """
 DROP TRIGGER IF EXISTS profiles_public_id_guard ON profiles_userprofile;
 DROP FUNCTION IF EXISTS profiles_public_id_guard();
 """
-
-
-def _on_postgres(statement: str):
-    def run(apps, schema_editor) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(statement, params=None)  # no placeholders: RAISE uses %
-    return run
 
 
 class Migration(migrations.Migration):
@@ -62,5 +55,7 @@ class Migration(migrations.Migration):
             model_name='userprofile',
             constraint=models.CheckConstraint(condition=models.Q(('public_id__regex', '^DC-([0-9]{2})-([0-9]{6}|[1-9][0-9]{6,9})$')), name='profile_public_id_format'),
         ),
-        migrations.RunPython(_on_postgres(GUARD), _on_postgres(UNGUARD), elidable=False),
+        # One-element lists: each script runs as one statement without parameters (RAISE's % stays literal) and is
+        # not split by sqlparse (the $$ function bodies hold semicolons).
+        migrations.RunSQL([GUARD], [UNGUARD], elidable=False),
     ]

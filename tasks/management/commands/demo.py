@@ -22,7 +22,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 
 from activity import backfill
 from activity.models import BackfillRun, UserActivity
@@ -58,7 +57,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         out = self.stdout
         out.write(f"Backends — {settings.BACKENDS_DESCRIPTION}")
-        if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
+        if not settings.CELERY_BROKER_URL:
             raise CommandError("the demo runs the production stack: PostgreSQL and a Redis broker. Run `make demo` "
                                "(it starts embedded ones) or set DATABASE_URL and REDIS_URL.")
         detail = out if verbosity >= 2 else StringIO()
