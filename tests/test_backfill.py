@@ -647,7 +647,7 @@ def test_the_command_dry_run_reports_in_detail_with_v2_and_writes_nothing(histor
     call_command("backfill_user_activity", "--dry-run", "--source", MATCH, "--wait", "--interval", "0.05",
                  verbosity=2, stdout=out)
     text = out.getvalue()
-    assert text.startswith("database: PostgreSQL") and "Celery workers" in text
+    assert text.startswith("database: postgresql") and "Celery workers" in text
     assert f"{len(history.expected.by_source(MATCH))} events would be created" in text
     assert "by event type: match_lost" in text and "lane 0: done" in text
     assert not UserActivity.objects.exists()

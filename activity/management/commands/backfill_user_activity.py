@@ -143,6 +143,4 @@ def kind_of(run: BackfillRun) -> str:
 
 
 def _backends() -> str:
-    db = settings.DATABASES["default"]
-    return (f"database: postgresql {db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}/{db['NAME']}; "
-            "chunks: Celery workers via the Redis broker")
+    return settings.BACKENDS_DESCRIPTION
