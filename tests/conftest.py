@@ -17,6 +17,17 @@ def pytest_configure(config) -> None:
         )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _static_files_without_collectstatic():
+    """Production links the hashed files that the release step's `collectstatic` wrote (a manifest); the suite renders
+    pages without running it, so it links the plain names. tests/test_production_start.py runs the real thing."""
+    from django.test.utils import override_settings
+
+    plain = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    with override_settings(STORAGES=plain):
+        yield
+
+
 @pytest.fixture(scope="session")
 def celery_app():
     from project.celery import app
