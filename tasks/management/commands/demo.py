@@ -7,6 +7,7 @@ nothing (the import skips what it has, a finished backfill and a played demo sea
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -65,6 +66,7 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=max(0, verbosity - 1), stdout=detail)
         out.write("migrated")
         before = _source_counts()
+        _quiet_logging(verbosity)
         self._import(Path(atp_dir), from_year, to_year, verbosity)
         history_changed = _source_counts() != before
         call_command("setup_schedules", stdout=detail)
@@ -176,6 +178,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {what:<34} http://127.0.0.1:8000{path}")
         note = "created now" if staff_created else "created by an earlier run"
         self.stdout.write(f"  staff login ({note}): {STAFF_USERNAME} / {STAFF_PASSWORD}  at http://127.0.0.1:8000/admin/")
+
+
+def _quiet_logging(verbosity: int) -> None:
+    """Below -v 2 the demo's own INFO records (a backfill created, a chunk done) stay out of its report: warnings and
+    errors still show. The worker's and beat's go to their log files (Workers)."""
+    if verbosity < 2:
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _source_counts() -> tuple[int, ...]:
