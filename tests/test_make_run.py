@@ -37,8 +37,8 @@ def test_make_run_migrates_first_serves_on_its_port_and_ignores_a_production_env
     # What `cp .env.example .env` on a developer machine leaves behind: honcho would load it over the environment.
     (clone / ".env").write_text("DEBUG=0\nDATABASE_URL=postgres://nobody:x@127.0.0.1:1/nothing\nHTTPS_ONLY=1\n")
     db = settings.DATABASES["default"]
-    admin = dict(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
-                 dbname="postgres", autocommit=True)
+    admin = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "user": db["USER"],
+             "password": db["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
     name = f"activity_make_run_{os.getpid()}_{secrets.token_hex(3)}"
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     port = free_port()
