@@ -1,6 +1,7 @@
 """Shared fixtures. `make test` points the suite at real PostgreSQL and Redis (DATABASE_URL, REDIS_URL)."""
 from __future__ import annotations
 
+import tempfile
 import time
 
 import pytest
@@ -24,7 +25,8 @@ def _static_files_without_collectstatic():
     from django.test.utils import override_settings
 
     plain = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    with override_settings(STORAGES=plain):
+    # An empty STATIC_ROOT: whitenoise warns once per request handler when the directory does not exist.
+    with tempfile.TemporaryDirectory() as static_root, override_settings(STORAGES=plain, STATIC_ROOT=static_root):
         yield
 
 
