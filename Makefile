@@ -28,10 +28,14 @@ install: $(VENV)/.installed
 demo: $(INSTALL)
 	@$(LOCAL) $(ON_STACK) $(PY) manage.py demo --atp-dir $(ATP_DIR) $(DEMO_ARGS)
 
-# Serve what `make demo` built: web, worker and beat (scripts/Procfile.dev) under honcho; Ctrl-C stops all three.
+# Serve what `make demo` built: migrations and schedules first, to the end (web and worker never start on a
+# half-migrated database), then web, worker and beat (scripts/Procfile.dev) under honcho; Ctrl-C stops all three.
+# `-e /dev/null`: a production .env in the checkout must not point this local run at its database; `-p`: honcho's
+# own default port is 5000, the pages the demo prints are on 8000.
+PORT ?= 8000
 run: $(INSTALL)
 	@$(LOCAL) $(ON_STACK) sh -c '$(PY) manage.py migrate --noinput -v 0 && $(PY) manage.py setup_schedules >/dev/null \
-		&& PATH="$(abspath $(dir $(PY))):$$PATH" exec $(PY) -m honcho -d . -f scripts/Procfile.dev start'
+		&& PATH="$(abspath $(dir $(PY))):$$PATH" exec $(PY) -m honcho -e /dev/null -d . -f scripts/Procfile.dev start -p $(PORT)'
 
 services:
 	bash scripts/ensure_services.sh

@@ -69,6 +69,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT (what the release step's collectstatic wrote) from the web process itself: no separate
+    # static server to configure. Right after SecurityMiddleware, as whitenoise documents.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,7 +156,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = BASE_DIR / "staticfiles"  # written by `collectstatic` in the Procfile's release step; gitignored
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names (cached forever by browsers, changed by every edit) and gzip/brotli copies, served by whitenoise.
+    # Pages need the manifest collectstatic writes; with DEBUG on, Django links the unhashed files instead.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- Cache (read side: lifetime stats, leaderboards) -----------------------------------------------------------
 # Redis when CACHE_URL (or REDIS_URL) is set, else an in-process cache for the embedded default. Short socket

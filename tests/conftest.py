@@ -1,6 +1,7 @@
 """Shared fixtures. `make test` points the suite at real PostgreSQL and Redis (DATABASE_URL, REDIS_URL)."""
 from __future__ import annotations
 
+import tempfile
 import time
 
 import pytest
@@ -25,6 +26,18 @@ def _no_broker_pause():
     reset_pause()
     yield
     reset_pause()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _static_files_without_collectstatic():
+    """Production links the hashed files that the release step's `collectstatic` wrote (a manifest); the suite renders
+    pages without running it, so it links the plain names. tests/test_production_start.py runs the real thing."""
+    from django.test.utils import override_settings
+
+    plain = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    # An empty STATIC_ROOT: whitenoise warns once per request handler when the directory does not exist.
+    with tempfile.TemporaryDirectory() as static_root, override_settings(STORAGES=plain, STATIC_ROOT=static_root):
+        yield
 
 
 @pytest.fixture(scope="session")

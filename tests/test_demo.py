@@ -45,11 +45,28 @@ if sys.argv[0].endswith("manage.py") and sys.argv[1:2] == ["demo"]:
 '''
 
 PAGES = '''
+from django.contrib.auth import get_user_model
 from django.test import Client
 from activity.models import UserActivity
-client = Client()
-codes = {p: client.get(p).status_code for p in ("/leaderboards/?board=win_rate", "/leaderboards/?game=tennis",
-                                                "/api/leaderboards/win_rate/", "/api/leaderboards/tournaments_won/?game=tennis")}
+from esports.profiles.models import UserProfile
+from stats.selectors.leaderboards import Board
+from tasks.demo_season import demo_season_champion
+
+profile = UserProfile.objects.select_related("user").get(pk=demo_season_champion())
+name, uid, pid = profile.user.username, profile.pk, profile.public_id
+boards = [*(f"/leaderboards/?board={board}{game}" for board in Board for game in ("", "&game=tennis")),
+          *(f"/api/leaderboards/{board}/{game}" for board in Board for game in ("", "?game=tennis"))]
+public = ["/", "/leaderboards/", "/leaderboards/?game=tennis", *boards, f"/p/{pid}/", f"/u/{name}/",
+          f"/u/{name}/activity/", f"/u/{name}/matches/", f"/u/{name}/matches/?game=tennis", f"/u/{name}/tournaments/",
+          f"/api/users/{uid}/", f"/api/users/{pid}/", f"/api/users/lookup/?username={name}", f"/api/users/{uid}/stats/",
+          f"/api/users/{pid}/stats/", f"/api/users/{uid}/activity/", f"/api/users/{uid}/matches/",
+          f"/api/users/{uid}/tournaments/", "/api/schema/", "/accounts/login/", "/healthz"]
+staff_only = [f"/u/{name}/economy/", f"/u/{name}/export.json", f"/api/users/{uid}/economy/",
+              f"/api/users/{uid}/export/", "/admin/", "/admin/activity/backfillrun/", "/admin/stats/reconciliationrun/"]
+anonymous, staff = Client(), Client()
+staff.force_login(get_user_model().objects.get(username="demo-admin"))
+codes = {p: anonymous.get(p, follow=True).status_code for p in public}  # "/" redirects to the boards
+codes.update({"staff " + p: staff.get(p, follow=True).status_code for p in staff_only})
 print(json.dumps({"codes": codes, "ledger": UserActivity.objects.count(),
                   "season": UserActivity.objects.filter(metadata__tournament="DeltaCrown Demo Cup").count()}))
 '''
@@ -100,6 +117,12 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
         assert first.stdout.splitlines()[0].startswith("Backends — database: postgresql") and "tasks: Celery workers via" in first.stdout
         assert "worker drained" in first.stdout and "demo finished" in first.stdout
         assert "staff login (created now): demo-admin / demo-admin-password" in first.stdout
+        # Quiet by default: the worker's and beat's records go to log files whose place the demo prints, and the
+        # import's progress is a line per season when piped.
+        assert " INFO " not in first.stdout + first.stderr and "celery@" not in first.stdout + first.stderr, first
+        logs = Path(re.search(r"logs in (\S+)\)", first.stdout).group(1))
+        assert (logs / "worker.log").exists() and (logs / "beat.log").exists()
+        assert "import_atp: seasons: 1/1  season 2024" in first.stdout
         watched = json.loads((tmp_path / "tripwire.json").read_text())
         assert watched["match_inserts"] > 0 and watched["ledger_inserts"] == 0, watched
 
@@ -108,7 +131,10 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
         env["DEBUG"] = "1"
         after_first = json.loads(run(*check).stdout.strip().splitlines()[-1])
         del env["DEBUG"]
-        assert set(after_first["codes"].values()) == {200}, after_first
+        assert len(after_first["codes"]) > 40
+        # Coins carry no game: the one board without a per-game view says so (400), every other address answers 200.
+        assert {p: code for p, code in after_first["codes"].items() if code != 200} == {
+            "/leaderboards/?board=total_earned&game=tennis": 400, "/api/leaderboards/total_earned/?game=tennis": 400}
         assert after_first["season"] > 0  # the demo season's events: written, and not by the demo process
 
         second = run(*make)

@@ -54,6 +54,9 @@ def test_backfill_numbers_in_creation_order_ties_by_id_and_a_second_run_assigns_
     out = StringIO()
     call_command("backfill_public_ids", "--batch-size", "4", stdout=out)
     assert "assigned 6 in 2 batch(es) (by year: 2025: 6)" in out.getvalue()
+    # Piped progress: one line per batch (project/progress.py)
+    assert [line for line in out.getvalue().splitlines() if line.startswith("backfill_public_ids:")] == [
+        "backfill_public_ids: profiles: 4/6", "backfill_public_ids: profiles: 6/6"]
     got = public_ids()
     # created_at falls as the id grows; ids[1] shares ids[0]'s moment (the latest): the id breaks the tie
     order = [*reversed(ids[2:]), ids[0], ids[1]]

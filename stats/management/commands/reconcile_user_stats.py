@@ -5,8 +5,16 @@ from argparse import ArgumentTypeError
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from activity.sources import SOURCES
+from esports.profiles.models import UserProfile
+from project.progress import progress
 from stats.reconcile import (
-    CHUNK_USERS, SOURCE_BATCH, ReconciliationAlreadyRunning, ReconciliationError, format_report, run_reconciliation,
+    CHUNK_USERS,
+    SOURCE_BATCH,
+    ReconciliationAlreadyRunning,
+    ReconciliationError,
+    format_report,
+    run_reconciliation,
 )
 
 
@@ -18,6 +26,14 @@ def _positive(value: str) -> int:
     if number < 1:
         raise ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
+
+
+def _steps(user_id: int | None, skip_sources: bool, chunk_users: int) -> int:
+    """The progress lines run_reconciliation will say: one per source (or one "skipped"), then one per chunk of users
+    (ranges of `chunk_users` profile ids and a last open one; none for a one-user run). An estimate while profiles
+    are created during the run, which only moves the bar's end."""
+    sources = 1 if skip_sources or user_id is not None else len(SOURCES)
+    return sources + (0 if user_id is not None else UserProfile.objects.count() // chunk_users + 1)
 
 
 class Command(BaseCommand):
@@ -34,15 +50,20 @@ class Command(BaseCommand):
     def handle(self, *args, fix: bool, user_id: int | None, skip_sources: bool, chunk_users: int, source_batch: int,
                **options) -> None:
         mode = "check and repair" if fix else "check only (nothing is written; --fix repairs)"
-        self.stdout.write(f"Reconciling {'user ' + str(user_id) if user_id else 'all users'}: {mode}")
+        verbosity = options["verbosity"]
+        if verbosity:
+            self.stdout.write(f"Reconciling {'user ' + str(user_id) if user_id else 'all users'}: {mode}")
         try:
-            run = run_reconciliation(fix=fix, user_id=user_id, skip_sources=skip_sources, trigger="command",
-                                     progress=self.stdout.write, chunk_users=chunk_users, source_batch=source_batch)
+            with progress(_steps(user_id, skip_sources, chunk_users), "reconcile", self.stdout, verbosity) as bar:
+                run = run_reconciliation(fix=fix, user_id=user_id, skip_sources=skip_sources, trigger="command",
+                                         progress=lambda line: bar.update(1, note=line), chunk_users=chunk_users,
+                                         source_batch=source_batch)
         except (ReconciliationError, ReconciliationAlreadyRunning) as exc:
             raise CommandError(str(exc)) from None
         report = format_report(run)
         clean = (run.users_drifted == 0 or run.users_fixed == run.users_drifted) and (fix or run.missing_events_total == 0)
-        self.stdout.write(self.style.SUCCESS(report) if clean and not run.error else self.style.WARNING(report))
+        if verbosity or not clean:
+            self.stdout.write(self.style.SUCCESS(report) if clean and not run.error else self.style.WARNING(report))
         if not clean:
             raise CommandError("drift or missing events found" + ("" if fix else "; run again with --fix to repair"),
                                returncode=1)

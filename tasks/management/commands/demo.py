@@ -7,6 +7,7 @@ nothing (the import skips what it has, a finished backfill and a played demo sea
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
 from esports.profiles.public_id_backfill import backfill_public_ids
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
+from project.progress import progress
 from stats.models import UserProfileStats
 from stats.selectors.leaderboards import Board, leaderboard
 from tasks.batching import INFLIGHT_INDEX, PENDING_KEY
@@ -64,7 +66,8 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=max(0, verbosity - 1), stdout=detail)
         out.write("migrated")
         before = _source_counts()
-        self._import(Path(atp_dir), from_year, to_year)
+        _quiet_logging(verbosity)
+        self._import(Path(atp_dir), from_year, to_year, verbosity)
         history_changed = _source_counts() != before
         call_command("setup_schedules", stdout=detail)
         out.write("periodic tasks in place (setup_schedules)")
@@ -72,7 +75,7 @@ class Command(BaseCommand):
 
         with Workers(Path(logs_dir), verbose=verbosity >= 2) as workers:
             out.write(f"worker and beat started ({workers.where})")
-            self._backfill(history_changed)
+            self._backfill(history_changed, verbosity)
             champion_id = self._season()
             out.write("waiting for the worker to drain the queues ...")
             _wait_until_drained()
@@ -83,17 +86,18 @@ class Command(BaseCommand):
         self._print_where_to_look(champion_id, staff_created)
         out.write(self.style.SUCCESS(f"demo finished in {time.monotonic() - started:.1f}s"))
 
-    def _import(self, atp: Path, from_year: int, to_year: int) -> None:
+    def _import(self, atp: Path, from_year: int, to_year: int, verbosity: int) -> None:
         if (atp / "atp_tour_matches.csv.gz").exists():
             self.stdout.write(self.style.MIGRATE_HEADING(f"Importing ATP tour history {from_year}-{to_year} from {atp}"))
-            call_command("import_atp", str(atp), from_year=from_year, to_year=to_year, stdout=self.stdout)
+            call_command("import_atp", str(atp), from_year=from_year, to_year=to_year, stdout=self.stdout,
+                         verbosity=verbosity)
         elif UserProfile.objects.exists():
             self.stdout.write(f"No ATP data at {atp}; the platform an earlier run generated is kept")
         else:
             self.stdout.write(self.style.MIGRATE_HEADING(f"No ATP data at {atp}: generating a synthetic platform"))
-            call_command("generate_platform", users=300, tournaments=12, seed=7, stdout=self.stdout)
+            call_command("generate_platform", users=300, tournaments=12, seed=7, stdout=self.stdout, verbosity=verbosity)
 
-    def _backfill(self, history_changed: bool) -> None:
+    def _backfill(self, history_changed: bool, verbosity: int) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Backfilling the ledger from that history, on the worker"))
         done = BackfillRun.objects.filter(dry_run=False, status=BackfillRun.Status.SUCCEEDED).order_by("-pk").first()
         if done is not None and not history_changed:
@@ -102,15 +106,17 @@ class Command(BaseCommand):
         # The admin's "Start backfill" service: it enqueues the first chunk on the maintenance queue after commit.
         run = backfill.start_backfill()
         self.stdout.write(f"  run #{run.pk}: {run.rows_total:,} source rows, chunks on queue {Queue.MAINTENANCE}")
-        last = 0.0
-        while run.is_active:
-            time.sleep(0.5)
-            run = BackfillRun.objects.get(pk=run.pk)
-            if time.monotonic() - last > 5 or not run.is_active:
-                last = time.monotonic()
-                progress = backfill.progress_of(run)
-                self.stdout.write(f"  {progress.percent:5.1f}%  rows {progress.rows_done:,}/{progress.rows_total:,}  "
-                                  f"events {progress.events:,}")
+        last, shown = 0.0, 0
+        with progress(run.rows_total, "  backfill: source rows", self.stdout, verbosity) as bar:
+            while run.is_active:
+                time.sleep(0.5)
+                run = BackfillRun.objects.get(pk=run.pk)
+                # Every 3 s: a piped run gets a line that often, not one per poll.
+                if time.monotonic() - last > 3 or not run.is_active:
+                    last = time.monotonic()
+                    done = backfill.progress_of(run)
+                    bar.update(done.rows_done - shown, note=f"events {done.events:,}")
+                    shown = done.rows_done
         if run.status != BackfillRun.Status.SUCCEEDED:
             raise CommandError(f"backfill #{run.pk} ended {run.status}: {run.last_error or 'see the worker log'}")
 
@@ -172,6 +178,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {what:<34} http://127.0.0.1:8000{path}")
         note = "created now" if staff_created else "created by an earlier run"
         self.stdout.write(f"  staff login ({note}): {STAFF_USERNAME} / {STAFF_PASSWORD}  at http://127.0.0.1:8000/admin/")
+
+
+def _quiet_logging(verbosity: int) -> None:
+    """Below -v 2 the demo's own INFO records (a backfill created, a chunk done) stay out of its report: warnings and
+    errors still show. The worker's and beat's go to their log files (Workers)."""
+    if verbosity < 2:
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _source_counts() -> tuple[int, ...]:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from esports.profiles.public_id_backfill import (
     DEFAULT_BATCH_SIZE,
     backfill_public_ids,
     count_missing,
 )
+from project.progress import progress
 
 
 def _non_negative(raw: str) -> int:
@@ -32,8 +32,9 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         pending = sum(count_missing().values())
         total = pending if limit is None else min(limit, pending)
-        # tqdm draws on stderr (a terminal's progress bar; quiet when the total is 0) and the summary goes to stdout.
-        with tqdm(total=total, unit="profile", disable=dry_run or total == 0, file=self.stderr._out) as bar:
+        # A bar on a terminal, a line per batch when piped (project/progress.py); none for a dry run or nothing to do.
+        shown = 0 if dry_run or total == 0 else options["verbosity"]
+        with progress(total, "backfill_public_ids: profiles", self.stdout, shown) as bar:
             report = backfill_public_ids(dry_run=dry_run, limit=limit, batch_size=batch_size, progress=bar.update)
         years = ", ".join(f"{year}: {n:,}" for year, n in sorted(report.by_year.items())) or "none"
         verb = "would assign" if dry_run else "assigned"

@@ -4,7 +4,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from esports.tournaments.synthetic import GeneratorError, generate_platform, platform_fingerprint
+from esports.tournaments.synthetic import (
+    TOURNAMENT_BATCH,
+    GeneratorError,
+    generate_platform,
+    platform_fingerprint,
+)
+from project.progress import progress
+
+PHASES = 6  # users, follows, teams, tournaments, transactions, achievements: one progress line each when done
 
 
 class Command(BaseCommand):
@@ -19,13 +27,19 @@ class Command(BaseCommand):
         parser.add_argument("--checksum", action="store_true",
                             help="also print the fingerprint of the generated rows (slow for large platforms)")
 
-    def handle(self, *args, users: int, tournaments: int, seed: int, checksum: bool, **options) -> None:
-        self.stdout.write(settings.BACKENDS_DESCRIPTION)
+    def handle(self, *args, users: int, tournaments: int, seed: int, checksum: bool, verbosity: int,
+               **options) -> None:
+        if verbosity:
+            self.stdout.write(settings.BACKENDS_DESCRIPTION)
+        # Every progress line is one step: a line per finished phase and one per batch of tournaments written.
+        steps = PHASES + -(-max(tournaments, 0) // TOURNAMENT_BATCH)
         try:
-            report = generate_platform(users, tournaments, seed, progress=self.stdout.write)
+            with progress(steps, "generate_platform", self.stdout, verbosity) as bar:
+                report = generate_platform(users, tournaments, seed, progress=lambda line: bar.update(1, note=line))
         except GeneratorError as exc:
             raise CommandError(f"generate_platform: {exc}") from exc
-        for line in report.summary_lines():
-            self.stdout.write(line)
+        if verbosity:
+            for line in report.summary_lines():
+                self.stdout.write(line)
         if checksum:
             self.stdout.write(f"fingerprint (seed {seed}): {platform_fingerprint(seed)}")

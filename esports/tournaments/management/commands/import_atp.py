@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from esports.tournaments.atp_import import AtpImportError, import_atp
+from project.progress import progress
 
 
 class Command(BaseCommand):
@@ -16,12 +17,19 @@ class Command(BaseCommand):
         parser.add_argument("--from-year", type=int, default=None, help="first season to import (inclusive)")
         parser.add_argument("--to-year", type=int, default=None, help="last season to import (inclusive)")
 
-    def handle(self, *args, path: str, from_year: int | None, to_year: int | None, **options) -> None:
-        self.stdout.write(settings.BACKENDS_DESCRIPTION)
+    def handle(self, *args, path: str, from_year: int | None, to_year: int | None, verbosity: int,
+               **options) -> None:
+        if verbosity:
+            self.stdout.write(settings.BACKENDS_DESCRIPTION)
+        # One step per season (one transaction each); the count is known only when both bounds are given.
+        seasons = to_year - from_year + 1 if from_year is not None and to_year is not None and to_year >= from_year else None
         try:
-            report = import_atp(path, from_year=from_year, to_year=to_year, progress=self.stdout.write)
+            with progress(seasons, "import_atp: seasons", self.stdout, verbosity) as bar:
+                report = import_atp(path, from_year=from_year, to_year=to_year,
+                                    progress=lambda line: bar.update(1, note=line))
         except AtpImportError as exc:
             raise CommandError(f"ATP import failed: {exc}. Seasons committed before this point stay imported; "
                                "the season being read was rolled back.") from exc
-        for line in report.summary_lines():
-            self.stdout.write(line)
+        if verbosity:
+            for line in report.summary_lines():
+                self.stdout.write(line)
