@@ -3,8 +3,8 @@ connection with a short timeout, so a hung dependency gives a 503 within a secon
 
 200 with every check's result, or 503 naming the checks that failed (load balancers and orchestrators read the status;
 people read the JSON). The endpoint is public: a failed check says only "unavailable"; the exception (which may name
-hosts and ports) goes to the log. The embedded default has no broker (tasks run in process): its broker check says so
-and passes.
+hosts and ports) goes to the log. A process with no broker URL fails the broker check ("not configured"): nothing
+runs tasks in process, so without a broker nothing this process saves gets recorded until one is configured.
 
 The database check never uses the request's connection (whose timeouts are sized for requests, and which a hung
 server would keep): it opens a fresh one through psycopg's asyncio API under `asyncio.wait_for`, so connect, startup
@@ -62,7 +62,7 @@ def _probe_postgresql(db: dict, timeout: float) -> None:
 def check_broker(url: str | None = None) -> dict:
     url = settings.CELERY_BROKER_URL if url is None else url
     if not url:
-        return {"ok": True, "detail": "in-process"}
+        return {"ok": False, "detail": "not configured"}
     try:
         if urlsplit(url).scheme in ("redis", "rediss"):
             _ping_redis(url)

@@ -165,7 +165,7 @@ STORAGES = {
 }
 
 # --- Cache (read side: lifetime stats, leaderboards) -----------------------------------------------------------
-# Redis when CACHE_URL (or REDIS_URL) is set, else an in-process cache for the embedded default. Short socket
+# Redis when CACHE_URL (or REDIS_URL) is set, else this process's local memory (a process without Redis). Short socket
 # timeouts: a dead Redis may slow a read by a fraction of a second (it then falls back to the database), never hang it.
 CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or ""
 if CACHE_URL:

@@ -128,10 +128,11 @@ def test_healthz_is_200_with_the_database_and_broker_up(db, client):
     assert body["checks"] == {"database": {"ok": True}, "broker": {"ok": True}}
 
 
-def test_healthz_on_the_embedded_default_reports_the_broker_in_process(db, client, settings):
-    settings.CELERY_BROKER_URL = ""
-    body = client.get("/healthz").json()
-    assert body["checks"]["broker"] == {"ok": True, "detail": "in-process"}
+def test_healthz_without_a_broker_url_is_503_naming_the_broker_not_configured(db, client, settings):
+    settings.CELERY_BROKER_URL = ""  # nothing runs tasks in this process: without a broker nothing gets recorded
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == {"ok": False, "detail": "not configured"}
 
 
 def test_healthz_is_503_naming_the_broker_while_redis_is_down_and_200_when_it_is_back(db, client, settings):
