@@ -25,7 +25,7 @@ def iter_id_chunks(kind: SourceKind, batch_size: int, after_id: int = 0) -> Iter
     pk = kind.model._meta.pk.attname
     cursor = after_id
     while True:
-        ids = list(kind.model.objects.filter(**{f"{pk}__gt": cursor}).order_by(pk).values_list(pk, flat=True)[:batch_size])
+        ids = list(kind.model._default_manager.filter(**{f"{pk}__gt": cursor}).order_by(pk).values_list(pk, flat=True)[:batch_size])
         if not ids:
             return
         yield IdChunk(ids[0], ids[-1], ids)

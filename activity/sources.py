@@ -55,8 +55,8 @@ def _load_matches(ids: Sequence[int]) -> list[Derivation]:
     for m in matches:
         # winner/loser are always one of the two participants (database constraint): reuse the loaded rows.
         sides = {m.participant1_id: m.participant1, m.participant2_id: m.participant2}
-        m.winner = sides.get(m.winner_id)
-        m.loser = sides.get(m.loser_id)
+        m.winner = sides.get(m.winner_id) if m.winner_id is not None else None
+        m.loser = sides.get(m.loser_id) if m.loser_id is not None else None
     return [rules.derive_match(m, members) for m in matches]
 
 

@@ -74,4 +74,4 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     tournament.save()
     DeltaCrownTransaction.objects.create(wallet=users[0].profile.wallet, amount=PRIZE, reason=f"prize: {tournament.name}")
     DeltaCrownTransaction.objects.create(wallet=users[0].profile.wallet, amount=-250, reason="shop: profile banner")
-    return SeasonReport(tournament, users[0].id, no_show.user_id, final.id)
+    return SeasonReport(tournament, users[0].id, users[7].id, final.id)  # regs[7] is users[7]'s entry

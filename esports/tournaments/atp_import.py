@@ -266,7 +266,7 @@ def _seasons(rows: Iterator[AtpRow]) -> Iterator[tuple[int, list[AtpRow]]]:
     chunk: list[AtpRow] = []
     for row in rows:
         if row.season != season:
-            if chunk:
+            if chunk and season is not None:
                 yield season, chunk
                 done.add(season)
             if row.season in done:
@@ -274,7 +274,7 @@ def _seasons(rows: Iterator[AtpRow]) -> Iterator[tuple[int, list[AtpRow]]]:
                                      "the matches file must keep each season's rows together")
             season, chunk = row.season, []
         chunk.append(row)
-    if chunk:
+    if chunk and season is not None:
         yield season, chunk
 
 
@@ -340,7 +340,11 @@ def _ensure_tournaments(rows: list[AtpRow], now: datetime, chunk: AtpImportRepor
     created = insert_rows(Tournament, ("name", "game", "status", "season", "starts_at", "external_id", "created_at",
                                        "updated_at"), values, ignore_conflicts=True)
     chunk.tournaments.add(len(values), len(created))
-    return dict(Tournament.objects.filter(external_id__in=list(first)).values_list("external_id", "id"))
+    ids: dict[str, int] = {}
+    for external_id, pk in Tournament.objects.filter(external_id__in=list(first)).values_list("external_id", "id"):
+        if external_id is not None:  # always set here: the filter matched on it
+            ids[external_id] = pk
+    return ids
 
 
 def _ensure_registrations(rows: list[AtpRow], tournament_ids: dict[str, int], user_ids: dict[int, int],

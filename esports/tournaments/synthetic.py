@@ -298,8 +298,9 @@ class _Builder:
     def _plan(self, rng: random.Random, k: int) -> _Plan:
         # Fixed guarantees (so every platform, however small, has them): #0 is a completed team tournament, #1 an
         # ongoing one with a disputed match in its current round.
-        statuses, weights = zip(*TOURNAMENT_STATUSES)
-        status = (Tournament.Status.COMPLETED if k == 0 else Tournament.Status.ONGOING if k == 1
+        statuses = [status for status, _ in TOURNAMENT_STATUSES]
+        weights = [weight for _, weight in TOURNAMENT_STATUSES]
+        status: str = (Tournament.Status.COMPLETED if k == 0 else Tournament.Status.ONGOING if k == 1
                   else rng.choices(statuses, weights=weights)[0])
         game = GAMES[0] if k == 0 else rng.choice(GAMES)
         teams = self.teams_by_game[game]
@@ -415,8 +416,8 @@ class _Builder:
                                    pm.state, pm.score, pm.at if done else None, pm.at - timedelta(days=1),
                                    pm.at if done else pm.at - timedelta(days=1)))
                 counts[f"matches.{pm.state}"] += 1
-            if plan.status == Tournament.Status.COMPLETED and plan.matches:
-                final = plan.matches[-1]
+            final = plan.matches[-1] if plan.matches else None
+            if plan.status == Tournament.Status.COMPLETED and final is not None and final.winner is not None:
                 runner_up = final.p2 if final.winner == final.p1 else final.p1
                 semi_losers = [reg[pm.p2 if pm.winner == pm.p1 else pm.p1] for pm in plan.matches if pm.round == "SF"]
                 third, fourth = semi_losers if len(semi_losers) == 2 else (None, None)
