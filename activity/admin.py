@@ -1,4 +1,5 @@
 """Admin: the ledger strictly read-only (for superusers too); backfill runs started, watched and cancelled here."""
+
 from __future__ import annotations
 
 from django import forms
@@ -31,7 +32,9 @@ class LedgerPaginator(Paginator):
         query = getattr(self.object_list, "query", None)
         if query is not None and not query.where:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [UserActivity._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [UserActivity._meta.db_table]
+                )
                 row = cursor.fetchone()
             if row and row[0] > ESTIMATE_ABOVE:
                 return int(row[0])
@@ -42,7 +45,18 @@ class LedgerPaginator(Paginator):
 class UserActivityAdmin(admin.ModelAdmin):
     """Read-only for everyone: rows are appended by the recorder only (GDPR erasure is a separate, logged service)."""
 
-    list_display = ("id", "timestamp", "event_type", "user", "amount", "source_model", "source_id", "seq", "visibility", "recorded_at")
+    list_display = (
+        "id",
+        "timestamp",
+        "event_type",
+        "user",
+        "amount",
+        "source_model",
+        "source_id",
+        "seq",
+        "visibility",
+        "recorded_at",
+    )
     list_filter = ("event_type", ("timestamp", admin.DateFieldListFilter), "visibility")
     list_select_related = ("user",)
     # Resolved to user ids first (get_search_results), then one indexed lookup: never a scan of the ledger.
@@ -82,29 +96,70 @@ class UserActivityAdmin(admin.ModelAdmin):
 
 class StartBackfillForm(forms.Form):
     sources = forms.MultipleChoiceField(
-        choices=[(label, label) for label in SOURCES], required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked means all sources.")
-    dry_run = forms.BooleanField(required=False, initial=True,
-                                 help_text="Write nothing; report how many events would be created.")
-    batch_size = forms.IntegerField(min_value=backfill.MIN_BATCH_SIZE, max_value=settings.BACKFILL_MAX_BATCH_SIZE,
-                                    initial=settings.BACKFILL_DEFAULT_BATCH_SIZE,
-                                    help_text="Most source rows per chunk; one chunk is one short transaction.")
-    lanes = forms.IntegerField(min_value=1, max_value=backfill.MAX_LANES, initial=1, required=False,
-                               help_text="Chains of chunks in parallel, one worker process each. Keep a process free "
-                                         "for live recording (the events queue).")
+        choices=[(label, label) for label in SOURCES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked means all sources.",
+    )
+    dry_run = forms.BooleanField(
+        required=False, initial=True, help_text="Write nothing; report how many events would be created."
+    )
+    batch_size = forms.IntegerField(
+        min_value=backfill.MIN_BATCH_SIZE,
+        max_value=settings.BACKFILL_MAX_BATCH_SIZE,
+        initial=settings.BACKFILL_DEFAULT_BATCH_SIZE,
+        help_text="Most source rows per chunk; one chunk is one short transaction.",
+    )
+    lanes = forms.IntegerField(
+        min_value=1,
+        max_value=backfill.MAX_LANES,
+        initial=1,
+        required=False,
+        help_text="Chains of chunks in parallel, one worker process each. Keep a process free "
+        "for live recording (the events queue).",
+    )
 
 
 @admin.register(BackfillRun)
 class BackfillRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "dry_run", "source_list", "percent", "events_created", "rate_display", "eta",
-                    "created_at", "finished_at", "created_by")
+    list_display = (
+        "id",
+        "status",
+        "dry_run",
+        "source_list",
+        "percent",
+        "events_created",
+        "rate_display",
+        "eta",
+        "created_at",
+        "finished_at",
+        "created_by",
+    )
     list_filter = ("status", "dry_run")
     list_select_related = ("created_by",)
     actions = ["cancel_selected"]
     change_form_template = "admin/activity/backfillrun/change_form.html"
-    fields = ("status", "dry_run", "sources", "batch_size", "lanes", "rows_done", "rows_total", "events_created", "rate",
-              "current_source", "chunks_done", "created_by", "created_at", "started_at", "heartbeat_at", "finished_at",
-              "resumes", "cancel_requested", "last_error")
+    fields = (
+        "status",
+        "dry_run",
+        "sources",
+        "batch_size",
+        "lanes",
+        "rows_done",
+        "rows_total",
+        "events_created",
+        "rate",
+        "current_source",
+        "chunks_done",
+        "created_by",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+        "resumes",
+        "cancel_requested",
+        "last_error",
+    )
     readonly_fields = fields
 
     # A run is a record of what happened: started through the form, stopped through cancel, never edited or deleted.
@@ -154,9 +209,13 @@ class BackfillRunAdmin(admin.ModelAdmin):
         form = StartBackfillForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                run = backfill.start_backfill(form.cleaned_data["sources"], dry_run=form.cleaned_data["dry_run"],
-                                              batch_size=form.cleaned_data["batch_size"], user=request.user,
-                                              lanes=form.cleaned_data["lanes"])
+                run = backfill.start_backfill(
+                    form.cleaned_data["sources"],
+                    dry_run=form.cleaned_data["dry_run"],
+                    batch_size=form.cleaned_data["batch_size"],
+                    user=request.user,
+                    lanes=form.cleaned_data["lanes"],
+                )
             except backfill.BackfillError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -175,8 +234,11 @@ class BackfillRunAdmin(admin.ModelAdmin):
         run = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if run is not None:
-            extra_context.update(progress=backfill.progress_of(run), run=run,
-                                 can_cancel=run.is_active and self.has_cancel_permission(request, run))
+            extra_context.update(
+                progress=backfill.progress_of(run),
+                run=run,
+                can_cancel=run.is_active and self.has_cancel_permission(request, run),
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def cancel_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
@@ -198,8 +260,10 @@ class BackfillRunAdmin(admin.ModelAdmin):
     # --- actions --------------------------------------------------------------------------------------------------
     @admin.action(description="Cancel selected runs", permissions=["cancel"])
     def cancel_selected(self, request: HttpRequest, queryset) -> None:
-        cancelled = [backfill.cancel_backfill(pk) for pk in queryset.filter(
-            status__in=BackfillRun.ACTIVE_STATUSES).values_list("pk", flat=True)]
+        cancelled = [
+            backfill.cancel_backfill(pk)
+            for pk in queryset.filter(status__in=BackfillRun.ACTIVE_STATUSES).values_list("pk", flat=True)
+        ]
         self.message_user(request, f"Cancel requested for {len(cancelled)} run(s).", messages.WARNING)
 
 
@@ -249,12 +313,32 @@ class PoisonRowAdmin(ReadOnlyAdmin):
     """Source rows that could not be recorded (activity.poison). Fix the cause; the retry job resolves them, or
     "retry now" runs the same service for the selected rows at once."""
 
-    list_display = ("source", "source_id", "error_class", "short_error", "attempts", "first_seen", "last_seen",
-                    "next_attempt_at", "resolved_at", "origin")
+    list_display = (
+        "source",
+        "source_id",
+        "error_class",
+        "short_error",
+        "attempts",
+        "first_seen",
+        "last_seen",
+        "next_attempt_at",
+        "resolved_at",
+        "origin",
+    )
     list_filter = (PoisonStateFilter, "source", "error_class")
     search_fields = ("=source_id",)
-    readonly_fields = ("source", "source_id", "error_class", "error", "origin", "first_seen", "last_seen", "attempts",
-                       "next_attempt_at", "resolved_at")
+    readonly_fields = (
+        "source",
+        "source_id",
+        "error_class",
+        "error",
+        "origin",
+        "first_seen",
+        "last_seen",
+        "attempts",
+        "next_attempt_at",
+        "resolved_at",
+    )
     actions = ("retry_now",)
 
     @admin.display(description="error")
@@ -268,5 +352,8 @@ class PoisonRowAdmin(ReadOnlyAdmin):
     def retry_now(self, request: HttpRequest, queryset) -> None:
         report = poison.retry_now(queryset)
         level = messages.SUCCESS if not report.still_poison else messages.WARNING
-        self.message_user(request, f"Retried {report.retried} row(s): {report.resolved} resolved, "
-                                   f"{report.still_poison} still failing.", level)
+        self.message_user(
+            request,
+            f"Retried {report.retried} row(s): {report.resolved} resolved, {report.still_poison} still failing.",
+            level,
+        )

@@ -4,6 +4,7 @@ Idempotency comes from the database: every event has a deterministic key (source
 unique constraint and is inserted with ON CONFLICT DO NOTHING; the RETURNING clause tells which rows really went in,
 and only those move the counters.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,18 @@ from activity.projection import InsertedEvent, project
 logger = logging.getLogger(__name__)
 
 _TABLE = UserActivity._meta.db_table
-_COLUMNS = ("user_id", "event_type", "timestamp", "recorded_at", "amount", "metadata", "source_model", "source_id", "seq", "visibility")
+_COLUMNS = (
+    "user_id",
+    "event_type",
+    "timestamp",
+    "recorded_at",
+    "amount",
+    "metadata",
+    "source_model",
+    "source_id",
+    "seq",
+    "visibility",
+)
 
 
 @dataclass
@@ -95,16 +107,25 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
         by_label.setdefault(d.source_model, []).append(d)
     for label, group in by_label.items():
         types = {t for d in group for base in d.authority for t in (base, REVERSAL_OF[base])}
-        existing = (UserActivity.objects.filter(source_model=label, source_id__in=[d.source_id for d in group], event_type__in=types)
-                    .values_list("source_id", "user_id", "event_type").annotate(n=Count("id"), total=Sum("amount")).order_by())
+        existing = (
+            UserActivity.objects.filter(
+                source_model=label, source_id__in=[d.source_id for d in group], event_type__in=types
+            )
+            .values_list("source_id", "user_id", "event_type")
+            .annotate(n=Count("id"), total=Sum("amount"))
+            .order_by()
+        )
         for source_id, user_id, event_type, n, total in existing:
             counts[(label, source_id, user_id, event_type)] = n
             amounts[(label, source_id, user_id, event_type)] = total or 0
             recorded.setdefault((label, source_id), set()).add(user_id)
         gone = [d.source_id for d in group if not d.events]
         if gone:
-            for source_id, metadata in (UserActivity.objects.filter(source_model=label, source_id__in=gone)
-                                        .order_by("source_id", "id").values_list("source_id", "metadata")):
+            for source_id, metadata in (
+                UserActivity.objects.filter(source_model=label, source_id__in=gone)
+                .order_by("source_id", "id")
+                .values_list("source_id", "metadata")
+            ):
                 recorded_meta.setdefault((label, source_id), {k: v for k, v in metadata.items() if k != "reverses"})
 
     for d in derivations:
@@ -134,8 +155,16 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                     if base in COIN_EVENTS:
                         key = (d.source_model, d.source_id, user_id)
                         amount = amounts.get((*key, base), 0) - amounts.get((*key, reverse), 0)
-                    yield NewEvent(user_id, reverse, d.corrected_at or timezone.now(), d.source_model, d.source_id,
-                                   {**template_meta, "reverses": base}, seq=n_rev + 1, amount=amount)
+                    yield NewEvent(
+                        user_id,
+                        reverse,
+                        d.corrected_at or timezone.now(),
+                        d.source_model,
+                        d.source_id,
+                        {**template_meta, "reverses": base},
+                        seq=n_rev + 1,
+                        amount=amount,
+                    )
 
 
 def _missing_by_type(rows: Sequence[tuple[NewEvent, str]]) -> Counter:
@@ -147,8 +176,9 @@ def _missing_by_type(rows: Sequence[tuple[NewEvent, str]]) -> Counter:
     for label, keys in by_label.items():
         source_ids = sorted({k[1] for k in keys})
         for start in range(0, len(source_ids), 5000):
-            existing = UserActivity.objects.filter(source_model=label, source_id__in=source_ids[start:start + 5000]).values_list(
-                "source_model", "source_id", "user_id", "event_type", "seq")
+            existing = UserActivity.objects.filter(
+                source_model=label, source_id__in=source_ids[start : start + 5000]
+            ).values_list("source_model", "source_id", "user_id", "event_type", "seq")
             found.update(key for key in existing.iterator(chunk_size=5000) if key in keys)
     return Counter(event.event_type for event, _meta in rows if event.key not in found)
 
@@ -159,12 +189,21 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
     now = timezone.now()
     by_key = {event.key: event for event, _ in rows}
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [
-            now,
-            [e.user_id for e, _ in rows], [e.event_type for e, _ in rows], [e.timestamp for e, _ in rows],
-            [e.amount for e, _ in rows], "[" + ",".join(m for _, m in rows) + "]", [e.source_model for e, _ in rows],
-            [e.source_id for e, _ in rows], [e.seq for e, _ in rows], [e.resolved_visibility() for e, _ in rows],
-        ])
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                now,
+                [e.user_id for e, _ in rows],
+                [e.event_type for e, _ in rows],
+                [e.timestamp for e, _ in rows],
+                [e.amount for e, _ in rows],
+                "[" + ",".join(m for _, m in rows) + "]",
+                [e.source_model for e, _ in rows],
+                [e.source_id for e, _ in rows],
+                [e.seq for e, _ in rows],
+                [e.resolved_visibility() for e, _ in rows],
+            ],
+        )
         returned = cursor.fetchall()
     inserted = []
     for row_id, *key in returned:
@@ -178,7 +217,7 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
 # by ROWS FROM: a text[] of JSON documents made the driver escape every quote of every document, which cost more
 # client CPU than the whole rest of the insert.
 _INSERT_SQL = f"""
-INSERT INTO {_TABLE} ({', '.join(_COLUMNS)})
+INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
 SELECT u, t, ts, %s::timestamptz, a, m, sm, sid, sq, v
 FROM ROWS FROM (unnest(%s::bigint[]), unnest(%s::varchar[]), unnest(%s::timestamptz[]), unnest(%s::bigint[]),
                 jsonb_array_elements(%s::jsonb), unnest(%s::varchar[]), unnest(%s::bigint[]), unnest(%s::int[]),

@@ -26,6 +26,7 @@ was lost, counted in SWEEP_FINDINGS.
 Writes that send no signal and leave the change field alone (QuerySet.update, bulk_create of old rows, raw SQL) are
 the nightly reconciliation's job, not this sweep's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,8 +82,13 @@ class SweepReport:
         return sum(s.poisoned for s in self.sources.values())
 
     def as_dict(self) -> dict:
-        return {"skipped": self.skipped, "scanned": self.scanned, "found": self.found, "poisoned": self.poisoned,
-                "failed": self.failed}
+        return {
+            "skipped": self.skipped,
+            "scanned": self.scanned,
+            "found": self.found,
+            "poisoned": self.poisoned,
+            "failed": self.failed,
+        }
 
 
 class SweepFailedError(RuntimeError):
@@ -110,8 +116,10 @@ def sweep(now: datetime | None = None) -> SweepReport:
     if report.found:
         logger.warning("catch-up sweep recorded %d event(s) whose live task was lost", report.found)
     if report.failed:
-        raise SweepFailedError(f"catch-up sweep failed for {', '.join(report.failed)}: "
-                               + "; ".join(report.sources[label].error for label in report.failed))
+        raise SweepFailedError(
+            f"catch-up sweep failed for {', '.join(report.failed)}: "
+            + "; ".join(report.sources[label].error for label in report.failed)
+        )
     return report
 
 
@@ -128,7 +136,11 @@ def sweep_source(kind: SourceKind, now: datetime) -> SourceSweep:
         after = (mark.resume_changed_at, mark.resume_id)
         lower = mark.resume_changed_at
     else:
-        start = mark.watermark if mark is not None else now - timedelta(seconds=settings.ACTIVITY_SWEEP_INITIAL_LOOKBACK_SECONDS)
+        start = (
+            mark.watermark
+            if mark is not None
+            else now - timedelta(seconds=settings.ACTIVITY_SWEEP_INITIAL_LOOKBACK_SECONDS)
+        )
         lower = start - timedelta(seconds=settings.ACTIVITY_SWEEP_OVERLAP_SECONDS)
     budget = settings.ACTIVITY_SWEEP_MAX_ROWS_PER_RUN
     owned_upto = backfill_owned_upto(kind.label)
@@ -142,8 +154,12 @@ def sweep_source(kind: SourceKind, now: datetime) -> SourceSweep:
     if stopped_at is None:
         _advance_watermark(kind.label, upper, result.found)
     else:
-        logger.info("catch-up sweep of %s stopped after %d rows (per-run bound); the next run continues after %s",
-                    kind.label, result.scanned, stopped_at)
+        logger.info(
+            "catch-up sweep of %s stopped after %d rows (per-run bound); the next run continues after %s",
+            kind.label,
+            result.scanned,
+            stopped_at,
+        )
         _advance_watermark(kind.label, stopped_at[0], result.found, resume=stopped_at)
     return result
 
@@ -169,12 +185,17 @@ def _record_page(label: str, ids: list[int], owned_upto: int, result: SourceSwee
 
 def backfill_owned_upto(label: str) -> int:
     """The highest primary key of `label` that an active (not dry-run) backfill run covers; 0 when none does."""
-    runs = BackfillRun.objects.filter(status__in=BackfillRun.ACTIVE_STATUSES, dry_run=False).values_list("sources", "progress")
-    return max((int(progress.get(label, {}).get("upto") or 0) for sources, progress in runs if label in sources), default=0)
+    runs = BackfillRun.objects.filter(status__in=BackfillRun.ACTIVE_STATUSES, dry_run=False).values_list(
+        "sources", "progress"
+    )
+    return max(
+        (int(progress.get(label, {}).get("upto") or 0) for sources, progress in runs if label in sources), default=0
+    )
 
 
-def changed_pages(kind: SourceKind, lower: datetime, upper: datetime, batch_size: int,
-                  after: tuple[datetime, int] | None = None) -> Iterator[tuple[list[int], tuple[datetime, int]]]:
+def changed_pages(
+    kind: SourceKind, lower: datetime, upper: datetime, batch_size: int, after: tuple[datetime, int] | None = None
+) -> Iterator[tuple[list[int], tuple[datetime, int]]]:
     """(primary keys, keyset position of the last one) of rows with lower <= changed_field < upper, in
     (changed_field, pk) keyset order starting after `after`, `batch_size` at a time: one indexed range query per
     page, memory flat however many rows changed (e.g. after a long outage)."""
@@ -203,9 +224,14 @@ def changed_id_chunks(kind: SourceKind, lower: datetime, upper: datetime, batch_
 def _advance_watermark(label: str, upper: datetime, found: int, resume: tuple[datetime, int] | None = None) -> None:
     with transaction.atomic():
         mark, created = SweepWatermark.objects.select_for_update().get_or_create(
-            source=label, defaults={"watermark": upper, "last_found": found,
-                                    "resume_changed_at": resume[0] if resume else None,
-                                    "resume_id": resume[1] if resume else None})
+            source=label,
+            defaults={
+                "watermark": upper,
+                "last_found": found,
+                "resume_changed_at": resume[0] if resume else None,
+                "resume_id": resume[1] if resume else None,
+            },
+        )
         if created:
             return
         if resume is not None and mark.watermark > resume[0]:
@@ -222,9 +248,11 @@ def advance_watermarks(labels: Iterable[str], to: datetime) -> None:
     labels = sorted(set(labels))
     with transaction.atomic():
         SweepWatermark.objects.filter(source__in=labels, watermark__lt=to).update(
-            watermark=to, resume_changed_at=None, resume_id=None, updated_at=timezone.now())
-        SweepWatermark.objects.bulk_create([SweepWatermark(source=label, watermark=to) for label in labels],
-                                           ignore_conflicts=True)
+            watermark=to, resume_changed_at=None, resume_id=None, updated_at=timezone.now()
+        )
+        SweepWatermark.objects.bulk_create(
+            [SweepWatermark(source=label, watermark=to) for label in labels], ignore_conflicts=True
+        )
 
 
 def _try_lock() -> bool:

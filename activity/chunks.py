@@ -1,4 +1,5 @@
 """Walking a source table by primary-key range: fixed-size chunks, streamed, resumable from a cursor."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -25,7 +26,11 @@ def iter_id_chunks(kind: SourceKind, batch_size: int, after_id: int = 0) -> Iter
     pk = kind.model._meta.pk.attname
     cursor = after_id
     while True:
-        ids = list(kind.model._default_manager.filter(**{f"{pk}__gt": cursor}).order_by(pk).values_list(pk, flat=True)[:batch_size])
+        ids = list(
+            kind.model._default_manager.filter(**{f"{pk}__gt": cursor})
+            .order_by(pk)
+            .values_list(pk, flat=True)[:batch_size]
+        )
         if not ids:
             return
         yield IdChunk(ids[0], ids[-1], ids)

@@ -6,13 +6,14 @@ arrive (they only ever land before or after the cursor, never shift it, unlike O
 range scan on (user, -timestamp, -id) whatever the depth. Signing means a client cannot forge a position or reuse a
 cursor on another list: anything altered, truncated or foreign is rejected with InvalidCursorError (HTTP 400).
 """
+
 from __future__ import annotations
 
 import binascii
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from django.core import signing
@@ -22,7 +23,7 @@ from activity.selectors.errors import InvalidQueryError
 
 MAX_PAGE_SIZE = 50
 MAX_CURSOR_LENGTH = 512
-_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SALT = "activity.cursor.v1"
 
 T = TypeVar("T", bound=Model)
@@ -80,8 +81,12 @@ def decode_cursor(raw: str | None, scope: str) -> Position | None:
         raise InvalidCursorError("Invalid cursor: it was altered or belongs to another list.") from None
     except (ValueError, TypeError, UnicodeError, binascii.Error, zlib.error):
         raise InvalidCursorError("Invalid cursor: malformed.") from None
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or value[1] < 1):
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        or value[1] < 1
+    ):
         raise InvalidCursorError("Invalid cursor: malformed.")
     try:
         timestamp = _EPOCH + timedelta(microseconds=value[0])

@@ -3,6 +3,7 @@
 Pure functions of a source row (already loaded, with its related rows) and, for team entries, the members of each
 registration. Live recording, the catch-up sweep, backfill and reconciliation all derive through this module.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,9 @@ def registration_members(registration, members: Members) -> Sequence[int]:
     return members.get(registration.id, ())
 
 
-def members_active_at(registrations: Sequence, memberships: Sequence[tuple[int, int, datetime, datetime | None]]) -> dict[int, list[int]]:
+def members_active_at(
+    registrations: Sequence, memberships: Sequence[tuple[int, int, datetime, datetime | None]]
+) -> dict[int, list[int]]:
     """Team members active at each team registration's created_at, from (team_id, user_id, joined_at, left_at)."""
     by_team: dict[int, list[tuple[int, datetime, datetime | None]]] = {}
     for team_id, user_id, joined_at, left_at in memberships:
@@ -56,7 +59,9 @@ def members_active_at(registrations: Sequence, memberships: Sequence[tuple[int, 
         if reg.team_id is None:
             continue
         at = reg.created_at
-        result[reg.id] = sorted({u for u, joined, left in by_team.get(reg.team_id, ()) if joined <= at and (left is None or left > at)})
+        result[reg.id] = sorted(
+            {u for u, joined, left in by_team.get(reg.team_id, ()) if joined <= at and (left is None or left > at)}
+        )
     return result
 
 
@@ -71,11 +76,21 @@ def derive_registration(registration, members: Members) -> Derivation:
         if registration.team_id is not None:
             meta["team_id"] = registration.team_id
         for user_id in registration_members(registration, members):
-            events.append(NewEvent(user_id, EventType.TOURNAMENT_REGISTERED, registration.created_at, REGISTRATION,
-                                   registration.id, meta))
+            events.append(
+                NewEvent(
+                    user_id,
+                    EventType.TOURNAMENT_REGISTERED,
+                    registration.created_at,
+                    REGISTRATION,
+                    registration.id,
+                    meta,
+                )
+            )
             if registration.checked_in:
                 joined_at = registration.checked_in_at or registration.updated_at
-                events.append(NewEvent(user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta))
+                events.append(
+                    NewEvent(user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta)
+                )
     # pending, cancelled, no_show: nothing new; what was recorded earlier stays.
     return Derivation(REGISTRATION, registration.id, tuple(events))
 
@@ -115,7 +130,9 @@ def derive_tournament_result(result, checked_in: Sequence, members: Members) -> 
     for registration in checked_in:
         for user_id in registration_members(registration, members):
             events.append(NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta))
-    return Derivation(TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at)
+    return Derivation(
+        TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at
+    )
 
 
 def derive_transaction(transaction) -> Derivation:
@@ -131,21 +148,36 @@ def derive_transaction(transaction) -> Derivation:
         event_type, amount = EventType.COINS_EARNED, transaction.amount
     else:
         event_type, amount = EventType.COINS_SPENT, -transaction.amount
-    event = NewEvent(user_id, event_type, transaction.created_at, TRANSACTION, transaction.id,
-                     {"reason": transaction.reason}, amount=amount)
+    event = NewEvent(
+        user_id,
+        event_type,
+        transaction.created_at,
+        TRANSACTION,
+        transaction.id,
+        {"reason": transaction.reason},
+        amount=amount,
+    )
     return Derivation(TRANSACTION, transaction.id, (event,))
 
 
 def derive_user_achievement(unlock) -> Derivation:
     achievement = unlock.achievement
     meta = {"code": achievement.code, "name": achievement.name, "tier": achievement.tier}
-    event = NewEvent(unlock.user_id, EventType.ACHIEVEMENT_UNLOCKED, unlock.unlocked_at, USER_ACHIEVEMENT, unlock.id, meta)
+    event = NewEvent(
+        unlock.user_id, EventType.ACHIEVEMENT_UNLOCKED, unlock.unlocked_at, USER_ACHIEVEMENT, unlock.id, meta
+    )
     return Derivation(USER_ACHIEVEMENT, unlock.id, (event,))
 
 
 def derive_team(team) -> Derivation:
-    event = NewEvent(team.created_by_id, EventType.TEAM_CREATED, team.created_at, TEAM, team.id,
-                     {"team_id": team.id, "team": team.name})
+    event = NewEvent(
+        team.created_by_id,
+        EventType.TEAM_CREATED,
+        team.created_at,
+        TEAM,
+        team.id,
+        {"team_id": team.id, "team": team.name},
+    )
     return Derivation(TEAM, team.id, (event,))
 
 
@@ -155,11 +187,16 @@ MEMBERSHIP_EVENTS = frozenset({EventType.TEAM_JOINED, EventType.TEAM_LEFT})
 def derive_team_membership(membership) -> Derivation:
     """Authoritative: clearing left_at (a re-join) compensates the earlier team_left, leaving again appends seq 2."""
     meta = {"team_id": membership.team_id, "team": membership.team.name}
-    events = [NewEvent(membership.user_id, EventType.TEAM_JOINED, membership.joined_at, TEAM_MEMBERSHIP, membership.id, meta)]
+    events = [
+        NewEvent(membership.user_id, EventType.TEAM_JOINED, membership.joined_at, TEAM_MEMBERSHIP, membership.id, meta)
+    ]
     if membership.left_at is not None:
-        events.append(NewEvent(membership.user_id, EventType.TEAM_LEFT, membership.left_at, TEAM_MEMBERSHIP, membership.id, meta))
-    return Derivation(TEAM_MEMBERSHIP, membership.id, tuple(events), authority=MEMBERSHIP_EVENTS,
-                      corrected_at=membership.updated_at)
+        events.append(
+            NewEvent(membership.user_id, EventType.TEAM_LEFT, membership.left_at, TEAM_MEMBERSHIP, membership.id, meta)
+        )
+    return Derivation(
+        TEAM_MEMBERSHIP, membership.id, tuple(events), authority=MEMBERSHIP_EVENTS, corrected_at=membership.updated_at
+    )
 
 
 def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[str], at: datetime) -> Derivation:

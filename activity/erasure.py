@@ -36,6 +36,7 @@ re-points the ledger (its events move with the rest), or fails (deadlock with th
 profile is gone) and the source row, now the tombstone's, is recorded again by the task's retry, the catch-up sweep
 or the nightly reconciliation.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,19 +67,30 @@ TOMBSTONE_PREFIX = "anonymous-"
 ERASED_PREFIX = "erased-"
 TOMBSTONE_DISPLAY_NAME = "Deleted player"
 SCRUBBED = "[erased]"
-PERSONAL_METADATA_KEYS: tuple[str, ...] = ("reason", "team", "display_name", "username", "email", "first_name",
-                                           "last_name")
+PERSONAL_METADATA_KEYS: tuple[str, ...] = (
+    "reason",
+    "team",
+    "display_name",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+)
 MIN_IDENTIFIER_LENGTH = 3
 # Keys whose values name people in other users' events (the derivation's team metadata, and names of other players).
 OTHER_USERS_NAME_KEYS: tuple[str, ...] = ("team", "opponent", "username", "display_name")
 
 # A value (string content, or the JSON text of anything else) that contains one of the identifiers.
 _VALUE_TEXT = "(CASE WHEN jsonb_typeof(e.value) = 'string' THEN e.value #>> '{}' ELSE e.value::text END)"
-_NEEDS_SCRUB = (f"((metadata ?| %s::text[]) OR EXISTS (SELECT 1 FROM jsonb_each(metadata) AS e "
-                f"WHERE {_VALUE_TEXT} ILIKE ANY(%s::text[])))")
-_SCRUBBED_METADATA = (f"COALESCE((SELECT jsonb_object_agg(e.key, CASE WHEN {_VALUE_TEXT} ILIKE ANY(%s::text[]) "
-                      f"THEN to_jsonb(%s::text) ELSE e.value END) FROM jsonb_each(metadata - %s::text[]) AS e), "
-                      f"'{{}}'::jsonb)")
+_NEEDS_SCRUB = (
+    f"((metadata ?| %s::text[]) OR EXISTS (SELECT 1 FROM jsonb_each(metadata) AS e "
+    f"WHERE {_VALUE_TEXT} ILIKE ANY(%s::text[])))"
+)
+_SCRUBBED_METADATA = (
+    f"COALESCE((SELECT jsonb_object_agg(e.key, CASE WHEN {_VALUE_TEXT} ILIKE ANY(%s::text[]) "
+    f"THEN to_jsonb(%s::text) ELSE e.value END) FROM jsonb_each(metadata - %s::text[]) AS e), "
+    f"'{{}}'::jsonb)"
+)
 
 
 class ErasureError(Exception):
@@ -125,24 +137,45 @@ def erase_user(user_id: int, *, requested_by=None, reason: str = "") -> ErasureR
         for listener in _listeners:
             listener(result)
 
-        source_rows["profiles.follow"] = Follow.objects.filter(Q(follower_id=user_id) | Q(followee_id=user_id)).delete()[0]
+        source_rows["profiles.follow"] = Follow.objects.filter(
+            Q(follower_id=user_id) | Q(followee_id=user_id)
+        ).delete()[0]
         if profile is not None:
             profile.delete()
         source_rows["profiles.userprofile"] = int(profile is not None)
         _scrub_account(user)
-        ErasureLog.objects.create(erased_user_id=user_id, requested_by=requested_by if _is_saved_user(requested_by) else None,
-                                  events_rewritten=events, metadata_scrubbed=scrubbed, source_rows=source_rows,
-                                  reason=reason[:200])
-    logger.info("GDPR erasure of user %s: %d event(s) re-pointed to a tombstone, %d scrubbed, %d of other users "
-                "scrubbed; source rows %s", user_id, events, scrubbed, others_scrubbed, source_rows)
+        ErasureLog.objects.create(
+            erased_user_id=user_id,
+            requested_by=requested_by if _is_saved_user(requested_by) else None,
+            events_rewritten=events,
+            metadata_scrubbed=scrubbed,
+            source_rows=source_rows,
+            reason=reason[:200],
+        )
+    logger.info(
+        "GDPR erasure of user %s: %d event(s) re-pointed to a tombstone, %d scrubbed, %d of other users "
+        "scrubbed; source rows %s",
+        user_id,
+        events,
+        scrubbed,
+        others_scrubbed,
+        source_rows,
+    )
     return result
 
 
 def personal_identifiers(user, profile: UserProfile | None) -> list[str]:
     """Strings that identify the player (3+ characters, lower-cased, without duplicates)."""
-    candidates = [user.get_username(), user.first_name, user.last_name, user.get_full_name(), user.email,
-                  user.email.split("@", 1)[0] if user.email else "", profile.display_name if profile else "",
-                  (profile.public_id or "") if profile else ""]
+    candidates = [
+        user.get_username(),
+        user.first_name,
+        user.last_name,
+        user.get_full_name(),
+        user.email,
+        user.email.split("@", 1)[0] if user.email else "",
+        profile.display_name if profile else "",
+        (profile.public_id or "") if profile else "",
+    ]
     seen: dict[str, None] = {}
     for value in candidates:
         value = (value or "").strip().lower()
@@ -162,8 +195,9 @@ def _create_tombstone():
     tombstone.set_unusable_password()
     tombstone.save()
     provision_users([tombstone.pk])  # profile and wallet, if the platform's receivers did not already create them
-    UserProfile.objects.filter(pk=tombstone.pk).update(display_name=TOMBSTONE_DISPLAY_NAME, show_match_history=False,
-                                                       show_tournament_stats=False)
+    UserProfile.objects.filter(pk=tombstone.pk).update(
+        display_name=TOMBSTONE_DISPLAY_NAME, show_match_history=False, show_tournament_stats=False
+    )
     # Its own profile_created, recorded now rather than by the task its creation enqueues: the tombstone's stats
     # (recomputed below) and the sources -> ledger reconciliation are complete the moment the erasure commits.
     record_events_for(PROFILE, [tombstone.pk], origin="erasure")
@@ -193,8 +227,11 @@ def _rewrite_ledger(user_id: int, tombstone_id: int, identifiers: list[str]) -> 
     """Re-point every ledger row of the player and scrub its metadata, in one UPDATE; returns (rows, scrubbed)."""
     keys, patterns = list(PERSONAL_METADATA_KEYS), _like_patterns(identifiers)
     rows = UserActivity.objects.filter(user_id=user_id)
-    scrubbed = rows.alias(needs_scrub=RawSQL(_NEEDS_SCRUB, (keys, patterns), output_field=BooleanField())).filter(
-        needs_scrub=True).count()
+    scrubbed = (
+        rows.alias(needs_scrub=RawSQL(_NEEDS_SCRUB, (keys, patterns), output_field=BooleanField()))
+        .filter(needs_scrub=True)
+        .count()
+    )
     rewritten = rows._sanctioned_rewrite(
         user_id=tombstone_id,
         metadata=RawSQL(_SCRUBBED_METADATA, (patterns, SCRUBBED, keys), output_field=JSONField()),
@@ -207,16 +244,24 @@ def _scrub_other_users_events(user_id: int, tombstone_id: int, identifiers: list
     if not identifiers:
         return 0
     keys, patterns = list(OTHER_USERS_NAME_KEYS), _like_patterns(identifiers)
-    named = ("EXISTS (SELECT 1 FROM jsonb_each(metadata) AS e WHERE e.key = ANY(%s::text[]) "
-             f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]))")
-    scrubbed = ("(SELECT jsonb_object_agg(e.key, CASE WHEN e.key = ANY(%s::text[]) "
-                f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]) THEN to_jsonb(%s::text) ELSE e.value END) "
-                "FROM jsonb_each(metadata) AS e)")
+    named = (
+        "EXISTS (SELECT 1 FROM jsonb_each(metadata) AS e WHERE e.key = ANY(%s::text[]) "
+        f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]))"
+    )
+    scrubbed = (
+        "(SELECT jsonb_object_agg(e.key, CASE WHEN e.key = ANY(%s::text[]) "
+        f"AND {_VALUE_TEXT} ILIKE ANY(%s::text[]) THEN to_jsonb(%s::text) ELSE e.value END) "
+        "FROM jsonb_each(metadata) AS e)"
+    )
     # `metadata ?| keys` lets the scan skip rows without such keys before the per-value test.
-    rows = (UserActivity.objects.exclude(user_id__in=[user_id, tombstone_id])
-            .alias(has_keys=RawSQL("metadata ?| %s::text[]", (keys,), output_field=BooleanField()),
-                   named=RawSQL(named, (keys, patterns), output_field=BooleanField()))
-            .filter(has_keys=True, named=True))
+    rows = (
+        UserActivity.objects.exclude(user_id__in=[user_id, tombstone_id])
+        .alias(
+            has_keys=RawSQL("metadata ?| %s::text[]", (keys,), output_field=BooleanField()),
+            named=RawSQL(named, (keys, patterns), output_field=BooleanField()),
+        )
+        .filter(has_keys=True, named=True)
+    )
     return rows._sanctioned_rewrite(metadata=RawSQL(scrubbed, (keys, patterns, SCRUBBED), output_field=JSONField()))
 
 
@@ -232,7 +277,8 @@ def _scrub_account(user) -> None:
     user.user_permissions.clear()
     # The admin's history names the account in object_repr (its old username).
     LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(User), object_id=str(user.pk)).update(
-        object_repr=SCRUBBED, change_message="")
+        object_repr=SCRUBBED, change_message=""
+    )
 
 
 def _is_saved_user(candidate) -> bool:

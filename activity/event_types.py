@@ -1,4 +1,5 @@
 """The ledger's vocabulary: event types, their default visibility, and the compensating type of each correctable one."""
+
 from django.db import models
 
 
@@ -66,8 +67,9 @@ REVERSAL_OF: dict[str, str] = {
 REVERSED_BASE: dict[str, str] = {rev: base for base, rev in REVERSAL_OF.items()}
 
 # Events that carry an amount: a coin compensation carries the amount it cancels (the counters net the sums).
-COIN_EVENTS = frozenset({EventType.COINS_EARNED, EventType.COINS_SPENT,
-                         EventType.COINS_EARNED_REVERSED, EventType.COINS_SPENT_REVERSED})
+COIN_EVENTS = frozenset(
+    {EventType.COINS_EARNED, EventType.COINS_SPENT, EventType.COINS_EARNED_REVERSED, EventType.COINS_SPENT_REVERSED}
+)
 MATCH_OUTCOME_EVENTS = frozenset({EventType.MATCH_PLAYED, EventType.MATCH_WON, EventType.MATCH_LOST})
 PLACEMENT_EVENTS = frozenset({EventType.TOURNAMENT_WON, EventType.TOURNAMENT_RUNNER_UP, EventType.TOURNAMENT_TOP4})
 

@@ -1,4 +1,5 @@
 """A not-yet-recorded event and the validation every event passes before anything is written."""
+
 from __future__ import annotations
 
 import json

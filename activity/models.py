@@ -25,7 +25,9 @@ class UserActivityQuerySet(models.QuerySet):
 
 
 class UserActivity(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities", db_index=False
+    )
     event_type = models.CharField(max_length=40, choices=EventType.choices)
     timestamp = models.DateTimeField(help_text="When it happened at the source.")
     recorded_at = models.DateTimeField(default=timezone.now, help_text="When the ledger learned it.")
@@ -45,8 +47,9 @@ class UserActivity(models.Model):
         verbose_name_plural = "user activities"
         constraints = [
             # The idempotency key. Its leading columns also serve lookups by (source_model, source_id).
-            models.UniqueConstraint(fields=["source_model", "source_id", "user", "event_type", "seq"],
-                                    name="activity_idempotency_key"),
+            models.UniqueConstraint(
+                fields=["source_model", "source_id", "user", "event_type", "seq"], name="activity_idempotency_key"
+            ),
             models.CheckConstraint(
                 # amount__isnull=False is not redundant: `NULL > 0` is NULL, and a CHECK passes on NULL.
                 condition=(Q(event_type__in=sorted(COIN_EVENTS)) & Q(amount__isnull=False) & Q(amount__gt=0))
@@ -95,15 +98,23 @@ class BackfillRun(models.Model):
 
     sources = models.JSONField(default=list, help_text="Source labels, in processing order.")
     dry_run = models.BooleanField(default=False)
-    batch_size = models.PositiveIntegerField(help_text="Most source rows per chunk (fewer when rows imply many events).")
-    lanes = models.PositiveSmallIntegerField(default=1, help_text="Chains of chunks running in parallel, each over its own key range.")
+    batch_size = models.PositiveIntegerField(
+        help_text="Most source rows per chunk (fewer when rows imply many events)."
+    )
+    lanes = models.PositiveSmallIntegerField(
+        default=1, help_text="Chains of chunks running in parallel, each over its own key range."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.JSONField(default=dict, blank=True)
-    current_source = models.CharField(max_length=40, blank=True, help_text="The source the last committed chunk walked.")
+    current_source = models.CharField(
+        max_length=40, blank=True, help_text="The source the last committed chunk walked."
+    )
     chunks_done = models.PositiveIntegerField(default=0, help_text="Chunks committed, all lanes together.")
     rows_total = models.BigIntegerField(default=0)
     rows_done = models.BigIntegerField(default=0)
-    events_created = models.BigIntegerField(default=0, help_text="Events inserted (for a dry run: events that would be).")
+    events_created = models.BigIntegerField(
+        default=0, help_text="Events inserted (for a dry run: events that would be)."
+    )
     rate = models.FloatField(default=0.0, help_text="Events per second since the start.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -111,7 +122,9 @@ class BackfillRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last committed chunk (or resume).")
     resumes = models.PositiveIntegerField(default=0, help_text="Times a stalled run was re-enqueued from its cursor.")
     last_error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     cancel_requested = models.BooleanField(default=False)
 
     class Meta:
@@ -156,9 +169,13 @@ class BackfillLane(models.Model):
     cursor = models.BigIntegerField(default=0, help_text="Last committed primary key of `source` in this lane.")
     chunks_done = models.PositiveIntegerField(default=0, help_text="Chunks committed; the next chunk task's number.")
     rows_done = models.BigIntegerField(default=0, help_text="Source rows scanned, all sources together.")
-    events_created = models.BigIntegerField(default=0, help_text="Events inserted (for a dry run: events that would be).")
+    events_created = models.BigIntegerField(
+        default=0, help_text="Events inserted (for a dry run: events that would be)."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now, help_text="Last committed chunk or resume (the stale check).")
+    updated_at = models.DateTimeField(
+        default=timezone.now, help_text="Last committed chunk or resume (the stale check)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
@@ -197,7 +214,8 @@ class PoisonRowQuerySet(models.QuerySet):
     def resolve(self, source: str, ids, *, at=None) -> int:
         """Mark the unresolved poison rows of these source rows resolved (they were just recorded, or are gone)."""
         return self.filter(source=source, source_id__in=list(ids), resolved_at__isnull=True).update(
-            resolved_at=at or timezone.now())
+            resolved_at=at or timezone.now()
+        )
 
 
 class PoisonRow(models.Model):
@@ -208,7 +226,9 @@ class PoisonRow(models.Model):
     source_id = models.BigIntegerField()
     error_class = models.CharField(max_length=100)
     error = models.TextField(help_text="The last error (truncated).")
-    origin = models.CharField(max_length=20, help_text="The job that last failed on it: sweep, reconcile, backfill, retry.")
+    origin = models.CharField(
+        max_length=20, help_text="The job that last failed on it: sweep, reconcile, backfill, retry."
+    )
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=1)
@@ -223,7 +243,9 @@ class PoisonRow(models.Model):
         indexes = [
             # The retry job's scan and every recording's resolve probe touch unresolved rows only: keep that index tiny.
             models.Index(fields=["next_attempt_at"], condition=Q(resolved_at__isnull=True), name="poison_row_due_idx"),
-            models.Index(fields=["source", "source_id"], condition=Q(resolved_at__isnull=True), name="poison_row_open_idx"),
+            models.Index(
+                fields=["source", "source_id"], condition=Q(resolved_at__isnull=True), name="poison_row_open_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -239,8 +261,14 @@ class ErasureLog(models.Model):
     """
 
     erased_user_id = models.BigIntegerField(unique=True, help_text="The erased account (erased once).")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+", help_text="Staff member or the player themself; empty if a job.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Staff member or the player themself; empty if a job.",
+    )
     performed_at = models.DateTimeField(default=timezone.now, db_index=True)
     events_rewritten = models.PositiveIntegerField(default=0, help_text="Ledger rows re-pointed to the tombstone.")
     metadata_scrubbed = models.PositiveIntegerField(default=0, help_text="Of those, rows whose metadata was scrubbed.")

@@ -1,5 +1,6 @@
 """Ledger rows whose source row no longer exists: deletions that sent no signal (QuerySet.delete of some paths, raw
 SQL), found set-based so the nightly reconciliation can compensate them through record_events_for."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -25,9 +26,11 @@ def orphaned_source_ids(source_label: str, lo: int, hi: int, *, chunk: int = CHU
     kind = source_kind(source_label)
     table = kind.model._meta.db_table
     pk = kind.model._meta.pk.column
-    sql = (f"SELECT DISTINCT a.source_id FROM {_LEDGER} a WHERE a.source_model = %s AND a.source_id > %s "
-           f"AND a.source_id <= %s AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.{pk} = a.source_id) "
-           f"ORDER BY a.source_id LIMIT %s")
+    sql = (
+        f"SELECT DISTINCT a.source_id FROM {_LEDGER} a WHERE a.source_model = %s AND a.source_id > %s "
+        f"AND a.source_id <= %s AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.{pk} = a.source_id) "
+        f"ORDER BY a.source_id LIMIT %s"
+    )
     cursor_at = lo
     while True:
         with connection.cursor() as cursor:

@@ -16,6 +16,7 @@ tombstone account, which has a profile.
 A poison row is resolved (resolved_at set) by any later successful recording of its source row (record_events_for
 resolves the ids it recorded), or by the retry job when the source row no longer exists.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,9 +88,13 @@ def isolate_and_record(label: str, ids: Sequence[int], *, origin: str, dry_run: 
             mark_poison(label, outcome.poisoned, origin=origin)
     if outcome.poisoned:
         metrics.POISON_ROWS.labels(source=label, origin=origin).inc(len(outcome.poisoned))
-        logger.error("%s: %d %s row(s) could not be recorded and were set aside as poison rows: %s", origin,
-                     len(outcome.poisoned), label,
-                     "; ".join(f"{pk}: {err}" for pk, (_cls, err) in list(outcome.poisoned.items())[:5]))
+        logger.error(
+            "%s: %d %s row(s) could not be recorded and were set aside as poison rows: %s",
+            origin,
+            len(outcome.poisoned),
+            label,
+            "; ".join(f"{pk}: {err}" for pk, (_cls, err) in list(outcome.poisoned.items())[:5]),
+        )
     return outcome
 
 
@@ -126,7 +131,9 @@ def describe_failure(label: str, pk: int, exc: BaseException) -> tuple[str, str]
         missing = _users_without_profile(label, pk)
         if missing:
             users = ", ".join(str(u) for u in missing)
-            return MISSING_PROFILE, f"user {users} has no profile" if len(missing) == 1 else f"users {users} have no profile"
+            return MISSING_PROFILE, f"user {users} has no profile" if len(
+                missing
+            ) == 1 else f"users {users} have no profile"
     return type(exc).__name__[:100], f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
 
 
@@ -152,10 +159,19 @@ def mark_poison(label: str, failures: dict[int, tuple[str, str]], *, origin: str
     errors = [failures[i][1][:ERROR_MAX_CHARS] for i in ids]
     query = sql.SQL(_UPSERT).format(table=sql.Identifier(_TABLE)).as_string(connection.connection)
     with connection.cursor() as cursor:
-        cursor.execute(query, {
-            "source": label, "origin": origin, "now": now, "ids": ids, "classes": classes, "errors": errors,
-            "base": BACKOFF_BASE.total_seconds(), "cap": BACKOFF_CAP.total_seconds(),
-        })
+        cursor.execute(
+            query,
+            {
+                "source": label,
+                "origin": origin,
+                "now": now,
+                "ids": ids,
+                "classes": classes,
+                "errors": errors,
+                "base": BACKOFF_BASE.total_seconds(),
+                "cap": BACKOFF_CAP.total_seconds(),
+            },
+        )
 
 
 _UPSERT = """
@@ -176,6 +192,7 @@ ON CONFLICT (source, source_id) DO UPDATE SET
 
 # --- the retry job ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RetryReport:
     retried: int = 0
@@ -192,8 +209,12 @@ def retry_due_poison_rows(now: datetime | None = None, limit: int = RETRY_BATCH)
     records - or whose source row was deleted meanwhile - is resolved (by record_events_for), the others back off
     further. Sets the unresolved gauge."""
     now = now or timezone.now()
-    due = list(PoisonRow.objects.unresolved().filter(next_attempt_at__lte=now)
-               .order_by("next_attempt_at", "id").values_list("source", "source_id")[:limit])
+    due = list(
+        PoisonRow.objects.unresolved()
+        .filter(next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "id")
+        .values_list("source", "source_id")[:limit]
+    )
     return _retry(due)
 
 
@@ -215,6 +236,11 @@ def _retry(keys: Sequence[tuple[str, int]]) -> RetryReport:
     report.unresolved = PoisonRow.objects.unresolved().count()
     metrics.POISON_UNRESOLVED.set(report.unresolved)
     if report.retried:
-        logger.info("poison retry: %d retried, %d resolved, %d still failing, %d unresolved in all", report.retried,
-                    report.resolved, report.still_poison, report.unresolved)
+        logger.info(
+            "poison retry: %d retried, %d resolved, %d still failing, %d unresolved in all",
+            report.retried,
+            report.resolved,
+            report.still_poison,
+            report.unresolved,
+        )
     return report

@@ -26,6 +26,7 @@ on the profile card, the stats API and the DeltaCoins-earned leaderboard, like t
 money is self and staff only: `total_spent` (and `net_earnings`, which would reveal it), the amount and reason of any
 single transaction, and the economy summary. Spending says how someone lives; earnings are a result of competing.
 """
+
 from __future__ import annotations
 
 import enum

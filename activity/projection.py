@@ -2,6 +2,7 @@
 
 The stats app registers its incremental apply here at start-up, so the ledger never imports the projection.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -1,4 +1,5 @@
 """record_events_for: load source rows by id, derive their events, append them. Used by every entry point."""
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 LIVE_ORIGINS = frozenset({"live", "sweep"})
 
 
-def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live") -> AppendResult:
+def record_events_for(
+    source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live"
+) -> AppendResult:
     """Record the events implied by the current state of the given rows of one source table.
 
     A row that no longer exists is compensated: its derivation is empty and authoritative over every type its source
@@ -49,11 +52,18 @@ def record_events_for(source_label: str, ids: Sequence[int], *, dry_run: bool = 
             PoisonRow.objects.resolve(kind.label, ids)
     if missing:
         verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
-        logger.info("record_events_for %s: %d row(s) no longer exist, %s: %s", source_label, len(missing), verb, missing[:20])
+        logger.info(
+            "record_events_for %s: %d row(s) no longer exist, %s: %s", source_label, len(missing), verb, missing[:20]
+        )
     if result.inserted:
         _observe(result, origin)
-        logger.info("%s: recorded %d event(s) for %s ids %s", origin, len(result.inserted), source_label,
-                    ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)")
+        logger.info(
+            "%s: recorded %d event(s) for %s ids %s",
+            origin,
+            len(result.inserted),
+            source_label,
+            ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)",
+        )
     return result
 
 

@@ -2,6 +2,7 @@
 
 Every loader runs a fixed number of queries per chunk, whatever the chunk's size (no per-row queries).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,7 +12,8 @@ from django.db import models
 
 from activity import derivation as rules
 from activity.derivation import Derivation
-from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS, EventType as E
+from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS
+from activity.event_types import EventType as E
 from esports.achievements.models import UserAchievement
 from esports.economy.models import DeltaCrownTransaction
 from esports.profiles.models import UserProfile
@@ -38,7 +40,9 @@ def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
     team_ids = {r.team_id for r in registrations if r.team_id is not None}
     if not team_ids:
         return {}
-    memberships = TeamMembership.objects.filter(team_id__in=team_ids).values_list("team_id", "user_id", "joined_at", "left_at")
+    memberships = TeamMembership.objects.filter(team_id__in=team_ids).values_list(
+        "team_id", "user_id", "joined_at", "left_at"
+    )
     return rules.members_active_at(registrations, list(memberships))
 
 
@@ -49,8 +53,9 @@ def _load_registrations(ids: Sequence[int]) -> list[Derivation]:
 
 
 def _load_matches(ids: Sequence[int]) -> list[Derivation]:
-    matches = list(Match.objects.filter(id__in=ids)
-                   .select_related("tournament", "participant1", "participant2").order_by("id"))
+    matches = list(
+        Match.objects.filter(id__in=ids).select_related("tournament", "participant1", "participant2").order_by("id")
+    )
     members = _members_for([m.participant1 for m in matches] + [m.participant2 for m in matches])
     for m in matches:
         # winner/loser are always one of the two participants (database constraint): reuse the loaded rows.
@@ -61,10 +66,15 @@ def _load_matches(ids: Sequence[int]) -> list[Derivation]:
 
 
 def _load_results(ids: Sequence[int]) -> list[Derivation]:
-    results = list(TournamentResult.objects.filter(id__in=ids)
-                   .select_related("tournament", "winner", "runner_up", "third_place", "fourth_place").order_by("id"))
+    results = list(
+        TournamentResult.objects.filter(id__in=ids)
+        .select_related("tournament", "winner", "runner_up", "third_place", "fourth_place")
+        .order_by("id")
+    )
     checked_in: dict[int, list[Registration]] = {}
-    for reg in Registration.objects.filter(tournament_id__in=[r.tournament_id for r in results], checked_in=True).order_by("id"):
+    for reg in Registration.objects.filter(
+        tournament_id__in=[r.tournament_id for r in results], checked_in=True
+    ).order_by("id"):
         checked_in.setdefault(reg.tournament_id, []).append(reg)
     placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
     members = _members_for(placed + [reg for regs in checked_in.values() for reg in regs])
@@ -98,19 +108,51 @@ SOURCES: dict[str, SourceKind] = {
     kind.label: kind
     for kind in (
         SourceKind(rules.PROFILE, UserProfile, _load_profiles, "created_at"),
-        SourceKind(rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})),
-        SourceKind(rules.TEAM_MEMBERSHIP, TeamMembership, _load_memberships, "updated_at", lock_space=3,
-                   recorded_types=rules.MEMBERSHIP_EVENTS),
-        SourceKind(rules.REGISTRATION, Registration, _load_registrations, "updated_at", lock_space=5,
-                   recorded_types=frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED})),
+        SourceKind(
+            rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})
+        ),
+        SourceKind(
+            rules.TEAM_MEMBERSHIP,
+            TeamMembership,
+            _load_memberships,
+            "updated_at",
+            lock_space=3,
+            recorded_types=rules.MEMBERSHIP_EVENTS,
+        ),
+        SourceKind(
+            rules.REGISTRATION,
+            Registration,
+            _load_registrations,
+            "updated_at",
+            lock_space=5,
+            recorded_types=frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED}),
+        ),
         SourceKind(rules.MATCH, Match, _load_matches, "updated_at", lock_space=1, recorded_types=MATCH_OUTCOME_EVENTS),
-        SourceKind(rules.TOURNAMENT_RESULT, TournamentResult, _load_results, "updated_at", lock_space=2,
-                   recorded_types=PLACEMENT_EVENTS | {E.TOURNAMENT_COMPLETED}),
+        SourceKind(
+            rules.TOURNAMENT_RESULT,
+            TournamentResult,
+            _load_results,
+            "updated_at",
+            lock_space=2,
+            recorded_types=PLACEMENT_EVENTS | {E.TOURNAMENT_COMPLETED},
+        ),
         # Transactions are immutable (database trigger): created_at is their change time.
-        SourceKind(rules.TRANSACTION, DeltaCrownTransaction, _load_transactions, "created_at", lock_space=6,
-                   recorded_types=frozenset({E.COINS_EARNED, E.COINS_SPENT})),
-        SourceKind(rules.USER_ACHIEVEMENT, UserAchievement, _load_unlocks, "updated_at", lock_space=7,
-                   recorded_types=frozenset({E.ACHIEVEMENT_UNLOCKED})),
+        SourceKind(
+            rules.TRANSACTION,
+            DeltaCrownTransaction,
+            _load_transactions,
+            "created_at",
+            lock_space=6,
+            recorded_types=frozenset({E.COINS_EARNED, E.COINS_SPENT}),
+        ),
+        SourceKind(
+            rules.USER_ACHIEVEMENT,
+            UserAchievement,
+            _load_unlocks,
+            "updated_at",
+            lock_space=7,
+            recorded_types=frozenset({E.ACHIEVEMENT_UNLOCKED}),
+        ),
     )
 }
 

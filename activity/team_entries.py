@@ -1,6 +1,7 @@
 """Which recorded source rows a team membership touches: a membership (added late, backdated, re-joined, ended)
 changes who the team's entries stand for, so the team's registrations created within the membership's interval,
 their matches and their tournaments' results must be derived again. Three set-based queries, no writes."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -21,7 +22,13 @@ def rows_affected_by_membership(*, team_id: int, joined_at: datetime, left_at: d
         return {}
     reg_ids = sorted(r for r, _ in entries)
     tournaments = sorted({t for _, t in entries})
-    match_ids = Match.objects.filter(Q(participant1_id__in=reg_ids) | Q(participant2_id__in=reg_ids)).values_list("id", flat=True)
+    match_ids = Match.objects.filter(Q(participant1_id__in=reg_ids) | Q(participant2_id__in=reg_ids)).values_list(
+        "id", flat=True
+    )
     result_ids = TournamentResult.objects.filter(tournament_id__in=tournaments).values_list("id", flat=True)
-    affected = {rules.REGISTRATION: reg_ids, rules.MATCH: sorted(match_ids), rules.TOURNAMENT_RESULT: sorted(result_ids)}
+    affected = {
+        rules.REGISTRATION: reg_ids,
+        rules.MATCH: sorted(match_ids),
+        rules.TOURNAMENT_RESULT: sorted(result_ids),
+    }
     return {label: ids for label, ids in affected.items() if ids}

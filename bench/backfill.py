@@ -16,6 +16,7 @@ second backfill (0 events: the cost of checking), and the seeds' approach (per s
 event `exists()` and `create()` and an F() update of the stats row) timed on a sample of every source and
 extrapolated to the whole data set, as a ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,14 +35,19 @@ DATABASES = {"atp": "activity_backfill_bench_atp", "synthetic": "activity_backfi
 
 # --- the parent: one subprocess per data set, then the table ------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--atp-dir", default=os.environ.get("ATP_DIR", str(ROOT.parent / "shared" / "data" / "atp")))
     parser.add_argument("--users", type=int, default=125_000, help="synthetic platform users")
     parser.add_argument("--tournaments", type=int, default=4_000, help="synthetic platform tournaments")
     parser.add_argument("--batch-size", type=int, default=2000)
-    parser.add_argument("--lanes", default="1,2", help="lane counts to measure, comma-separated (one worker process each)")
-    parser.add_argument("--naive-sample", type=float, default=0.01, help="share of each source's rows the seeds' way runs on")
+    parser.add_argument(
+        "--lanes", default="1,2", help="lane counts to measure, comma-separated (one worker process each)"
+    )
+    parser.add_argument(
+        "--naive-sample", type=float, default=0.01, help="share of each source's rows the seeds' way runs on"
+    )
     parser.add_argument("--only", choices=sorted(DATABASES))
     parser.add_argument("--scenario", choices=sorted(DATABASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -50,43 +56,62 @@ def main() -> None:
         return
 
     results = {}
-    for name in ([args.only] if args.only else ["atp", "synthetic"]):
+    for name in [args.only] if args.only else ["atp", "synthetic"]:
         print(f"== {name} ==", flush=True)
         env = {**os.environ, "BENCH_DATABASE_NAME": DATABASES[name]}
-        child = subprocess.run([sys.executable, __file__, "--scenario", name, *sys.argv[1:]], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--scenario", name, *sys.argv[1:]],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         lines = child.stdout.splitlines()
         for line in lines:
             if not line.startswith("RESULT "):
                 print(line, flush=True)
         if child.returncode != 0:
             sys.exit(f"{name} scenario failed ({child.returncode})")
-        results[name] = json.loads(next(line for line in lines if line.startswith("RESULT "))[len("RESULT "):])
+        results[name] = json.loads(next(line for line in lines if line.startswith("RESULT "))[len("RESULT ") :])
     report(results)
 
 
 def report(results: dict) -> None:
-    print("\n=== backfill benchmark (2-core machine, PostgreSQL + Redis, one `--pool solo` worker process per lane) ===")
+    print(
+        "\n=== backfill benchmark (2-core machine, PostgreSQL + Redis, one `--pool solo` worker process per lane) ==="
+    )
     for name, r in results.items():
         print(f"\n{name}: {r['source_rows']:,} source rows -> {r['events']:,} events (batch size {r['batch_size']})")
         for run in r["runs"]:
-            print(f"  backfill, {run['lanes']} lane(s)  {run['seconds']:7.1f} s  {run['events_per_s']:>8,.0f} events/s  "
-                  f"{run['rows_per_s']:>8,.0f} source rows/s  ({run['chunks']} chunks)")
-            print(f"      worker RSS peak {run['rss_peak_mb']:.0f} MB; at 10/50/90 % of the run "
-                  + " / ".join(f"{v:.0f}" for v in run["rss_at_mb"]) + f" MB; idle before the run {run['rss_idle_mb']:.0f} MB")
-            print(f"      second run {run['rerun_seconds']:.1f} s: {run['rerun_events']} events created "
-                  f"({run['rerun_rows_per_s']:,.0f} source rows/s checked)")
+            print(
+                f"  backfill, {run['lanes']} lane(s)  {run['seconds']:7.1f} s  {run['events_per_s']:>8,.0f} events/s  "
+                f"{run['rows_per_s']:>8,.0f} source rows/s  ({run['chunks']} chunks)"
+            )
+            print(
+                f"      worker RSS peak {run['rss_peak_mb']:.0f} MB; at 10/50/90 % of the run "
+                + " / ".join(f"{v:.0f}" for v in run["rss_at_mb"])
+                + f" MB; idle before the run {run['rss_idle_mb']:.0f} MB"
+            )
+            print(
+                f"      second run {run['rerun_seconds']:.1f} s: {run['rerun_events']} events created "
+                f"({run['rerun_rows_per_s']:,.0f} source rows/s checked)"
+            )
         best = max(r["runs"], key=lambda run: run["events_per_s"])
-        print(f"  seeds' way  {r['naive_events_per_s']:,.0f} events/s on a {r['naive_sample_events']:,}-event sample "
-              f"({r['naive_sample_share']:.1%} of every source) -> {r['naive_extrapolated_s']:,.0f} s extrapolated")
+        print(
+            f"  seeds' way  {r['naive_events_per_s']:,.0f} events/s on a {r['naive_sample_events']:,}-event sample "
+            f"({r['naive_sample_share']:.1%} of every source) -> {r['naive_extrapolated_s']:,.0f} s extrapolated"
+        )
         for run in r["runs"]:
-            print(f"  ratio, {run['lanes']} lane(s): the backfill takes {r['naive_extrapolated_s'] / run['seconds']:,.0f}x "
-                  f"less time than the seeds' way")
+            print(
+                f"  ratio, {run['lanes']} lane(s): the backfill takes {r['naive_extrapolated_s'] / run['seconds']:,.0f}x "
+                f"less time than the seeds' way"
+            )
         print(f"  best: {best['events_per_s']:,.0f} events/s with {best['lanes']} lane(s)")
     print("\ngoal: >= 20,000 events/s; worker memory flat as the data grows")
 
 
 # --- one data set, in its own process (Django set up on its database) ---------------------------------------------
+
 
 def scenario(args) -> dict:
     sys.path.insert(0, str(ROOT))
@@ -126,8 +151,12 @@ def reset_ledger() -> None:
     from stats.models import UserProfileStats
 
     with connection.cursor() as cursor:
-        tables = [UserActivity._meta.db_table, UserProfileStats._meta.db_table, BackfillLane._meta.db_table,
-                  BackfillRun._meta.db_table]
+        tables = [
+            UserActivity._meta.db_table,
+            UserProfileStats._meta.db_table,
+            BackfillLane._meta.db_table,
+            BackfillRun._meta.db_table,
+        ]
         cursor.execute(f"TRUNCATE {', '.join(tables)}")
         cursor.execute(f"VACUUM ANALYZE {tables[0]}")
 
@@ -159,8 +188,11 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
         if run.status != BackfillRun.Status.SUCCEEDED:
             raise SystemExit(f"backfill {run.status}: {run.last_error}")
         seconds = (run.finished_at - run.started_at).total_seconds()
-        print(f"backfill, {lanes} lane(s): {run.events_created:,} events in {seconds:.1f} s "
-              f"({run.events_created / seconds:,.0f} events/s)", flush=True)
+        print(
+            f"backfill, {lanes} lane(s): {run.events_created:,} events in {seconds:.1f} s "
+            f"({run.events_created / seconds:,.0f} events/s)",
+            flush=True,
+        )
         peak = max(hwm(pid) for pid in pids)
 
         rerun = backfill.start_backfill(None, batch_size=batch_size, lanes=lanes)
@@ -176,19 +208,49 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
             worker.wait(60)
     connection.close()
     return {
-        "lanes": lanes, "events": run.events_created, "seconds": seconds, "events_per_s": run.events_created / seconds,
-        "rows_per_s": run.rows_done / seconds, "chunks": run.chunks_done, "rss_peak_mb": peak, "rss_idle_mb": idle,
-        "rss_at_mb": [at(samples, q) for q in (0.1, 0.5, 0.9)], "rerun_seconds": rerun_seconds,
-        "rerun_events": rerun.events_created, "rerun_rows_per_s": rerun.rows_done / rerun_seconds,
+        "lanes": lanes,
+        "events": run.events_created,
+        "seconds": seconds,
+        "events_per_s": run.events_created / seconds,
+        "rows_per_s": run.rows_done / seconds,
+        "chunks": run.chunks_done,
+        "rss_peak_mb": peak,
+        "rss_idle_mb": idle,
+        "rss_at_mb": [at(samples, q) for q in (0.1, 0.5, 0.9)],
+        "rerun_seconds": rerun_seconds,
+        "rerun_events": rerun.events_created,
+        "rerun_rows_per_s": rerun.rows_done / rerun_seconds,
     }
 
 
 def start_worker(n: int) -> subprocess.Popen:
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "maintenance", "-c", "1",
-                             "--pool", "solo", "-l", "WARNING", "-n", f"backfill-bench-{os.getpid()}-{n}@%h",
-                             "--without-gossip", "--without-mingle", "--without-heartbeat"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "project",
+            "worker",
+            "-Q",
+            "maintenance",
+            "-c",
+            "1",
+            "--pool",
+            "solo",
+            "-l",
+            "WARNING",
+            "-n",
+            f"backfill-bench-{os.getpid()}-{n}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def rss(pid: int) -> float:
@@ -228,12 +290,22 @@ def naive(counts: dict[str, int], share: float) -> dict:
         for row_id in kind.model.objects.order_by(pk).values_list(pk, flat=True)[:n]:
             for derivation in kind.load([row_id]):  # per source row: load and derive it
                 for e in derivation.events:
-                    key = dict(source_model=e.source_model, source_id=e.source_id, user_id=e.user_id,
-                               event_type=e.event_type, seq=e.seq)
+                    key = dict(
+                        source_model=e.source_model,
+                        source_id=e.source_id,
+                        user_id=e.user_id,
+                        event_type=e.event_type,
+                        seq=e.seq,
+                    )
                     if UserActivity.objects.filter(**key).exists():
                         continue
-                    UserActivity.objects.create(timestamp=e.timestamp, amount=e.amount, metadata=dict(e.metadata),
-                                                visibility=e.resolved_visibility(), **key)
+                    UserActivity.objects.create(
+                        timestamp=e.timestamp,
+                        amount=e.amount,
+                        metadata=dict(e.metadata),
+                        visibility=e.resolved_visibility(),
+                        **key,
+                    )
                     UserProfileStats.objects.get_or_create(profile_id=e.user_id)
                     for counter, sign in EFFECTS[e.event_type]:
                         delta = sign * (e.amount if counter in AMOUNT_FIELDS else 1)

@@ -2,6 +2,7 @@
 
 Import this before anything that touches Django: it points DATABASE_URL at the benchmark database, then sets up.
 """
+
 from __future__ import annotations
 
 import math

@@ -22,6 +22,7 @@ rows per transaction, to show what batching would buy. Finally every bench user'
 
 Uses its own database (BENCH_DATABASE_NAME, default activity_bench) and purges the queues of REDIS_URL's database.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,27 @@ class Worker:
 
     def __init__(self, concurrency: int, extra: list[str]) -> None:
         self.name = f"ingestbench-{os.getpid()}-{time.monotonic_ns()}@%h"
-        cmd = [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "events", "-P", "prefork",
-               "-c", str(concurrency), "-n", self.name, "-l", "warning", "--without-gossip", "--without-mingle", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "project",
+            "worker",
+            "-Q",
+            "events",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-n",
+            self.name,
+            "-l",
+            "warning",
+            "--without-gossip",
+            "--without-mingle",
+            *extra,
+        ]
         self.process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING"})
         self.hostname = None
 
@@ -92,18 +112,39 @@ def make_rows(ids: list[int], wallets: dict[int, int], coins: int, matches: int,
 
     stamp = time.strftime("%Y%m%d%H%M%S")
     rng = random.Random(seed)
-    txs = DeltaCrownTransaction.objects.bulk_create([
-        DeltaCrownTransaction(wallet_id=wallets[rng.choice(ids)], amount=rng.choice([1, -1]) * rng.randint(1, 500), reason="bench")
-        for _ in range(coins)], batch_size=5000)
+    txs = DeltaCrownTransaction.objects.bulk_create(
+        [
+            DeltaCrownTransaction(
+                wallet_id=wallets[rng.choice(ids)], amount=rng.choice([1, -1]) * rng.randint(1, 500), reason="bench"
+            )
+            for _ in range(coins)
+        ],
+        batch_size=5000,
+    )
     tournament = Tournament.objects.create(name=f"Ingest bench {stamp}-{seed}", game="valorant", status="ongoing")
-    regs = Registration.objects.bulk_create([
-        Registration(tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now())
-        for uid in ids])
+    regs = Registration.objects.bulk_create(
+        [
+            Registration(
+                tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now()
+            )
+            for uid in ids
+        ]
+    )
     played = []
     for _ in range(matches):
         a, b = rng.sample(regs, 2)
-        played.append(Match(tournament=tournament, round="R64", participant1=a, participant2=b, winner=a, loser=b,
-                            state="completed", completed_at=timezone.now()))
+        played.append(
+            Match(
+                tournament=tournament,
+                round="R64",
+                participant1=a,
+                participant2=b,
+                winner=a,
+                loser=b,
+                state="completed",
+                completed_at=timezone.now(),
+            )
+        )
     played = Match.objects.bulk_create(played, batch_size=5000)
     return [t.id for t in txs], [m.id for m in played]
 
@@ -115,7 +156,8 @@ def ledger_window(label: str, ids: list[int]) -> tuple[int, float]:
     from activity.models import UserActivity
 
     agg = UserActivity.objects.filter(source_model=label, source_id__gte=min(ids), source_id__lte=max(ids)).aggregate(
-        n=Count("id"), first=Min("recorded_at"), last=Max("recorded_at"))
+        n=Count("id"), first=Min("recorded_at"), last=Max("recorded_at")
+    )
     span = (agg["last"] - agg["first"]).total_seconds() if agg["n"] else 0.0
     return agg["n"], span
 
@@ -131,8 +173,12 @@ def set_mode(app, mode: str) -> None:
     reset_pause()
     app.control.purge()
     client = batching.redis_client()
-    client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX,
-                  *client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"))
+    client.delete(
+        batching.PENDING_KEY,
+        batching.DRAIN_FLAG_KEY,
+        batching.INFLIGHT_INDEX,
+        *client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"),
+    )
 
 
 def throughput(app, label: str, ids: list[int], events_per_row: int, args, mode: str) -> None:
@@ -164,9 +210,11 @@ def throughput(app, label: str, ids: list[int], events_per_row: int, args, mode:
     finally:
         worker.stop()
     n, span = ledger_window(label, ids)
-    print(f"[{mode:<5}] {label:<30} {len(ids):>6} rows -> {n:>6} events in {wall:.2f} s: {n / wall:6.0f} events/s, "
-          f"{len(ids) / wall:5.0f} rows/s end to end (recorded_at window {span:.2f} s: {n / max(span, 1e-9):.0f} events/s; "
-          f"enqueued at {len(ids) / publish_s:.0f} rows/s meanwhile)")
+    print(
+        f"[{mode:<5}] {label:<30} {len(ids):>6} rows -> {n:>6} events in {wall:.2f} s: {n / wall:6.0f} events/s, "
+        f"{len(ids) / wall:5.0f} rows/s end to end (recorded_at window {span:.2f} s: {n / max(span, 1e-9):.0f} events/s; "
+        f"enqueued at {len(ids) / publish_s:.0f} rows/s meanwhile)"
+    )
 
 
 def lag(app, wallets: dict[int, int], args, mode: str) -> None:
@@ -187,8 +235,11 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
                 while not stop.is_set():
                     pending = [i for i in list(commits) if i not in seen]
                     if pending:
-                        cursor.execute("SELECT source_id FROM activity_useractivity WHERE source_model = %s "
-                                       "AND source_id = ANY(%s)", [COINS, pending])
+                        cursor.execute(
+                            "SELECT source_id FROM activity_useractivity WHERE source_model = %s "
+                            "AND source_id = ANY(%s)",
+                            [COINS, pending],
+                        )
                         now = time.perf_counter()
                         for (source_id,) in cursor.fetchall():
                             seen.setdefault(source_id, now)
@@ -206,8 +257,9 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
                 stamp: list[float] = []
                 with transaction.atomic():
                     transaction.on_commit(lambda: stamp.append(time.perf_counter()))  # runs first after the commit
-                    tx = DeltaCrownTransaction.objects.create(wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100),
-                                                              reason="lag bench")
+                    tx = DeltaCrownTransaction.objects.create(
+                        wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="lag bench"
+                    )
                 hooks_done[tx.id] = time.perf_counter()
                 commits[tx.id] = stamp[0]
         finally:
@@ -239,34 +291,48 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
     lags = [(seen[i] - commits[i]) * 1000 for i in commits if i in seen]
     missing = len(commits) - len(lags)
     enqueue_ms = [(hooks_done[i] - commits[i]) * 1000 for i in commits]
-    print(f"[{mode:<5}] after-commit enqueue (added to the request): p50 {percentile(enqueue_ms, 50):.2f} ms, "
-          f"p99 {percentile(enqueue_ms, 99):.2f} ms  (goal <= 1 ms p50, <= 2 ms p99; {args.publishers} publishing threads)")
-    print(f"[{mode:<5}] commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
-          f"p50 {percentile(lags, 50):.1f} ms, p99 {percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms"
-          f"{f', {missing} never seen' if missing else ''}  (goal p99 <= 1000 ms; poll every {args.poll_ms} ms)")
+    print(
+        f"[{mode:<5}] after-commit enqueue (added to the request): p50 {percentile(enqueue_ms, 50):.2f} ms, "
+        f"p99 {percentile(enqueue_ms, 99):.2f} ms  (goal <= 1 ms p50, <= 2 ms p99; {args.publishers} publishing threads)"
+    )
+    print(
+        f"[{mode:<5}] commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
+        f"p50 {percentile(lags, 50):.1f} ms, p99 {percentile(lags, 99):.1f} ms, max {max(lags):.1f} ms"
+        f"{f', {missing} never seen' if missing else ''}  (goal p99 <= 1000 ms; poll every {args.poll_ms} ms)"
+    )
 
 
 def batch_probe(wallets: dict[int, int], rows: int, batch: int) -> None:
     """The same service without Celery, in this process: one row per call (one transaction per event, as each task
     does) against `batch` rows per call. Shows what batching several source rows per transaction would buy."""
-    from esports.economy.models import DeltaCrownTransaction
     from activity.recording import record_events_for
+    from esports.economy.models import DeltaCrownTransaction
 
     rng = random.Random(5)
     users = list(wallets)
-    ids = [t.id for t in DeltaCrownTransaction.objects.bulk_create([
-        DeltaCrownTransaction(wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="batch probe")
-        for _ in range(2 * rows)])]
+    ids = [
+        t.id
+        for t in DeltaCrownTransaction.objects.bulk_create(
+            [
+                DeltaCrownTransaction(
+                    wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="batch probe"
+                )
+                for _ in range(2 * rows)
+            ]
+        )
+    ]
     started = time.perf_counter()
     for pk in ids[:rows]:
         record_events_for(COINS, [pk])
     single = rows / (time.perf_counter() - started)
     started = time.perf_counter()
     for start in range(rows, 2 * rows, batch):
-        record_events_for(COINS, ids[start:start + batch])
+        record_events_for(COINS, ids[start : start + batch])
     batched = rows / (time.perf_counter() - started)
-    print(f"service alone, no Celery, 1 process: 1 row per transaction {single:6.0f} events/s; {batch} rows per "
-          f"transaction {batched:6.0f} events/s ({batched / single:.1f}x)")
+    print(
+        f"service alone, no Celery, 1 process: 1 row per transaction {single:6.0f} events/s; {batch} rows per "
+        f"transaction {batched:6.0f} events/s ({batched / single:.1f}x)"
+    )
 
 
 def check_stats(user_ids: list[int]) -> None:
@@ -281,23 +347,38 @@ def check_stats(user_ids: list[int]) -> None:
         cursor.execute(ledger_aggregate_sql(f"user_id IN ({', '.join(['%s'] * len(user_ids))})"), user_ids)
         cols = [c.name for c in cursor.description]
         ledger = {row[0]: dict(zip(cols[1:], row[1:])) for row in cursor.fetchall()}
-    stats = {r.pop("profile_id"): r for r in UserProfileStats.objects.filter(profile_id__in=user_ids).values("profile_id", *COUNTER_FIELDS)}
+    stats = {
+        r.pop("profile_id"): r
+        for r in UserProfileStats.objects.filter(profile_id__in=user_ids).values("profile_id", *COUNTER_FIELDS)
+    }
     drifted = [u for u in ledger if any(stats.get(u, {}).get(f, 0) != ledger[u][f] for f in COUNTER_FIELDS)]
-    print(f"stats of {len(ledger)} bench users vs ledger aggregates: {'all equal' if not drifted else f'{len(drifted)} DRIFTED'}")
+    print(
+        f"stats of {len(ledger)} bench users vs ledger aggregates: {'all equal' if not drifted else f'{len(drifted)} DRIFTED'}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=["task", "batch", "both"], default="both",
-                        help="ACTIVITY_ENQUEUE_MODE to measure (both: task, then batch, in one run)")
+    parser.add_argument(
+        "--mode",
+        choices=["task", "batch", "both"],
+        default="both",
+        help="ACTIVITY_ENQUEUE_MODE to measure (both: task, then batch, in one run)",
+    )
     parser.add_argument("--users", type=int, default=500)
-    parser.add_argument("--coins", type=int, default=10000, help="coin transactions for the throughput run (1 event each)")
-    parser.add_argument("--matches", type=int, default=2500, help="completed matches for the throughput run (4 events each)")
+    parser.add_argument(
+        "--coins", type=int, default=10000, help="coin transactions for the throughput run (1 event each)"
+    )
+    parser.add_argument(
+        "--matches", type=int, default=2500, help="completed matches for the throughput run (4 events each)"
+    )
     parser.add_argument("--rate", type=int, default=200, help="events/s of the lag run")
     parser.add_argument("--seconds", type=int, default=15, help="length of the lag run")
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes (one worker process)")
     parser.add_argument("--poll-ms", type=float, default=2.0, help="lag poller interval")
-    parser.add_argument("--publishers", type=int, default=4, help="threads committing rows in the lag run (web processes)")
+    parser.add_argument(
+        "--publishers", type=int, default=4, help="threads committing rows in the lag run (web processes)"
+    )
     parser.add_argument("--worker-arg", action="append", default=[], help="extra `celery worker` argument (repeatable)")
     parser.add_argument("--probe-rows", type=int, default=1000, help="rows of the batch probe (0 to skip)")
     parser.add_argument("--probe-batch", type=int, default=100)
@@ -312,16 +393,20 @@ def main() -> None:
     from project.celery import app
     from tasks.receivers import connect_receivers
 
-    print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
-          f"worker: 1 process, concurrency {args.concurrency} (prefork unless {' '.join(args.worker_arg) or 'told otherwise'}); "
-          f"{os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}; ACTIVITY_ASYNC_COMMIT={settings.ACTIVITY_ASYNC_COMMIT}")
+    print(
+        f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
+        f"worker: 1 process, concurrency {args.concurrency} (prefork unless {' '.join(args.worker_arg) or 'told otherwise'}); "
+        f"{os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}; ACTIVITY_ASYNC_COMMIT={settings.ACTIVITY_ASYNC_COMMIT}"
+    )
     for label, kind in SOURCES.items():  # bulk setup: no enqueues
         post_save.disconnect(sender=kind.model, dispatch_uid=f"activity.record.{label}")
     modes = ["task", "batch"] if args.mode == "both" else [args.mode]
     users, wallets = make_users(args.users)
-    rows = {mode: ([], []) if args.skip_throughput else make_rows(users, wallets, args.coins, args.matches, seed=7 + k)
-            for k, mode in enumerate(modes)}
+    rows = {
+        mode: ([], []) if args.skip_throughput else make_rows(users, wallets, args.coins, args.matches, seed=7 + k)
+        for k, mode in enumerate(modes)
+    }
     connect_receivers()
     for mode in modes:
         coin_ids, match_ids = rows[mode]
@@ -335,7 +420,9 @@ def main() -> None:
     if args.probe_rows:
         batch_probe(wallets, args.probe_rows, args.probe_batch)
     check_stats(users)
-    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on this machine slows every figure)")
+    print(
+        f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on this machine slows every figure)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Runs in a database of its own (`activity_public_ids_bench`, dropped at the end u
 2. backfill: `--profiles` profiles stripped of their IDs (as before the feature) and backfilled by the service the
    command uses; profiles per second.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,11 @@ def main() -> None:
 
 def _guard(enabled: bool) -> None:
     from django.db import connection
+
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE profiles_userprofile {'ENABLE' if enabled else 'DISABLE'} TRIGGER "
-                       "profiles_public_id_guard")
+        cursor.execute(
+            f"ALTER TABLE profiles_userprofile {'ENABLE' if enabled else 'DISABLE'} TRIGGER profiles_public_id_guard"
+        )
 
 
 def signups(url: str, processes: int, per_process: int) -> None:
@@ -56,8 +59,13 @@ def signups(url: str, processes: int, per_process: int) -> None:
     rates = {}
     for label, without in (("without public IDs", True), ("with public IDs", False)):
         _guard(enabled=not without)
-        reports = run_signup_processes(processes, per_process, database_url=url, without_public_ids=without,
-                                       prefix=f"bench-{int(time.time())}-{int(without)}-")
+        reports = run_signup_processes(
+            processes,
+            per_process,
+            database_url=url,
+            without_public_ids=without,
+            prefix=f"bench-{int(time.time())}-{int(without)}-",
+        )
         took = max(r["seconds"] for r in reports)  # from the common start to the last process done, without startup
         rates[label] = processes * per_process / took
         print(f"sign-ups {label:<20} {processes} x {per_process}: {took:6.2f} s  {rates[label]:8.1f} /s", flush=True)
@@ -86,8 +94,11 @@ def backfill(profiles: int, batch_size: int) -> None:
     started = time.perf_counter()
     report = backfill_public_ids(batch_size=batch_size)
     took = time.perf_counter() - started
-    print(f"backfill: {report.assigned:,} profiles in {report.batches} batches of {batch_size}: {took:.2f} s  "
-          f"{report.assigned / took:,.0f} profiles/s", flush=True)
+    print(
+        f"backfill: {report.assigned:,} profiles in {report.batches} batches of {batch_size}: {took:.2f} s  "
+        f"{report.assigned / took:,.0f} profiles/s",
+        flush=True,
+    )
     started = time.perf_counter()
     again = backfill_public_ids(batch_size=batch_size)
     print(f"backfill second run: {again.assigned} assigned in {time.perf_counter() - started:.3f} s")

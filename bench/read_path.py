@@ -13,6 +13,7 @@ stats.recompute.recompute_stats. A later run with the same size reuses the data.
 Database: BENCH_DATABASE_NAME (default activity_read_bench); the cache is the Redis of REDIS_URL under a key prefix of
 its own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,14 @@ GAMES = ("valorant", "chess", "tennis", "dota")
 # The per-user template: 49 events + profile_created = 50. (kind, slot): match slots pair match_played with its
 # outcome (same source id and time); the outcome is won or lost per user and match.
 TEMPLATE: list[tuple[str, int]] = (
-    [("match_played", m) for m in range(14)] + [("match_outcome", m) for m in range(14)]
-    + [("tournament_registered", t) for t in range(4)] + [("tournament_joined", t) for t in range(4)]
-    + [("tournament_completed", t) for t in range(3)] + [("placement", 0)]
-    + [("coins_earned", c) for c in range(4)] + [("coins_spent", c) for c in range(2)]
+    [("match_played", m) for m in range(14)]
+    + [("match_outcome", m) for m in range(14)]
+    + [("tournament_registered", t) for t in range(4)]
+    + [("tournament_joined", t) for t in range(4)]
+    + [("tournament_completed", t) for t in range(3)]
+    + [("placement", 0)]
+    + [("coins_earned", c) for c in range(4)]
+    + [("coins_spent", c) for c in range(2)]
     + [("achievement_unlocked", 0), ("team_joined", 0), ("team_created", 0)]
 )
 assert len(TEMPLATE) + 1 == EVENTS_PER_USER
@@ -56,29 +61,38 @@ def generate(users: int) -> None:
     template = ", ".join(f"({i}, '{kind}', {slot})" for i, (kind, slot) in enumerate(TEMPLATE))
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
-                       "economy_deltacrownwallet, profiles_userprofile, auth_user CASCADE")
+        cursor.execute(
+            f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
+            "economy_deltacrownwallet, profiles_userprofile, auth_user CASCADE"
+        )
         cursor.execute(
             "INSERT INTO auth_user (id, password, username, first_name, last_name, email, is_staff, is_active, "
             "is_superuser, date_joined) SELECT g, '!', 'bench' || g, 'Player', g::text, '', false, true, false, "
-            "now() - interval '800 days' FROM generate_series(1, %s) g", [users])
+            "now() - interval '800 days' FROM generate_series(1, %s) g",
+            [users],
+        )
         cursor.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
         cursor.execute(
             "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
             "created_at, updated_at) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, now() - interval '800 days', "
-            "now() FROM generate_series(1, %s) g", [users])
+            "now() FROM generate_series(1, %s) g",
+            [users],
+        )
         cursor.execute(
             "INSERT INTO profiles_follow (follower_id, followee_id, created_at) "
             "SELECT g, 1 + ((g::bigint * 7919 + k * 104729) %% %s), now() FROM generate_series(1, %s) g, "
             "generate_series(1, 5) k WHERE 1 + ((g::bigint * 7919 + k * 104729) %% %s) <> g ON CONFLICT DO NOTHING",
-            [users, users, users])
+            [users, users, users],
+        )
         chunk = 10_000
         for lo in range(1, users + 1, chunk):
             hi = min(users, lo + chunk - 1)
             with transaction.atomic():
                 cursor.execute(_LEDGER_SQL.format(ledger=ledger, template=template), [lo, hi])
-            print(f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
-                  flush=True)
+            print(
+                f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
+                flush=True,
+            )
     print(f"  generated {users * EVENTS_PER_USER:,} events in {time.monotonic() - started:.1f}s", flush=True)
     t = time.monotonic()
     recompute_stats(range(1, users + 1))
@@ -187,8 +201,10 @@ def main() -> None:
     users = args.users
     have_users = UserProfile.objects.count()
     have_events = UserActivity.objects.count()
-    print(f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; database {settings.DATABASES['default']['NAME']}, "
-          f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}")
+    print(
+        f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; database {settings.DATABASES['default']['NAME']}, "
+        f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"
+    )
     if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:
         print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
         generate(users)
@@ -197,23 +213,37 @@ def main() -> None:
     rng = random.Random(7)
     n = args.iterations
     anonymous = AnonymousUser()
-    profiles = {p.pk: p for p in UserProfile.objects.select_related("user").filter(pk__in=rng.sample(range(1, users + 1), 200))}
+    profiles = {
+        p.pk: p for p in UserProfile.objects.select_related("user").filter(pk__in=rng.sample(range(1, users + 1), 200))
+    }
     pool = list(profiles)
     pick = lambda: profiles[rng.choice(pool)]  # noqa: E731
     viewer = UserProfile.objects.select_related("user").get(pk=1).user  # a signed-in other user (maybe a follower)
 
     print("timeline / history (selector: privacy filter + one keyset page query + rows -> models)")
-    report("timeline first page, anonymous viewer",
-           timed(lambda: timeline(relation_between(anonymous, pick())).items, n), goal=5)
-    report("timeline first page, signed-in viewer (+ follow check)",
-           timed(lambda: timeline(relation_between(viewer, pick())).items, n), goal=5)
+    report(
+        "timeline first page, anonymous viewer",
+        timed(lambda: timeline(relation_between(anonymous, pick())).items, n),
+        goal=5,
+    )
+    report(
+        "timeline first page, signed-in viewer (+ follow check)",
+        timed(lambda: timeline(relation_between(viewer, pick())).items, n),
+        goal=5,
+    )
     self_relations = {uid: relation_between(profiles[uid].user, profiles[uid]) for uid in pool}
-    report("match history first page (outcomes from the ledger), self",
-           timed(lambda: match_history(self_relations[rng.choice(pool)]).items, n))
-    report("match history first page, game filter, self",
-           timed(lambda: match_history(self_relations[rng.choice(pool)], game="chess").items, n))
-    report("profile lookup by id (+ follower counts)",
-           timed(lambda: profile_by_id(rng.choice(pool), anonymous, with_counts=True), n))
+    report(
+        "match history first page (outcomes from the ledger), self",
+        timed(lambda: match_history(self_relations[rng.choice(pool)]).items, n),
+    )
+    report(
+        "match history first page, game filter, self",
+        timed(lambda: match_history(self_relations[rng.choice(pool)], game="chess").items, n),
+    )
+    report(
+        "profile lookup by id (+ follower counts)",
+        timed(lambda: profile_by_id(rng.choice(pool), anonymous, with_counts=True), n),
+    )
 
     print("stats lookup")
 
@@ -223,24 +253,36 @@ def main() -> None:
             cursor.fetchall()
 
     naive = timed(lambda: naive_stats(rng.choice(pool)), n)
-    report("stats lookup, uncached (projection row by primary key)", timed(lambda: load_stats(rng.choice(pool)), n),
-           goal=1, naive=naive)
+    report(
+        "stats lookup, uncached (projection row by primary key)",
+        timed(lambda: load_stats(rng.choice(pool)), n),
+        goal=1,
+        naive=naive,
+    )
     for uid in pool:
         cached_stats(uid)
-    report("stats lookup, cached (Redis, one MGET)", timed(lambda: cached_stats(rng.choice(pool)), n), goal=1, naive=naive)
+    report(
+        "stats lookup, cached (Redis, one MGET)", timed(lambda: cached_stats(rng.choice(pool)), n), goal=1, naive=naive
+    )
 
     print("leaderboards (top 100)")
 
     def naive_board() -> None:
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT * FROM ({ledger_aggregate_sql('true')}) a ORDER BY tournaments_won DESC, user_id LIMIT 100")
+            cursor.execute(
+                f"SELECT * FROM ({ledger_aggregate_sql('true')}) a ORDER BY tournaments_won DESC, user_id LIMIT 100"
+            )
             cursor.fetchall()
 
     naive_lb = timed(naive_board, max(5, n // 50), warmup=1)
     board_n = max(50, n // 5)
     for board in Board:
-        report(f"{board.value}, uncached", timed(lambda b=board: leaderboard(b, use_cache=False), board_n), goal=10,
-               naive=naive_lb if board is Board.TOURNAMENTS_WON else None)
+        report(
+            f"{board.value}, uncached",
+            timed(lambda b=board: leaderboard(b, use_cache=False), board_n),
+            goal=10,
+            naive=naive_lb if board is Board.TOURNAMENTS_WON else None,
+        )
     report("tournaments_won, cached", timed(lambda: leaderboard(Board.TOURNAMENTS_WON), n), goal=10)
     per_game = timed(lambda: leaderboard(Board.MATCHES_WON, game="chess", use_cache=False), max(10, n // 50), warmup=2)
     report("matches_won per game (ledger aggregate), uncached", per_game)
@@ -256,8 +298,9 @@ def main() -> None:
     names = dict(UserProfile.objects.filter(pk__in=cold_users + pool).values_list("pk", "user__username"))
     cache_cold = timed(lambda: client.get(f"/u/{names[next(cold)]}/"), len(cold_users) - 20)
     report("profile page, anonymous, stats not cached yet", cache_cold, goal=30)
-    report("profile page, anonymous, stats cached",
-           timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30)
+    report(
+        "profile page, anonymous, stats cached", timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30
+    )
     client.force_login(viewer)
     signed_in = client.get(f"/u/{profiles[pool[0]].user.username}/")
     assert signed_in.status_code == 200 and b"Log out" in signed_in.content, "not signed in"

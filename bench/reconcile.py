@@ -9,6 +9,7 @@ users interleaved) and reused by later runs. The stats are computed from it by s
 are the users' profiles (no matches etc.), so the sources -> ledger pass is measured on those 100k profile rows.
 The naive loop (per user: aggregate with the ORM, compare, save) runs on a sample and is extrapolated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,15 +38,29 @@ from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS  # noqa: E402
 from stats.models import UserProfileStats  # noqa: E402
 from stats.recompute import recompute_stats  # noqa: E402
 from stats.reconcile import (  # noqa: E402
-    CHUNK_USERS, comparison_sql, compare_ledger_to_stats, find_missing_events, run_reconciliation,
+    CHUNK_USERS,
+    compare_ledger_to_stats,
+    comparison_sql,
+    find_missing_events,
+    run_reconciliation,
 )
 
 LEDGER = UserActivity._meta.db_table
 STATS = UserProfileStats._meta.db_table
 # A plausible mix (40 slots): matches dominate; coins are the only rows whose amount the comparison must read.
-MIX = (["match_played"] * 12 + ["match_won"] * 5 + ["match_lost"] * 5 + ["tournament_registered"] * 3
-       + ["tournament_joined"] * 3 + ["tournament_completed"] * 2 + ["coins_earned"] * 4 + ["coins_spent"] * 2
-       + ["achievement_unlocked"] * 2 + ["team_joined"] + ["tournament_top4"])
+MIX = (
+    ["match_played"] * 12
+    + ["match_won"] * 5
+    + ["match_lost"] * 5
+    + ["tournament_registered"] * 3
+    + ["tournament_joined"] * 3
+    + ["tournament_completed"] * 2
+    + ["coins_earned"] * 4
+    + ["coins_spent"] * 2
+    + ["achievement_unlocked"] * 2
+    + ["team_joined"]
+    + ["tournament_top4"]
+)
 assert len(MIX) == 40
 
 
@@ -69,18 +84,28 @@ def timed(fn):
 def generate(users: int, events: int) -> None:
     print(f"generating {users:,} users and {events:,} events (once; later runs reuse them)...", flush=True)
     began = time.perf_counter()
-    sql(f"TRUNCATE {LEDGER}, {STATS}, stats_stalestats, stats_reconciliationrun, profiles_userprofile, "
-        f"economy_deltacrownwallet, auth_user RESTART IDENTITY CASCADE")
-    sql("INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
-        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, now() - interval '400 days' FROM generate_series(1, %s) g", [users])
+    sql(
+        f"TRUNCATE {LEDGER}, {STATS}, stats_stalestats, stats_reconciliationrun, profiles_userprofile, "
+        f"economy_deltacrownwallet, auth_user RESTART IDENTITY CASCADE"
+    )
+    sql(
+        "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
+        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, now() - interval '400 days' FROM generate_series(1, %s) g",
+        [users],
+    )
     sql("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
-    sql("INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at) "
+    sql(
+        "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at) "
         "SELECT g, 'bench ' || g, true, true, now() - interval '400 days', now() - interval '400 days' FROM generate_series(1, %s) g",
-        [users])
+        [users],
+    )
     # One profile_created per user, with the key the derivation rules give it (so the sources pass finds it present).
-    sql(f"INSERT INTO {LEDGER} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility) "
+    sql(
+        f"INSERT INTO {LEDGER} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility) "
         f"SELECT user_id, 'profile_created', created_at, created_at, NULL, '{{}}'::jsonb, %s, user_id, 1, 'public' "
-        f"FROM profiles_userprofile", [PROFILE])
+        f"FROM profiles_userprofile",
+        [PROFILE],
+    )
     rest = events - users
     step = 1_000_000
     for start in range(1, rest + 1, step):
@@ -88,7 +113,8 @@ def generate(users: int, events: int) -> None:
         # user: a multiplicative hash of the row number spreads each user's events over the whole table (rows are in
         # time order, as a live ledger is); the type comes from an independent hash (else a user would get one type);
         # source ids are unique, so the idempotency key holds.
-        sql(f"""
+        sql(
+            f"""
             INSERT INTO {LEDGER} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
             SELECT u, t, ts, ts + interval '1 second',
                    CASE WHEN t IN ('coins_earned', 'coins_spent') THEN 1 + (g * 7919) %% 500 END,
@@ -97,7 +123,9 @@ def generate(users: int, events: int) -> None:
             FROM (SELECT g, 1 + ((g * 2654435761) %% %s) AS u, (%s::text[])[1 + ((hashint8(g) %% 40) + 40) %% 40] AS t,
                          now() - interval '365 days' + g * interval '6 seconds' AS ts
                   FROM generate_series(%s::bigint, %s::bigint) AS g) AS x
-        """, [users, MIX, start, stop])
+        """,
+            [users, MIX, start, stop],
+        )
         print(f"  ledger: {stop + users:,} rows ({time.perf_counter() - began:.0f} s)", flush=True)
     seconds, written = timed(lambda: recompute_stats(range(1, users + 1)))
     print(f"  stats: {written:,} rows by recompute_stats in {seconds:.1f} s", flush=True)
@@ -111,7 +139,9 @@ def naive_loop(user_ids: list[int]) -> int:
     fixed = 0
     for uid in user_ids:
         values = dict.fromkeys(COUNTER_FIELDS, 0)
-        rows = UserActivity.objects.filter(user_id=uid).values("event_type").annotate(n=Count("id"), amount=Sum("amount"))
+        rows = (
+            UserActivity.objects.filter(user_id=uid).values("event_type").annotate(n=Count("id"), amount=Sum("amount"))
+        )
         for row in rows:
             for field, sign in EFFECTS[row["event_type"]]:
                 values[field] += sign * ((row["amount"] or 0) if field in AMOUNT_FIELDS else row["n"])
@@ -149,7 +179,9 @@ def main() -> None:
 
     name = settings.DATABASES["default"]["NAME"]
     if "bench" not in name:
-        sys.exit(f"refusing to run on {name!r}: point DATABASE_URL at a PostgreSQL database whose name contains 'bench'")
+        sys.exit(
+            f"refusing to run on {name!r}: point DATABASE_URL at a PostgreSQL database whose name contains 'bench'"
+        )
     call_command("migrate", verbosity=0)
     have_users = UserProfile.objects.count()
     have_events = scalar(f"SELECT reltuples::bigint FROM pg_class WHERE oid = '{LEDGER}'::regclass")
@@ -162,36 +194,51 @@ def main() -> None:
 
     # Warm the cache once (a nightly job on a live database finds the hot indexes in memory; the first run is shown).
     cold, result = timed(lambda: compare_ledger_to_stats(fix=False))
-    print(f"ledger -> stats, first run: {cold:.2f} s, {result.users_checked:,} users checked, {result.users_drifted} drifted")
+    print(
+        f"ledger -> stats, first run: {cold:.2f} s, {result.users_checked:,} users checked, {result.users_drifted} drifted"
+    )
     runs = [timed(lambda: compare_ledger_to_stats(fix=False))[0] for _ in range(args.repeat)]
     stats_pass = statistics.median(runs)
-    print(f"ledger -> stats (report only): median {stats_pass:.2f} s of {args.repeat} "
-          f"({', '.join(f'{r:.2f}' for r in runs)}); {users / stats_pass:,.0f} users/s, {events / stats_pass:,.0f} events/s")
+    print(
+        f"ledger -> stats (report only): median {stats_pass:.2f} s of {args.repeat} "
+        f"({', '.join(f'{r:.2f}' for r in runs)}); {users / stats_pass:,.0f} users/s, {events / stats_pass:,.0f} events/s"
+    )
     explain_one_chunk(CHUNK_USERS)
 
     seconds, missing = timed(lambda: find_missing_events(fix=False))
-    print(f"sources -> ledger alone (report only): {seconds:.2f} s over {users:,} profile rows, the only source rows here "
-          f"({users / seconds:,.0f} rows/s; {sum(sum(c.values()) for c in missing.values())} missing)")
+    print(
+        f"sources -> ledger alone (report only): {seconds:.2f} s over {users:,} profile rows, the only source rows here "
+        f"({users / seconds:,.0f} rows/s; {sum(sum(c.values()) for c in missing.values())} missing)"
+    )
 
     drifted = max(1, users // 100)
-    sql(f"UPDATE {STATS} SET matches_won = matches_won + 1 WHERE profile_id IN "
-        f"(SELECT profile_id FROM {STATS} ORDER BY profile_id LIMIT %s)", [drifted])
+    sql(
+        f"UPDATE {STATS} SET matches_won = matches_won + 1 WHERE profile_id IN "
+        f"(SELECT profile_id FROM {STATS} ORDER BY profile_id LIMIT %s)",
+        [drifted],
+    )
     seconds, run = timed(lambda: run_reconciliation(fix=True, trigger="bench"))
-    print(f"both passes with repair ({drifted:,} users corrupted first): {seconds:.2f} s total - "
-          f"sources pass over {users:,} profile rows + ledger -> stats: {run.users_checked:,} checked, "
-          f"{run.users_drifted:,} drifted, {run.users_fixed:,} fixed, {run.missing_events_total} missing events")
+    print(
+        f"both passes with repair ({drifted:,} users corrupted first): {seconds:.2f} s total - "
+        f"sources pass over {users:,} profile rows + ledger -> stats: {run.users_checked:,} checked, "
+        f"{run.users_drifted:,} drifted, {run.users_fixed:,} fixed, {run.missing_events_total} missing events"
+    )
     seconds, run = timed(lambda: run_reconciliation(fix=False, trigger="bench"))
-    print(f"both passes, report only (clean): {seconds:.2f} s ({run.users_drifted} drifted, {run.missing_events_total} missing)")
+    print(
+        f"both passes, report only (clean): {seconds:.2f} s ({run.users_drifted} drifted, {run.missing_events_total} missing)"
+    )
 
     step = max(1, users // args.sample)
-    sample = list(UserProfile.objects.order_by("pk").values_list("pk", flat=True)[::step][:args.sample])
+    sample = list(UserProfile.objects.order_by("pk").values_list("pk", flat=True)[::step][: args.sample])
     sql(f"UPDATE {STATS} SET matches_won = matches_won + 1 WHERE profile_id = ANY(%s)", [sample[::100]])
     naive, fixed = timed(lambda: naive_loop(sample))
     per_user = naive / len(sample)
     extrapolated = per_user * users
     recompute_stats(sample[::100])
-    print(f"seeds' per-user loop: {len(sample):,} users in {naive:.2f} s ({1000 * per_user:.2f} ms/user, {fixed} fixed) "
-          f"-> {extrapolated:,.0f} s extrapolated to {users:,} users")
+    print(
+        f"seeds' per-user loop: {len(sample):,} users in {naive:.2f} s ({1000 * per_user:.2f} ms/user, {fixed} fixed) "
+        f"-> {extrapolated:,.0f} s extrapolated to {users:,} users"
+    )
     print(f"ratio: the per-user loop takes {extrapolated / stats_pass:,.0f}x the set-based ledger -> stats pass")
 
 

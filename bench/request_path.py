@@ -12,6 +12,7 @@ Also times one bare Celery publish. Prints p50/p99 in ms and the ratios.
 
 Uses its own database (BENCH_DATABASE_NAME, default activity_bench); purges the Redis queues of REDIS_URL's database.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,20 @@ def make_matches(n: int) -> list:
     stamp = time.strftime("%Y%m%d%H%M%S")
     ids = create_users_bulk([(f"reqbench-{stamp}-{i}", f"Req bench {i}") for i in range(2 * n)])
     tournament = Tournament.objects.create(name=f"Request bench {stamp}", game="valorant", status="ongoing")
-    regs = Registration.objects.bulk_create([
-        Registration(tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now())
-        for uid in sorted(ids.values())])
-    matches = Match.objects.bulk_create([
-        Match(tournament=tournament, round="R64", participant1=regs[2 * i], participant2=regs[2 * i + 1]) for i in range(n)])
+    regs = Registration.objects.bulk_create(
+        [
+            Registration(
+                tournament=tournament, user_id=uid, status="confirmed", checked_in=True, checked_in_at=timezone.now()
+            )
+            for uid in sorted(ids.values())
+        ]
+    )
+    matches = Match.objects.bulk_create(
+        [
+            Match(tournament=tournament, round="R64", participant1=regs[2 * i], participant2=regs[2 * i + 1])
+            for i in range(n)
+        ]
+    )
     return list(Match.objects.filter(id__in=[m.id for m in matches]).order_by("id"))
 
 
@@ -82,16 +92,18 @@ def main() -> None:
     from dispatch.publish import publish
     from project.celery import app
 
-    print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}; "
-          f"{args.rounds} saves per mode after {args.warmup} warm-up saves")
+    print(
+        f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}; "
+        f"{args.rounds} saves per mode after {args.warmup} warm-up saves"
+    )
     app.control.purge()
     set_mode("none")
     per_mode = args.rounds + args.warmup
     matches = make_matches(per_mode * len(MODES))
-    pools = {mode: matches[i::len(MODES)] for i, mode in enumerate(MODES)}
+    pools = {mode: matches[i :: len(MODES)] for i, mode in enumerate(MODES)}
     timings: dict[str, list[float]] = {mode: [] for mode in MODES}
     for i in range(per_mode):
-        for mode in MODES[i % len(MODES):] + MODES[:i % len(MODES)]:  # rotate the order every round
+        for mode in MODES[i % len(MODES) :] + MODES[: i % len(MODES)]:  # rotate the order every round
             set_mode(mode)
             elapsed = save_completed(pools[mode][i])
             if i >= args.warmup:
@@ -114,14 +126,22 @@ def main() -> None:
     print(row("save + sync recording (seeds' way)", timings["sync"]))
     print(row("one bare Celery publish", publish))
     p = {m: (percentile(timings[m], 50), percentile(timings[m], 99)) for m in MODES}
-    print(f"added to the request by async enqueue: p50 {p['async'][0] - p['none'][0]:+.3f} ms, "
-          f"p99 {p['async'][1] - p['none'][1]:+.3f} ms   (goal <= 1 ms p50, <= 2 ms p99)")
-    print(f"added to the request by sync recording: p50 {p['sync'][0] - p['none'][0]:+.3f} ms, "
-          f"p99 {p['sync'][1] - p['none'][1]:+.3f} ms")
-    print(f"ratios: sync/async p50 {p['sync'][0] / p['async'][0]:.2f}x, p99 {p['sync'][1] / p['async'][1]:.2f}x; "
-          f"async/none p50 {p['async'][0] / p['none'][0]:.2f}x; sync/none p50 {p['sync'][0] / p['none'][0]:.2f}x")
-    print(f"(purged {purged} queued no-op/bench tasks from the broker; no worker ran; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    print(
+        f"added to the request by async enqueue: p50 {p['async'][0] - p['none'][0]:+.3f} ms, "
+        f"p99 {p['async'][1] - p['none'][1]:+.3f} ms   (goal <= 1 ms p50, <= 2 ms p99)"
+    )
+    print(
+        f"added to the request by sync recording: p50 {p['sync'][0] - p['none'][0]:+.3f} ms, "
+        f"p99 {p['sync'][1] - p['none'][1]:+.3f} ms"
+    )
+    print(
+        f"ratios: sync/async p50 {p['sync'][0] / p['async'][0]:.2f}x, p99 {p['sync'][1] / p['async'][1]:.2f}x; "
+        f"async/none p50 {p['async'][0] / p['none'][0]:.2f}x; sync/none p50 {p['sync'][0] / p['none'][0]:.2f}x"
+    )
+    print(
+        f"(purged {purged} queued no-op/bench tasks from the broker; no worker ran; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+    )
 
 
 if __name__ == "__main__":

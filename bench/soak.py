@@ -13,6 +13,7 @@ source changes made, events expected (derived independently from the final sourc
 events in the ledger, missing, duplicated, users drifted, request errors, request-path p50/p99 and the worst
 commit -> stats lag. Promise: 0 missing, 0 duplicated, 0 drift, 0 request errors (exit status 1 otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,7 @@ CHURN_TEAMS_PER_PROCESS = 3  # members join and leave these (never entered, so t
 
 # --- infrastructure ----------------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,8 +58,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--logfile", str(self.logdir / "redis.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(self.logdir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -84,8 +100,9 @@ class Managed:
     def start(self) -> None:
         self.starts += 1
         log = open(self.logdir / f"{self.name}.{self.starts}.log", "w")
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -112,8 +129,19 @@ def recreate_database(name: str) -> None:
 # --- traffic -----------------------------------------------------------------------------------------------------
 
 OPERATIONS = {  # weight of each kind of source change
-    "tournament": 2, "register": 14, "confirm": 10, "check_in": 10, "cancel_pending": 2, "team_entry": 2,
-    "match": 16, "dispute_flip": 6, "result": 2, "coins": 18, "team_join": 4, "team_leave": 3, "achievement": 5,
+    "tournament": 2,
+    "register": 14,
+    "confirm": 10,
+    "check_in": 10,
+    "cancel_pending": 2,
+    "team_entry": 2,
+    "match": 16,
+    "dispute_flip": 6,
+    "result": 2,
+    "coins": 18,
+    "team_join": 4,
+    "team_leave": 3,
+    "achievement": 5,
 }
 
 
@@ -133,7 +161,9 @@ class Traffic:
         self.my_users = [u for u in self.users if u % processes == index]
         self.stable_teams = list(Team.objects.filter(name__startswith="stable-").values_list("id", flat=True))
         self.rosters: dict[int, set[int]] = defaultdict(set)
-        for team, user in TeamMembership.objects.filter(team_id__in=self.stable_teams).values_list("team_id", "user_id"):
+        for team, user in TeamMembership.objects.filter(team_id__in=self.stable_teams).values_list(
+            "team_id", "user_id"
+        ):
             self.rosters[team].add(user)
         self.churn_teams = list(Team.objects.filter(name__startswith=f"churn-{index}-").values_list("id", flat=True))
         self.achievements = list(Achievement.objects.values_list("id", flat=True))
@@ -155,8 +185,11 @@ class Traffic:
     def op_tournament(self) -> bool:
         from esports.tournaments.models import Tournament
 
-        t = Tournament.objects.create(name=f"Soak {self.index}-{len(self.tournaments)}-{self.rng.random():.6f}",
-                                      game=self.rng.choice(GAMES), status=Tournament.Status.REGISTRATION)
+        t = Tournament.objects.create(
+            name=f"Soak {self.index}-{len(self.tournaments)}-{self.rng.random():.6f}",
+            game=self.rng.choice(GAMES),
+            status=Tournament.Status.REGISTRATION,
+        )
         self.tournaments.append(t.id)
         return True
 
@@ -217,13 +250,21 @@ class Traffic:
         from esports.tournaments.models import Registration
 
         t = self._open_tournament()
-        teams = [team for team in self.stable_teams
-                 if team not in self.teams_in[t] and not self.rosters[team] & self.entrants[t]]
+        teams = [
+            team
+            for team in self.stable_teams
+            if team not in self.teams_in[t] and not self.rosters[team] & self.entrants[t]
+        ]
         if not teams:
             return False
         team = self.rng.choice(teams)
-        reg = Registration.objects.create(tournament_id=t, team_id=team, status=Registration.Status.CONFIRMED,
-                                          checked_in=True, checked_in_at=timezone.now())
+        reg = Registration.objects.create(
+            tournament_id=t,
+            team_id=team,
+            status=Registration.Status.CONFIRMED,
+            checked_in=True,
+            checked_in_at=timezone.now(),
+        )
         self.teams_in[t].add(team)
         self.entrants[t] |= self.rosters[team]
         self.checked_in[t].append(reg.id)
@@ -239,8 +280,9 @@ class Traffic:
             return False
         t = self.rng.choice(ready)
         a, b = self.rng.sample(self.checked_in[t], 2)
-        match = Match.objects.create(tournament_id=t, round=self.rng.choice(("R16", "QF", "SF")), participant1_id=a,
-                                     participant2_id=b)
+        match = Match.objects.create(
+            tournament_id=t, round=self.rng.choice(("R16", "QF", "SF")), participant1_id=a, participant2_id=b
+        )
         match.winner_id, match.loser_id = (a, b) if self.rng.random() < 0.5 else (b, a)
         match.state = Match.State.FORFEIT if self.rng.random() < 0.1 else Match.State.COMPLETED
         match.completed_at = timezone.now()
@@ -271,8 +313,13 @@ class Traffic:
             return False
         t = ready[0]
         placed = self.rng.sample(self.checked_in[t], 4)
-        TournamentResult.objects.create(tournament_id=t, winner_id=placed[0], runner_up_id=placed[1],
-                                        third_place_id=placed[2], fourth_place_id=placed[3] if self.rng.random() < 0.7 else None)
+        TournamentResult.objects.create(
+            tournament_id=t,
+            winner_id=placed[0],
+            runner_up_id=placed[1],
+            third_place_id=placed[2],
+            fourth_place_id=placed[3] if self.rng.random() < 0.7 else None,
+        )
         Tournament.objects.filter(id=t).update(status=Tournament.Status.COMPLETED)
         self.tournaments.remove(t)
         # Registrations of a finished tournament stop changing: their tournament_completed events are final.
@@ -306,7 +353,9 @@ class Traffic:
         from esports.teams.models import TeamMembership
 
         team = self.rng.choice(self.churn_teams)
-        active = set(TeamMembership.objects.filter(team_id=team, left_at__isnull=True).values_list("user_id", flat=True))
+        active = set(
+            TeamMembership.objects.filter(team_id=team, left_at__isnull=True).values_list("user_id", flat=True)
+        )
         candidates = [u for u in self.rng.sample(self.my_users, 5) if u not in active]
         if not candidates:
             return False
@@ -318,7 +367,9 @@ class Traffic:
 
         from esports.teams.models import TeamMembership
 
-        membership = TeamMembership.objects.filter(team_id__in=self.churn_teams, left_at__isnull=True).order_by("?").first()
+        membership = (
+            TeamMembership.objects.filter(team_id__in=self.churn_teams, left_at__isnull=True).order_by("?").first()
+        )
         if membership is None:
             return False
         membership.left_at = timezone.now()
@@ -377,17 +428,36 @@ def traffic_process(index: int, processes: int, rate: float, duration: float, se
 
 # --- independent expectation -------------------------------------------------------------------------------------
 
-COUNT_FIELDS = ("tournaments_registered", "tournaments_played", "tournaments_completed", "tournaments_won",
-                "tournaments_runner_up", "tournaments_top4", "matches_played", "matches_won", "matches_lost",
-                "achievements_count", "teams_created", "teams_joined", "current_teams_count")
+COUNT_FIELDS = (
+    "tournaments_registered",
+    "tournaments_played",
+    "tournaments_completed",
+    "tournaments_won",
+    "tournaments_runner_up",
+    "tournaments_top4",
+    "matches_played",
+    "matches_won",
+    "matches_lost",
+    "achievements_count",
+    "teams_created",
+    "teams_joined",
+    "current_teams_count",
+)
 AMOUNT_FIELDS = ("total_earned", "total_spent")
 # The soak's own reading of the ledger (deliberately not stats.counters): base event +1, its *_reversed -1.
 LEDGER_COUNTS = {
-    "tournament_registered": "tournaments_registered", "tournament_joined": "tournaments_played",
-    "tournament_completed": "tournaments_completed", "tournament_won": "tournaments_won",
-    "tournament_runner_up": "tournaments_runner_up", "tournament_top4": "tournaments_top4",
-    "match_played": "matches_played", "match_won": "matches_won", "match_lost": "matches_lost",
-    "achievement_unlocked": "achievements_count", "team_created": "teams_created", "team_joined": "teams_joined",
+    "tournament_registered": "tournaments_registered",
+    "tournament_joined": "tournaments_played",
+    "tournament_completed": "tournaments_completed",
+    "tournament_won": "tournaments_won",
+    "tournament_runner_up": "tournaments_runner_up",
+    "tournament_top4": "tournaments_top4",
+    "match_played": "matches_played",
+    "match_won": "matches_won",
+    "match_lost": "matches_lost",
+    "achievement_unlocked": "achievements_count",
+    "team_created": "teams_created",
+    "team_joined": "teams_joined",
 }
 
 
@@ -400,14 +470,18 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
     with connection.cursor() as c:
         c.execute("SELECT team_id, user_id, joined_at, left_at FROM teams_teammembership")
         memberships = c.fetchall()
-        c.execute("SELECT id, tournament_id, user_id, team_id, status, checked_in, created_at FROM tournaments_registration")
+        c.execute(
+            "SELECT id, tournament_id, user_id, team_id, status, checked_in, created_at FROM tournaments_registration"
+        )
         regs = {r[0]: r for r in c.fetchall()}
 
         def members(reg_id: int) -> list[int]:
             _, _, user_id, team_id, _, _, created = regs[reg_id]
             if user_id is not None:
                 return [user_id]
-            return sorted({u for t, u, j, l in memberships if t == team_id and j <= created and (l is None or l > created)})
+            return sorted(
+                {u for t, u, j, l in memberships if t == team_id and j <= created and (l is None or l > created)}
+            )
 
         for reg_id, (_, _, _, _, status, checked_in, _) in regs.items():
             if status == "confirmed":
@@ -415,8 +489,10 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
                     exp[u]["tournaments_registered"] += 1
                     if checked_in:
                         exp[u]["tournaments_played"] += 1
-        c.execute("SELECT state, participant1_id, participant2_id, winner_id, loser_id FROM tournaments_match "
-                  "WHERE state IN ('completed', 'forfeit')")
+        c.execute(
+            "SELECT state, participant1_id, participant2_id, winner_id, loser_id FROM tournaments_match "
+            "WHERE state IN ('completed', 'forfeit')"
+        )
         for state, p1, p2, winner, loser in c.fetchall():
             for u in set(members(p1)) | set(members(p2)):
                 exp[u]["matches_played"] += 1
@@ -425,19 +501,25 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
                     exp[u]["matches_won"] += 1
                 for u in members(loser):
                     exp[u]["matches_lost"] += 1
-        c.execute("SELECT tournament_id, winner_id, runner_up_id, third_place_id, fourth_place_id FROM tournaments_tournamentresult")
+        c.execute(
+            "SELECT tournament_id, winner_id, runner_up_id, third_place_id, fourth_place_id FROM tournaments_tournamentresult"
+        )
         for tournament, winner, runner_up, third, fourth in c.fetchall():
             # A tournament completes (or places) a user once, even if they held two entries in it (solo + team).
             placed: dict[str, set[int]] = {
-                "tournaments_won": set(members(winner)), "tournaments_runner_up": set(members(runner_up)),
+                "tournaments_won": set(members(winner)),
+                "tournaments_runner_up": set(members(runner_up)),
                 "tournaments_top4": {u for place in (third, fourth) if place is not None for u in members(place)},
-                "tournaments_completed": {u for reg_id, reg in regs.items() if reg[1] == tournament and reg[5]
-                                          for u in members(reg_id)},
+                "tournaments_completed": {
+                    u for reg_id, reg in regs.items() if reg[1] == tournament and reg[5] for u in members(reg_id)
+                },
             }
             for field, users in placed.items():
                 for u in users:
                     exp[u][field] += 1
-        c.execute("SELECT w.profile_id, t.amount FROM economy_deltacrowntransaction t JOIN economy_deltacrownwallet w ON w.id = t.wallet_id")
+        c.execute(
+            "SELECT w.profile_id, t.amount FROM economy_deltacrowntransaction t JOIN economy_deltacrownwallet w ON w.id = t.wallet_id"
+        )
         for user, amount in c.fetchall():
             exp[user]["total_earned" if amount > 0 else "total_spent"] += abs(amount)
         c.execute("SELECT user_id FROM achievements_userachievement")
@@ -460,7 +542,9 @@ def ledger_net() -> tuple[dict[int, Counter], int, int]:
 
     net: dict[int, Counter] = defaultdict(Counter)
     with connection.cursor() as c:
-        c.execute("SELECT user_id, event_type, count(*), COALESCE(sum(amount), 0) FROM activity_useractivity GROUP BY 1, 2")
+        c.execute(
+            "SELECT user_id, event_type, count(*), COALESCE(sum(amount), 0) FROM activity_useractivity GROUP BY 1, 2"
+        )
         for user, event_type, n, amount in c.fetchall():
             if event_type == "coins_earned":
                 net[user]["total_earned"] += amount
@@ -476,8 +560,10 @@ def ledger_net() -> tuple[dict[int, Counter], int, int]:
                 net[user][LEDGER_COUNTS[event_type.removesuffix("_reversed")]] -= n
         c.execute("SELECT count(*) FROM activity_useractivity")
         rows = c.fetchone()[0]
-        c.execute("SELECT count(*) FROM (SELECT 1 FROM activity_useractivity GROUP BY source_model, source_id, user_id, "
-                  "event_type, seq HAVING count(*) > 1) d")
+        c.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM activity_useractivity GROUP BY source_model, source_id, user_id, "
+            "event_type, seq HAVING count(*) > 1) d"
+        )
         duplicate_keys = c.fetchone()[0]
     return net, rows, duplicate_keys
 
@@ -512,8 +598,10 @@ def coin_event_gaps() -> tuple[int, int]:
 def stats_table() -> dict[int, Counter]:
     from stats.models import UserProfileStats
 
-    return {row["profile_id"]: Counter({k: v for k, v in row.items() if k != "profile_id"})
-            for row in UserProfileStats.objects.values("profile_id", *COUNT_FIELDS, *AMOUNT_FIELDS)}
+    return {
+        row["profile_id"]: Counter({k: v for k, v in row.items() if k != "profile_id"})
+        for row in UserProfileStats.objects.values("profile_id", *COUNT_FIELDS, *AMOUNT_FIELDS)
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -524,6 +612,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
+
 
 def seed_platform(seed: int, processes: int) -> None:
     from django.utils import timezone
@@ -538,12 +627,16 @@ def seed_platform(seed: int, processes: int) -> None:
     rng = random.Random(seed)
     ids = sorted(create_users_bulk([(f"soak{i}", f"Soak Player {i}") for i in range(SEED_USERS)]).values())
     long_ago = timezone.now() - timezone.timedelta(days=400)
-    Achievement.objects.bulk_create([Achievement(code=f"soak-{i}", name=f"Soak achievement {i}",
-                                                 tier=rng.choice(("minor", "major"))) for i in range(12)])
+    Achievement.objects.bulk_create(
+        [
+            Achievement(code=f"soak-{i}", name=f"Soak achievement {i}", tier=rng.choice(("minor", "major")))
+            for i in range(12)
+        ]
+    )
     pool = ids[:]
     rng.shuffle(pool)
     for t in range(STABLE_TEAMS):
-        roster = pool[t * 5:(t + 1) * 5]
+        roster = pool[t * 5 : (t + 1) * 5]
         team = Team.objects.create(name=f"stable-{t}", game=rng.choice(GAMES), created_by_id=roster[0])
         TeamMembership.objects.bulk_create([TeamMembership(team=team, user_id=u, joined_at=long_ago) for u in roster])
     for p in range(processes):
@@ -558,7 +651,9 @@ def seed_platform(seed: int, processes: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600, help="seconds of traffic (default 600)")
-    parser.add_argument("--rate", type=float, default=200, help="source changes per second, all processes (default 200)")
+    parser.add_argument(
+        "--rate", type=float, default=200, help="source changes per second, all processes (default 200)"
+    )
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--kill-every", type=float, default=60, help="SIGKILL + restart the worker this often (s)")
     parser.add_argument("--redis-outage", type=float, default=30, help="stop Redis once for this long (s)")
@@ -573,17 +668,24 @@ def main() -> int:
     logdir = Path(tempfile.mkdtemp(prefix="soak-"))
     redis = RedisServer(free_port(), logdir)
     redis.start()
-    env = {**os.environ,
-           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
-           "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0", "SECRET_KEY": os.environ.get("SECRET_KEY", "soak-only"),
-           "DJANGO_SETTINGS_MODULE": "project.settings", "ACTIVITY_SWEEP_GRACE_SECONDS": str(args.sweep_grace),
-           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "soak-only"),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "ACTIVITY_SWEEP_GRACE_SECONDS": str(args.sweep_grace),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("CELERY_BROKER_URL", None)
     env.pop("CACHE_URL", None)
     os.environ.update(env)
     recreate_database(args.database)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([sys.executable, "manage.py", "setup_schedules"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "manage.py", "setup_schedules"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
     import django
 
@@ -593,15 +695,49 @@ def main() -> int:
 
     every, _ = IntervalSchedule.objects.get_or_create(every=args.sweep_every, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(task="tasks.sweeps.catch_up").update(interval=every, expires=None, expire_seconds=None)
-    PeriodicTask.objects.exclude(task="tasks.sweeps.catch_up").update(enabled=False)  # nightly jobs stay out of the soak
+    PeriodicTask.objects.exclude(task="tasks.sweeps.catch_up").update(
+        enabled=False
+    )  # nightly jobs stay out of the soak
     seed_platform(args.seed, args.processes)
     connections.close_all()
 
     celery = str(Path(sys.executable).with_name("celery"))
-    worker = Managed("worker", [celery, "-A", "project", "worker", "-Q", "events,maintenance", "-c", "2",
-                                "--prefetch-multiplier", "1", "-l", "WARNING"], env, logdir)
-    beat = Managed("beat", [celery, "-A", "project", "beat", "-l", "WARNING", "-s", str(logdir / "beat-schedule"),
-                            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"], env, logdir)
+    worker = Managed(
+        "worker",
+        [
+            celery,
+            "-A",
+            "project",
+            "worker",
+            "-Q",
+            "events,maintenance",
+            "-c",
+            "2",
+            "--prefetch-multiplier",
+            "1",
+            "-l",
+            "WARNING",
+        ],
+        env,
+        logdir,
+    )
+    beat = Managed(
+        "beat",
+        [
+            celery,
+            "-A",
+            "project",
+            "beat",
+            "-l",
+            "WARNING",
+            "-s",
+            str(logdir / "beat-schedule"),
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+        ],
+        env,
+        logdir,
+    )
     worker.start()
     beat.start()
     try:
@@ -621,8 +757,12 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
     out = ctx.Queue()
     start_at = time.time() + 2
     traffic_started = time.time()
-    procs = [ctx.Process(target=traffic_process, args=(i, args.processes, args.rate, args.duration, args.seed, start_at, out))
-             for i in range(args.processes)]
+    procs = [
+        ctx.Process(
+            target=traffic_process, args=(i, args.processes, args.rate, args.duration, args.seed, start_at, out)
+        )
+        for i in range(args.processes)
+    ]
     for p in procs:
         p.start()
 
@@ -634,12 +774,17 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
 
     def reconcile_midway() -> None:
         run = run_reconciliation(fix=True, trigger="soak")
-        mid_run.update(users_drifted=run.users_drifted, missing_events=run.missing_events_total, users_checked=run.users_checked)
+        mid_run.update(
+            users_drifted=run.users_drifted, missing_events=run.missing_events_total, users_checked=run.users_checked
+        )
         connections.close_all()
 
     reconciler = threading.Thread(target=reconcile_midway)
     next_kill = start_at + args.kill_every
-    print(f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; logs in {redis.logdir}", flush=True)
+    print(
+        f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; logs in {redis.logdir}",
+        flush=True,
+    )
     results: list[dict] = []
     while len(results) < len(procs):
         # Drain the queue while waiting: a child cannot exit before its (large) result has left its pipe.
@@ -703,8 +848,10 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("SELECT EXTRACT(EPOCH FROM recorded_at - timestamp) FROM activity_useractivity WHERE recorded_at >= to_timestamp(%s)",
-                  [traffic_started])
+        c.execute(
+            "SELECT EXTRACT(EPOCH FROM recorded_at - timestamp) FROM activity_useractivity WHERE recorded_at >= to_timestamp(%s)",
+            [traffic_started],
+        )
         lags = [float(r[0]) for r in c.fetchall()]
     latencies = [ms for r in results for ms in r["latencies"]]
     errors = [e for r in results for e in r["errors"]]
@@ -714,39 +861,58 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
     expected_events = sum(sum(c[f] for f in COUNT_FIELDS if f != "current_teams_count") for c in expected.values())
     expected_events += profiles + coin_count()
     figures = {
-        "duration_s": args.duration, "rate_per_s": args.rate, "processes": args.processes,
-        "source_changes": sum(made.values()), "by_kind": dict(made),
-        "worker_kills": kills, "redis_outage_s": args.redis_outage if outage_done else 0,
+        "duration_s": args.duration,
+        "rate_per_s": args.rate,
+        "processes": args.processes,
+        "source_changes": sum(made.values()),
+        "by_kind": dict(made),
+        "worker_kills": kills,
+        "redis_outage_s": args.redis_outage if outage_done else 0,
         "mid_run_reconciliation": mid_run,
-        "events_expected_net": expected_events, "ledger_rows": ledger_rows,
-        "missing": missing + coins_missing, "duplicated": extra + coins_doubled + duplicate_keys,
+        "events_expected_net": expected_events,
+        "ledger_rows": ledger_rows,
+        "missing": missing + coins_missing,
+        "duplicated": extra + coins_doubled + duplicate_keys,
         "users_drifted": ledger_vs_stats.users_drifted + len(stats_differing),
         "stats_vs_sources_users_differing": len(stats_differing),
-        "request_errors": len(errors), "error_sample": errors[:5],
-        "request_p50_ms": round(percentile(latencies, 50), 2), "request_p99_ms": round(percentile(latencies, 99), 2),
-        "lag_p50_s": round(percentile(lags, 50), 3), "lag_p99_s": round(percentile(lags, 99), 3),
+        "request_errors": len(errors),
+        "error_sample": errors[:5],
+        "request_p50_ms": round(percentile(latencies, 50), 2),
+        "request_p99_ms": round(percentile(latencies, 99), 2),
+        "lag_p50_s": round(percentile(lags, 50), 3),
+        "lag_p99_s": round(percentile(lags, 99), 3),
         "worst_lag_s": round(max(lags), 3) if lags else 0.0,
-        "settled": settled, "settle_s": round(settle_seconds, 1),
+        "settled": settled,
+        "settle_s": round(settle_seconds, 1),
     }
     print(f"""
-source changes made        {figures['source_changes']:>10,}   ({', '.join(f'{k} {v}' for k, v in sorted(made.items()))})
-worker SIGKILLs / Redis    {kills:>10}   / {figures['redis_outage_s']:.0f}s outage; mid-run reconciliation: {mid_run}
+source changes made        {figures["source_changes"]:>10,}   ({", ".join(f"{k} {v}" for k, v in sorted(made.items()))})
+worker SIGKILLs / Redis    {kills:>10}   / {figures["redis_outage_s"]:.0f}s outage; mid-run reconciliation: {mid_run}
 events expected (net)      {expected_events:>10,}   (from the final source tables, independently of activity.derivation)
 events in the ledger       {ledger_rows:>10,}   (rows, compensations included)
-missing                    {figures['missing']:>10}
-duplicated                 {figures['duplicated']:>10}
-users drifted              {figures['users_drifted']:>10}   (ledger vs stats: {ledger_vs_stats.users_drifted}; stats vs sources: {len(stats_differing)})
-request errors             {len(errors):>10}   {errors[:3] if errors else ''}
-request path p50 / p99     {figures['request_p50_ms']:>7.2f} ms / {figures['request_p99_ms']:.2f} ms  (ORM save + after-commit publish)
-commit -> stats lag        p50 {figures['lag_p50_s']:.3f}s  p99 {figures['lag_p99_s']:.3f}s  worst {figures['worst_lag_s']:.1f}s
-settled after traffic      {figures['settle_s']:>8.1f}s  ({'sweep covered the end' if settled else 'TIMED OUT waiting for the sweep'})""")
+missing                    {figures["missing"]:>10}
+duplicated                 {figures["duplicated"]:>10}
+users drifted              {figures["users_drifted"]:>10}   (ledger vs stats: {ledger_vs_stats.users_drifted}; stats vs sources: {len(stats_differing)})
+request errors             {len(errors):>10}   {errors[:3] if errors else ""}
+request path p50 / p99     {figures["request_p50_ms"]:>7.2f} ms / {figures["request_p99_ms"]:.2f} ms  (ORM save + after-commit publish)
+commit -> stats lag        p50 {figures["lag_p50_s"]:.3f}s  p99 {figures["lag_p99_s"]:.3f}s  worst {figures["worst_lag_s"]:.1f}s
+settled after traffic      {figures["settle_s"]:>8.1f}s  ({"sweep covered the end" if settled else "TIMED OUT waiting for the sweep"})""")
     for user in sorted(ledger_differing | stats_differing)[:10]:
-        fields = {f: (expected[user][f], net[user][f], stats.get(user, Counter())[f]) for f in COUNT_FIELDS + AMOUNT_FIELDS
-                  if not expected[user][f] == net[user][f] == stats.get(user, Counter())[f]}
+        fields = {
+            f: (expected[user][f], net[user][f], stats.get(user, Counter())[f])
+            for f in COUNT_FIELDS + AMOUNT_FIELDS
+            if not expected[user][f] == net[user][f] == stats.get(user, Counter())[f]
+        }
         print(f"  user {user}: field -> (expected, ledger, stats): {fields}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
-    kept = settled and figures["missing"] == 0 and figures["duplicated"] == 0 and figures["users_drifted"] == 0 and not errors
+    kept = (
+        settled
+        and figures["missing"] == 0
+        and figures["duplicated"] == 0
+        and figures["users_drifted"] == 0
+        and not errors
+    )
     print("PROMISE KEPT" if kept else "PROMISE BROKEN")
     return 0 if kept else 1
 

@@ -2,6 +2,7 @@
 the receivers' after-commit hook records the saved row inline, in the request, through the same service the worker
 calls, instead of enqueueing it. It never fails the request (a failure is logged; the catch-up sweep records the
 row), as the seeds' mode did."""
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,9 @@ def record_inline(source_label: str, pk: int) -> None:
     try:
         record_events_for(source_label, [pk])
     except Exception:  # noqa: BLE001 - the seeds' synchronous mode, kept for comparison: still never fail the request
-        logger.exception("synchronous recording failed for %s id=%s; the catch-up sweep will record it", source_label, pk)
+        logger.exception(
+            "synchronous recording failed for %s id=%s; the catch-up sweep will record it", source_label, pk
+        )
 
 
 def enable() -> None:

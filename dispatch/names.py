@@ -1,5 +1,6 @@
 """Every task's name and queue. The `@shared_task(name=...)` declarations in `tasks/`, the beat schedules, the
 Celery routes and every publisher read them from here, so a rename cannot leave a publisher sending to nothing."""
+
 from __future__ import annotations
 
 from enum import StrEnum

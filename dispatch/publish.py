@@ -5,6 +5,7 @@ kombu's Redis transport gets short socket timeouts from the settings (CELERY_BRO
 BROKER_DOWN_PAUSE_SECONDS: a request saving many rows pays one timeout, not one per row. Whatever is skipped is not
 lost: the source tables are the outbox (the catch-up sweep), and the jobs that publish here resume from their rows.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,24 +52,25 @@ def publish(name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[str, Any] 
     name = TaskName(name)
     if broker_paused():
         metrics.PUBLISH_FAILURES.labels(task=name.value).inc()
-        raise PublishFailed(f"{name.value} not published: the broker failed under "
-                            f"{BROKER_DOWN_PAUSE_SECONDS:.0f}s ago")
+        raise PublishFailed(f"{name.value} not published: the broker failed under {BROKER_DOWN_PAUSE_SECONDS:.0f}s ago")
     if not settings.CELERY_BROKER_URL:
         # Celery would fall back to its default AMQP broker on localhost: a process with no broker configured fails
         # its publishes at once instead, as during an outage (the catch-up sweep and the jobs' rows recover the work).
         metrics.PUBLISH_FAILURES.labels(task=name.value).inc()
         raise PublishFailed(f"{name.value} not published: no broker configured (REDIS_URL / CELERY_BROKER_URL unset)")
     try:
-        current_app.send_task(name.value, args=tuple(args), kwargs=kwargs or {}, queue=queue_of(name).value,
-                              retry=False)
+        current_app.send_task(
+            name.value, args=tuple(args), kwargs=kwargs or {}, queue=queue_of(name).value, retry=False
+        )
     except Exception as exc:  # noqa: BLE001 - any transport error means "not published"
         note_broker_failure()
         metrics.PUBLISH_FAILURES.labels(task=name.value).inc()
         raise PublishFailed(f"{name.value} not published ({type(exc).__name__}: {exc})") from exc
 
 
-def publish_quietly(name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-                    recovery: str) -> bool:
+def publish_quietly(
+    name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, recovery: str
+) -> bool:
     """publish(), but a failure is logged (with the task, its arguments and what will recover the work) instead of
     raised; True when published. For callers that must never fail on a broker outage (a request, a committed job)."""
     try:
@@ -79,8 +81,14 @@ def publish_quietly(name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[st
     return True
 
 
-def publish_on_commit(name: TaskName, *, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-                      recovery: str, using: str | None = None) -> None:
+def publish_on_commit(
+    name: TaskName,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    recovery: str,
+    using: str | None = None,
+) -> None:
     """Publish once the current transaction commits (at once in autocommit), quietly: a worker must never see a
     task for rows it cannot read yet, and a rolled-back change publishes nothing."""
     transaction.on_commit(lambda: publish_quietly(name, args=args, kwargs=kwargs, recovery=recovery), using=using)

@@ -3,58 +3,83 @@
 Multiprocess-safe: when PROMETHEUS_MULTIPROC_DIR is set (gunicorn workers, Celery worker processes), prometheus_client
 writes per-process files that the /metrics view aggregates.
 """
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_RECORDED = Counter(
-    "activity_events_recorded_total", "Events inserted into the ledger.", ["event_type", "origin"],
+    "activity_events_recorded_total",
+    "Events inserted into the ledger.",
+    ["event_type", "origin"],
 )
 RECORDING_LAG = Histogram(
-    "activity_recording_lag_seconds", "Source time -> recorded time of events recorded live or by the catch-up sweep.",
-    ["origin"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+    "activity_recording_lag_seconds",
+    "Source time -> recorded time of events recorded live or by the catch-up sweep.",
+    ["origin"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
 )
 ENQUEUE_FAILURES = Counter(
-    "activity_enqueue_failures_total", "Publishes of a recording task that failed (broker down); the sweep catches up.", ["source"],
+    "activity_enqueue_failures_total",
+    "Publishes of a recording task that failed (broker down); the sweep catches up.",
+    ["source"],
 )
 PUBLISH_FAILURES = Counter(
     "dispatch_publish_failures_total",
-    "Task publishes the broker did not take (or skipped during the pause after such a failure).", ["task"],
+    "Task publishes the broker did not take (or skipped during the pause after such a failure).",
+    ["task"],
 )
 TASK_FAILURES = Counter("activity_task_failures_total", "Celery tasks that failed for good.", ["task"])
 TASK_RETRIES = Counter("activity_task_retries_total", "Celery task retries.", ["task"])
 SWEEP_FINDINGS = Counter(
-    "activity_catchup_events_found_total", "Events that only the catch-up sweep recorded (their live task was lost).", ["event_type"],
+    "activity_catchup_events_found_total",
+    "Events that only the catch-up sweep recorded (their live task was lost).",
+    ["event_type"],
 )
 BACKFILL_PROGRESS = Gauge(
-    "activity_backfill_progress_ratio", "Progress of the running backfill, 0..1.", multiprocess_mode="mostrecent",
+    "activity_backfill_progress_ratio",
+    "Progress of the running backfill, 0..1.",
+    multiprocess_mode="mostrecent",
 )
 BACKFILL_EVENTS = Counter("activity_backfill_events_created_total", "Events created by backfill runs.")
 USERS_DRIFTED = Gauge(
-    "stats_users_drifted", "Users whose stats differed from the ledger in the last reconciliation.", multiprocess_mode="mostrecent",
+    "stats_users_drifted",
+    "Users whose stats differed from the ledger in the last reconciliation.",
+    multiprocess_mode="mostrecent",
 )
 DRIFT_RATIO = Gauge(
-    "stats_drift_ratio", "Drifted users / users checked in the last reconciliation.", multiprocess_mode="mostrecent",
+    "stats_drift_ratio",
+    "Drifted users / users checked in the last reconciliation.",
+    multiprocess_mode="mostrecent",
 )
 DRIFT_ALERT = Gauge(
-    "stats_drift_alert", "1 when the last reconciliation found drift above the alert threshold.", multiprocess_mode="mostrecent",
+    "stats_drift_alert",
+    "1 when the last reconciliation found drift above the alert threshold.",
+    multiprocess_mode="mostrecent",
 )
 RECONCILE_MISSING_EVENTS = Counter(
-    "stats_reconcile_missing_events_total", "Events the sources -> ledger pass found missing from the ledger.",
+    "stats_reconcile_missing_events_total",
+    "Events the sources -> ledger pass found missing from the ledger.",
     ["source", "event_type"],
 )
 RECONCILE_DURATION = Gauge(
-    "stats_reconcile_duration_seconds", "Duration of the last reconciliation.", multiprocess_mode="mostrecent",
+    "stats_reconcile_duration_seconds",
+    "Duration of the last reconciliation.",
+    multiprocess_mode="mostrecent",
 )
 RECONCILE_LAST_SUCCESS = Gauge(
-    "stats_reconcile_last_success_timestamp_seconds", "Unix time the last full reconciliation finished.",
+    "stats_reconcile_last_success_timestamp_seconds",
+    "Unix time the last full reconciliation finished.",
     multiprocess_mode="mostrecent",
 )
 STATS_RECOMPUTED = Counter("stats_recomputed_users_total", "Users whose stats the stale-stats job recomputed.")
 POISON_ROWS = Counter(
-    "activity_poison_rows_total", "Source rows set aside as poison rows (each failed attempt counts).", ["source", "origin"],
+    "activity_poison_rows_total",
+    "Source rows set aside as poison rows (each failed attempt counts).",
+    ["source", "origin"],
 )
 POISON_UNRESOLVED = Gauge(
-    "activity_poison_rows_unresolved", "Unresolved poison rows, as counted by the last poison retry run.",
+    "activity_poison_rows_unresolved",
+    "Unresolved poison rows, as counted by the last poison retry run.",
     multiprocess_mode="mostrecent",
 )

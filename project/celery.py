@@ -1,4 +1,5 @@
 """The Celery app, configured from Django settings (CELERY_* names)."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,10 @@ def _refuse_without_broker(**_kwargs) -> None:
     from django.conf import settings
 
     if not settings.CELERY_BROKER_URL:
-        sys.stderr.write("ERROR: no broker configured: set REDIS_URL (or CELERY_BROKER_URL) before starting a Celery "
-                         "worker or beat (`make run` and `make demo` set it for the embedded stack).\n")
+        sys.stderr.write(
+            "ERROR: no broker configured: set REDIS_URL (or CELERY_BROKER_URL) before starting a Celery "
+            "worker or beat (`make run` and `make demo` set it for the embedded stack).\n"
+        )
         raise SystemExit(2)
 
 

@@ -7,6 +7,7 @@ opens from then on start with DB_JOB_STATEMENT_TIMEOUT_MS (0, none, by default) 
 a later SET, so that code which bounds one statement with `SET LOCAL` and puts it back with `TO DEFAULT` (the
 leaderboards) returns to the process's own value. Still bounded for jobs: the lock timeout and the task time limits.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,11 @@ _STATEMENT_TIMEOUT = re.compile(r"-c\s*statement_timeout=\S+")
 def with_statement_timeout(options: str, timeout_ms: int) -> str:
     """libpq `options` with its statement_timeout replaced (or added)."""
     setting = f"-c statement_timeout={int(timeout_ms):d}"
-    return _STATEMENT_TIMEOUT.sub(setting, options) if _STATEMENT_TIMEOUT.search(options) else f"{options} {setting}".strip()
+    return (
+        _STATEMENT_TIMEOUT.sub(setting, options)
+        if _STATEMENT_TIMEOUT.search(options)
+        else f"{options} {setting}".strip()
+    )
 
 
 def use_job_timeouts() -> None:
@@ -34,6 +39,8 @@ def use_job_timeouts() -> None:
         conn = connections[alias]
         for db in {id(d): d for d in (settings.DATABASES[alias], conn.settings_dict)}.values():
             options = db.setdefault("OPTIONS", {})
-            options["options"] = with_statement_timeout(options.get("options", ""), settings.DB_JOB_STATEMENT_TIMEOUT_MS)
+            options["options"] = with_statement_timeout(
+                options.get("options", ""), settings.DB_JOB_STATEMENT_TIMEOUT_MS
+            )
         if conn.connection is not None and not conn.in_atomic_block:
             conn.close()  # reopened with the job timeout on next use

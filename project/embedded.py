@@ -11,6 +11,7 @@ short timeout is replaced by the embedded server (`make test`: CI's services whe
 
 Only stdlib, psycopg and redis are imported: this module runs before Django is configured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,6 +56,7 @@ def redacted(url: str) -> str:
 
 # --- probes ---------------------------------------------------------------------------------------------------------
 
+
 def postgres_answers(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     """The server at `url` accepts a login (a missing database still counts: pytest-django creates its own)."""
     import psycopg
@@ -81,8 +83,9 @@ def _libpq(url: str) -> str:
     return "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
 
 
-def choose(service: str, configured: str | None, answers: Callable[[str], bool], embedded: Callable[[], str],
-           *, fallback: bool) -> Choice:
+def choose(
+    service: str, configured: str | None, answers: Callable[[str], bool], embedded: Callable[[], str], *, fallback: bool
+) -> Choice:
     """The configured URL when there is one (and, with `fallback`, when it answers), else the embedded server's."""
     if configured and (not fallback or answers(configured)):
         return Choice(service, configured, "configured")
@@ -90,6 +93,7 @@ def choose(service: str, configured: str | None, answers: Callable[[str], bool],
 
 
 # --- the embedded servers -------------------------------------------------------------------------------------------
+
 
 class EmbeddedStack:
     """The two servers under `base` (default `<checkout>/.embedded`). start() is idempotent: a running server is
@@ -124,10 +128,16 @@ class EmbeddedStack:
                 pg.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.pgdata, user=user)
             # TCP on loopback only; no unix socket (the checkout path can exceed the socket-path limit). fsync off:
             # this is a disposable demo/test server, a crash means `make clean-embedded`, not lost production data.
-            options = f"-h 127.0.0.1 -p {self.pg_port} -k '' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            options = (
+                f"-h 127.0.0.1 -p {self.pg_port} -k '' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
             if not self._postgres_pid():
-                pg.pg_ctl(["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "postgres.log"), "start"],
-                          pgdata=self.pgdata, user=user, timeout=90)
+                pg.pg_ctl(
+                    ["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "postgres.log"), "start"],
+                    pgdata=self.pgdata,
+                    user=user,
+                    timeout=90,
+                )
         self._ensure_database()
         return self.database_url
 
@@ -173,7 +183,9 @@ class EmbeddedStack:
     def stop_postgres(self) -> bool:
         if not self._postgres_pid():
             return False
-        _pg_commands().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._prepare_pg_user(), timeout=60)
+        _pg_commands().pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._prepare_pg_user(), timeout=60
+        )
         return True
 
     # Redis
@@ -181,17 +193,39 @@ class EmbeddedStack:
         if redis_answers(self.redis_url):
             return self.redis_url
         if self._redis_pid():
-            raise RuntimeError(f"the embedded Redis (pid {self._redis_pid()}) runs but does not answer; "
-                               "`python -m project.embedded stop` and retry")
+            raise RuntimeError(
+                f"the embedded Redis (pid {self._redis_pid()}) runs but does not answer; "
+                "`python -m project.embedded stop` and retry"
+            )
         if _port_taken(self.redis_port):
             raise RuntimeError(f"port {self.redis_port} is taken by another program; set EMBEDDED_REDIS_PORT")
         self.logs.mkdir(parents=True, exist_ok=True)
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         # Appendonly: queued tasks and batched changes survive a `stop` / `start` like a real broker's would.
-        subprocess.run([redis_server_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                        "--daemonize", "yes", "--pidfile", str(self.redis_dir / "redis.pid"),
-                        "--dir", str(self.redis_dir), "--logfile", str(self.logs / "redis.log"),
-                        "--save", "", "--appendonly", "yes", "--appendfsync", "no"], check=True)
+        subprocess.run(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.redis_dir / "redis.pid"),
+                "--dir",
+                str(self.redis_dir),
+                "--logfile",
+                str(self.logs / "redis.log"),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "no",
+            ],
+            check=True,
+        )
         deadline = time.monotonic() + 15
         while not redis_answers(self.redis_url):
             if time.monotonic() > deadline:
@@ -227,8 +261,10 @@ class EmbeddedStack:
         return stopped
 
     def status(self) -> dict[str, str]:
-        return {"postgresql": f"{'up' if postgres_answers(self.database_url) else 'down'} {self.database_url}",
-                "redis": f"{'up' if redis_answers(self.redis_url) else 'down'} {self.redis_url}"}
+        return {
+            "postgresql": f"{'up' if postgres_answers(self.database_url) else 'down'} {self.database_url}",
+            "redis": f"{'up' if redis_answers(self.redis_url) else 'down'} {self.redis_url}",
+        }
 
 
 def _pg_commands():
@@ -275,11 +311,15 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
 # --- picking the backends for a command -----------------------------------------------------------------------------
 
-def choose_backends(database_url: str | None, redis_url: str | None, *, fallback: bool,
-                    stack: EmbeddedStack | None = None) -> tuple[Choice, Choice]:
+
+def choose_backends(
+    database_url: str | None, redis_url: str | None, *, fallback: bool, stack: EmbeddedStack | None = None
+) -> tuple[Choice, Choice]:
     stack = stack or EmbeddedStack()
-    return (choose("database", database_url, postgres_answers, stack.start_postgres, fallback=fallback),
-            choose("redis", redis_url, redis_answers, stack.start_redis, fallback=fallback))
+    return (
+        choose("database", database_url, postgres_answers, stack.start_postgres, fallback=fallback),
+        choose("redis", redis_url, redis_answers, stack.start_redis, fallback=fallback),
+    )
 
 
 def command_environment(database: Choice, redis: Choice, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -319,8 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             parser.error("run needs a COMMAND after --")
-        database, redis = choose_backends(args.database_url or None, args.redis_url or None, fallback=args.fallback,
-                                          stack=stack)
+        database, redis = choose_backends(
+            args.database_url or None, args.redis_url or None, fallback=args.fallback, stack=stack
+        )
         print(f"backends: {database.describe()}; {redis.describe()}", file=sys.stderr, flush=True)
         executable = shutil.which(command[0]) or command[0]
         os.execve(executable, command, command_environment(database, redis))

@@ -1,6 +1,7 @@
 """gunicorn settings read by the Procfile's web process (`--config python:project.gunicorn_conf`): the hooks that keep
 the Prometheus multiprocess directory right (project/metrics_dir.py). Bind, workers and timeout stay on the command
 line, where the Procfile shows them."""
+
 from __future__ import annotations
 
 

@@ -11,12 +11,13 @@ server would keep): it opens a fresh one through psycopg's asyncio API under `as
 and `SELECT 1` together are cancelled after HEALTHZ_DB_TIMEOUT_SECONDS. libpq's own connect_timeout counts whole
 seconds and at least 2, too coarse for a probe; the server-side statement_timeout is a second bound.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import psycopg
@@ -43,10 +44,16 @@ def check_database() -> dict:
 
 def _probe_postgresql(db: dict, timeout: float) -> None:
     statement_ms = max(1, int(1000 * timeout))
-    kwargs = {"host": db.get("HOST") or None, "port": db.get("PORT") or None, "dbname": db.get("NAME"),
-              "user": db.get("USER") or None, "password": db.get("PASSWORD") or None,
-              "connect_timeout": 2, "options": f"-c statement_timeout={statement_ms}",
-              "application_name": "healthz"}
+    kwargs = {
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "dbname": db.get("NAME"),
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "connect_timeout": 2,
+        "options": f"-c statement_timeout={statement_ms}",
+        "application_name": "healthz",
+    }
 
     async def probe() -> None:
         conn = await psycopg.AsyncConnection.connect(**{k: v for k, v in kwargs.items() if v is not None})
@@ -79,8 +86,14 @@ def _ping_redis(url: str) -> None:
     from redis.retry import Retry
 
     # One attempt, short timeouts: a health check must answer quickly, never hang on a dead broker.
-    client = redis.Redis.from_url(url, socket_connect_timeout=BROKER_TIMEOUT_SECONDS, socket_timeout=BROKER_TIMEOUT_SECONDS,
-                                  retry=Retry(NoBackoff(), 0), retry_on_timeout=False, single_connection_client=True)
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+        socket_timeout=BROKER_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        single_connection_client=True,
+    )
     try:
         client.ping()
     finally:
@@ -115,6 +128,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
         broker = pool.submit(check_broker)  # no database in that thread: the database check stays on this one
         checks = {"database": check_database(), "broker": broker.result()}
     failed = [name for name, result in checks.items() if not result["ok"]]
-    body = {"status": "unavailable" if failed else "ok", "failed": failed, "checks": checks,
-            "duration_ms": round(1000 * (time.monotonic() - began), 1)}
+    body = {
+        "status": "unavailable" if failed else "ok",
+        "failed": failed,
+        "checks": checks,
+        "duration_ms": round(1000 * (time.monotonic() - began), 1),
+    }
     return JsonResponse(body, status=503 if failed else 200)

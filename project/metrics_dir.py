@@ -9,6 +9,7 @@ registers the checks below.
 
 Run as `python -m project.metrics_dir reset [DIR]`.
 """
+
 from __future__ import annotations
 
 import glob
@@ -73,8 +74,13 @@ def check_metrics_token(app_configs=None, **kwargs) -> list[CheckMessage]:
 
     if settings.DEBUG or settings.METRICS_TOKEN:
         return []
-    return [Error("METRICS_TOKEN is not set: /metrics answers 403 with DEBUG off.",
-                  hint="Set METRICS_TOKEN and give Prometheus the same value as its bearer token.", id="metrics.E001")]
+    return [
+        Error(
+            "METRICS_TOKEN is not set: /metrics answers 403 with DEBUG off.",
+            hint="Set METRICS_TOKEN and give Prometheus the same value as its bearer token.",
+            id="metrics.E001",
+        )
+    ]
 
 
 @register(deploy=True)
@@ -86,9 +92,13 @@ def check_multiprocess_dir(app_configs=None, **kwargs) -> list[CheckMessage]:
     if path and not Path(path).is_dir():
         return [Error(f"{ENV}={path} is not a directory.", id="metrics.E002")]
     if not path and not settings.DEBUG:
-        return [Warning(f"{ENV} is not set: /metrics on web will not show the work of the worker, beat or commands.",
-                        hint="Run every process through scripts/with-metrics-dir (the Procfile does).",
-                        id="metrics.W001")]
+        return [
+            Warning(
+                f"{ENV} is not set: /metrics on web will not show the work of the worker, beat or commands.",
+                hint="Run every process through scripts/with-metrics-dir (the Procfile does).",
+                id="metrics.W001",
+            )
+        ]
     return []
 
 

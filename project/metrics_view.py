@@ -8,6 +8,7 @@ process's default registry is exposed, with the client's process/platform collec
 A scrape must send `Authorization: Bearer <METRICS_TOKEN>`. With DEBUG off and no token configured the endpoint
 refuses (403) rather than serve the platform's figures to anyone; `manage.py check --deploy` reports it first.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -41,8 +42,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not token:
         if not settings.DEBUG:
             logger.error("/metrics refused: METRICS_TOKEN is not set (required with DEBUG off)")
-            return HttpResponse("metrics are disabled: METRICS_TOKEN is not configured\n", status=403,
-                                content_type="text/plain")
+            return HttpResponse(
+                "metrics are disabled: METRICS_TOKEN is not configured\n", status=403, content_type="text/plain"
+            )
     elif not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
         return HttpResponse("metrics need a bearer token\n", status=401, content_type="text/plain")
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

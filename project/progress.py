@@ -10,6 +10,7 @@ per step when the output is piped or captured (a log file must not fill with car
 Services take a plain `Callable[[str], None]`; the command wraps `bar.update` in it, so nothing below the commands
 knows how progress is drawn.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -6,6 +6,7 @@ with no servers can run the quick start; a DATABASE_URL of any other scheme is r
 REDIS_URL / CELERY_BROKER_URL (`make demo` / `make run` point it at the embedded Redis); without one, publishes fail fast
 and the catch-up sweep records what they would have.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,9 @@ if not SECRET_KEY:
     else:
         raise ImproperlyConfigured("SECRET_KEY must be set in the environment (or DEBUG=1 for local development).")
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
@@ -124,7 +127,8 @@ if DATABASE_URL.split("://", 1)[0].lower() not in _DATABASE_SCHEMES:
     raise ImproperlyConfigured(
         f"DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:port/name), not "
         f"{DATABASE_URL.split('://', 1)[0]!r}: the project runs on PostgreSQL only. Unset it to use the embedded "
-        f"server ({EMBEDDED_DATABASE_URL}).")
+        f"server ({EMBEDDED_DATABASE_URL})."
+    )
 # Seconds (libpq counts whole seconds, at least 2), milliseconds; 0 means no statement timeout.
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3)
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
@@ -142,7 +146,8 @@ DATABASES["default"].setdefault("OPTIONS", {})
 # (project/db_timeouts.py).
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
 DATABASES["default"]["OPTIONS"].setdefault(
-    "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}")
+    "options", f"-c lock_timeout={env_int('DB_LOCK_TIMEOUT_MS', 10000)} -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -169,16 +174,22 @@ STORAGES = {
 # timeouts: a dead Redis may slow a read by a fraction of a second (it then falls back to the database), never hang it.
 CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or ""
 if CACHE_URL:
-    CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": CACHE_URL,
-        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "cache"),  # shares the broker's Redis: keep apart from kombu keys
-        # No retries (redis-py retries nothing unless asked): a hung Redis costs one socket timeout, and then the
-        # read side skips the cache for CACHE_DOWN_PAUSE_SECONDS (stats/cache.py).
-        "OPTIONS": {"socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
-                    "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.25")),
-                    "retry_on_timeout": False},
-    }}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": os.environ.get(
+                "CACHE_KEY_PREFIX", "cache"
+            ),  # shares the broker's Redis: keep apart from kombu keys
+            # No retries (redis-py retries nothing unless asked): a hung Redis costs one socket timeout, and then the
+            # read side skips the cache for CACHE_DOWN_PAUSE_SECONDS (stats/cache.py).
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("CACHE_CONNECT_TIMEOUT", "0.25")),
+                "socket_timeout": float(os.environ.get("CACHE_SOCKET_TIMEOUT", "0.25")),
+                "retry_on_timeout": False,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "activity-read-side"}}
 CACHE_DOWN_PAUSE_SECONDS = float(os.environ.get("CACHE_DOWN_PAUSE_SECONDS", "5"))
@@ -199,7 +210,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "DeltaCrown activity API",
     "DESCRIPTION": "Player activity timelines, match and tournament history, lifetime stats, leaderboards, economy "
-                   "summary and GDPR export. Lists are cursor-paginated (opaque `cursor`, `limit` 1-50).",
+    "summary and GDPR export. Lists are cursor-paginated (opaque `cursor`, `limit` 1-50).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
@@ -252,11 +263,15 @@ def _redacted(url: str) -> str:
 # One line naming the database and task backend in use; the commands that use them print it.
 _db = DATABASES["default"]
 _DATABASE_DESCRIPTION = "postgresql {}:{}/{}{}".format(
-    _db.get("HOST") or "localhost", _db.get("PORT") or 5432, _db["NAME"],
-    " (embedded)" if DATABASE_URL == EMBEDDED_DATABASE_URL else "")
+    _db.get("HOST") or "localhost",
+    _db.get("PORT") or 5432,
+    _db["NAME"],
+    " (embedded)" if DATABASE_URL == EMBEDDED_DATABASE_URL else "",
+)
 BACKENDS_DESCRIPTION = "database: {}; tasks: {}".format(
     _DATABASE_DESCRIPTION,
-    f"Celery workers via {_redacted(CELERY_BROKER_URL)}" if CELERY_BROKER_URL
+    f"Celery workers via {_redacted(CELERY_BROKER_URL)}"
+    if CELERY_BROKER_URL
     else "no broker configured (publishes fail fast; the catch-up sweep records)",
 )
 
@@ -300,4 +315,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-

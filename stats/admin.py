@@ -4,6 +4,7 @@ Nothing in these pages edits a counter: the ledger is the only source of the sta
 users stale (one statement, whatever the selection) and queues the recompute job at once, so the request never does
 the work itself and the periodic job picks the marks up anyway if the broker is down.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from stats.counters import COUNTER_FIELDS
 from activity.admin import ReadOnlyAdmin
-from stats.jobs import EnqueueFailed, start_reconciliation, start_recompute_stale
+from stats.counters import COUNTER_FIELDS
+from stats.jobs import EnqueueFailed, start_recompute_stale, start_reconciliation
 from stats.models import ReconciliationRun, StaleStats, UserProfileStats
 from stats.reconcile import ReconciliationAlreadyRunning
 from stats.stale import mark_stale
@@ -26,8 +27,17 @@ from stats.stale import mark_stale
 
 @admin.register(UserProfileStats)
 class UserProfileStatsAdmin(ReadOnlyAdmin):
-    list_display = ("profile_id", "profile", "matches_played", "matches_won", "tournaments_won", "total_earned",
-                    "total_spent", "last_activity_at", "stats_updated_at")
+    list_display = (
+        "profile_id",
+        "profile",
+        "matches_played",
+        "matches_won",
+        "tournaments_won",
+        "total_earned",
+        "total_spent",
+        "last_activity_at",
+        "stats_updated_at",
+    )
     list_select_related = ("profile",)
     ordering = ("profile_id",)
     search_fields = ("=profile__display_name",)
@@ -53,21 +63,55 @@ class UserProfileStatsAdmin(ReadOnlyAdmin):
         try:
             detail = start_recompute_stale()
         except EnqueueFailed as exc:
-            self.message_user(request, f"{marked} user(s) marked stale; {exc}. The periodic recompute job (every "
-                                       f"5 minutes) will pick them up.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{marked} user(s) marked stale; {exc}. The periodic recompute job (every "
+                f"5 minutes) will pick them up.",
+                messages.WARNING,
+            )
             return
         self.message_user(request, f"{marked} user(s) marked stale. {detail}", messages.SUCCESS)
 
 
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "started_at", "status", "mode", "scope_display", "trigger", "users_checked", "users_drifted",
-                    "users_fixed", "missing_events_total", "drift_percent", "duration_seconds")
+    list_display = (
+        "id",
+        "started_at",
+        "status",
+        "mode",
+        "scope_display",
+        "trigger",
+        "users_checked",
+        "users_drifted",
+        "users_fixed",
+        "missing_events_total",
+        "drift_percent",
+        "duration_seconds",
+    )
     list_filter = ("status", "fix", "trigger", "scope")
     date_hierarchy = "started_at"
-    fields = ("status", "started_at", "finished_at", "duration_seconds", "fix", "scope", "scope_user_id", "trigger",
-              "sources_checked", "users_checked", "users_drifted", "users_fixed", "drift_percent",
-              "missing_events_total", "missing_events_pretty", "poison_rows", "field_drift_pretty", "drift_sample_pretty", "error")
+    fields = (
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "fix",
+        "scope",
+        "scope_user_id",
+        "trigger",
+        "sources_checked",
+        "users_checked",
+        "users_drifted",
+        "users_fixed",
+        "drift_percent",
+        "missing_events_total",
+        "missing_events_pretty",
+        "poison_rows",
+        "field_drift_pretty",
+        "drift_sample_pretty",
+        "error",
+    )
     readonly_fields = fields
 
     @admin.display(description="mode", ordering="fix")
@@ -102,8 +146,10 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         return [path("run/", run_now, name="stats_reconciliationrun_run"), *super().get_urls()]
 
     def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        extra = {"can_run_reconciliation": self.has_run_permission(request),
-                 "run_reconciliation_url": reverse("admin:stats_reconciliationrun_run")}
+        extra = {
+            "can_run_reconciliation": self.has_run_permission(request),
+            "run_reconciliation_url": reverse("admin:stats_reconciliationrun_run"),
+        }
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     @method_decorator(require_POST)

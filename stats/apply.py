@@ -1,4 +1,5 @@
 """Incremental apply: move the counters by exactly the events an append really inserted, in its transaction."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,8 +14,10 @@ from stats.rows import lock_stats_rows
 
 _TABLE = UserProfileStats._meta.db_table
 _SET = ", ".join(f"{f} = {_TABLE}.{f} + v.{f}" for f in COUNTER_FIELDS)
-_LAST = (f"last_activity_at = CASE WHEN {_TABLE}.last_activity_at IS NULL OR v.last_at > {_TABLE}.last_activity_at "
-         f"THEN v.last_at ELSE {_TABLE}.last_activity_at END")
+_LAST = (
+    f"last_activity_at = CASE WHEN {_TABLE}.last_activity_at IS NULL OR v.last_at > {_TABLE}.last_activity_at "
+    f"THEN v.last_at ELSE {_TABLE}.last_activity_at END"
+)
 _UPDATE_SQL = (
     f"UPDATE {_TABLE} SET {_SET}, {_LAST}, stats_updated_at = %s "
     f"FROM unnest(%s::bigint[], {', '.join(['%s::bigint[]'] * len(COUNTER_FIELDS))}, %s::timestamptz[]) "
@@ -34,6 +37,8 @@ def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
     user_ids = sorted(deltas)
     lock_stats_rows(user_ids)
     now = timezone.now()
-    params = [now, user_ids] + [[deltas[u][f] for u in user_ids] for f in COUNTER_FIELDS] + [[last_at[u] for u in user_ids]]
+    params = (
+        [now, user_ids] + [[deltas[u][f] for u in user_ids] for f in COUNTER_FIELDS] + [[last_at[u] for u in user_ids]]
+    )
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL, params)

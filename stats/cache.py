@@ -21,6 +21,7 @@ connections, never answering) so costs one socket timeout per pause and process,
 ignore the pause (they run after commit, off the request path, and a skipped one would let a stale value live for its
 TTL); their failure opens it too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,6 +47,7 @@ T = TypeVar("T")
 
 try:  # the Redis client is a dependency, but keep this module importable without it (LocMem cache)
     from redis.exceptions import RedisError
+
     CACHE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
@@ -77,8 +79,14 @@ setting_changed.connect(_close_breaker_on_new_caches, dispatch_uid="stats.cache.
 def _cache_failed(exc: BaseException, consequence: str, *, level: int = logging.WARNING) -> None:
     global _cache_down_until
     _cache_down_until = time.monotonic() + settings.CACHE_DOWN_PAUSE_SECONDS
-    logger.log(level, "cache unavailable (%s: %s); %s; skipping the cache for %gs", type(exc).__name__, exc,
-               consequence, settings.CACHE_DOWN_PAUSE_SECONDS)
+    logger.log(
+        level,
+        "cache unavailable (%s: %s); %s; skipping the cache for %gs",
+        type(exc).__name__,
+        exc,
+        consequence,
+        settings.CACHE_DOWN_PAUSE_SECONDS,
+    )
 
 
 def value_key(user_id: int) -> str:
@@ -130,8 +138,11 @@ def invalidate(user_ids: Iterable[int]) -> None:
         cache.delete_many(keys)
     except CACHE_ERRORS as exc:
         # The value expires by itself within STATS_TTL; say which users may read stale figures until then.
-        _cache_failed(exc, f"stats cache invalidation failed for {len(keys)} user(s): {sorted(set(user_ids))[:20]}",
-                      level=logging.ERROR)
+        _cache_failed(
+            exc,
+            f"stats cache invalidation failed for {len(keys)} user(s): {sorted(set(user_ids))[:20]}",
+            level=logging.ERROR,
+        )
 
 
 def invalidate_on_commit(user_ids: Iterable[int]) -> None:

@@ -1,14 +1,28 @@
 """The event -> counter mapping, in one place: incremental apply, recompute and reconciliation all read it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from activity.event_types import REVERSAL_OF, EventType as E
+from activity.event_types import REVERSAL_OF
+from activity.event_types import EventType as E
 
 COUNTER_FIELDS: tuple[str, ...] = (
-    "tournaments_registered", "tournaments_played", "tournaments_completed", "tournaments_won",
-    "tournaments_runner_up", "tournaments_top4", "matches_played", "matches_won", "matches_lost",
-    "total_earned", "total_spent", "achievements_count", "teams_created", "teams_joined", "current_teams_count",
+    "tournaments_registered",
+    "tournaments_played",
+    "tournaments_completed",
+    "tournaments_won",
+    "tournaments_runner_up",
+    "tournaments_top4",
+    "matches_played",
+    "matches_won",
+    "matches_lost",
+    "total_earned",
+    "total_spent",
+    "achievements_count",
+    "teams_created",
+    "teams_joined",
+    "current_teams_count",
 )
 # Counters that sum the event's amount instead of counting events.
 AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
@@ -50,8 +64,9 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
 }
 assert set(EFFECTS) == set(E.values), "every event type needs an entry in EFFECTS"
 # A compensation exactly cancels its base event, counter by counter (deletes and corrections rely on it).
-assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, rev in REVERSAL_OF.items()), \
+assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, rev in REVERSAL_OF.items()), (
     "a reversal must negate its base"
+)
 
 
 def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
@@ -65,7 +80,9 @@ def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
     return deltas
 
 
-def counter_sql(field: str, type_column: str = "event_type", amount_column: str = "amount", measure: str | None = None) -> str:
+def counter_sql(
+    field: str, type_column: str = "event_type", amount_column: str = "amount", measure: str | None = None
+) -> str:
     """An SQL aggregate computing one counter over ledger rows: SUM(CASE ... END).
 
     `measure` replaces what each row contributes (1, or its amount) - e.g. a per-type count over pre-grouped rows."""

@@ -4,6 +4,7 @@ Per-user cached stats are invalidated by recompute_stats itself (stats.cache.inv
 leaderboards share one generation key (stats.cache): dropping it makes every board rebuild from the corrected
 counters on its next read, whatever cache backend is configured.
 """
+
 from __future__ import annotations
 
 from stats.cache import invalidate_leaderboards

@@ -1,4 +1,5 @@
 """The projection's side of a GDPR erasure (activity.erasure calls this inside the erasure's transaction)."""
+
 from __future__ import annotations
 
 from django.db import transaction

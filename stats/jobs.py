@@ -1,5 +1,6 @@
 """Starting the projection's maintenance jobs from a request (the admin): publish by task name through dispatch
 (stats never imports tasks nor Celery). No broker, or a broker down, is reported to the operator, never a 500."""
+
 from __future__ import annotations
 
 import logging

@@ -19,7 +19,9 @@ class UserProfileStats(models.Model):
     """Counters derived from the ledger; re-derivable from it at any time (recompute_stats)."""
 
     # The profile's id is its user's id, so this row's key is the user id too.
-    profile = models.OneToOneField("profiles.UserProfile", on_delete=models.CASCADE, primary_key=True, related_name="stats")
+    profile = models.OneToOneField(
+        "profiles.UserProfile", on_delete=models.CASCADE, primary_key=True, related_name="stats"
+    )
     tournaments_registered = models.PositiveIntegerField(default=0)
     tournaments_played = models.PositiveIntegerField(default=0)
     tournaments_completed = models.PositiveIntegerField(default=0)
@@ -48,11 +50,20 @@ class UserProfileStats(models.Model):
         indexes = [
             # Leaderboards: each index is the board's whole ORDER BY (stats.selectors.leaderboards), so a top-N
             # read walks N index entries instead of sorting the table.
-            models.Index(F("tournaments_won").desc(), F("tournaments_runner_up").desc(), "profile",
-                         name="stats_lb_titles_tiebreak"),
+            models.Index(
+                F("tournaments_won").desc(),
+                F("tournaments_runner_up").desc(),
+                "profile",
+                name="stats_lb_titles_tiebreak",
+            ),
             models.Index(F("matches_won").desc(), "matches_played", "profile", name="stats_lb_wins_tiebreak"),
-            models.Index((Cast("matches_won", FloatField()) / Cast("matches_played", FloatField())).desc(),
-                         F("matches_played").desc(), "profile", condition=Q(matches_played__gt=0), name="stats_lb_win_rate"),
+            models.Index(
+                (Cast("matches_won", FloatField()) / Cast("matches_played", FloatField())).desc(),
+                F("matches_played").desc(),
+                "profile",
+                condition=Q(matches_played__gt=0),
+                name="stats_lb_win_rate",
+            ),
             models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),
         ]
 
@@ -103,7 +114,9 @@ class ReconciliationRun(models.Model):
 
     started_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    fix = models.BooleanField(default=False, help_text="Repair what was found (record missing events, reset drifted stats).")
+    fix = models.BooleanField(
+        default=False, help_text="Repair what was found (record missing events, reset drifted stats)."
+    )
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
     scope_user_id = models.BigIntegerField(null=True, blank=True, help_text="The one user checked (scope 'user').")
     sources_checked = models.BooleanField(default=True, help_text="Whether the sources -> ledger pass ran.")
@@ -113,11 +126,21 @@ class ReconciliationRun(models.Model):
     users_drifted = models.PositiveIntegerField(default=0)
     users_fixed = models.PositiveIntegerField(default=0)
     missing_events_total = models.PositiveIntegerField(default=0)
-    missing_events = models.JSONField(default=dict, blank=True, help_text="source label -> event type -> events missing from the ledger.")
-    poison_rows = models.JSONField(default=dict, blank=True, help_text="source label -> rows that could not be recorded "
-                                   "(set aside as poison rows; the run went on without them).")
-    field_drift = models.JSONField(default=dict, blank=True, help_text="stats field -> users whose value differed from the ledger.")
-    drift_sample = models.JSONField(default=list, blank=True, help_text="The first drifted users with their differing fields.")
+    missing_events = models.JSONField(
+        default=dict, blank=True, help_text="source label -> event type -> events missing from the ledger."
+    )
+    poison_rows = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="source label -> rows that could not be recorded "
+        "(set aside as poison rows; the run went on without them).",
+    )
+    field_drift = models.JSONField(
+        default=dict, blank=True, help_text="stats field -> users whose value differed from the ledger."
+    )
+    drift_sample = models.JSONField(
+        default=list, blank=True, help_text="The first drifted users with their differing fields."
+    )
     duration_seconds = models.FloatField(default=0.0)
     drift_rate = models.FloatField(default=0.0, help_text="users_drifted / users_checked.")
     error = models.TextField(blank=True)

@@ -1,4 +1,5 @@
 """recompute_stats: set each user's counters to the ledger's aggregates, set-based and chunked by user id."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ def recompute_stats(user_ids: Iterable[int]) -> int:
     ids = sorted(set(int(u) for u in user_ids))
     written = 0
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+        chunk = ids[start : start + CHUNK]
         with transaction.atomic():
             lock_stats_rows(chunk)
             written += _write_aggregates(chunk)
@@ -45,9 +46,11 @@ def _write_aggregates(user_ids: list[int]) -> int:
     placeholders = ", ".join(["%s"] * len(user_ids))
     aggregate = ledger_aggregate_sql(f"user_id IN ({placeholders})")
     sets = ", ".join(f"{f} = COALESCE(agg.{f}, 0)" for f in COUNTER_FIELDS)
-    sql = (f"UPDATE {_STATS} SET {sets}, last_activity_at = agg.last_at, stats_updated_at = %s "
-           f"FROM (SELECT p.profile_id AS uid, a.* FROM {_STATS} p LEFT JOIN ({aggregate}) a ON a.user_id = p.profile_id "
-           f"WHERE p.profile_id IN ({placeholders})) AS agg WHERE {_STATS}.profile_id = agg.uid")
+    sql = (
+        f"UPDATE {_STATS} SET {sets}, last_activity_at = agg.last_at, stats_updated_at = %s "
+        f"FROM (SELECT p.profile_id AS uid, a.* FROM {_STATS} p LEFT JOIN ({aggregate}) a ON a.user_id = p.profile_id "
+        f"WHERE p.profile_id IN ({placeholders})) AS agg WHERE {_STATS}.profile_id = agg.uid"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, *user_ids, *user_ids])
         return cursor.rowcount

@@ -15,6 +15,7 @@ Two passes, one service (the command, the admin button and the nightly task all 
    the drifted users' rows are locked in user-id order and aggregated again under the lock, so a live delta
    committed meanwhile is counted, never overwritten.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,8 @@ from django.utils import timezone
 
 from activity.chunks import iter_id_chunks
 from activity.models import UserActivity
-from activity.orphans import MAX_ID as MAX_SOURCE_ID, orphaned_source_ids
+from activity.orphans import MAX_ID as MAX_SOURCE_ID
+from activity.orphans import orphaned_source_ids
 from activity.poison import isolate_and_record
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
@@ -42,7 +44,9 @@ from stats.recompute import recompute_stats
 
 logger = logging.getLogger(__name__)
 
-CHUNK_USERS = 50_000  # users per comparison statement (one snapshot each; no locks, so big chunks cost live traffic nothing)
+CHUNK_USERS = (
+    50_000  # users per comparison statement (one snapshot each; no locks, so big chunks cost live traffic nothing)
+)
 SOURCE_BATCH = 1000  # source rows per record_events_for call in the sources -> ledger pass
 DRIFT_ALERT_RATIO = 0.01  # drift above 1% of the users checked is an incident, not noise
 SAMPLE_SIZE = 20  # drifted users kept (with their differing fields) on the run, for the operator
@@ -75,8 +79,11 @@ class DriftedUser:
     has_profile: bool = True  # False: no stats row can exist for this user (its key is the profile)
 
     def as_json(self) -> dict:
-        return {"user_id": self.user_id, "missing_row": self.missing_row,
-                "fields": {f: {"stats": _jsonable(s), "ledger": _jsonable(v)} for f, (s, v) in self.fields.items()}}
+        return {
+            "user_id": self.user_id,
+            "missing_row": self.missing_row,
+            "fields": {f: {"stats": _jsonable(s), "ledger": _jsonable(v)} for f, (s, v) in self.fields.items()},
+        }
 
 
 @dataclass
@@ -92,9 +99,16 @@ class StatsPassResult:
 Progress = Callable[[str], None]
 
 
-def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_sources: bool = False,
-                       trigger: str = "command", progress: Progress | None = None,
-                       chunk_users: int = CHUNK_USERS, source_batch: int = SOURCE_BATCH) -> ReconciliationRun:
+def run_reconciliation(
+    *,
+    fix: bool = False,
+    user_id: int | None = None,
+    skip_sources: bool = False,
+    trigger: str = "command",
+    progress: Progress | None = None,
+    chunk_users: int = CHUNK_USERS,
+    source_batch: int = SOURCE_BATCH,
+) -> ReconciliationRun:
     """Run both passes (the sources pass only for a full run), record a ReconciliationRun and set the drift metrics.
 
     `fix` records the missing events and sets drifted users' stats to the ledger's values; without it nothing is
@@ -111,17 +125,21 @@ def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_so
     with _exclusive_run():
         _close_interrupted_runs()
         run = ReconciliationRun.objects.create(
-            started_at=timezone.now(), fix=fix, trigger=trigger,
+            started_at=timezone.now(),
+            fix=fix,
+            trigger=trigger,
             scope=ReconciliationRun.Scope.USER if user_id is not None else ReconciliationRun.Scope.ALL,
-            scope_user_id=user_id, sources_checked=not skip_sources and user_id is None,
+            scope_user_id=user_id,
+            sources_checked=not skip_sources and user_id is None,
         )
         began = time.monotonic()
         try:
             if run.sources_checked:
                 poison: Counter = Counter()
                 missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say, poison=poison)
-                run.missing_events = {label: {str(t): n for t, n in sorted(types.items())}
-                                      for label, types in missing.items() if types}
+                run.missing_events = {
+                    label: {str(t): n for t, n in sorted(types.items())} for label, types in missing.items() if types
+                }
                 run.missing_events_total = sum(sum(types.values()) for types in missing.values())
                 run.poison_rows = dict(sorted(poison.items()))
                 run.save(update_fields=["missing_events", "missing_events_total", "poison_rows"])
@@ -139,8 +157,10 @@ def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_so
         run.drift_sample = [d.as_json() for d in result.sample]
         run.drift_rate = result.users_drifted / result.users_checked if result.users_checked else 0.0
         if result.unrepairable:
-            run.error = f"{len(result.unrepairable)} drifted user(s) have no profile, so no stats row can hold their " \
-                        f"counters: {result.unrepairable[:20]}"
+            run.error = (
+                f"{len(result.unrepairable)} drifted user(s) have no profile, so no stats row can hold their "
+                f"counters: {result.unrepairable[:20]}"
+            )
         _finish(run, began, status=ReconciliationRun.Status.SUCCEEDED, error=run.error)
     if run.fix and (run.users_fixed or run.missing_events_total):
         refresh_derived_figures()  # boards cached from the drifted counters must not outlive the repair
@@ -148,8 +168,9 @@ def run_reconciliation(*, fix: bool = False, user_id: int | None = None, skip_so
     return run
 
 
-def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: Progress | None = None,
-                        poison: Counter | None = None) -> dict[str, Counter]:
+def find_missing_events(
+    *, fix: bool, batch_size: int = SOURCE_BATCH, progress: Progress | None = None, poison: Counter | None = None
+) -> dict[str, Counter]:
     """sources -> ledger: re-derive every source row; returns source label -> event type -> events that were missing
     (inserted when `fix`, else only counted). A row that cannot be recorded is set aside (activity.poison: a poison
     row when `fix`, only counted in a report-only run) and counted per source in `poison`; the pass goes on."""
@@ -174,8 +195,10 @@ def find_missing_events(*, fix: bool, batch_size: int = SOURCE_BATCH, progress: 
             metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
         missing[label] = found
         verb = "recorded" if fix else "missing"
-        say(f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}"
-            + (f", {poison[label]} poison row(s) set aside" if poison[label] else ""))
+        say(
+            f"sources -> ledger: {label}: {rows} row(s), {sum(found.values())} event(s) {verb}"
+            + (f", {poison[label]} poison row(s) set aside" if poison[label] else "")
+        )
     return missing
 
 
@@ -191,8 +214,9 @@ def compensate_deleted_rows(label: str, lo: int, hi: int, *, fix: bool, batch_si
     return found
 
 
-def compare_ledger_to_stats(*, fix: bool, user_id: int | None = None, chunk_users: int = CHUNK_USERS,
-                            progress: Progress | None = None) -> StatsPassResult:
+def compare_ledger_to_stats(
+    *, fix: bool, user_id: int | None = None, chunk_users: int = CHUNK_USERS, progress: Progress | None = None
+) -> StatsPassResult:
     """ledger -> stats: compare every user's stats with the ledger, one statement per user-id range; with `fix`,
     recompute the drifted users (recompute_stats: rows locked in user-id order, aggregated again under the lock)."""
     say = progress or (lambda message: None)
@@ -208,8 +232,10 @@ def compare_ledger_to_stats(*, fix: bool, user_id: int | None = None, chunk_user
                 result.unrepairable.extend(d.user_id for d in drifted if not d.has_profile)
                 result.users_fixed += recompute_stats([d.user_id for d in drifted if d.has_profile])
         if user_id is None:
-            say(f"ledger -> stats: users up to {hi if hi != _MAX_ID else 'the last'}: {result.users_checked} checked, "
-                f"{result.users_drifted} drifted" + (f", {result.users_fixed} fixed" if fix else ""))
+            say(
+                f"ledger -> stats: users up to {hi if hi != _MAX_ID else 'the last'}: {result.users_checked} checked, "
+                f"{result.users_drifted} drifted" + (f", {result.users_fixed} fixed" if fix else "")
+            )
     return result
 
 
@@ -229,7 +255,9 @@ def _user_ranges(size: int) -> Iterator[tuple[int, int]]:
     highest profile id (there should be none) are compared too. One index probe per range."""
     lo = 0
     while True:
-        boundary = list(UserProfile.objects.filter(pk__gt=lo).order_by("pk").values_list("pk", flat=True)[size - 1:size])
+        boundary = list(
+            UserProfile.objects.filter(pk__gt=lo).order_by("pk").values_list("pk", flat=True)[size - 1 : size]
+        )
         if not boundary:
             yield lo, _MAX_ID
             return
@@ -283,11 +311,14 @@ def comparison_sql() -> str:
     sums = ", ".join(f"{_pivot(f, 'amount_sum')} AS {f}" for f in _SUM_FIELDS)
     in_amount_types = ", ".join(quote_event_type(t) for t in _AMOUNT_TYPES)
     both_sides = ", ".join(
-        f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS)
-    differs = " OR ".join([f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} IS DISTINCT FROM l_{LAST_ACTIVITY}"])
+        f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS
+    )
+    differs = " OR ".join(
+        [f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} IS DISTINCT FROM l_{LAST_ACTIVITY}"]
+    )
     return f"""
 WITH s AS (
-    SELECT profile_id AS uid, {', '.join(FIELDS)} FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s
+    SELECT profile_id AS uid, {", ".join(FIELDS)} FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s
 ), c AS (
     SELECT user_id AS uid, {counts} FROM (
         SELECT user_id, event_type, COUNT(*) AS n FROM {_LEDGER}
@@ -345,8 +376,10 @@ def _exclusive_run() -> Iterator[None]:
 def _close_interrupted_runs() -> None:
     """Called holding the run lock: a run still marked running lost its process (the lock dies with the session)."""
     ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
-        status=ReconciliationRun.Status.FAILED, finished_at=timezone.now(),
-        error="interrupted: its process ended before it finished")
+        status=ReconciliationRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: its process ended before it finished",
+    )
 
 
 def _finish(run: ReconciliationRun, began: float, *, status: str, error: str) -> None:
@@ -360,13 +393,30 @@ def _finish(run: ReconciliationRun, began: float, *, status: str, error: str) ->
 def _observe(run: ReconciliationRun) -> None:
     alert = run.drift_rate > DRIFT_ALERT_RATIO
     if alert:
-        logger.error("reconciliation #%s: %d of %d user(s) drifted (%.2f%%, above the %.0f%% alert threshold); fields: %s",
-                     run.pk, run.users_drifted, run.users_checked, 100 * run.drift_rate, 100 * DRIFT_ALERT_RATIO, run.field_drift)
+        logger.error(
+            "reconciliation #%s: %d of %d user(s) drifted (%.2f%%, above the %.0f%% alert threshold); fields: %s",
+            run.pk,
+            run.users_drifted,
+            run.users_checked,
+            100 * run.drift_rate,
+            100 * DRIFT_ALERT_RATIO,
+            run.field_drift,
+        )
     elif run.users_drifted:
-        logger.warning("reconciliation #%s: %d of %d user(s) drifted; fields: %s",
-                       run.pk, run.users_drifted, run.users_checked, run.field_drift)
+        logger.warning(
+            "reconciliation #%s: %d of %d user(s) drifted; fields: %s",
+            run.pk,
+            run.users_drifted,
+            run.users_checked,
+            run.field_drift,
+        )
     if run.missing_events_total:
-        logger.warning("reconciliation #%s: %d event(s) missing from the ledger: %s", run.pk, run.missing_events_total, run.missing_events)
+        logger.warning(
+            "reconciliation #%s: %d event(s) missing from the ledger: %s",
+            run.pk,
+            run.missing_events_total,
+            run.missing_events,
+        )
     metrics.RECONCILE_DURATION.set(run.duration_seconds)
     if run.scope != ReconciliationRun.Scope.ALL:
         return  # a sample of one says nothing about the fleet: the drift gauges describe full runs only
@@ -392,8 +442,10 @@ def format_report(run: ReconciliationRun) -> str:
             lines.append(f"    {label}: {n} poison row(s) could not be recorded (see Poison rows in the admin)")
     else:
         lines.append("  sources -> ledger: skipped")
-    lines.append(f"  ledger -> stats: {run.users_checked} user(s) checked, {run.users_drifted} drifted "
-                 f"({100 * run.drift_rate:.3f}%)" + (f", {run.users_fixed} fixed" if run.fix else ""))
+    lines.append(
+        f"  ledger -> stats: {run.users_checked} user(s) checked, {run.users_drifted} drifted "
+        f"({100 * run.drift_rate:.3f}%)" + (f", {run.users_fixed} fixed" if run.fix else "")
+    )
     for name, n in run.field_drift.items():
         lines.append(f"    {name}: {n} user(s)")
     for d in run.drift_sample[:10]:

@@ -1,4 +1,5 @@
 """Creating and locking stats rows, the first step of every write to the projection."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,5 +29,7 @@ def lock_stats_rows(user_ids: Sequence[int]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(_CREATE_MISSING_SQL, [ids])
-        cursor.execute(f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s) ORDER BY profile_id FOR UPDATE", [ids])
+        cursor.execute(
+            f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s) ORDER BY profile_id FOR UPDATE", [ids]
+        )
         cursor.fetchall()

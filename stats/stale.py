@@ -4,6 +4,7 @@ Whoever changes the ledger outside the incremental projection (backfill, erasure
 admin "recompute" action) calls `mark_stale`; the periodic `recompute_stale_stats` recomputes the marked users
 set-based and clears exactly the marks it processed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,11 @@ def recompute_stale_stats(chunk_size: int = CHUNK) -> RecomputeReport:
     cursor = 0
     recomputed = cleared = 0
     while True:
-        marks = list(StaleStats.objects.filter(profile_id__gt=cursor, marked_at__lte=started)
-                     .order_by("profile_id").values_list("profile_id", "marked_at")[:chunk_size])
+        marks = list(
+            StaleStats.objects.filter(profile_id__gt=cursor, marked_at__lte=started)
+            .order_by("profile_id")
+            .values_list("profile_id", "marked_at")[:chunk_size]
+        )
         if not marks:
             break
         recomputed += recompute_stats([uid for uid, _ in marks])

@@ -16,6 +16,7 @@ Keys (on the broker's Redis, beside kombu's queues):
 Nothing here is the only copy of anything: the source tables are the outbox and the catch-up sweep re-derives rows
 changed recently, so losing Redis' lists delays recording by up to a sweep interval, never loses it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -183,8 +184,9 @@ def inflight_key(drain_id: str) -> str:
 def take_batch(drain_id: str, batch_size: int = DRAIN_BATCH_SIZE) -> list[str]:
     """Move up to `batch_size` entries from the pending list to this drain's in-flight list, atomically, and return
     them; a redelivered drain (same id) gets its dead attempt's in-flight entries back first. Empty: nothing pending."""
-    items = redis_client().eval(_TAKE_BATCH, 3, PENDING_KEY, inflight_key(drain_id), INFLIGHT_INDEX, batch_size,
-                                time.time())
+    items = redis_client().eval(
+        _TAKE_BATCH, 3, PENDING_KEY, inflight_key(drain_id), INFLIGHT_INDEX, batch_size, time.time()
+    )
     return [i.decode() if isinstance(i, bytes) else str(i) for i in items]
 
 

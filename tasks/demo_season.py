@@ -1,4 +1,5 @@
 """A small season played through the real path: source rows saved with the ORM -> signals -> tasks -> ledger -> stats."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,8 +27,12 @@ class SeasonReport:
 
 def demo_season_champion() -> int | None:
     """The user who won the demo season already played on this database, or None if it was never played."""
-    return (TournamentResult.objects.filter(tournament__name=DEMO_CUP).order_by("tournament_id")
-            .values_list("winner__user_id", flat=True).first())
+    return (
+        TournamentResult.objects.filter(tournament__name=DEMO_CUP)
+        .order_by("tournament_id")
+        .values_list("winner__user_id", flat=True)
+        .first()
+    )
 
 
 def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
@@ -38,9 +43,12 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
         raise ValueError("the demo season needs 8 players")
     users = list(get_user_model().objects.filter(id__in=player_ids[:8]).order_by("id"))
     now = timezone.now()
-    tournament = Tournament.objects.create(name=DEMO_CUP, game="tennis",
-                                           status=Tournament.Status.ONGOING, season=now.year, starts_at=now)
-    regs = [Registration.objects.create(tournament=tournament, user=u, status=Registration.Status.CONFIRMED) for u in users]
+    tournament = Tournament.objects.create(
+        name=DEMO_CUP, game="tennis", status=Tournament.Status.ONGOING, season=now.year, starts_at=now
+    )
+    regs = [
+        Registration.objects.create(tournament=tournament, user=u, status=Registration.Status.CONFIRMED) for u in users
+    ]
     for reg in regs[:7]:
         reg.checked_in, reg.checked_in_at = True, timezone.now()
         reg.save()
@@ -48,7 +56,9 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     no_show.status = Registration.Status.NO_SHOW
     no_show.save()
 
-    def play(round_name: str, a: Registration, b: Registration, winner: Registration, state: str = "completed") -> Match:
+    def play(
+        round_name: str, a: Registration, b: Registration, winner: Registration, state: str = "completed"
+    ) -> Match:
         match = Match.objects.create(tournament=tournament, round=round_name, participant1=a, participant2=b)
         match.state, match.winner = state, winner
         match.loser = b if winner == a else a
@@ -68,10 +78,17 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     with transaction.atomic():
         final.state, final.winner, final.loser = Match.State.COMPLETED, regs[0], regs[6]
         final.save()
-    TournamentResult.objects.create(tournament=tournament, winner=regs[0], runner_up=regs[6],
-                                    third_place=semis[0].loser, fourth_place=semis[1].loser)
+    TournamentResult.objects.create(
+        tournament=tournament,
+        winner=regs[0],
+        runner_up=regs[6],
+        third_place=semis[0].loser,
+        fourth_place=semis[1].loser,
+    )
     tournament.status = Tournament.Status.COMPLETED
     tournament.save()
-    DeltaCrownTransaction.objects.create(wallet=users[0].profile.wallet, amount=PRIZE, reason=f"prize: {tournament.name}")
+    DeltaCrownTransaction.objects.create(
+        wallet=users[0].profile.wallet, amount=PRIZE, reason=f"prize: {tournament.name}"
+    )
     DeltaCrownTransaction.objects.create(wallet=users[0].profile.wallet, amount=-250, reason="shop: profile banner")
     return SeasonReport(tournament, users[0].id, users[7].id, final.id)  # regs[7] is users[7]'s entry

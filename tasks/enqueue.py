@@ -5,6 +5,7 @@ Redis pending list (tasks/batching.py) with a drain published when none is sched
 configured fails these publishes at once, exactly as during a broker outage: logged with the ids, counted in
 ENQUEUE_FAILURES, and recorded later by the catch-up sweep (the source tables are the outbox).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,12 @@ def enqueue_source_change(source_label: str, pk: int) -> None:
     publisher): a hung broker costs one socket timeout per pause, not one per saved row."""
     if broker_paused():
         metrics.ENQUEUE_FAILURES.labels(source=source_label).inc()
-        logger.warning("enqueue skipped for %s id=%s (broker failed under %.0fs ago); the catch-up sweep will record it",
-                       source_label, pk, BROKER_DOWN_PAUSE_SECONDS)
+        logger.warning(
+            "enqueue skipped for %s id=%s (broker failed under %.0fs ago); the catch-up sweep will record it",
+            source_label,
+            pk,
+            BROKER_DOWN_PAUSE_SECONDS,
+        )
         return
     try:
         if settings.ACTIVITY_ENQUEUE_MODE == "batch":
@@ -41,8 +46,13 @@ def enqueue_source_change(source_label: str, pk: int) -> None:
         # publish() started the pause itself; a failed Redis push (same broker) starts it here.
         note_broker_failure()
         metrics.ENQUEUE_FAILURES.labels(source=source_label).inc()
-        logger.warning("enqueue failed for %s id=%s (%s: %s); the catch-up sweep will record it",
-                       source_label, pk, type(exc).__name__, exc)
+        logger.warning(
+            "enqueue failed for %s id=%s (%s: %s); the catch-up sweep will record it",
+            source_label,
+            pk,
+            type(exc).__name__,
+            exc,
+        )
 
 
 def enqueue_team_entries(team_id: int, joined_at: datetime | str, left_at: datetime | str | None) -> bool:
@@ -51,7 +61,8 @@ def enqueue_team_entries(team_id: int, joined_at: datetime | str, left_at: datet
     return publish_quietly(
         TaskName.RECORD_TEAM_ENTRIES,
         args=(team_id, _iso(joined_at), _iso(left_at) if left_at else None),
-        recovery="the nightly reconciliation's sources pass re-derives the team's entries")
+        recovery="the nightly reconciliation's sources pass re-derives the team's entries",
+    )
 
 
 def _iso(value: datetime | str) -> str:

@@ -1,4 +1,5 @@
 """Thin tasks of the `maintenance` queue: take ids, call one service."""
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -11,7 +12,10 @@ from dispatch.names import TaskName
 @shared_task(
     name=TaskName.RUN_BACKFILL_CHUNK,
     acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),  # lock timeout, deadlock victim, lost connection: the chunk rolled back
+    autoretry_for=(
+        OperationalError,
+        InterfaceError,
+    ),  # lock timeout, deadlock victim, lost connection: the chunk rolled back
     retry_backoff=True,
     retry_backoff_max=60,
     retry_jitter=True,

@@ -1,4 +1,5 @@
 """Task failure and retry counters, from Celery's own signals (connected once, at app start, in every process)."""
+
 from __future__ import annotations
 
 from celery.signals import task_failure, task_retry

@@ -1,4 +1,5 @@
 """Signal receivers: they only schedule an enqueue for after the commit, and never query or write anything themselves."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -34,7 +35,9 @@ def _on_membership_saved(sender, instance, raw=False, **kwargs) -> None:
     and the recording in the worker (tasks.recording.record_team_entries)."""
     if raw:
         return
-    transaction.on_commit(partial(enqueue_team_entries, instance.team_id, instance.joined_at, instance.left_at), robust=True)
+    transaction.on_commit(
+        partial(enqueue_team_entries, instance.team_id, instance.joined_at, instance.left_at), robust=True
+    )
 
 
 def connect_receivers() -> None:

@@ -1,4 +1,5 @@
 """Thin tasks of the `maintenance` queue for the projection: reconciliation and the stale-stats recompute job."""
+
 from __future__ import annotations
 
 import logging
@@ -21,11 +22,17 @@ logger = logging.getLogger(__name__)
     acks_late=True,
     ignore_result=True,
 )
-def reconcile_stats(fix: bool = True, user_id: int | None = None, skip_sources: bool = False, trigger: str = "beat") -> dict:
+def reconcile_stats(
+    fix: bool = True, user_id: int | None = None, skip_sources: bool = False, trigger: str = "beat"
+) -> dict:
     """Nightly (beat, repair on) or on demand (admin): both passes; the run is stored as a ReconciliationRun."""
     try:
-        run = run_reconciliation(fix=bool(fix), user_id=None if user_id is None else int(user_id),
-                                 skip_sources=bool(skip_sources), trigger=str(trigger))
+        run = run_reconciliation(
+            fix=bool(fix),
+            user_id=None if user_id is None else int(user_id),
+            skip_sources=bool(skip_sources),
+            trigger=str(trigger),
+        )
     except ReconciliationAlreadyRunning as exc:
         logger.warning("reconcile_stats skipped: %s", exc)
         return {"skipped": str(exc)}
@@ -33,13 +40,21 @@ def reconcile_stats(fix: bool = True, user_id: int | None = None, skip_sources: 
         # Retrying cannot fix bad arguments: log and drop.
         logger.error("dropped reconcile_stats(fix=%r, user_id=%r): %s", fix, user_id, exc)
         return {"error": str(exc)}
-    return {"run": run.pk, "users_checked": run.users_checked, "users_drifted": run.users_drifted,
-            "users_fixed": run.users_fixed, "missing_events": run.missing_events_total}
+    return {
+        "run": run.pk,
+        "users_checked": run.users_checked,
+        "users_drifted": run.users_drifted,
+        "users_fixed": run.users_fixed,
+        "missing_events": run.missing_events_total,
+    }
 
 
 @shared_task(name=TaskName.RECOMPUTE_STALE, acks_late=True, ignore_result=True)
 def recompute_stale() -> dict:
     """Every few minutes (beat): recompute the users marked stale and refresh the derived figures."""
     report = recompute_stale_stats()
-    return {"users_recomputed": report.users_recomputed, "marks_cleared": report.marks_cleared,
-            "duration_seconds": report.duration_seconds}
+    return {
+        "users_recomputed": report.users_recomputed,
+        "marks_cleared": report.marks_cleared,
+        "duration_seconds": report.duration_seconds,
+    }

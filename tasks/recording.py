@@ -4,6 +4,7 @@ The drain takes entries from the Redis transport (tasks/batching.py) batch by ba
 activity.recording, one transaction per source label; it schedules its own successor through dispatch. Imports
 batching and dispatch, never tasks.enqueue: the request side depends on this module, not the reverse.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,10 @@ def record_team_entries(team_id: int, joined_at: str, left_at: str | None = None
     """A membership changed who a team's entries stand for: re-derive the registrations, matches and results it
     touches (activity.team_entries), poison rows isolated; returns how many events were new."""
     affected = team_entries.rows_affected_by_membership(
-        team_id=int(team_id), joined_at=datetime.fromisoformat(joined_at),
-        left_at=datetime.fromisoformat(left_at) if left_at else None)
+        team_id=int(team_id),
+        joined_at=datetime.fromisoformat(joined_at),
+        left_at=datetime.fromisoformat(left_at) if left_at else None,
+    )
     return sum(len(isolate_and_record(label, ids, origin="live").result.inserted) for label, ids in affected.items())
 
 
@@ -100,11 +103,17 @@ def drain_pending(self) -> dict:
             schedule_drain()
         except Exception as exc:  # noqa: BLE001 - the rows wait on the list; the next save schedules a drain
             logger.warning("drain_pending could not hand over to a fresh drain (%s: %s)", type(exc).__name__, exc)
-    return {"batches": report.batches, "entries": report.entries, "events": report.events,
-            "dropped": report.dropped, "requeued_stale": report.requeued_stale}
+    return {
+        "batches": report.batches,
+        "entries": report.entries,
+        "events": report.events,
+        "dropped": report.dropped,
+        "requeued_stale": report.requeued_stale,
+    }
 
 
 # --- scheduling a drain ------------------------------------------------------------------------------------------
+
 
 def publish_drain() -> None:
     """Publish one drain (the caller holds the drain slot). On failure the slot is freed, so the next save (after the
@@ -130,6 +139,7 @@ def schedule_drain() -> bool:
 
 # --- the drain loop ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DrainReport:
     batches: int = 0
@@ -141,8 +151,9 @@ class DrainReport:
     by_label: dict[str, int] = field(default_factory=dict)
 
 
-def drain_pending_changes(drain_id: str, *, max_seconds: float = batching.DRAIN_MAX_SECONDS,
-                          batch_size: int = batching.DRAIN_BATCH_SIZE) -> DrainReport:
+def drain_pending_changes(
+    drain_id: str, *, max_seconds: float = batching.DRAIN_MAX_SECONDS, batch_size: int = batching.DRAIN_BATCH_SIZE
+) -> DrainReport:
     """Record what the pending list holds, batch by batch, for up to `max_seconds`; `more_pending` says whether the
     caller must hand over to a fresh drain. On any exception the current batch goes back to the pending list and
     the exception propagates (the task retries)."""
@@ -192,8 +203,9 @@ def _record_group(label: str, ids: list[int], report: DrainReport) -> int:
     except RETRYABLE:
         raise
     except Exception as exc:  # noqa: BLE001 - isolated below
-        logger.warning("batch of %d %s rows failed (%s: %s); recording them one by one", len(ids), label,
-                       type(exc).__name__, exc)
+        logger.warning(
+            "batch of %d %s rows failed (%s: %s); recording them one by one", len(ids), label, type(exc).__name__, exc
+        )
     inserted = 0
     for pk in ids:  # error path only: isolates the bad rows of the group
         try:

@@ -6,6 +6,7 @@ with this file. What an operator may tune in the admin - the schedule, enabled, 
 entry is created and left alone afterwards, unless `reset` asks to restore the defaults. A run with nothing to do
 writes nothing (not even beat's change marker), so a second run changes no row.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,8 +14,9 @@ import json
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from dispatch.names import Queue, TaskName
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from dispatch.names import Queue, TaskName
 
 
 @dataclass(frozen=True)
@@ -46,20 +48,48 @@ class Schedule:
 
 
 SCHEDULES: tuple[Schedule, ...] = (
-    Schedule("activity: catch-up sweep", TaskName.CATCH_UP, Every(1), Queue.EVENTS,
-             "Re-derive recently changed source rows and record the events whose live task was lost.", expire_seconds=55),
-    Schedule("activity: resume stalled backfills", TaskName.RESUME_STALE_BACKFILLS, Every(1), Queue.MAINTENANCE,
-             "Re-enqueue backfill runs whose worker died, from their last committed cursor.", expire_seconds=55),
-    Schedule("activity: retry poison rows", TaskName.RETRY_POISON_ROWS, Every(1), Queue.MAINTENANCE,
-             "Record again the source rows set aside as poison rows whose backoff has expired (see Poison rows).",
-             expire_seconds=55),
-    Schedule("stats: recompute stale users", TaskName.RECOMPUTE_STALE, Every(5), Queue.MAINTENANCE,
-             "Recompute the stats of users marked stale (backfill, erasure, admin) and refresh cached leaderboards.",
-             expire_seconds=290),
-    Schedule("stats: nightly reconciliation", TaskName.RECONCILE_STATS, Cron(minute="0", hour="3"),
-             Queue.MAINTENANCE, "03:00 UTC: record events missing from the ledger, compare every user's stats with the "
-             "ledger and repair the drift (see ReconciliationRun).", kwargs={"fix": True, "trigger": "beat"},
-             expire_seconds=6 * 3600),
+    Schedule(
+        "activity: catch-up sweep",
+        TaskName.CATCH_UP,
+        Every(1),
+        Queue.EVENTS,
+        "Re-derive recently changed source rows and record the events whose live task was lost.",
+        expire_seconds=55,
+    ),
+    Schedule(
+        "activity: resume stalled backfills",
+        TaskName.RESUME_STALE_BACKFILLS,
+        Every(1),
+        Queue.MAINTENANCE,
+        "Re-enqueue backfill runs whose worker died, from their last committed cursor.",
+        expire_seconds=55,
+    ),
+    Schedule(
+        "activity: retry poison rows",
+        TaskName.RETRY_POISON_ROWS,
+        Every(1),
+        Queue.MAINTENANCE,
+        "Record again the source rows set aside as poison rows whose backoff has expired (see Poison rows).",
+        expire_seconds=55,
+    ),
+    Schedule(
+        "stats: recompute stale users",
+        TaskName.RECOMPUTE_STALE,
+        Every(5),
+        Queue.MAINTENANCE,
+        "Recompute the stats of users marked stale (backfill, erasure, admin) and refresh cached leaderboards.",
+        expire_seconds=290,
+    ),
+    Schedule(
+        "stats: nightly reconciliation",
+        TaskName.RECONCILE_STATS,
+        Cron(minute="0", hour="3"),
+        Queue.MAINTENANCE,
+        "03:00 UTC: record events missing from the ledger, compare every user's stats with the "
+        "ledger and repair the drift (see ReconciliationRun).",
+        kwargs={"fix": True, "trigger": "beat"},
+        expire_seconds=6 * 3600,
+    ),
 )
 
 CODE_OWNED = ("task", "queue", "exchange", "routing_key", "description")
@@ -97,13 +127,30 @@ def _ensure(schedule: Schedule, reset: bool) -> Outcome:
         interval = _get_or_create(IntervalSchedule, every=schedule.when.minutes, period=IntervalSchedule.MINUTES)
     else:
         when = schedule.when
-        crontab = _get_or_create(CrontabSchedule, minute=when.minute, hour=when.hour, day_of_week=when.day_of_week,
-                                 day_of_month=when.day_of_month, month_of_year=when.month_of_year, timezone=when.timezone)
-    wanted_code = {"task": schedule.task, "queue": schedule.queue, "exchange": None, "routing_key": None,
-                   "description": schedule.description}
-    wanted_operator = {"interval_id": interval.pk if interval else None, "crontab_id": crontab.pk if crontab else None,
-                       "enabled": True, "args": "[]", "kwargs": json.dumps(schedule.kwargs, sort_keys=True),
-                       "expire_seconds": schedule.expire_seconds}
+        crontab = _get_or_create(
+            CrontabSchedule,
+            minute=when.minute,
+            hour=when.hour,
+            day_of_week=when.day_of_week,
+            day_of_month=when.day_of_month,
+            month_of_year=when.month_of_year,
+            timezone=when.timezone,
+        )
+    wanted_code = {
+        "task": schedule.task,
+        "queue": schedule.queue,
+        "exchange": None,
+        "routing_key": None,
+        "description": schedule.description,
+    }
+    wanted_operator = {
+        "interval_id": interval.pk if interval else None,
+        "crontab_id": crontab.pk if crontab else None,
+        "enabled": True,
+        "args": "[]",
+        "kwargs": json.dumps(schedule.kwargs, sort_keys=True),
+        "expire_seconds": schedule.expire_seconds,
+    }
     task = PeriodicTask.objects.select_for_update().filter(name=schedule.name).first()
     if task is None:
         PeriodicTask.objects.create(name=schedule.name, **wanted_code, **wanted_operator)

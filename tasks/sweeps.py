@@ -1,4 +1,5 @@
 """The catch-up sweep task (beat, every minute, queue `events`: it is what bounds the delay of a lost task)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,7 @@
 """Shared by the backfill and catch-up tests: a small platform history written while nothing records it, with the
 ledger and counters it must end up with computed here, straight from what was written (not through the derivation
 rules under test)."""
+
 from __future__ import annotations
 
 import random
@@ -79,8 +80,9 @@ class History:
     expected: Expected
 
 
-def make_history(*, players: int = 8, matches: int = 24, coin_users: int = 0, coins_each: int = 0,
-                 seed: int = 7) -> History:
+def make_history(
+    *, players: int = 8, matches: int = 24, coin_users: int = 0, coins_each: int = 0, seed: int = 7
+) -> History:
     """One tournament: `players` confirmed, checked-in solo entries; `matches` matches among them (about one in six a
     forfeit), a final result; then `coin_users` further users with `coins_each` transactions each (ids grouped by user).
     Written through the ORM (factories); call under `history_mode` so nothing is recorded live."""
@@ -90,7 +92,10 @@ def make_history(*, players: int = 8, matches: int = 24, coin_users: int = 0, co
     users = [UserFactory() for _ in range(players)]
     for u in users:
         expected.event(PROFILE, u.pk, u.pk, "profile_created")
-    regs = [RegistrationFactory(tournament=tournament, user=u, checked_in_at=timezone.now() - timedelta(days=2)) for u in users]
+    regs = [
+        RegistrationFactory(tournament=tournament, user=u, checked_in_at=timezone.now() - timedelta(days=2))
+        for u in users
+    ]
     for r in regs:
         expected.event(REGISTRATION, r.pk, r.user_id, "tournament_registered", tournaments_registered=1)
         expected.event(REGISTRATION, r.pk, r.user_id, "tournament_joined", tournaments_played=1)
@@ -98,17 +103,24 @@ def make_history(*, players: int = 8, matches: int = 24, coin_users: int = 0, co
     for i in range(matches):
         a, b = rng.sample(regs, 2)
         forfeit = i % 6 == 5
-        m = MatchFactory(tournament=tournament, participant1=a, participant2=b, winner=a, loser=b,
-                         state=Match.State.FORFEIT if forfeit else Match.State.COMPLETED,
-                         completed_at=timezone.now() - timedelta(days=1, minutes=i))
+        m = MatchFactory(
+            tournament=tournament,
+            participant1=a,
+            participant2=b,
+            winner=a,
+            loser=b,
+            state=Match.State.FORFEIT if forfeit else Match.State.COMPLETED,
+            completed_at=timezone.now() - timedelta(days=1, minutes=i),
+        )
         played.append(m)
         expected.event(MATCH, m.pk, a.user_id, "match_played", matches_played=1)
         expected.event(MATCH, m.pk, b.user_id, "match_played", matches_played=1)
         if not forfeit:
             expected.event(MATCH, m.pk, a.user_id, "match_won", matches_won=1)
             expected.event(MATCH, m.pk, b.user_id, "match_lost", matches_lost=1)
-    result = TournamentResultFactory(tournament=tournament, winner=regs[0], runner_up=regs[1], third_place=regs[2],
-                                     fourth_place=regs[3])
+    result = TournamentResultFactory(
+        tournament=tournament, winner=regs[0], runner_up=regs[1], third_place=regs[2], fourth_place=regs[3]
+    )
     expected.event(RESULT, result.pk, regs[0].user_id, "tournament_won", tournaments_won=1)
     expected.event(RESULT, result.pk, regs[1].user_id, "tournament_runner_up", tournaments_runner_up=1)
     expected.event(RESULT, result.pk, regs[2].user_id, "tournament_top4", tournaments_top4=1)

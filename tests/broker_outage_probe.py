@@ -6,6 +6,7 @@ Usage: python tests/broker_outage_probe.py <match id> <admin username>
 2. With Redis down: saves the match completed in a transaction (what a request does), and saves it again through the
    admin change view (a real request); prints one JSON line with the timings and outcomes.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,19 +49,34 @@ def main(match_id: int, admin_username: str) -> None:
     client.force_login(get_user_model().objects.get(username=admin_username))
     now = timezone.localtime()
     form = {
-        "tournament": match.tournament_id, "round": "F", "match_num": "", "participant1": match.participant1_id,
-        "participant2": match.participant2_id, "winner": match.participant2_id, "loser": match.participant1_id,
-        "state": Match.State.COMPLETED, "score": "2-1",
-        "completed_at_0": now.strftime("%Y-%m-%d"), "completed_at_1": now.strftime("%H:%M:%S"),
+        "tournament": match.tournament_id,
+        "round": "F",
+        "match_num": "",
+        "participant1": match.participant1_id,
+        "participant2": match.participant2_id,
+        "winner": match.participant2_id,
+        "loser": match.participant1_id,
+        "state": Match.State.COMPLETED,
+        "score": "2-1",
+        "completed_at_0": now.strftime("%Y-%m-%d"),
+        "completed_at_1": now.strftime("%H:%M:%S"),
     }
     started = time.perf_counter()
     response = client.post(f"/admin/tournaments/match/{match.pk}/change/", form)
     request_seconds = time.perf_counter() - started
     match.refresh_from_db()
-    print(json.dumps({
-        "save_seconds": save_seconds, "saved_state": match.state, "request_seconds": request_seconds,
-        "status": response.status_code, "winner_after_request": match.winner_id,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "save_seconds": save_seconds,
+                "saved_state": match.state,
+                "request_seconds": request_seconds,
+                "status": response.status_code,
+                "winner_after_request": match.winner_id,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures. `make test` points the suite at real PostgreSQL and Redis (DATABASE_URL, REDIS_URL)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -54,8 +55,9 @@ def celery_session_worker(celery_app, django_db_setup, django_db_blocker):
 
     celery_app.control.purge()  # leftovers of an earlier interrupted run must not leak into this one
     with django_db_blocker.unblock():
-        with start_worker(celery_app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
-                          shutdown_timeout=30) as worker:
+        with start_worker(
+            celery_app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+        ) as worker:
             yield worker
         connections.close_all()
 

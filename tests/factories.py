@@ -1,4 +1,5 @@
 """factory_boy factories for the source models. Users get their profile and wallet from the platform's receivers."""
+
 from __future__ import annotations
 
 import factory

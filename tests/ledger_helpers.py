@@ -1,6 +1,7 @@
 """Helpers shared by the ledger and stats tests: reading a user's ledger and counters, recording source rows through
 the one service (also right after each commit, in place of the worker: `record_inline`), muting the receivers of
 tests that drive the services themselves, and waiting for the real worker."""
+
 from __future__ import annotations
 
 import threading
@@ -87,9 +88,12 @@ def record_inline(monkeypatch: pytest.MonkeyPatch) -> None:
     instead of publishing: for tests of the live derivation that need no broker or worker. Errors propagate (a test
     must see them; production's enqueue never raises)."""
     monkeypatch.setattr("tasks.receivers.enqueue_source_change", lambda label, pk: record_events_for(label, [pk]))
-    monkeypatch.setattr("tasks.receivers.enqueue_team_entries",
-                        lambda team_id, joined_at, left_at: record_team_entries.run(
-                            team_id, enqueue._iso(joined_at), enqueue._iso(left_at) if left_at else None))
+    monkeypatch.setattr(
+        "tasks.receivers.enqueue_team_entries",
+        lambda team_id, joined_at, left_at: record_team_entries.run(
+            team_id, enqueue._iso(joined_at), enqueue._iso(left_at) if left_at else None
+        ),
+    )
 
 
 @pytest.fixture

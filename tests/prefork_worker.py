@@ -1,5 +1,6 @@
 """A real `celery worker` OS process with the prefork pool (as the Procfile runs it) on the test database and this
 run's Redis DB, for tests that kill its pool process or read what it wrote outside the test process."""
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,39 @@ class PreforkWorker:
 
     def __init__(self, log: Path, *, queue: str = "events", command: str | None = None, **env: str) -> None:
         self.log = log
-        environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": django_settings.CELERY_BROKER_URL,
-                       "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL, "DB_CONN_MAX_AGE": "0", **env}
-        argv = ["sh", "-c", f"exec {command}"] if command else [
-            sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queue, "-c", "1", "--pool", "prefork",
-            "-n", f"prefork-{os.getpid()}@%h", "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        environment = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": django_settings.CELERY_BROKER_URL,
+            "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+            "DB_CONN_MAX_AGE": "0",
+            **env,
+        }
+        argv = (
+            ["sh", "-c", f"exec {command}"]
+            if command
+            else [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "project",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "--pool",
+                "prefork",
+                "-n",
+                f"prefork-{os.getpid()}@%h",
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
         self.process = subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
     def pool_processes(self) -> list[int]:

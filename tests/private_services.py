@@ -1,4 +1,5 @@
 """Throwaway servers and connection strings for tests that must break something without touching shared services."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,22 @@ class PrivateRedis:
         binary = shutil.which("redis-server")
         assert binary, "this test needs the redis-server binary (it runs a private broker it can stop)"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self.answers, timeout=10, message=f"redis-server on port {self.port}")
         return self
 
@@ -101,20 +116,37 @@ def broker_at(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[Celery]:
         app.close()
 
 
-def run_outage_probe(match_pk: int, username: str, outage: str, *, before_outage: Callable[[PrivateRedis], None] | None = None,
-                     **env: str) -> tuple[dict, str]:
+def run_outage_probe(
+    match_pk: int,
+    username: str,
+    outage: str,
+    *,
+    before_outage: Callable[[PrivateRedis], None] | None = None,
+    **env: str,
+) -> tuple[dict, str]:
     """Run tests/broker_outage_probe.py (a web process) against a private Redis: it warms up through the live broker,
     then the broker is stopped or hung and the probe saves the match and posts it through the admin.
     Returns the probe's result and its stderr (the log)."""
     probe = None
     with PrivateRedis() as redis:
         try:
-            environment = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": redis.url,
-                           "LOG_LEVEL": "INFO", **env}
+            environment = {
+                **os.environ,
+                "DATABASE_URL": test_database_url(),
+                "REDIS_URL": redis.url,
+                "LOG_LEVEL": "INFO",
+                **env,
+            }
             environment.pop("CELERY_BROKER_URL", None)
-            probe = subprocess.Popen([sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match_pk), username],
-                                     env=environment, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+            probe = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "broker_outage_probe.py"), str(match_pk), username],
+                env=environment,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             ready = probe.stdout.readline().strip()
             assert ready == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
             if before_outage:
@@ -169,14 +201,30 @@ class BlackHoleListener:
         self._server.close()
 
 
-def run_signup_processes(processes: int, per_process: int, *, database_url: str | None = None,
-                         without_public_ids: bool = False, prefix: str = "signup", timeout: float = 300) -> list[dict]:
+def run_signup_processes(
+    processes: int,
+    per_process: int,
+    *,
+    database_url: str | None = None,
+    without_public_ids: bool = False,
+    prefix: str = "signup",
+    timeout: float = 300,
+) -> list[dict]:
     """Start `processes` sign-up processes (tests/public_id_signups.py), release them at once, return their reports."""
     environment = {**os.environ, "DATABASE_URL": database_url or test_database_url(), "DB_CONN_MAX_AGE": "0"}
     extra = ["--without-public-ids"] if without_public_ids else []
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "public_id_signups.py"), f"{prefix}{p}-",
-                               str(per_process), *extra], env=environment, cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in range(processes)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "public_id_signups.py"), f"{prefix}{p}-", str(per_process), *extra],
+            env=environment,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(processes)
+    ]
     try:
         for proc in procs:
             ready = proc.stdout.readline().strip()

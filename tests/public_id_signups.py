@@ -5,6 +5,7 @@ Prints READY once Django is up, waits for a line on stdin (so that every process
 creates <count> users, one transaction each as a sign-up request would, and prints one JSON line: created, seconds.
 --without-public-ids (benchmark baseline only, on a database whose guard trigger is disabled) skips the assignment.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,7 @@ from django.db import transaction  # noqa: E402
 def main(prefix: str, count: int, without_public_ids: bool) -> None:
     if without_public_ids:
         import esports.profiles.models as profile_models
+
         profile_models.next_public_id = lambda created_at=None: None  # the baseline: a profile without an ID
     User = get_user_model()
     print("READY", flush=True)

@@ -4,6 +4,7 @@ Events are put into the ledger through the one append path (activity.append.appe
 projection), with synthetic source ids: the read side only ever sees ledger rows, so a test can state exactly which
 rows exist (visibility, timestamps, ties) without building the source rows that would derive them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,7 +16,8 @@ from django.utils import timezone
 
 from activity.append import append
 from activity.derivation import MATCH, Derivation
-from activity.event_types import COIN_EVENTS, EventType as E
+from activity.event_types import COIN_EVENTS
+from activity.event_types import EventType as E
 from activity.events import NewEvent
 from activity.projection import InsertedEvent
 from activity.recording import record_events_for
@@ -23,15 +25,26 @@ from activity.sources import SOURCES
 from esports.economy.models import DeltaCrownTransaction
 from esports.tournaments.models import Match, TournamentResult
 from tests.factories import (
-    AchievementFactory, FollowFactory, MatchFactory, RegistrationFactory, TeamFactory, TeamMembershipFactory,
-    TournamentFactory, UserAchievementFactory, UserFactory, complete_match,
+    AchievementFactory,
+    FollowFactory,
+    MatchFactory,
+    RegistrationFactory,
+    TeamFactory,
+    TeamMembershipFactory,
+    TournamentFactory,
+    UserAchievementFactory,
+    UserFactory,
+    complete_match,
 )
 
 _source_ids = itertools.count(1_000_000)
 _LABELS = {
-    E.COINS_EARNED: "economy.deltacrowntransaction", E.COINS_SPENT: "economy.deltacrowntransaction",
-    E.ACHIEVEMENT_UNLOCKED: "achievements.userachievement", E.TEAM_CREATED: "teams.team",
-    E.TEAM_JOINED: "teams.teammembership", E.TEAM_LEFT: "teams.teammembership",
+    E.COINS_EARNED: "economy.deltacrowntransaction",
+    E.COINS_SPENT: "economy.deltacrowntransaction",
+    E.ACHIEVEMENT_UNLOCKED: "achievements.userachievement",
+    E.TEAM_CREATED: "teams.team",
+    E.TEAM_JOINED: "teams.teammembership",
+    E.TEAM_LEFT: "teams.teammembership",
     E.PROFILE_CREATED: "profiles.userprofile",
 }
 BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.get_current_timezone())
@@ -41,16 +54,37 @@ def uid(user) -> int:
     return user if isinstance(user, int) else user.pk
 
 
-def event(user, event_type: str, *, at: datetime | None = None, visibility: str = "", meta: dict | None = None,
-          amount: int | None = None, source_model: str | None = None, source_id: int | None = None,
-          seq: int = 1) -> NewEvent:
+def event(
+    user,
+    event_type: str,
+    *,
+    at: datetime | None = None,
+    visibility: str = "",
+    meta: dict | None = None,
+    amount: int | None = None,
+    source_model: str | None = None,
+    source_id: int | None = None,
+    seq: int = 1,
+) -> NewEvent:
     if amount is None and event_type in COIN_EVENTS:
         amount = 100
-    label = source_model or _LABELS.get(event_type, MATCH if event_type.startswith("match") else "tournaments.tournamentresult")
-    metadata = {"tournament_id": 1, "tournament": "Spring Cup", "game": "valorant", "round": "QF"} if meta is None else meta
-    return NewEvent(uid(user), event_type, at or timezone.now(), label,
-                    source_id if source_id is not None else next(_source_ids), metadata, amount=amount, seq=seq,
-                    visibility=visibility)
+    label = source_model or _LABELS.get(
+        event_type, MATCH if event_type.startswith("match") else "tournaments.tournamentresult"
+    )
+    metadata = (
+        {"tournament_id": 1, "tournament": "Spring Cup", "game": "valorant", "round": "QF"} if meta is None else meta
+    )
+    return NewEvent(
+        uid(user),
+        event_type,
+        at or timezone.now(),
+        label,
+        source_id if source_id is not None else next(_source_ids),
+        metadata,
+        amount=amount,
+        seq=seq,
+        visibility=visibility,
+    )
 
 
 def record(*events: NewEvent) -> list[InsertedEvent]:
@@ -67,16 +101,32 @@ def known_game(game: str) -> str:
     return game
 
 
-def play_match(user, outcome: str, *, at: datetime | None = None, game: str = "valorant", visibility: str = "",
-               tournament: str = "Spring Cup", round: str = "QF") -> int:
+def play_match(
+    user,
+    outcome: str,
+    *,
+    at: datetime | None = None,
+    game: str = "valorant",
+    visibility: str = "",
+    tournament: str = "Spring Cup",
+    round: str = "QF",
+) -> int:
     """Record one match of `user` (won, lost or forfeit) as the derivation would; returns the match's source id."""
     known_game(game)
     source_id = next(_source_ids)
     meta = {"tournament_id": 1, "tournament": tournament, "game": game, "round": round}
     rows = [event(user, E.MATCH_PLAYED, at=at, meta=meta, source_id=source_id, visibility=visibility)]
     if outcome in ("won", "lost"):
-        rows.append(event(user, E.MATCH_WON if outcome == "won" else E.MATCH_LOST, at=at, meta=meta,
-                          source_id=source_id, visibility=visibility))
+        rows.append(
+            event(
+                user,
+                E.MATCH_WON if outcome == "won" else E.MATCH_LOST,
+                at=at,
+                meta=meta,
+                source_id=source_id,
+                visibility=visibility,
+            )
+        )
     record(*rows)
     return source_id
 
@@ -99,8 +149,9 @@ def build_platform_history():
     bob, carol = UserFactory(username="bobby_b"), UserFactory(username="carol_c")
     cup = TournamentFactory(name="Spring Cup", game="valorant")
     regs = {u.pk: RegistrationFactory(tournament=cup, user=u) for u in (alice, bob, carol)}
-    complete_match(MatchFactory(tournament=cup, round="SF", participant1=regs[alice.pk], participant2=regs[bob.pk]),
-                   regs[alice.pk])
+    complete_match(
+        MatchFactory(tournament=cup, round="SF", participant1=regs[alice.pk], participant2=regs[bob.pk]), regs[alice.pk]
+    )
     forfeit = MatchFactory(tournament=cup, round="QF", participant1=regs[alice.pk], participant2=regs[carol.pk])
     forfeit.state, forfeit.completed_at = Match.State.FORFEIT, timezone.now()
     forfeit.save()
@@ -112,7 +163,9 @@ def build_platform_history():
     league = TournamentFactory(name="Summer League", game="valorant")
     team_entry = RegistrationFactory(tournament=league, user=None, team=team)
     bob_entry = RegistrationFactory(tournament=league, user=bob)
-    complete_match(MatchFactory(tournament=league, round="F", participant1=team_entry, participant2=bob_entry), team_entry)
+    complete_match(
+        MatchFactory(tournament=league, round="F", participant1=team_entry, participant2=bob_entry), team_entry
+    )
 
     wallet = alice.profile.wallet
     DeltaCrownTransaction.objects.create(wallet=wallet, amount=500, reason="Prize for Spring Cup")

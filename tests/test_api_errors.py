@@ -1,5 +1,6 @@
 """Bad input never surfaces as a 500: unknown players, malformed ids, bad cursors and bad parameters are clear 4xx
 JSON errors on the API and proper error pages on the site."""
+
 from __future__ import annotations
 
 import pytest
@@ -80,11 +81,17 @@ def test_a_bad_game_filter_is_a_400(client, player):
     assert client.get(f"/api/users/{player.pk}/matches/", {"game": "valorant"}).status_code == 200
 
 
-@pytest.mark.parametrize("query, code", [
-    ({"limit": "0"}, "invalid_parameter"), ({"limit": "101"}, "invalid_parameter"),
-    ({"limit": "ten"}, "invalid_parameter"), ({"min_matches": "0"}, "invalid_parameter"),
-    ({"min_matches": "x"}, "invalid_parameter"), ({"game": "<script>"}, "invalid_game"),
-])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ({"limit": "0"}, "invalid_parameter"),
+        ({"limit": "101"}, "invalid_parameter"),
+        ({"limit": "ten"}, "invalid_parameter"),
+        ({"min_matches": "0"}, "invalid_parameter"),
+        ({"min_matches": "x"}, "invalid_parameter"),
+        ({"game": "<script>"}, "invalid_game"),
+    ],
+)
 def test_bad_leaderboard_parameters_are_400s(client, query, code):
     assert_error(client.get("/api/leaderboards/win_rate/", query), 400, code)
 
@@ -111,6 +118,7 @@ def test_private_surfaces_answer_401_to_the_anonymous_and_403_to_others(client, 
 
 def test_wrong_basic_credentials_are_a_401_not_a_500(client, player):
     import base64
+
     token = base64.b64encode(f"{player.username}:wrong".encode()).decode()
     response = client.get(f"/api/users/{player.pk}/", HTTP_AUTHORIZATION=f"Basic {token}")
     assert_error(response, 401, "authentication_failed")
@@ -127,14 +135,41 @@ def test_pages_answer_bad_input_with_error_pages(client, player):
     assert client.get(f"/u/{player.username}/economy/").status_code == 403
 
 
-@pytest.mark.parametrize("value", ["", " ", "0", "-1", "999999999999999999999", "null", "[]", "{}", "%00", "\u00e9",
-                                   "1;DROP TABLE x", "../../etc", "a" * 2000])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        " ",
+        "0",
+        "-1",
+        "999999999999999999999",
+        "null",
+        "[]",
+        "{}",
+        "%00",
+        "\u00e9",
+        "1;DROP TABLE x",
+        "../../etc",
+        "a" * 2000,
+    ],
+)
 def test_no_query_value_anywhere_causes_a_500(client, player, value):
-    urls = [f"/api/users/{player.pk}/{s}/" for s in ("activity", "matches", "tournaments", "stats", "economy", "export")]
-    urls += ["/api/leaderboards/tournaments_won/", "/api/leaderboards/win_rate/", "/api/users/lookup/",
-             "/leaderboards/", f"/u/{player.username}/", f"/u/{player.username}/activity/",
-             f"/u/{player.username}/matches/", f"/u/{player.username}/tournaments/"]
+    urls = [
+        f"/api/users/{player.pk}/{s}/" for s in ("activity", "matches", "tournaments", "stats", "economy", "export")
+    ]
+    urls += [
+        "/api/leaderboards/tournaments_won/",
+        "/api/leaderboards/win_rate/",
+        "/api/users/lookup/",
+        "/leaderboards/",
+        f"/u/{player.username}/",
+        f"/u/{player.username}/activity/",
+        f"/u/{player.username}/matches/",
+        f"/u/{player.username}/tournaments/",
+    ]
     for url in urls:
-        response = client.get(url, {"cursor": value, "limit": value, "game": value, "board": value,
-                                     "min_matches": value, "username": value})
+        response = client.get(
+            url,
+            {"cursor": value, "limit": value, "game": value, "board": value, "min_matches": value, "username": value},
+        )
         assert response.status_code < 500, (url, value, response.status_code)

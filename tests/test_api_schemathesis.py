@@ -1,12 +1,14 @@
 """Property-based API testing from the OpenAPI schema (schemathesis): for every operation and whatever parameters
 hypothesis generates, no 5xx, and every response conforms to the schema (documented status code, content type,
 body)."""
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from esports.economy.models import DeltaCrownTransaction

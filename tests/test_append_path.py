@@ -1,5 +1,6 @@
 """The one append path: validates before writing, inserts exactly the missing events, compensates corrected outcomes,
 and moves the projection by exactly what it inserted, in one transaction, set-based."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -47,22 +48,25 @@ def user():
     return UserFactory()
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(event_type="match_tied"), "Unknown event type 'match_tied'"),
-    (dict(event_type=E.COINS_EARNED, amount=0), "positive integer amount"),
-    (dict(event_type=E.COINS_SPENT, amount=-5), "positive integer amount"),
-    (dict(event_type=E.COINS_EARNED, amount=None), "positive integer amount"),
-    (dict(event_type=E.COINS_EARNED, amount=True), "positive integer amount"),
-    (dict(event_type=E.MATCH_WON, amount=5), "Only coin events carry an amount"),
-    (dict(metadata={"blob": "x" * 5000}), "above the 4096-byte bound"),
-    (dict(metadata={"when": datetime(2026, 1, 1)}), "not JSON-serialisable"),
-    (dict(metadata={"ratio": float("nan")}), "not JSON-serialisable"),
-    (dict(metadata={1: "numeric key"}), "string keys"),
-    (dict(metadata=["not", "an", "object"]), "string keys"),
-    (dict(timestamp=datetime(2026, 1, 1)), "aware datetime"),
-    (dict(visibility="everyone"), "Unknown visibility"),
-    (dict(seq=0), "seq must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(event_type="match_tied"), "Unknown event type 'match_tied'"),
+        (dict(event_type=E.COINS_EARNED, amount=0), "positive integer amount"),
+        (dict(event_type=E.COINS_SPENT, amount=-5), "positive integer amount"),
+        (dict(event_type=E.COINS_EARNED, amount=None), "positive integer amount"),
+        (dict(event_type=E.COINS_EARNED, amount=True), "positive integer amount"),
+        (dict(event_type=E.MATCH_WON, amount=5), "Only coin events carry an amount"),
+        (dict(metadata={"blob": "x" * 5000}), "above the 4096-byte bound"),
+        (dict(metadata={"when": datetime(2026, 1, 1)}), "not JSON-serialisable"),
+        (dict(metadata={"ratio": float("nan")}), "not JSON-serialisable"),
+        (dict(metadata={1: "numeric key"}), "string keys"),
+        (dict(metadata=["not", "an", "object"]), "string keys"),
+        (dict(timestamp=datetime(2026, 1, 1)), "aware datetime"),
+        (dict(visibility="everyone"), "Unknown visibility"),
+        (dict(seq=0), "seq must be a positive integer"),
+    ],
+)
 def test_invalid_event_raises_a_clear_error_and_writes_nothing(user, bad, message):
     good = event(user.id, source_id=1)
     wrong = event(user.id, source_id=2, **bad)
@@ -118,7 +122,13 @@ def test_stored_row_carries_recorded_at_default_visibility_and_compact_metadata(
     before = timezone.now()
     append([derivation(event(user.id, E.COINS_EARNED, amount=7, metadata={"reason": "prize"}))])
     row = UserActivity.objects.get()
-    assert (row.timestamp, row.amount, row.visibility, row.metadata, row.seq) == (NOW, 7, "private", {"reason": "prize"}, 1)
+    assert (row.timestamp, row.amount, row.visibility, row.metadata, row.seq) == (
+        NOW,
+        7,
+        "private",
+        {"reason": "prize"},
+        1,
+    )
     assert row.recorded_at >= before
 
 
@@ -142,8 +152,9 @@ def test_outcome_flip_keeps_the_original_events_and_compensates_them():
     flip(match)
     result = record(match)
     assert original <= set(UserActivity.objects.values_list("id", flat=True))
-    assert sorted((e.user_id, e.event_type) for e in result.inserted) == sorted([
-        (a.id, E.MATCH_WON_REVERSED), (a.id, E.MATCH_LOST), (b.id, E.MATCH_LOST_REVERSED), (b.id, E.MATCH_WON)])
+    assert sorted((e.user_id, e.event_type) for e in result.inserted) == sorted(
+        [(a.id, E.MATCH_WON_REVERSED), (a.id, E.MATCH_LOST), (b.id, E.MATCH_LOST_REVERSED), (b.id, E.MATCH_WON)]
+    )
     assert ledger_counts(a) == {E.MATCH_PLAYED: 1, E.MATCH_WON: 1, E.MATCH_WON_REVERSED: 1, E.MATCH_LOST: 1}
     assert (counters(a)["matches_won"], counters(a)["matches_lost"], counters(a)["matches_played"]) == (0, 1, 1)
     assert (counters(b)["matches_won"], counters(b)["matches_lost"], counters(b)["matches_played"]) == (1, 0, 1)
@@ -163,10 +174,17 @@ def test_any_number_of_flips_leaves_the_stats_on_the_final_outcome(flips):
         record(match)
         record(match)  # redelivery adds nothing
     a_won = flips % 2 == 0
-    assert nonzero(counters(a)) == nonzero({"matches_played": 1, "matches_won": int(a_won), "matches_lost": int(not a_won)})
-    assert nonzero(counters(b)) == nonzero({"matches_played": 1, "matches_won": int(not a_won), "matches_lost": int(a_won)})
+    assert nonzero(counters(a)) == nonzero(
+        {"matches_played": 1, "matches_won": int(a_won), "matches_lost": int(not a_won)}
+    )
+    assert nonzero(counters(b)) == nonzero(
+        {"matches_played": 1, "matches_won": int(not a_won), "matches_lost": int(a_won)}
+    )
     # every flip appended to the ledger, nothing was removed: seq numbers keep the keys unique
-    assert UserActivity.objects.filter(source_model="tournaments.match", user=a, event_type=E.MATCH_WON).count() == 1 + flips // 2
+    assert (
+        UserActivity.objects.filter(source_model="tournaments.match", user=a, event_type=E.MATCH_WON).count()
+        == 1 + flips // 2
+    )
 
 
 def test_completed_then_forfeit_reverses_win_and_loss_and_keeps_played():
@@ -237,7 +255,8 @@ def sql_of(run) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_recording_that_owns_its_transaction_skips_the_wal_flush_wait_and_a_callers_transaction_keeps_its_own(
-        enqueued, settings):
+    enqueued, settings
+):
     first, second = TransactionFactory(), TransactionFactory()
     own = sql_of(lambda: record(first))
     assert own[:2] == ["BEGIN", "SET LOCAL synchronous_commit TO OFF"]
@@ -251,4 +270,3 @@ def test_a_recording_that_owns_its_transaction_skips_the_wal_flush_wait_and_a_ca
     third = TransactionFactory()
     assert not any("synchronous_commit" in sql for sql in sql_of(lambda: record(third)))
     assert UserActivity.objects.filter(source_model="economy.deltacrowntransaction").count() == 3
-

@@ -1,4 +1,5 @@
 """Backfill: history recorded through the one append path, chunk after chunk, exactly once."""
+
 from __future__ import annotations
 
 import csv
@@ -46,6 +47,7 @@ DECADE = (2015, 2024)
 
 
 # --- the decade of real history --------------------------------------------------------------------------------
+
 
 def counters_from_the_csv(first: int, last: int) -> dict[str, dict[str, int]]:
     """Each player's counters computed straight from the CSV with the import's published rules (issue 2, item 4),
@@ -101,8 +103,10 @@ def test_backfill_after_importing_a_decade_gives_every_player_the_counters_compu
     run = backfill.start_backfill(None, batch_size=2000)  # enqueued after commit, runs on the real worker
     run = wait_until(lambda: _ended(run.pk), timeout=240, interval=0.5, message="the backfill run to end")
     finished = time.monotonic()
-    print(f"\nimport {imported - started:.1f}s, backfill {finished - imported:.1f}s: {run.events_created} events, "
-          f"{run.rate:,.0f} events/s over {run.chunks_done} chunks")
+    print(
+        f"\nimport {imported - started:.1f}s, backfill {finished - imported:.1f}s: {run.events_created} events, "
+        f"{run.rate:,.0f} events/s over {run.chunks_done} chunks"
+    )
 
     assert run.status == BackfillRun.Status.SUCCEEDED, run.last_error
     assert run.events_created == UserActivity.objects.count()
@@ -121,6 +125,7 @@ def _ended(run_id: int) -> BackfillRun | None:
 
 
 # --- idempotency and dry run -----------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_backfill_records_exactly_the_events_history_implies(history_mode):
@@ -181,13 +186,17 @@ def test_a_dry_run_after_a_partial_history_counts_only_what_is_missing(history_m
 
 # --- input validation ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("sources, batch_size, message", [
-    (["tournaments.nonsense"], 100, "Unknown source(s): tournaments.nonsense"),
-    ([MATCH], 0, "between 1 and"),
-    ([MATCH], 10**9, "between 1 and"),
-    ([MATCH], "ten", "whole number"),
-])
+@pytest.mark.parametrize(
+    "sources, batch_size, message",
+    [
+        (["tournaments.nonsense"], 100, "Unknown source(s): tournaments.nonsense"),
+        ([MATCH], 0, "between 1 and"),
+        ([MATCH], 10**9, "between 1 and"),
+        ([MATCH], "ten", "whole number"),
+    ],
+)
 def test_bad_sources_or_batch_size_are_refused_before_anything_is_written(sources, batch_size, message):
     with pytest.raises(backfill.BackfillError, match=message.replace("(", r"\(").replace(")", r"\)")):
         backfill.start_backfill(sources, batch_size=batch_size)
@@ -203,6 +212,7 @@ def test_no_source_means_every_source_in_canonical_order():
 
 # --- chunks: one at a time, bounded, exactly once --------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_each_chunk_advances_the_cursor_and_only_the_current_chunk_number_runs(history_mode):
     history = make_history(players=4, matches=10)
@@ -214,7 +224,11 @@ def test_each_chunk_advances_the_cursor_and_only_the_current_chunk_number_runs(h
     lane = lane_of(run)
     assert (run.chunks_done, lane.cursor, run.progress[MATCH]["done"]) == (1, first_ids[-1], 4)
     assert (lane.status, lane.chunks_done, lane.rows_done, lane.events_created) == (
-        BackfillLane.Status.RUNNING, 1, 4, run.events_created)
+        BackfillLane.Status.RUNNING,
+        1,
+        4,
+        run.events_created,
+    )
     assert run.status == BackfillRun.Status.RUNNING and run.heartbeat_at is not None
     recorded = ledger_keys([MATCH])
 
@@ -224,7 +238,12 @@ def test_each_chunk_advances_the_cursor_and_only_the_current_chunk_number_runs(h
     assert run.chunks_done == 1 and ledger_keys([MATCH]) == recorded
     again = lane_of(run)
     assert (again.chunks_done, again.cursor, again.rows_done, again.events_created, again.updated_at) == (
-        1, lane.cursor, 4, lane.events_created, lane.updated_at)
+        1,
+        lane.cursor,
+        4,
+        lane.events_created,
+        lane.updated_at,
+    )
 
     assert backfill.run_backfill_chunk(run.pk, seq=1) is backfill.ChunkOutcome.CONTINUED
     assert backfill.run_backfill_chunk(run.pk, seq=2) is backfill.ChunkOutcome.FINISHED
@@ -408,6 +427,7 @@ def test_a_chunk_that_fails_ends_the_run_failed_and_keeps_nothing_of_that_chunk(
 
 # --- cancel ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_cancelling_a_run_with_no_chunk_executing_ends_it_at_once(history_mode):
     make_history(players=4, matches=6)
@@ -485,6 +505,7 @@ def test_a_cancel_arriving_during_a_chunk_lets_that_chunk_commit_and_enqueues_no
 
 # --- stalled runs ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_a_stalled_run_is_re_enqueued_from_its_cursor_and_a_busy_one_is_left_alone(history_mode, monkeypatch, settings):
     make_history(players=4, matches=6)
@@ -523,13 +544,17 @@ def test_a_stalled_run_is_re_enqueued_from_its_cursor_and_a_busy_one_is_left_alo
 
 # --- publishing through dispatch ----------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
-def test_each_lanes_first_chunk_is_published_through_dispatch_after_commit(history_mode, monkeypatch,
-                                                                              django_capture_on_commit_callbacks):
+def test_each_lanes_first_chunk_is_published_through_dispatch_after_commit(
+    history_mode, monkeypatch, django_capture_on_commit_callbacks
+):
     make_history(players=4, matches=6)
     sent = []
-    monkeypatch.setattr("dispatch.publish.current_app.send_task",
-                        lambda name, args, kwargs, queue, retry: sent.append((name, args, queue)))
+    monkeypatch.setattr(
+        "dispatch.publish.current_app.send_task",
+        lambda name, args, kwargs, queue, retry: sent.append((name, args, queue)),
+    )
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         run = backfill.start_backfill([MATCH], batch_size=2, lanes=2)
         assert sent == []  # nothing before the commit: a worker must find the run's rows
@@ -539,7 +564,8 @@ def test_each_lanes_first_chunk_is_published_through_dispatch_after_commit(histo
 
 @pytest.mark.django_db
 def test_a_chunk_whose_publish_fails_is_noted_on_the_run_and_re_enqueued_by_the_resume(
-        history_mode, monkeypatch, settings, django_capture_on_commit_callbacks):
+    history_mode, monkeypatch, settings, django_capture_on_commit_callbacks
+):
     make_history(players=4, matches=6)
     settings.BACKFILL_STALE_SECONDS = 60
 
@@ -573,11 +599,23 @@ def test_the_backfill_code_knows_no_celery_and_no_other_database():
 
 # --- the command ---------------------------------------------------------------------------------------------------
 
+
 def a_progress(rows_done: int, events: int, status: str = "running", total: int = 40) -> backfill.Progress:
-    return backfill.Progress(run_id=7, status=status, dry_run=False, percent=100.0 * rows_done / total,
-                             rows_done=rows_done, rows_total=total, events=events, events_per_second=120.0,
-                             elapsed_seconds=2.0, eta_seconds=None if status != "running" else 3.0, sources=(),
-                             lanes=(), last_error="")
+    return backfill.Progress(
+        run_id=7,
+        status=status,
+        dry_run=False,
+        percent=100.0 * rows_done / total,
+        rows_done=rows_done,
+        rows_total=total,
+        events=events,
+        events_per_second=120.0,
+        elapsed_seconds=2.0,
+        eta_seconds=None if status != "running" else 3.0,
+        sources=(),
+        lanes=(),
+        last_error="",
+    )
 
 
 class Terminal(io.StringIO):
@@ -644,8 +682,17 @@ def test_the_command_starts_the_run_for_the_workers_and_follows_it_one_line_per_
 def test_the_command_dry_run_reports_in_detail_with_v2_and_writes_nothing(history_mode, live_worker):
     history = make_history(players=5, matches=12)
     out = io.StringIO()
-    call_command("backfill_user_activity", "--dry-run", "--source", MATCH, "--wait", "--interval", "0.05",
-                 verbosity=2, stdout=out)
+    call_command(
+        "backfill_user_activity",
+        "--dry-run",
+        "--source",
+        MATCH,
+        "--wait",
+        "--interval",
+        "0.05",
+        verbosity=2,
+        stdout=out,
+    )
     text = out.getvalue()
     assert text.startswith("database: postgresql") and "Celery workers" in text
     assert f"{len(history.expected.by_source(MATCH))} events would be created" in text
@@ -661,8 +708,10 @@ def test_without_wait_the_command_only_starts_the_run(history_mode):
     run = BackfillRun.objects.get()
     assert run.status == BackfillRun.Status.QUEUED and run.lane_rows.count() == 1
     started = f"backfill #{run.pk} started: {MATCH}; 4 source rows; batch size {run.batch_size}; 1 lane(s)"
-    assert out.getvalue().splitlines() == [f"{started}; chunks on queue maintenance",
-                                           "follow it in the admin, or with --wait"]
+    assert out.getvalue().splitlines() == [
+        f"{started}; chunks on queue maintenance",
+        "follow it in the admin, or with --wait",
+    ]
 
 
 @pytest.mark.django_db
@@ -673,6 +722,7 @@ def test_the_command_refuses_a_bad_batch_size_clearly():
 
 
 # --- reading progress ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_progress_reports_percent_rate_and_eta(history_mode):
@@ -689,6 +739,16 @@ def test_progress_reports_percent_rate_and_eta(history_mode):
     assert p.events == run.events_created == UserActivity.objects.count()
     assert p.eta_seconds == pytest.approx(30.0, rel=0.01)  # 5 rows in 10 s, 15 to go
     assert p.as_dict()["sources"][0]["label"] == MATCH
-    assert p.as_dict()["lanes"] == [{"lane": 0, "status": "running", "source": MATCH, "cursor": lane_of(run).cursor,
-                                     "chunks": 1, "rows": 5, "events": run.events_created, "last_error": "",
-                                     "finished": False}]
+    assert p.as_dict()["lanes"] == [
+        {
+            "lane": 0,
+            "status": "running",
+            "source": MATCH,
+            "cursor": lane_of(run).cursor,
+            "chunks": 1,
+            "rows": 5,
+            "events": run.events_created,
+            "last_error": "",
+            "finished": False,
+        }
+    ]

@@ -1,4 +1,5 @@
 """Admin: staff start, watch and cancel backfills; nobody, superusers included, can write to the ledger."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -42,6 +43,7 @@ OPERATOR = ("add_backfillrun", "change_backfillrun", "view_backfillrun")
 
 # --- operators ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.integration
 def test_staff_start_a_backfill_from_the_form_and_watch_it_finish_on_the_worker(history_mode, live_worker):
     history = make_history(players=6, matches=20)
@@ -55,7 +57,9 @@ def test_staff_start_a_backfill_from_the_form_and_watch_it_finish_on_the_worker(
     assert response.status_code == 302 and response["Location"] == change_url(run)
     assert (run.created_by, run.dry_run, run.batch_size, run.sources) == (operator, False, 5, list(SOURCES))
     wait_until(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, timeout=30, message="the run to end")
-    expected = Counter(history.expected.keys | {("profiles.userprofile", operator.pk, operator.pk, "profile_created", 1)})
+    expected = Counter(
+        history.expected.keys | {("profiles.userprofile", operator.pk, operator.pk, "profile_created", 1)}
+    )
 
     page = client.get(change_url(run))
     assert page.status_code == 200
@@ -131,14 +135,16 @@ def test_the_changelist_cancel_action_cancels_the_selected_active_runs(history_m
     from activity.backfill import start_backfill
 
     active, other = start_backfill([MATCH]), start_backfill([MATCH])
-    response = client.post(reverse("admin:activity_backfillrun_changelist"),
-                           {"action": "cancel_selected", "_selected_action": [active.pk]})
+    response = client.post(
+        reverse("admin:activity_backfillrun_changelist"), {"action": "cancel_selected", "_selected_action": [active.pk]}
+    )
     assert response.status_code == 302
     active.refresh_from_db(), other.refresh_from_db()
     assert (active.status, other.status) == (BackfillRun.Status.CANCELLED, BackfillRun.Status.QUEUED)
 
 
 # --- everyone else -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_non_staff_user_is_sent_to_the_admin_login_and_changes_nothing(history_mode):
@@ -149,8 +155,13 @@ def test_a_non_staff_user_is_sent_to_the_admin_login_and_changes_nothing(history
     client = Client()
     client.force_login(UserFactory(is_staff=False))
 
-    for response in (client.get(START), client.post(START, {"batch_size": 10}), client.post(cancel_url(run)),
-                     client.get(change_url(run)), client.get(progress_url(run))):
+    for response in (
+        client.get(START),
+        client.post(START, {"batch_size": 10}),
+        client.post(cancel_url(run)),
+        client.get(change_url(run)),
+        client.get(progress_url(run)),
+    ):
         assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
     assert BackfillRun.objects.count() == 1
     run.refresh_from_db()
@@ -173,6 +184,7 @@ def test_staff_without_the_backfill_permissions_get_403(history_mode):
 
 
 # --- the ledger is read-only, for superusers too -------------------------------------------------------------------
+
 
 @pytest.fixture
 def recorded(history_mode):
@@ -202,8 +214,10 @@ def test_a_superuser_cannot_add_change_or_delete_a_ledger_row(recorded):
     assert view.status_code == 200 and b'name="_save"' not in view.content  # a read-only view
     changelist = client.get(reverse("admin:activity_useractivity_changelist"))
     assert changelist.status_code == 200 and b"action-select" not in changelist.content  # no bulk actions
-    assert client.post(reverse("admin:activity_useractivity_changelist"),
-                       {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}).status_code in (200, 302)
+    assert client.post(
+        reverse("admin:activity_useractivity_changelist"),
+        {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"},
+    ).status_code in (200, 302)
     assert ledger_keys() == before
 
 

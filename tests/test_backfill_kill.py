@@ -1,4 +1,5 @@
 """A real worker process SIGKILLed in the middle of a backfill chunk: the run resumes and ends with the exact ledger."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ def only_our_workers_consume_maintenance(celery_session_worker, celery_app):
 
 def waiting_backends() -> list[int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return [pid for (pid,) in cursor.fetchall()]
 
 
@@ -65,7 +68,8 @@ def forget_unacked_chunks(run_id: int) -> None:
 
 
 def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_right(
-        history_mode, transactional_db, only_our_workers_consume_maintenance, settings, tmp_path):
+    history_mode, transactional_db, only_our_workers_consume_maintenance, settings, tmp_path
+):
     history = make_history(players=10, matches=60, coin_users=12, coins_each=5)
     expected = Counter(history.expected.keys)
     # Hold back one event of a late chunk (the transactions of the 7th coin user): an uncommitted ledger row with its
@@ -78,7 +82,8 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
     blocker.execute(
         "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model,"
         " source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",
-        [held.wallet.profile_id, event_type, amount, TRANSACTION, held.pk])
+        [held.wallet.profile_id, event_type, amount, TRANSACTION, held.pk],
+    )
 
     first = PreforkWorker(tmp_path / "worker1.log", queue=Queue.MAINTENANCE.value, DB_LOCK_TIMEOUT_MS="120000")
     second = run = None
@@ -92,8 +97,11 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
 
         first.kill()  # the whole worker, as when its host dies: no one rejects or redelivers the chunk task
         blocker.rollback()  # the dead worker's server session now fails on its next read and rolls back
-        wait_until(lambda: not any(backend_alive(pid) for pid in waiting), timeout=30,
-                   message="the killed worker's database session to end")
+        wait_until(
+            lambda: not any(backend_alive(pid) for pid in waiting),
+            timeout=30,
+            message="the killed worker's database session to end",
+        )
 
         # Stuck: nothing moves, and what is committed is exactly what the run's progress says.
         stuck = BackfillRun.objects.get(pk=run.pk)
@@ -108,10 +116,18 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
         # re-enqueues the run from its committed cursor.
         second = PreforkWorker(tmp_path / "worker2.log", queue=Queue.MAINTENANCE.value)
         settings.BACKFILL_STALE_SECONDS = 1
-        wait_until(lambda: backfill.resume_stale_backfills() == [run.pk], timeout=10, interval=0.2,
-                   message="the stalled run to be resumed")
-        wait_until(lambda: not BackfillRun.objects.get(pk=run.pk).is_active, timeout=90, interval=0.2,
-                   message="the resumed run to end")
+        wait_until(
+            lambda: backfill.resume_stale_backfills() == [run.pk],
+            timeout=10,
+            interval=0.2,
+            message="the stalled run to be resumed",
+        )
+        wait_until(
+            lambda: not BackfillRun.objects.get(pk=run.pk).is_active,
+            timeout=90,
+            interval=0.2,
+            message="the resumed run to end",
+        )
     except BaseException:
         for worker in (first, second):
             if worker is not None:

@@ -1,4 +1,5 @@
 """Migration 0008: each run's JSON lane states become BackfillLane rows, and back, with nothing lost."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -34,18 +35,46 @@ def test_the_migration_moves_json_lane_states_into_rows_and_back(at_0007):
     started = timezone.now() - timedelta(minutes=10)
     beat = started + timedelta(minutes=3)
     one_lane = [{"source": MATCH, "cursor": 41, "seq": 3, "finished": False, "heartbeat": beat.isoformat()}]
-    two_lanes = [{"source": MATCH, "cursor": 90, "seq": 5, "finished": True, "heartbeat": beat.isoformat()},
-                 {"source": REGISTRATION, "cursor": 12, "seq": 0, "finished": False, "heartbeat": None}]
-    running = Run.objects.create(sources=[REGISTRATION, MATCH], batch_size=5, lanes=1, status="running",
-                                 rows_done=15, events_created=44, started_at=started, lanes_state=one_lane)
-    cancelled = Run.objects.create(sources=[REGISTRATION, MATCH], batch_size=5, lanes=2, status="cancelled",
-                                   rows_done=30, events_created=70, started_at=started, finished_at=beat,
-                                   lanes_state=two_lanes)
+    two_lanes = [
+        {"source": MATCH, "cursor": 90, "seq": 5, "finished": True, "heartbeat": beat.isoformat()},
+        {"source": REGISTRATION, "cursor": 12, "seq": 0, "finished": False, "heartbeat": None},
+    ]
+    running = Run.objects.create(
+        sources=[REGISTRATION, MATCH],
+        batch_size=5,
+        lanes=1,
+        status="running",
+        rows_done=15,
+        events_created=44,
+        started_at=started,
+        lanes_state=one_lane,
+    )
+    cancelled = Run.objects.create(
+        sources=[REGISTRATION, MATCH],
+        batch_size=5,
+        lanes=2,
+        status="cancelled",
+        rows_done=30,
+        events_created=70,
+        started_at=started,
+        finished_at=beat,
+        lanes_state=two_lanes,
+    )
 
     apps = migrate(AFTER)
     Lane = apps.get_model("activity", "BackfillLane")
-    fields = ("run_id", "lane", "status", "source", "cursor", "chunks_done", "rows_done", "events_created",
-              "updated_at", "finished_at")
+    fields = (
+        "run_id",
+        "lane",
+        "status",
+        "source",
+        "cursor",
+        "chunks_done",
+        "rows_done",
+        "events_created",
+        "updated_at",
+        "finished_at",
+    )
     rows = list(Lane.objects.order_by("run_id", "lane").values_list(*fields))
     assert rows == [
         (running.pk, 0, "running", MATCH, 41, 3, 15, 44, beat, None),  # one lane: the run's counts are the lane's

@@ -1,12 +1,12 @@
 """ACTIVITY_ENQUEUE_MODE="batch": saved rows go on a Redis list that drain tasks record many per transaction, through
 the real worker and the real Redis; duplicates, garbage and a drain that died mid-batch change nothing, and a dead
 broker neither fails nor slows the request."""
+
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,15 +15,15 @@ from django.test import override_settings
 
 from activity.models import UserActivity
 from activity.recording import record_events_for
+from dispatch.publish import broker_paused
 from esports.economy.models import DeltaCrownTransaction
 from esports.tournaments.models import Match
-from dispatch.publish import broker_paused
 from monitoring import metrics
 from tasks import batching, enqueue, recording
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, TransactionFactory, UserFactory
-from tests.private_services import run_outage_probe
 from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
+from tests.private_services import run_outage_probe
 
 COINS = "economy.deltacrowntransaction"
 
@@ -58,20 +58,28 @@ def published() -> Counter:
 
 def coin_rows(n: int, users: list) -> list[DeltaCrownTransaction]:
     """n coin transactions spread over the users, earned and spent alternately (each saved on its own, autocommit)."""
-    return [TransactionFactory(wallet=users[i % len(users)].profile.wallet, amount=(i + 1) * (1 if i % 2 else -1))
-            for i in range(n)]
+    return [
+        TransactionFactory(wallet=users[i % len(users)].profile.wallet, amount=(i + 1) * (1 if i % 2 else -1))
+        for i in range(n)
+    ]
 
 
 def events_per_row(rows) -> Counter:
-    return Counter(UserActivity.objects.filter(source_model=COINS, source_id__in=[r.pk for r in rows])
-                   .values_list("source_id", flat=True))
+    return Counter(
+        UserActivity.objects.filter(source_model=COINS, source_id__in=[r.pk for r in rows]).values_list(
+            "source_id", flat=True
+        )
+    )
 
 
 def wait_recorded(rows, timeout: float = 30) -> Counter:
     wait_until(lambda: len(events_per_row(rows)) == len(rows), timeout=timeout, message="every row to be recorded")
     client = batching.redis_client()
-    wait_until(lambda: client.llen(batching.PENDING_KEY) == 0 and client.zcard(batching.INFLIGHT_INDEX) == 0,
-               timeout=timeout, message="the pending list and in-flight batches to empty")
+    wait_until(
+        lambda: client.llen(batching.PENDING_KEY) == 0 and client.zcard(batching.INFLIGHT_INDEX) == 0,
+        timeout=timeout,
+        message="the pending list and in-flight batches to empty",
+    )
     return events_per_row(rows)
 
 
@@ -145,15 +153,20 @@ def test_garbage_entries_are_logged_and_dropped(live_worker, batch_mode, enqueue
         client.rpush(batching.PENDING_KEY, *garbage[:3], batching.entry(COINS, good.pk), *garbage[3:])
         assert recording.schedule_drain()
         assert set(wait_recorded([good]).values()) == {1}
-    dropped = [r.getMessage() for r in caplog.records if r.name == "tasks.batching" and "dropped pending entry" in r.getMessage()]
+    dropped = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "tasks.batching" and "dropped pending entry" in r.getMessage()
+    ]
     for item in garbage:
         assert any(repr(item) in message for message in dropped), (item, dropped)
     assert counters(good.wallet.profile_id)["total_earned"] == 70
 
 
 @pytest.mark.integration
-def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorded(live_worker, batch_mode, enqueued,
-                                                                                   monkeypatch, caplog):
+def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorded(
+    live_worker, batch_mode, enqueued, monkeypatch, caplog
+):
     user = UserFactory()
     rows = coin_rows(6, [user])
     poison = rows[2]
@@ -177,8 +190,9 @@ def test_a_row_that_fails_to_record_is_dropped_and_the_rest_of_its_batch_recorde
 
 
 @pytest.mark.django_db(transaction=True)
-def test_batch_mode_without_a_broker_fails_fast_logs_the_ids_and_leaves_the_row_to_the_sweep(batch_mode, enqueued,
-                                                                                              caplog):
+def test_batch_mode_without_a_broker_fails_fast_logs_the_ids_and_leaves_the_row_to_the_sweep(
+    batch_mode, enqueued, caplog
+):
     """No in-process fallback: a process with no broker URL fails the push at once, as during an outage."""
     row = TransactionFactory(amount=25)
     failures = metrics.ENQUEUE_FAILURES.labels(source=COINS)._value.get()
@@ -187,8 +201,10 @@ def test_batch_mode_without_a_broker_fails_fast_logs_the_ids_and_leaves_the_row_
         enqueue.enqueue_source_change(COINS, row.pk)
     assert time.monotonic() - started < 0.1
     assert metrics.ENQUEUE_FAILURES.labels(source=COINS)._value.get() == failures + 1
-    assert any(f"enqueue failed for {COINS} id={row.pk}" in r.getMessage() and "no broker configured" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        f"enqueue failed for {COINS} id={row.pk}" in r.getMessage() and "no broker configured" in r.getMessage()
+        for r in caplog.records
+    )
     assert broker_paused()  # the next saves skip at once too
     assert not events_per_row([row])
 
@@ -212,11 +228,14 @@ def test_with_the_broker_down_a_save_in_batch_mode_succeeds_fast_and_logs_the_id
         assert private.llen("events") == 1
         private.close()
 
-    result, err = run_outage_probe(match.pk, admin_user.username, outage, before_outage=warm_up_went_the_batch_way,
-                                   ACTIVITY_ENQUEUE_MODE="batch")
+    result, err = run_outage_probe(
+        match.pk, admin_user.username, outage, before_outage=warm_up_went_the_batch_way, ACTIVITY_ENQUEUE_MODE="batch"
+    )
     with capsys.disabled():
-        print(f"\n[batch mode, broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
-              f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")
+        print(
+            f"\n[batch mode, broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
+            f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})"
+        )
     assert result["saved_state"] == Match.State.COMPLETED and result["save_seconds"] < 1.0
     assert result["status"] == 302 and result["winner_after_request"] == match.participant2_id
     assert result["request_seconds"] < 1.0

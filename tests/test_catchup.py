@@ -1,4 +1,5 @@
 """Catch-up sweep: what lost tasks missed is recorded within minutes, once, with exact stats."""
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,21 @@ from activity.models import SweepWatermark, UserActivity
 from activity.sources import SOURCES
 from esports.tournaments.models import Match
 from monitoring import metrics
-from tests.backfill_support import (MATCH, PROFILE, REGISTRATION, RESULT, TRANSACTION, UNLOCK, Expected,  # noqa: F401
-                                    assert_projection_matches_ledger, history_mode, ledger_keys, no_grace,
-                                    projected_counters)
+from tests.backfill_support import (
+    MATCH,
+    PROFILE,
+    REGISTRATION,
+    RESULT,
+    TRANSACTION,
+    UNLOCK,
+    Expected,  # noqa: F401
+    assert_projection_matches_ledger,
+    ledger_keys,
+    projected_counters,
+)
 from tests.conftest import wait_until
-from tests.private_services import PrivateRedis, test_database_url
 from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
+from tests.private_services import PrivateRedis, test_database_url
 
 REPO = Path(django_settings.BASE_DIR)
 
@@ -84,13 +94,25 @@ print("RESULT " + json.dumps(out))
 
 
 def platform_writes(broker_url: str, plan: dict) -> dict:
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": broker_url, "CELERY_BROKER_URL": broker_url,
-           "PLAN": json.dumps(plan), "LOG_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", PLATFORM_WRITES], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": broker_url,
+        "CELERY_BROKER_URL": broker_url,
+        "PLAN": json.dumps(plan),
+        "LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", PLATFORM_WRITES],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 @pytest.mark.integration
@@ -116,9 +138,16 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
         platform_writes(broker.url, {"step": "broker up", "match": matches[0].pk})
     finally:
         broker.stop()
-    wrote = platform_writes(broker.url, {"step": "broker down", "matches": [[matches[1].pk, "completed"], [matches[2].pk, "forfeit"]],
-                                         "pending": pending.pk, "tournament": tournament.pk,
-                                         "podium": [regs[0].pk, regs[1].pk, regs[2].pk, regs[3].pk]})
+    wrote = platform_writes(
+        broker.url,
+        {
+            "step": "broker down",
+            "matches": [[matches[1].pk, "completed"], [matches[2].pk, "forfeit"]],
+            "pending": pending.pk,
+            "tournament": tournament.pk,
+            "podium": [regs[0].pk, regs[1].pk, regs[2].pk, regs[3].pk],
+        },
+    )
     assert wrote["enqueue_failures"] >= 10  # every save of the second step failed to publish, fast
     time.sleep(1)  # nothing is coming: the tasks are gone
     assert ledger_keys() == Counter(live.keys)
@@ -126,9 +155,11 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
     expected = Expected(set(live.keys))
     expected.counters.update({u: Counter(c) for u, c in live.counters.items()})
     m0, m1, m2 = matches[0], matches[1], matches[2]
-    for m, winner, loser, state in ((m0, m0.participant1_id, m0.participant2_id, "completed"),
-                                    (m1, m1.participant2_id, m1.participant1_id, "completed"),
-                                    (m2, m2.participant2_id, m2.participant1_id, "forfeit")):
+    for m, winner, loser, state in (
+        (m0, m0.participant1_id, m0.participant2_id, "completed"),
+        (m1, m1.participant2_id, m1.participant1_id, "completed"),
+        (m2, m2.participant2_id, m2.participant1_id, "forfeit"),
+    ):
         expected.event(MATCH, m.pk, users[winner], "match_played", matches_played=1)
         expected.event(MATCH, m.pk, users[loser], "match_played", matches_played=1)
         if state == "completed":
@@ -137,10 +168,12 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
     expected.event(REGISTRATION, pending.pk, pending.user_id, "tournament_registered", tournaments_registered=1)
     expected.event(REGISTRATION, pending.pk, pending.user_id, "tournament_joined", tournaments_played=1)
     result = wrote["result"]
-    for event_type, reg, counter in (("tournament_won", regs[0], "tournaments_won"),
-                                     ("tournament_runner_up", regs[1], "tournaments_runner_up"),
-                                     ("tournament_top4", regs[2], "tournaments_top4"),
-                                     ("tournament_top4", regs[3], "tournaments_top4")):
+    for event_type, reg, counter in (
+        ("tournament_won", regs[0], "tournaments_won"),
+        ("tournament_runner_up", regs[1], "tournaments_runner_up"),
+        ("tournament_top4", regs[2], "tournaments_top4"),
+        ("tournament_top4", regs[3], "tournaments_top4"),
+    ):
         expected.event(RESULT, result, reg.user_id, event_type, **{counter: 1})
     for reg in regs + [pending]:  # every checked-in entry completed the tournament
         expected.event(RESULT, result, reg.user_id, "tournament_completed", tournaments_completed=1)
@@ -150,7 +183,9 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
     expected.event(TRANSACTION, earn, newcomer, "coins_earned", total_earned=earned)
     expected.event(TRANSACTION, spend, newcomer, "coins_spent", total_spent=-spent)
     expected.event("teams.team", wrote["team"], newcomer, "team_created", teams_created=1)
-    expected.event("teams.teammembership", wrote["membership"], newcomer, "team_joined", teams_joined=1, current_teams_count=1)
+    expected.event(
+        "teams.teammembership", wrote["membership"], newcomer, "team_joined", teams_joined=1, current_teams_count=1
+    )
     expected.event("teams.teammembership", wrote["membership"], newcomer, "team_left", current_teams_count=-1)
     expected.event(UNLOCK, wrote["unlock"], newcomer, "achievement_unlocked", achievements_count=1)
 
@@ -159,9 +194,14 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
     from tasks.sweeps import catch_up
 
     catch_up.apply_async()
-    wait_until(lambda: ledger_keys() == Counter(expected.keys), timeout=30, message="the sweep to record the lost events")
-    wait_until(lambda: findings() - found_before == len(expected.keys) - len(live.keys), timeout=10,
-               message="the sweep's findings metric")
+    wait_until(
+        lambda: ledger_keys() == Counter(expected.keys), timeout=30, message="the sweep to record the lost events"
+    )
+    wait_until(
+        lambda: findings() - found_before == len(expected.keys) - len(live.keys),
+        timeout=10,
+        message="the sweep's findings metric",
+    )
 
     assert projected_counters() == expected.user_counters()
     assert_projection_matches_ledger(expected.counters)
@@ -174,6 +214,7 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
 
 
 # --- the window ----------------------------------------------------------------------------------------------------
+
 
 def completed_match(**kwargs) -> Match:
     m = MatchFactory(**kwargs)
@@ -241,6 +282,7 @@ def test_a_large_backlog_is_swept_in_bounded_chunks(history_mode, settings, no_g
 
 
 # --- failure and concurrency -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_source_that_fails_keeps_its_watermark_and_the_others_advance(history_mode, no_grace, monkeypatch):

@@ -1,5 +1,6 @@
 """Deletes are compensated from the ledger's own record, edits that change derived events are reflected, money and
 solo-plus-team overlaps are refused by the database (issue 10, items 2 and 3)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -43,7 +44,9 @@ def live(monkeypatch, django_capture_on_commit_callbacks):
 
 
 def _types(label: str, source_id: int) -> list[str]:
-    return sorted(UserActivity.objects.filter(source_model=label, source_id=source_id).values_list("event_type", flat=True))
+    return sorted(
+        UserActivity.objects.filter(source_model=label, source_id=source_id).values_list("event_type", flat=True)
+    )
 
 
 def _champions() -> list[tuple[int, str]]:
@@ -66,15 +69,31 @@ def test_a_wrong_result_deleted_and_re_entered_leaves_one_champion_board_and_rec
     with live():
         TournamentResultFactory(tournament=tournament, winner=b, runner_up=a)
 
-    assert nonzero(counters(b.user)) == {"tournaments_registered": 1, "tournaments_played": 1, "tournaments_won": 1,
-                                        "tournaments_completed": 1}
-    assert nonzero(counters(a.user)) == {"tournaments_registered": 1, "tournaments_played": 1,
-                                        "tournaments_runner_up": 1, "tournaments_completed": 1}
+    assert nonzero(counters(b.user)) == {
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_won": 1,
+        "tournaments_completed": 1,
+    }
+    assert nonzero(counters(a.user)) == {
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_runner_up": 1,
+        "tournaments_completed": 1,
+    }
     assert _champions() == [(b.user_id, "1")]
     assert _types("tournaments.tournamentresult", wrong_id) == sorted(
-        [E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.TOURNAMENT_COMPLETED, E.TOURNAMENT_COMPLETED,
-         E.TOURNAMENT_WON_REVERSED, E.TOURNAMENT_RUNNER_UP_REVERSED, E.TOURNAMENT_COMPLETED_REVERSED,
-         E.TOURNAMENT_COMPLETED_REVERSED])
+        [
+            E.TOURNAMENT_WON,
+            E.TOURNAMENT_RUNNER_UP,
+            E.TOURNAMENT_COMPLETED,
+            E.TOURNAMENT_COMPLETED,
+            E.TOURNAMENT_WON_REVERSED,
+            E.TOURNAMENT_RUNNER_UP_REVERSED,
+            E.TOURNAMENT_COMPLETED_REVERSED,
+            E.TOURNAMENT_COMPLETED_REVERSED,
+        ]
+    )
     run = run_reconciliation(fix=False)
     assert (run.missing_events_total, run.users_drifted) == (0, 0)
 
@@ -94,7 +113,10 @@ def test_reconciliation_finds_and_repairs_a_deleted_result_that_sent_no_signal(l
 
     report = run_reconciliation(fix=False)
     assert report.missing_events["tournaments.tournamentresult"] == {
-        E.TOURNAMENT_WON_REVERSED: 1, E.TOURNAMENT_RUNNER_UP_REVERSED: 1, E.TOURNAMENT_COMPLETED_REVERSED: 2}
+        E.TOURNAMENT_WON_REVERSED: 1,
+        E.TOURNAMENT_RUNNER_UP_REVERSED: 1,
+        E.TOURNAMENT_COMPLETED_REVERSED: 2,
+    }
     assert counters(a.user)["tournaments_won"] == 1  # report only: nothing written
 
     repaired = run_reconciliation(fix=True)
@@ -174,9 +196,11 @@ def test_an_amount_edit_is_refused_by_the_orm_and_by_the_database(live):
         t.save()
     with pytest.raises(ImmutableTransactionError):
         DeltaCrownTransaction.objects.filter(pk=t.pk).update(amount=-100)
-    for sql in ("UPDATE economy_deltacrowntransaction SET amount = 500 WHERE id = %s",
-                "UPDATE economy_deltacrowntransaction SET amount = -amount WHERE id = %s",
-                "UPDATE economy_deltacrowntransaction SET wallet_id = wallet_id + 1 WHERE id = %s"):
+    for sql in (
+        "UPDATE economy_deltacrowntransaction SET amount = 500 WHERE id = %s",
+        "UPDATE economy_deltacrowntransaction SET amount = -amount WHERE id = %s",
+        "UPDATE economy_deltacrowntransaction SET wallet_id = wallet_id + 1 WHERE id = %s",
+    ):
         with pytest.raises(IntegrityError, match="immutable"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [t.pk])
     assert DeltaCrownTransaction.objects.get(pk=t.pk).amount == 100
@@ -202,14 +226,18 @@ def test_a_transaction_cannot_be_deleted_by_orm_cascade_or_sql():
 def test_a_correction_is_a_reversing_transaction_allowed_once_and_never_reversed_itself(live):
     with live():
         t = TransactionFactory(amount=100)
-        reversal = DeltaCrownTransaction.objects.create(wallet=t.wallet, amount=-100, reason="prize revoked", reverses=t)
+        reversal = DeltaCrownTransaction.objects.create(
+            wallet=t.wallet, amount=-100, reason="prize revoked", reverses=t
+        )
     assert (counters(t.wallet.profile_id)["total_earned"], counters(t.wallet.profile_id)["total_spent"]) == (0, 0)
     with pytest.raises(IntegrityError), transaction.atomic():
         DeltaCrownTransaction.objects.create(wallet=t.wallet, amount=-100, reason="again", reverses=t)
     with pytest.raises(IntegrityError, match="itself a reversal"), transaction.atomic():
         DeltaCrownTransaction.objects.create(wallet=t.wallet, amount=100, reason="undo", reverses=reversal)
     with pytest.raises(IntegrityError, match="opposite amount"), transaction.atomic():
-        DeltaCrownTransaction.objects.create(wallet=t.wallet, amount=-500, reason="wrong", reverses=TransactionFactory(wallet=t.wallet))
+        DeltaCrownTransaction.objects.create(
+            wallet=t.wallet, amount=-500, reason="wrong", reverses=TransactionFactory(wallet=t.wallet)
+        )
 
 
 # --- edits reflected ------------------------------------------------------------------------------------------
@@ -233,9 +261,11 @@ def test_a_re_join_compensates_the_team_left_and_leaving_again_counts_once_more(
         membership.save()
     assert counters(user)["current_teams_count"] == _active_memberships(user) == 0
     assert counters(user)["teams_joined"] == 1
-    assert sorted(UserActivity.objects.filter(source_model="teams.teammembership", source_id=membership.id)
-                  .values_list("event_type", "seq")) == [(E.TEAM_JOINED, 1), (E.TEAM_LEFT, 1), (E.TEAM_LEFT, 2),
-                                                         (E.TEAM_LEFT_REVERSED, 1)]
+    assert sorted(
+        UserActivity.objects.filter(source_model="teams.teammembership", source_id=membership.id).values_list(
+            "event_type", "seq"
+        )
+    ) == [(E.TEAM_JOINED, 1), (E.TEAM_LEFT, 1), (E.TEAM_LEFT, 2), (E.TEAM_LEFT_REVERSED, 1)]
 
 
 def test_a_backdated_member_gets_the_teams_registrations_matches_and_results_from_the_live_path(live):
@@ -255,8 +285,15 @@ def test_a_backdated_member_gets_the_teams_registrations_matches_and_results_fro
     with live():  # entered after the fact, joined before the registration
         TeamMembershipFactory(team=team, user=late, joined_at=ours.created_at - timedelta(days=1))
     assert nonzero(counters(late)) == {
-        "tournaments_registered": 1, "tournaments_played": 1, "tournaments_completed": 1, "tournaments_won": 1,
-        "matches_played": 1, "matches_won": 1, "teams_joined": 1, "current_teams_count": 1}
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_completed": 1,
+        "tournaments_won": 1,
+        "matches_played": 1,
+        "matches_won": 1,
+        "teams_joined": 1,
+        "current_teams_count": 1,
+    }
     run = run_reconciliation(fix=False)
     assert (run.missing_events_total, run.users_drifted) == (0, 0)
 

@@ -1,5 +1,6 @@
 """`make demo` in a fresh copy of the checkout, with DATABASE_URL/REDIS_URL unset and no pg_ctl/redis-server on PATH:
 it runs on the embedded stack through a real worker, and a second run changes nothing."""
+
 import json
 import os
 import re
@@ -14,7 +15,9 @@ from tests.private_services import free_port
 from tests.test_embedded import embedded_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-ATP = Path("/work/shared/data/atp") if Path("/work/shared/data/atp").exists() else ROOT.parent / "shared" / "data" / "atp"
+ATP = (
+    Path("/work/shared/data/atp") if Path("/work/shared/data/atp").exists() else ROOT.parent / "shared" / "data" / "atp"
+)
 SERVER_BINARIES = re.compile(r"^(pg_|postgres|psql|initdb|redis-)")
 
 pytestmark = pytest.mark.slow
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.slow
 # Loaded by every Python process of the run via PYTHONPATH; active only in `manage.py demo` itself. It counts that
 # process's own INSERTs: into the ledger (must be none: the worker records) and into matches (the season's saves, so
 # a tripwire that sees nothing cannot pass for a clean run).
-TRIPWIRE = '''
+TRIPWIRE = """
 import atexit, json, os, sys
 if sys.argv[0].endswith("manage.py") and sys.argv[1:2] == ["demo"]:
     from django.db.backends.signals import connection_created
@@ -42,9 +45,9 @@ if sys.argv[0].endswith("manage.py") and sys.argv[1:2] == ["demo"]:
 
     connection_created.connect(install, weak=False)
     atexit.register(lambda: open(os.environ["TRIPWIRE_FILE"], "w").write(json.dumps(seen)))
-'''
+"""
 
-PAGES = '''
+PAGES = """
 from django.contrib.auth import get_user_model
 from django.test import Client
 from activity.models import UserActivity
@@ -69,12 +72,17 @@ codes = {p: anonymous.get(p, follow=True).status_code for p in public}  # "/" re
 codes.update({"staff " + p: staff.get(p, follow=True).status_code for p in staff_only})
 print(json.dumps({"codes": codes, "ledger": UserActivity.objects.count(),
                   "season": UserActivity.objects.filter(metadata__tournament="DeltaCrown Demo Cup").count()}))
-'''
+"""
 
 
 def _fresh_copy(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, files):
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -97,14 +105,39 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
     clone = _fresh_copy(tmp_path / "clone")
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(TRIPWIRE)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "SECRET_KEY", "PYTHONPATH",
-                        "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # run as a fresh shell would, even under `make test`
-    env.update(PATH=_path_without_servers(tmp_path / "bin"), PYTHONPATH=str(tmp_path / "site"),
-               TRIPWIRE_FILE=str(tmp_path / "tripwire.json"),
-               EMBEDDED_DIR=embedded_dir(), EMBEDDED_PG_PORT=str(free_port()), EMBEDDED_REDIS_PORT=str(free_port()))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "CELERY_BROKER_URL",
+            "CACHE_URL",
+            "SECRET_KEY",
+            "PYTHONPATH",
+            "MAKEFLAGS",
+            "MAKELEVEL",
+            "MFLAGS",
+        )
+    }  # run as a fresh shell would, even under `make test`
+    env.update(
+        PATH=_path_without_servers(tmp_path / "bin"),
+        PYTHONPATH=str(tmp_path / "site"),
+        TRIPWIRE_FILE=str(tmp_path / "tripwire.json"),
+        EMBEDDED_DIR=embedded_dir(),
+        EMBEDDED_PG_PORT=str(free_port()),
+        EMBEDDED_REDIS_PORT=str(free_port()),
+    )
     assert shutil.which("pg_ctl", path=env["PATH"]) is None and shutil.which("redis-server", path=env["PATH"]) is None
-    make = ["make", "demo", "INSTALL=", f"PY={sys.executable}", f"ATP_DIR={ATP}", "DEMO_ARGS=--from-year 2024 --to-year 2024"]
+    make = [
+        "make",
+        "demo",
+        "INSTALL=",
+        f"PY={sys.executable}",
+        f"ATP_DIR={ATP}",
+        "DEMO_ARGS=--from-year 2024 --to-year 2024",
+    ]
 
     def run(*command: str) -> subprocess.CompletedProcess:
         result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
@@ -114,7 +147,10 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
     try:
         first = run(*make)
         assert "backends: database: embedded" in first.stderr and "redis: embedded" in first.stderr
-        assert first.stdout.splitlines()[0].startswith("Backends — database: postgresql") and "tasks: Celery workers via" in first.stdout
+        assert (
+            first.stdout.splitlines()[0].startswith("Backends — database: postgresql")
+            and "tasks: Celery workers via" in first.stdout
+        )
         assert "worker drained" in first.stdout and "demo finished" in first.stdout
         assert "staff login (created now): demo-admin / demo-admin-password" in first.stdout
         # Quiet by default: the worker's and beat's records go to log files whose place the demo prints, and the
@@ -126,15 +162,27 @@ def test_make_demo_runs_on_the_embedded_stack_through_a_real_worker_and_a_second
         watched = json.loads((tmp_path / "tripwire.json").read_text())
         assert watched["match_inserts"] > 0 and watched["ledger_inserts"] == 0, watched
 
-        check = [sys.executable, "-m", "project.embedded", "run", "--", sys.executable, "manage.py", "shell", "-c",
-                 "import json\n" + PAGES]
+        check = [
+            sys.executable,
+            "-m",
+            "project.embedded",
+            "run",
+            "--",
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import json\n" + PAGES,
+        ]
         env["DEBUG"] = "1"
         after_first = json.loads(run(*check).stdout.strip().splitlines()[-1])
         del env["DEBUG"]
         assert len(after_first["codes"]) > 40
         # Coins carry no game: the one board without a per-game view says so (400), every other address answers 200.
         assert {p: code for p, code in after_first["codes"].items() if code != 200} == {
-            "/leaderboards/?board=total_earned&game=tennis": 400, "/api/leaderboards/total_earned/?game=tennis": 400}
+            "/leaderboards/?board=total_earned&game=tennis": 400,
+            "/api/leaderboards/total_earned/?game=tennis": 400,
+        }
         assert after_first["season"] > 0  # the demo season's events: written, and not by the demo process
 
         second = run(*make)

@@ -1,7 +1,8 @@
 """The derivation rules as pure functions: a source row's current state in, the events it implies out (no database)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace as Row
 
 import pytest
@@ -11,23 +12,44 @@ from activity.event_types import (
     MATCH_OUTCOME_EVENTS,
     PLACEMENT_EVENTS,
     REVERSAL_OF,
-    EventType as E,
     Visibility,
     default_visibility,
 )
+from activity.event_types import (
+    EventType as E,
+)
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CUP = Row(id=7, name="Spring Cup", game="valorant")
 
 
 def reg(id, user_id=None, team_id=None, status="confirmed", checked_in=True, created_at=T0, checked_in_at=None):
-    return Row(id=id, tournament=CUP, user_id=user_id, team_id=team_id, status=status, checked_in=checked_in,
-               created_at=created_at, checked_in_at=checked_in_at, updated_at=created_at + timedelta(hours=1))
+    return Row(
+        id=id,
+        tournament=CUP,
+        user_id=user_id,
+        team_id=team_id,
+        status=status,
+        checked_in=checked_in,
+        created_at=created_at,
+        checked_in_at=checked_in_at,
+        updated_at=created_at + timedelta(hours=1),
+    )
 
 
 def match(p1, p2, state="completed", winner=None, loser=None, completed_at=T0, id=50):
-    return Row(id=id, tournament=CUP, round="QF", participant1=p1, participant2=p2, winner=winner, loser=loser,
-               state=state, completed_at=completed_at, updated_at=T0 + timedelta(minutes=5))
+    return Row(
+        id=id,
+        tournament=CUP,
+        round="QF",
+        participant1=p1,
+        participant2=p2,
+        winner=winner,
+        loser=loser,
+        state=state,
+        completed_at=completed_at,
+        updated_at=T0 + timedelta(minutes=5),
+    )
 
 
 def triples(derivation) -> list[tuple[int, str]]:
@@ -72,12 +94,12 @@ def test_team_registration_gives_events_to_every_member_listed_for_it():
 def test_members_active_at_registration_time_exclude_later_joiners_and_earlier_leavers():
     team_reg = reg(1, team_id=3, created_at=T0)
     memberships = [
-        (3, 21, T0 - timedelta(days=10), None),                     # active
-        (3, 22, T0 - timedelta(days=10), T0 + timedelta(days=1)),   # left after registering: still a member then
-        (3, 23, T0 + timedelta(hours=1), None),                     # joined after registering
-        (3, 24, T0 - timedelta(days=10), T0 - timedelta(days=1)),   # left before registering
-        (3, 25, T0, None),                                          # joined at the very moment: counts
-        (9, 26, T0 - timedelta(days=10), None),                     # another team
+        (3, 21, T0 - timedelta(days=10), None),  # active
+        (3, 22, T0 - timedelta(days=10), T0 + timedelta(days=1)),  # left after registering: still a member then
+        (3, 23, T0 + timedelta(hours=1), None),  # joined after registering
+        (3, 24, T0 - timedelta(days=10), T0 - timedelta(days=1)),  # left before registering
+        (3, 25, T0, None),  # joined at the very moment: counts
+        (9, 26, T0 - timedelta(days=10), None),  # another team
     ]
     solo = reg(2, user_id=30)
     assert rules.members_active_at([team_reg, solo], memberships) == {1: [21, 22, 25]}
@@ -122,8 +144,11 @@ def test_team_match_gives_every_member_of_each_side_its_events():
     by_type = {}
     for user_id, event_type in triples(d):
         by_type.setdefault(event_type, []).append(user_id)
-    assert by_type == {E.MATCH_PLAYED: [11, 12, 13, 14, 15, 21, 22, 23, 24, 25],
-                       E.MATCH_WON: [11, 12, 13, 14, 15], E.MATCH_LOST: [21, 22, 23, 24, 25]}
+    assert by_type == {
+        E.MATCH_PLAYED: [11, 12, 13, 14, 15, 21, 22, 23, 24, 25],
+        E.MATCH_WON: [11, 12, 13, 14, 15],
+        E.MATCH_LOST: [21, 22, 23, 24, 25],
+    }
 
 
 # --- tournament results ---------------------------------------------------------------------------------------
@@ -131,26 +156,43 @@ def test_team_match_gives_every_member_of_each_side_its_events():
 
 def test_result_gives_placements_and_tournament_completed_to_every_checked_in_entrant():
     w, r, third, fourth, other = (reg(i, user_id=10 * i) for i in range(1, 6))
-    result = Row(id=9, tournament=CUP, winner=w, runner_up=r, third_place=third, fourth_place=fourth,
-                 created_at=T0, updated_at=T0)
+    result = Row(
+        id=9,
+        tournament=CUP,
+        winner=w,
+        runner_up=r,
+        third_place=third,
+        fourth_place=fourth,
+        created_at=T0,
+        updated_at=T0,
+    )
     d = rules.derive_tournament_result(result, [w, r, third, fourth, other], {})
-    assert triples(d) == sorted([
-        (10, E.TOURNAMENT_WON), (20, E.TOURNAMENT_RUNNER_UP), (30, E.TOURNAMENT_TOP4), (40, E.TOURNAMENT_TOP4),
-        *[(u, E.TOURNAMENT_COMPLETED) for u in (10, 20, 30, 40, 50)],
-    ])
+    assert triples(d) == sorted(
+        [
+            (10, E.TOURNAMENT_WON),
+            (20, E.TOURNAMENT_RUNNER_UP),
+            (30, E.TOURNAMENT_TOP4),
+            (40, E.TOURNAMENT_TOP4),
+            *[(u, E.TOURNAMENT_COMPLETED) for u in (10, 20, 30, 40, 50)],
+        ]
+    )
     assert d.authority == PLACEMENT_EVENTS
 
 
 def test_result_without_third_and_fourth_place_gives_no_top4():
     w, r = reg(1, user_id=10), reg(2, user_id=20)
-    result = Row(id=9, tournament=CUP, winner=w, runner_up=r, third_place=None, fourth_place=None, created_at=T0, updated_at=T0)
+    result = Row(
+        id=9, tournament=CUP, winner=w, runner_up=r, third_place=None, fourth_place=None, created_at=T0, updated_at=T0
+    )
     d = rules.derive_tournament_result(result, [w, r], {})
     assert E.TOURNAMENT_TOP4 not in {e.event_type for e in d.events}
 
 
 def test_team_result_gives_placement_to_all_members():
     w, r = reg(1, team_id=3), reg(2, user_id=20)
-    result = Row(id=9, tournament=CUP, winner=w, runner_up=r, third_place=None, fourth_place=None, created_at=T0, updated_at=T0)
+    result = Row(
+        id=9, tournament=CUP, winner=w, runner_up=r, third_place=None, fourth_place=None, created_at=T0, updated_at=T0
+    )
     d = rules.derive_tournament_result(result, [w, r], {1: [11, 12, 13, 14, 15]})
     assert sorted(u for u, t in triples(d) if t == E.TOURNAMENT_WON) == [11, 12, 13, 14, 15]
     assert sorted(u for u, t in triples(d) if t == E.TOURNAMENT_COMPLETED) == [11, 12, 13, 14, 15, 20]
@@ -175,7 +217,9 @@ def test_negative_transaction_is_coins_spent_stored_as_a_positive_amount():
 def test_a_reversing_transaction_cancels_what_the_reversed_one_counted():
     unearn = Row(id=6, wallet=Row(profile_id=10), amount=-250, reason="prize revoked", created_at=T0, reverses_id=5)
     refund = Row(id=7, wallet=Row(profile_id=10), amount=40, reason="refund", created_at=T0, reverses_id=4)
-    assert [(e.event_type, e.amount) for e in rules.derive_transaction(unearn).events] == [(E.COINS_EARNED_REVERSED, 250)]
+    assert [(e.event_type, e.amount) for e in rules.derive_transaction(unearn).events] == [
+        (E.COINS_EARNED_REVERSED, 250)
+    ]
     assert [(e.event_type, e.amount) for e in rules.derive_transaction(refund).events] == [(E.COINS_SPENT_REVERSED, 40)]
 
 
@@ -214,18 +258,25 @@ def test_every_base_event_a_deletable_source_records_has_a_compensating_type():
     from activity.sources import SOURCES
 
     recorded = {t for kind in SOURCES.values() for t in kind.recorded_types}
-    assert MATCH_OUTCOME_EVENTS | PLACEMENT_EVENTS <= set(REVERSAL_OF)
+    assert set(REVERSAL_OF) >= MATCH_OUTCOME_EVENTS | PLACEMENT_EVENTS
     assert recorded <= set(REVERSAL_OF)
     assert E.PROFILE_CREATED not in REVERSAL_OF  # a profile's deletion is not compensated
     assert all(rev in E.values for rev in REVERSAL_OF.values())
 
 
-@pytest.mark.parametrize("event_type, visibility", [
-    (E.COINS_EARNED, Visibility.PRIVATE), (E.COINS_SPENT, Visibility.PRIVATE),
-    (E.TOURNAMENT_WON, Visibility.PUBLIC), (E.TOURNAMENT_TOP4, Visibility.PUBLIC),
-    (E.TOURNAMENT_REGISTERED, Visibility.PUBLIC), (E.ACHIEVEMENT_UNLOCKED, Visibility.PUBLIC),
-    (E.TEAM_JOINED, Visibility.PUBLIC), (E.MATCH_WON_REVERSED, Visibility.PUBLIC),
-])
+@pytest.mark.parametrize(
+    "event_type, visibility",
+    [
+        (E.COINS_EARNED, Visibility.PRIVATE),
+        (E.COINS_SPENT, Visibility.PRIVATE),
+        (E.TOURNAMENT_WON, Visibility.PUBLIC),
+        (E.TOURNAMENT_TOP4, Visibility.PUBLIC),
+        (E.TOURNAMENT_REGISTERED, Visibility.PUBLIC),
+        (E.ACHIEVEMENT_UNLOCKED, Visibility.PUBLIC),
+        (E.TEAM_JOINED, Visibility.PUBLIC),
+        (E.MATCH_WON_REVERSED, Visibility.PUBLIC),
+    ],
+)
 def test_default_visibility_keeps_coins_private_and_the_rest_public(event_type, visibility):
     assert default_visibility(event_type) == visibility
 

@@ -1,6 +1,7 @@
 """dispatch is the one owner of publishing: every task name reaches its queue on a real broker, a dead or hung broker
 fails fast with one timeout per pause, publish-on-commit follows the transaction; and the code keeps it so (no
 in-process switch, no Celery below tasks/, tasks/ one-way)."""
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,9 @@ def queued_tasks(server: PrivateRedis, queue: Queue) -> list[tuple[str, list]]:
         messages = [json.loads(raw) for raw in client.lrange(queue.value, 0, -1)]
     finally:
         client.close()
-    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0])
-            for m in reversed(messages)]  # kombu LPUSHes, workers BRPOP: the tail is the oldest
+    return [
+        (m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in reversed(messages)
+    ]  # kombu LPUSHes, workers BRPOP: the tail is the oldest
 
 
 @pytest.fixture
@@ -41,6 +43,7 @@ def private_broker(monkeypatch):
 
 
 # --- publishing on a real broker ------------------------------------------------------------------------------------
+
 
 def test_every_task_name_is_published_to_its_own_queue_on_the_real_broker(private_broker):
     for i, name in enumerate(TaskName):
@@ -66,6 +69,7 @@ def test_without_a_broker_url_a_publish_fails_at_once_and_starts_no_connection()
 
 
 # --- a dead broker: fail fast, one timeout per pause ------------------------------------------------------------------
+
 
 def test_a_refused_connection_fails_fast_and_starts_the_pause(monkeypatch):
     with broker_at(monkeypatch, f"redis://127.0.0.1:{free_port()}/0"):
@@ -102,6 +106,7 @@ def test_a_hung_broker_costs_one_socket_timeout_per_pause(monkeypatch, settings)
 
 # --- publish on commit ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db(transaction=True)
 def test_publish_on_commit_publishes_after_the_commit_and_not_before(private_broker):
     with transaction.atomic():
@@ -124,11 +129,15 @@ def test_publish_on_commit_publishes_nothing_when_the_transaction_rolls_back(pri
 def test_publish_on_commit_with_the_broker_down_logs_what_recovers_it_and_never_raises(monkeypatch, caplog):
     with broker_at(monkeypatch, f"redis://127.0.0.1:{free_port()}/0"), transaction.atomic():
         publish_on_commit(TaskName.RECOMPUTE_STALE, kwargs={"k": 1}, recovery="the periodic job recomputes them")
-    assert any("tasks.reconciliation.recompute_stale not published" in r.getMessage()
-               and "the periodic job recomputes them" in r.getMessage() for r in caplog.records)
+    assert any(
+        "tasks.reconciliation.recompute_stale not published" in r.getMessage()
+        and "the periodic job recomputes them" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --- the code keeps it so ---------------------------------------------------------------------------------------------
+
 
 def production_files() -> list[Path]:
     """The project's own .py files but tests, benchmarks and migrations (never descending into the venv or dot dirs)."""
@@ -178,9 +187,13 @@ def module_name(path: Path) -> str:
 
 
 def test_nothing_below_tasks_imports_tasks():
-    offences = [f"{module_name(p)} imports {name}" for p in production_files()
-                if p.relative_to(ROOT).parts[0] in {"activity", "stats", "esports", "web", "dispatch"}
-                for name in imports_of(p) if name == "tasks" or name.startswith("tasks.")]
+    offences = [
+        f"{module_name(p)} imports {name}"
+        for p in production_files()
+        if p.relative_to(ROOT).parts[0] in {"activity", "stats", "esports", "web", "dispatch"}
+        for name in imports_of(p)
+        if name == "tasks" or name.startswith("tasks.")
+    ]
     assert offences == []
 
 

@@ -1,5 +1,6 @@
 """A drain redelivered after its pool process was SIGKILLed mid-batch (same task id) records the dead attempt's batch
 itself: no row waits for the catch-up sweep. Through a real prefork worker process, and the Lua script on its own."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,12 @@ COINS = "economy.deltacrowntransaction"
 
 def _clear_batching_keys() -> None:
     client = batching.redis_client()
-    client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX,
-                  *client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"))
+    client.delete(
+        batching.PENDING_KEY,
+        batching.DRAIN_FLAG_KEY,
+        batching.INFLIGHT_INDEX,
+        *client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"),
+    )
 
 
 @pytest.fixture
@@ -39,6 +44,7 @@ def clean_batching_keys():
 
 
 # --- the script against real Redis --------------------------------------------------------------------------------
+
 
 def test_taking_a_batch_with_a_dead_attempts_in_flight_list_returns_that_batch_first(clean_batching_keys):
     client = clean_batching_keys
@@ -73,7 +79,9 @@ def test_taking_a_batch_without_a_leftover_moves_entries_from_the_pending_list(c
     assert client.zscore(batching.INFLIGHT_INDEX, inflight) == 7.0
 
 
-def test_a_redelivered_drain_in_this_process_records_its_leftover_batch(transactional_db, enqueued, clean_batching_keys):
+def test_a_redelivered_drain_in_this_process_records_its_leftover_batch(
+    transactional_db, enqueued, clean_batching_keys
+):
     client = clean_batching_keys
     user = UserFactory()
     left_behind = [TransactionFactory(wallet=user.profile.wallet, amount=10 + i) for i in range(3)]
@@ -93,9 +101,12 @@ def test_a_redelivered_drain_in_this_process_records_its_leftover_batch(transact
 
 # --- a real prefork worker, its pool process SIGKILLed mid-batch -----------------------------------------------------
 
+
 def _backends_waiting_on_a_lock() -> list[int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return [pid for (pid,) in cursor.fetchall()]
 
 
@@ -117,7 +128,8 @@ def _forget_drain_messages(task_id: str) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_drain_killed_mid_batch_is_redelivered_and_records_every_row_without_a_sweep(
-        transactional_db, enqueued, clean_batching_keys, only_our_worker_consumes_events, tmp_path):
+    transactional_db, enqueued, clean_batching_keys, only_our_worker_consumes_events, tmp_path
+):
     client = clean_batching_keys
     users = [UserFactory() for _ in range(3)]
     first_batch = [TransactionFactory(wallet=users[i % 3].profile.wallet, amount=5 + i) for i in range(6)]
@@ -131,15 +143,17 @@ def test_a_drain_killed_mid_batch_is_redelivered_and_records_every_row_without_a
     blocker.execute(
         "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model,"
         " source_id, seq, visibility) VALUES (%s, 'coins_earned', now(), now(), %s, '{}', %s, %s, 1, 'private')",
-        [held.wallet.profile_id, held.amount, COINS, held.pk])
+        [held.wallet.profile_id, held.amount, COINS, held.pk],
+    )
 
     client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, t.pk) for t in first_batch])
     task_id = drain_pending.apply_async(retry=False).id
     inflight = batching.INFLIGHT_PREFIX + task_id
     worker = PreforkWorker(tmp_path / "worker.log", DB_LOCK_TIMEOUT_MS="120000")
     try:
-        waiting = wait_until(_backends_waiting_on_a_lock, timeout=60, interval=0.05,
-                             message="the drain to block mid-batch")
+        waiting = wait_until(
+            _backends_waiting_on_a_lock, timeout=60, interval=0.05, message="the drain to block mid-batch"
+        )
         assert client.llen(inflight) == len(first_batch) and client.llen(batching.PENDING_KEY) == 0
         # More rows arrive while the drain is stuck: the redelivered drain will find them on the pending list.
         client.rpush(batching.PENDING_KEY, *[batching.entry(COINS, t.pk) for t in arrived_later])
@@ -147,14 +161,23 @@ def test_a_drain_killed_mid_batch_is_redelivered_and_records_every_row_without_a
         (pool_process,) = worker.pool_processes()
         os.kill(pool_process, signal.SIGKILL)
         blocker.rollback()  # the dead process's server session now fails and rolls back its uncommitted batch
-        wait_until(lambda: not any(_backend_alive(pid) for pid in waiting), timeout=30,
-                   message="the killed drain's database session to end")
+        wait_until(
+            lambda: not any(_backend_alive(pid) for pid in waiting),
+            timeout=30,
+            message="the killed drain's database session to end",
+        )
 
         # Celery rejects the message (acks_late + reject_on_worker_lost) and the restarted pool process runs it again,
         # with the same task id. Well before INFLIGHT_STALE_SECONDS, and with no sweep: every row is recorded.
         expected = {t.pk for t in first_batch + arrived_later}
-        wait_until(lambda: set(UserActivity.objects.filter(source_model=COINS).values_list("source_id", flat=True))
-                   == expected, timeout=20, interval=0.1, message="every row to be recorded by the redelivered drain")
+        wait_until(
+            lambda: (
+                set(UserActivity.objects.filter(source_model=COINS).values_list("source_id", flat=True)) == expected
+            ),
+            timeout=20,
+            interval=0.1,
+            message="every row to be recorded by the redelivered drain",
+        )
         wait_until(lambda: client.zcard(batching.INFLIGHT_INDEX) == 0, timeout=10, message="the batch to be finished")
     except BaseException:
         print(f"--- worker log\n{worker.log.read_text()[-6000:]}")

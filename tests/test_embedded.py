@@ -1,5 +1,6 @@
 """`make test`'s backend detection and the embedded stack itself: a configured server that answers is used, one that
 does not is replaced by an embedded PostgreSQL / Redis started (once) under the given folder."""
+
 import os
 import shutil
 import subprocess
@@ -65,7 +66,13 @@ def test_worker_and_beat_refuse_to_start_without_a_broker_url(role, transactiona
     # the tests that count periodic tasks.
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL")}
     env["DATABASE_URL"] = test_database_url()  # beat reads its schedule tables before it checks
-    result = subprocess.run([sys.executable, "-m", "celery", "-A", "project", role, "-l", "warning"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "project", role, "-l", "warning"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "no broker configured" in result.stderr

@@ -1,4 +1,5 @@
 """End to end through the real path: source rows saved -> receivers -> Redis -> the real worker -> ledger -> stats."""
+
 from __future__ import annotations
 
 import logging
@@ -56,17 +57,31 @@ def test_register_check_in_four_wins_title_and_prize(tracker):
     me.save()
     for rnd, opponent in zip(("R16", "QF", "SF", "F"), opponents):
         complete_match(MatchFactory(tournament=tournament, round=rnd, participant1=opponent, participant2=me), me)
-    TournamentResultFactory(tournament=tournament, winner=me, runner_up=opponents[3], third_place=opponents[2],
-                            fourth_place=opponents[1])
+    TournamentResultFactory(
+        tournament=tournament, winner=me, runner_up=opponents[3], third_place=opponents[2], fourth_place=opponents[1]
+    )
     DeltaCrownTransaction.objects.create(wallet=me.user.profile.wallet, amount=prize, reason="tournament prize")
     tracker.wait_idle()
 
     assert ledger_counts(me.user) == {
-        E.PROFILE_CREATED: 1, E.TOURNAMENT_REGISTERED: 1, E.TOURNAMENT_JOINED: 1, E.MATCH_PLAYED: 4, E.MATCH_WON: 4,
-        E.TOURNAMENT_WON: 1, E.TOURNAMENT_COMPLETED: 1, E.COINS_EARNED: 1}
+        E.PROFILE_CREATED: 1,
+        E.TOURNAMENT_REGISTERED: 1,
+        E.TOURNAMENT_JOINED: 1,
+        E.MATCH_PLAYED: 4,
+        E.MATCH_WON: 4,
+        E.TOURNAMENT_WON: 1,
+        E.TOURNAMENT_COMPLETED: 1,
+        E.COINS_EARNED: 1,
+    }
     assert nonzero(counters(me.user)) == {
-        "tournaments_registered": 1, "tournaments_played": 1, "tournaments_completed": 1, "tournaments_won": 1,
-        "matches_played": 4, "matches_won": 4, "total_earned": prize}
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_completed": 1,
+        "tournaments_won": 1,
+        "matches_played": 4,
+        "matches_won": 4,
+        "total_earned": prize,
+    }
     assert UserActivity.objects.get(user=me.user, event_type=E.COINS_EARNED).amount == prize
     assert "FAILURE" not in tracker.states()
 
@@ -84,7 +99,12 @@ def test_no_show_gives_no_tournament_joined(tracker):
 
 def test_forfeit_counts_played_not_won(tracker):
     match = MatchFactory()
-    match.state, match.winner, match.loser, match.completed_at = Match.State.FORFEIT, match.participant1, match.participant2, timezone.now()
+    match.state, match.winner, match.loser, match.completed_at = (
+        Match.State.FORFEIT,
+        match.participant1,
+        match.participant2,
+        timezone.now(),
+    )
     match.save()
     tracker.wait_idle()
     for side in (match.participant1, match.participant2):
@@ -97,7 +117,9 @@ def test_dispute_resolved_the_other_way_keeps_the_original_events_and_stats_foll
     a, b = match.participant1, match.participant2
     complete_match(match, a)
     tracker.wait_idle()
-    original = set(UserActivity.objects.filter(source_model="tournaments.match", source_id=match.id).values_list("id", flat=True))
+    original = set(
+        UserActivity.objects.filter(source_model="tournaments.match", source_id=match.id).values_list("id", flat=True)
+    )
     assert len(original) == 4
     for _ in range(flips):
         match.state = Match.State.DISPUTED
@@ -140,8 +162,15 @@ def test_a_backdated_member_gets_the_teams_entries_from_one_task_run_by_the_work
     tracker.wait_idle()
     assert any(state == "SUCCESS" and retval == 6 for _, args, state, retval in tracker.runs if args[:1] == (team.pk,))
     assert nonzero(counters(late)) == {
-        "tournaments_registered": 1, "tournaments_played": 1, "tournaments_completed": 1, "tournaments_won": 1,
-        "matches_played": 1, "matches_won": 1, "teams_joined": 1, "current_teams_count": 1}
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_completed": 1,
+        "tournaments_won": 1,
+        "matches_played": 1,
+        "matches_won": 1,
+        "teams_joined": 1,
+        "current_teams_count": 1,
+    }
 
 
 def test_team_win_gives_events_to_all_five_members(tracker):
@@ -154,8 +183,15 @@ def test_team_win_gives_events_to_all_five_members(tracker):
     tracker.wait_idle()
     for member in rosters[0]:
         assert ledger_counts(member) == {
-            E.PROFILE_CREATED: 1, E.TEAM_JOINED: 1, E.TOURNAMENT_REGISTERED: 1, E.TOURNAMENT_JOINED: 1,
-            E.MATCH_PLAYED: 1, E.MATCH_WON: 1, E.TOURNAMENT_WON: 1, E.TOURNAMENT_COMPLETED: 1}
+            E.PROFILE_CREATED: 1,
+            E.TEAM_JOINED: 1,
+            E.TOURNAMENT_REGISTERED: 1,
+            E.TOURNAMENT_JOINED: 1,
+            E.MATCH_PLAYED: 1,
+            E.MATCH_WON: 1,
+            E.TOURNAMENT_WON: 1,
+            E.TOURNAMENT_COMPLETED: 1,
+        }
         assert counters(member)["current_teams_count"] == 1
     for member in rosters[1]:
         assert nonzero(counters(member))["matches_lost"] == 1
@@ -167,22 +203,28 @@ def test_two_tournaments_completing_concurrently(tracker):
     setups = []
     for _ in range(2):
         tournament = TournamentFactory()
-        regs = [RegistrationFactory(tournament=tournament, user=u) for u in shared] + [RegistrationFactory(tournament=tournament)]
+        regs = [RegistrationFactory(tournament=tournament, user=u) for u in shared] + [
+            RegistrationFactory(tournament=tournament)
+        ]
         setups.append((tournament, regs))
     tracker.wait_idle()
 
     def complete(i: int) -> None:  # two requests, each committing one result at the same moment
         tournament, regs = setups[i]
-        TournamentResultFactory(tournament=tournament, winner=regs[i], runner_up=regs[1 - i], third_place=regs[2],
-                                fourth_place=regs[3])
+        TournamentResultFactory(
+            tournament=tournament, winner=regs[i], runner_up=regs[1 - i], third_place=regs[2], fourth_place=regs[3]
+        )
 
     assert run_in_threads(2, complete) == []
     tracker.wait_idle()
-    for user, expected in zip(shared, [
-        {"tournaments_won": 1, "tournaments_runner_up": 1},
-        {"tournaments_won": 1, "tournaments_runner_up": 1},
-        {"tournaments_top4": 2},
-    ]):
+    for user, expected in zip(
+        shared,
+        [
+            {"tournaments_won": 1, "tournaments_runner_up": 1},
+            {"tournaments_won": 1, "tournaments_runner_up": 1},
+            {"tournaments_top4": 2},
+        ],
+    ):
         got = counters(user)
         assert {k: got[k] for k in expected} == expected
         assert got["tournaments_completed"] == 2
@@ -191,14 +233,17 @@ def test_two_tournaments_completing_concurrently(tracker):
 # --- the task on bad input and on database errors ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, logged", [
-    (("tournaments.match", 987654321), None),                  # the row was deleted (or never committed)
-    (("nope.model", 1), "Unknown source 'nope.model'"),
-    (("tournaments.match", "abc"), "invalid literal"),
-    (("tournaments.match", None), "must be an integer"),
-    (("tournaments.match", 2**70), "outside the 64-bit range"),
-    (("tournaments.match", 2**40), None),                      # a bigint key beyond int4: a missing row, not a crash
-])
+@pytest.mark.parametrize(
+    "args, logged",
+    [
+        (("tournaments.match", 987654321), None),  # the row was deleted (or never committed)
+        (("nope.model", 1), "Unknown source 'nope.model'"),
+        (("tournaments.match", "abc"), "invalid literal"),
+        (("tournaments.match", None), "must be an integer"),
+        (("tournaments.match", 2**70), "outside the 64-bit range"),
+        (("tournaments.match", 2**40), None),  # a bigint key beyond int4: a missing row, not a crash
+    ],
+)
 def test_task_with_a_missing_row_or_a_bad_payload_logs_and_returns_without_retry(tracker, caplog, args, logged):
     caplog.set_level(logging.INFO)
     before = UserActivity.objects.count()
@@ -208,7 +253,11 @@ def test_task_with_a_missing_row_or_a_bad_payload_logs_and_returns_without_retry
     assert sum(tracker.published.values()) == 1  # never re-published as a retry
     assert UserActivity.objects.count() == before
     if logged:
-        assert any(logged in r.getMessage() and repr(args[1]) in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+        assert any(
+            logged in r.getMessage() and repr(args[1]) in r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.ERROR
+        )
 
 
 def test_task_retries_with_backoff_on_a_database_error(tracker, monkeypatch, settings):
@@ -229,5 +278,8 @@ def test_task_retries_with_backoff_on_a_database_error(tracker, monkeypatch, set
     monkeypatch.setattr(recording, "record_events_for", flaky)
     complete_match(match, match.participant1)
     tracker.wait_idle(timeout=30)
-    assert [state for _, args, state, _ in tracker.runs if args == ("tournaments.match", match.id)][-2:] == ["RETRY", "SUCCESS"]
+    assert [state for _, args, state, _ in tracker.runs if args == ("tournaments.match", match.id)][-2:] == [
+        "RETRY",
+        "SUCCESS",
+    ]
     assert match_counters(match.participant1.user) == (1, 1, 0)

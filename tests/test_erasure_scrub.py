@@ -1,6 +1,7 @@
 """GDPR erasure also scrubs the erased player's identifiers from other users' events (a team named after them in
 every teammate's team_joined), set-based, leaving every other value alone; and the money privacy rule: total_earned
 is a public counter, total_spent is hidden from others on every surface that shows stats."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 def _team_names_in(user) -> set[str]:
-    return set(UserActivity.objects.filter(user=user, event_type="team_joined").values_list("metadata__team", flat=True))
+    return set(
+        UserActivity.objects.filter(user=user, event_type="team_joined").values_list("metadata__team", flat=True)
+    )
 
 
 def test_erasure_scrubs_a_team_named_after_the_player_from_every_teammates_history():
@@ -41,14 +44,19 @@ def test_erasure_scrubs_a_team_named_after_the_player_from_every_teammates_histo
     bob_event = UserActivity.objects.get(user=bob, event_type="team_joined")
     assert bob_event.metadata["team_id"] == named.pk  # ids describe the platform, not the person
     # Set-based: one UPDATE for every other user's rows, whatever their number.
-    updates = [q["sql"] for q in captured.captured_queries
-               if q["sql"].startswith("UPDATE") and "activity_useractivity" in q["sql"] and "jsonb_each" in q["sql"]]
+    updates = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("UPDATE") and "activity_useractivity" in q["sql"] and "jsonb_each" in q["sql"]
+    ]
     assert len(updates) == 2  # the player's own rows, everyone else's
 
 
 def test_total_earned_is_public_and_total_spent_hidden_from_others_on_the_profile_page_and_the_stats_api(client):
     player, other = UserFactory(), UserFactory()
-    UserProfileStats.objects.update_or_create(profile_id=player.pk, defaults={"total_earned": 4321, "total_spent": 8765})
+    UserProfileStats.objects.update_or_create(
+        profile_id=player.pk, defaults={"total_earned": 4321, "total_spent": 8765}
+    )
 
     for viewer in (None, other):
         if viewer is not None:

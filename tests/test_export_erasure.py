@@ -1,5 +1,6 @@
 """GDPR: the export holds everything about the player; erasure leaves no personal data in their events and the
 ledger, the stats and the source tables still agree (recompute and reconciliation find nothing to change)."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,10 @@ IDENTIFIERS = ("alice_w", "alice", "wonderland", "alice@example.com", "wonder")
 
 
 def stats_snapshot() -> dict[int, dict]:
-    return {row.pop("profile_id"): row for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")}
+    return {
+        row.pop("profile_id"): row
+        for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")
+    }
 
 
 @pytest.mark.django_db
@@ -43,7 +47,10 @@ def test_the_export_holds_every_event_with_amounts_and_the_stats():
     assert [(e["id"], e["event_type"]) for e in document["events"]] == ledger
     assert len(ledger) >= 12
     coins = {e["event_type"]: (e["amount"], e["metadata"]["reason"]) for e in document["events"] if e["amount"]}
-    assert coins == {"coins_earned": (500, "Prize for Spring Cup"), "coins_spent": (120, "Gift from alice_w to bobby_b")}
+    assert coins == {
+        "coins_earned": (500, "Prize for Spring Cup"),
+        "coins_spent": (120, "Gift from alice_w to bobby_b"),
+    }
     assert document["stats"]["tournaments_won"] == 1 and document["stats"]["total_spent"] == 120
     assert document["stats"]["matches_played"] == 3 and document["stats"]["matches_won"] == 2
     assert document["user"]["email"] == "alice@example.com"
@@ -85,7 +92,9 @@ def test_erasure_moves_every_event_to_a_tombstone_and_leaves_no_personal_data_in
         text = json.dumps(row.metadata).lower()
         assert not any(identifier in text for identifier in IDENTIFIERS), row.metadata
         assert not {"reason", "team"} & row.metadata.keys()
-    assert set(moved.filter(event_type="tournament_won").values_list("metadata__tournament", flat=True)) == {"Spring Cup"}
+    assert set(moved.filter(event_type="tournament_won").values_list("metadata__tournament", flat=True)) == {
+        "Spring Cup"
+    }
     assert result.metadata_scrubbed == 4  # team created + team joined (team name), both coin events (reason)
 
     account = User.objects.get(pk=alice.pk)
@@ -93,7 +102,10 @@ def test_erasure_moves_every_event_to_a_tombstone_and_leaves_no_personal_data_in
     assert (account.first_name, account.last_name, account.email) == ("", "", "")
     assert not UserProfile.objects.filter(pk=alice.pk).exists()
     assert not UserProfileStats.objects.filter(profile_id=alice.pk).exists()
-    assert not Follow.objects.filter(follower_id=alice.pk).exists() and not Follow.objects.filter(followee_id=alice.pk).exists()
+    assert (
+        not Follow.objects.filter(follower_id=alice.pk).exists()
+        and not Follow.objects.filter(followee_id=alice.pk).exists()
+    )
     log = ErasureLog.objects.get(erased_user_id=alice.pk)
     assert (log.events_rewritten, log.reason, log.requested_by_id) == (len(event_ids), "ticket 4711", alice.pk)
     assert str(tombstone.pk) not in json.dumps(log.source_rows)  # the log never links to the tombstone
@@ -161,11 +173,19 @@ def test_erasure_drops_the_cached_boards_that_named_the_player(enqueued):  # noq
 def test_every_reference_to_a_user_in_the_platform_tables_is_handled_by_erasure():
     """A new foreign key to users in the esports apps must be added to activity.erasure (or cascade harmlessly)."""
     handled = {
-        (Registration, "user"), (TeamMembership, "user"), (Team, "created_by"), (UserAchievement, "user"),
-        (Follow, "follower"), (Follow, "followee"), (UserProfile, "user"),
+        (Registration, "user"),
+        (TeamMembership, "user"),
+        (Team, "created_by"),
+        (UserAchievement, "user"),
+        (Follow, "follower"),
+        (Follow, "followee"),
+        (UserProfile, "user"),
     }
-    references = {(rel.related_model, rel.field.name) for rel in User._meta.related_objects
-                  if rel.related_model._meta.app_label in {"profiles", "tournaments", "economy", "teams", "achievements"}}
+    references = {
+        (rel.related_model, rel.field.name)
+        for rel in User._meta.related_objects
+        if rel.related_model._meta.app_label in {"profiles", "tournaments", "economy", "teams", "achievements"}
+    }
     assert references == handled
     profile_references = {(rel.related_model._meta.label, rel.field.name) for rel in UserProfile._meta.related_objects}
     assert ("economy.DeltaCrownWallet", "profile") in profile_references  # moved to the tombstone by erasure

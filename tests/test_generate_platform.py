@@ -1,4 +1,5 @@
 """generate_platform: same seed, same platform; and the platform has what tests and benchmarks rely on."""
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,11 @@ def _delete_platform(seed: int) -> None:
     # triggers off for this transaction only.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("DELETE FROM economy_deltacrowntransaction t USING economy_deltacrownwallet w, auth_user u "
-                       "WHERE t.wallet_id = w.id AND w.profile_id = u.id AND u.username LIKE %s", [f"gen{seed}\\_%"])
+        cursor.execute(
+            "DELETE FROM economy_deltacrowntransaction t USING economy_deltacrownwallet w, auth_user u "
+            "WHERE t.wallet_id = w.id AND w.profile_id = u.id AND u.username LIKE %s",
+            [f"gen{seed}\\_%"],
+        )
     Tournament.objects.filter(external_id__startswith=f"gen{seed}-").delete()
     Team.objects.filter(created_by__username__startswith=f"gen{seed}_").delete()
     get_user_model().objects.filter(username__startswith=f"gen{seed}_").delete()
@@ -64,13 +68,16 @@ def test_every_generated_user_has_a_profile_and_a_wallet_dated_when_they_joined(
     users = get_user_model().objects.filter(username__startswith="gen7_")
     assert users.count() == USERS
     assert UserProfile.objects.filter(user__in=users, created_at=F("user__date_joined")).count() == USERS
-    assert DeltaCrownWallet.objects.filter(profile__user__in=users, created_at=F("profile__user__date_joined")).count() \
+    assert (
+        DeltaCrownWallet.objects.filter(profile__user__in=users, created_at=F("profile__user__date_joined")).count()
         == USERS
+    )
 
 
 def test_team_entries_exist_and_each_has_members_active_when_it_registered(platform):
     active_at_registration = TeamMembership.objects.filter(
-        team=OuterRef("team"), joined_at__lte=OuterRef("created_at"),
+        team=OuterRef("team"),
+        joined_at__lte=OuterRef("created_at"),
     ).filter(Q(left_at__isnull=True) | Q(left_at__gt=OuterRef("created_at")))
     team_entries = Registration.objects.filter(team__isnull=False)
     assert team_entries.count() > 0

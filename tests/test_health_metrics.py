@@ -1,6 +1,7 @@
 """Operating signals: /metrics exposes the series after activity (also aggregated across processes), task failures
 and retries are counted from Celery's signals, and /healthz answers 503 naming the broker while a real Redis is down
 and 200 once it is back (a private redis-server: the shared one is never touched)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from activity.recording import record_events_for
 from project.celery import app as celery_app
 from tests.conftest import wait_until
-from tests.private_services import PrivateRedis, free_port
 from tests.factories import UserFactory
+from tests.private_services import PrivateRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +43,7 @@ def sample(samples, name: str, **labels) -> float:
 
 # --- /metrics ---------------------------------------------------------------------------------------------------
 
+
 def test_the_metrics_endpoint_exposes_events_recorded_and_lag_after_activity(db, client, settings):
     settings.METRICS_TOKEN = SCRAPE_TOKEN
     user = UserFactory()
@@ -52,7 +54,10 @@ def test_the_metrics_endpoint_exposes_events_recorded_and_lag_after_activity(db,
     after = scrape(client)
     assert len(result.inserted) == 1
     name = "activity_events_recorded_total"
-    assert sample(after, name, event_type="profile_created", origin="live") == sample(before, name, event_type="profile_created", origin="live") + 1
+    assert (
+        sample(after, name, event_type="profile_created", origin="live")
+        == sample(before, name, event_type="profile_created", origin="live") + 1
+    )
     lag = "activity_recording_lag_seconds_count"
     assert sample(after, lag, origin="live") == sample(before, lag, origin="live") + 1
     for series in ("stats_users_drifted", "stats_drift_ratio", "stats_drift_alert", "activity_backfill_progress_ratio"):
@@ -67,34 +72,49 @@ def test_the_metrics_endpoint_can_require_a_bearer_token(db, client, settings):
 
 
 def test_in_multiprocess_mode_the_endpoint_aggregates_every_process(tmp_path):
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "project.settings",
-           "METRICS_TOKEN": SCRAPE_TOKEN}
-    worker = ("from monitoring import metrics\n"
-              "metrics.EVENTS_RECORDED.labels(event_type='match_won', origin='live').inc(3)\n"
-              "metrics.TASK_FAILURES.labels(task='tasks.x').inc()\n")
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "METRICS_TOKEN": SCRAPE_TOKEN,
+    }
+    worker = (
+        "from monitoring import metrics\n"
+        "metrics.EVENTS_RECORDED.labels(event_type='match_won', origin='live').inc(3)\n"
+        "metrics.TASK_FAILURES.labels(task='tasks.x').inc()\n"
+    )
     for _ in range(2):  # two processes (say, two Celery worker children), each writing its own file
         subprocess.run([sys.executable, "-c", worker], env=env, cwd=ROOT, check=True, timeout=60)
-    web = ("import django; django.setup()\n"
-           "from django.test import RequestFactory\n"
-           "from project.metrics_view import metrics\n"
-           f"print(metrics(RequestFactory().get('/metrics', HTTP_AUTHORIZATION='Bearer {SCRAPE_TOKEN}')).content.decode())\n")
-    out = subprocess.run([sys.executable, "-c", web], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True).stdout
+    web = (
+        "import django; django.setup()\n"
+        "from django.test import RequestFactory\n"
+        "from project.metrics_view import metrics\n"
+        f"print(metrics(RequestFactory().get('/metrics', HTTP_AUTHORIZATION='Bearer {SCRAPE_TOKEN}')).content.decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", web], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
 
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(out) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(out)
+        for s in family.samples
+    }
     assert samples[("activity_events_recorded_total", (("event_type", "match_won"), ("origin", "live")))] == 6
     assert samples[("activity_task_failures_total", (("task", "tasks.x"),))] == 2
 
 
 # --- task failures and retries ----------------------------------------------------------------------------------
 
+
 @celery_app.task(name="tests.monitoring.always_fails")
 def always_fails() -> None:
     raise ValueError("boom")
 
 
-@celery_app.task(name="tests.monitoring.retries_once", bind=True, autoretry_for=(KeyError,), max_retries=1,
-                 default_retry_delay=0)
+@celery_app.task(
+    name="tests.monitoring.retries_once", bind=True, autoretry_for=(KeyError,), max_retries=1, default_retry_delay=0
+)
 def retries_once(self) -> None:
     raise KeyError("transient")
 
@@ -119,6 +139,7 @@ def test_task_failures_and_retries_are_counted_through_the_real_worker(live_work
 
 
 # --- /healthz ---------------------------------------------------------------------------------------------------
+
 
 def test_healthz_is_200_with_the_database_and_broker_up(db, client):
     response = client.get("/healthz")
@@ -161,20 +182,28 @@ def test_healthz_is_503_naming_the_broker_while_redis_is_down_and_200_when_it_is
 
 def test_healthz_is_503_naming_the_database_when_it_is_unreachable():
     # A separate process whose DATABASE_URL points at a closed port (the test database itself is never touched).
-    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing_here",
-           "DJANGO_SETTINGS_MODULE": "project.settings"}
-    code = ("import django, json; django.setup()\n"
-            "from django.test import RequestFactory\n"
-            "from project.health import healthz\n"
-            "r = healthz(RequestFactory().get('/healthz'))\n"
-            "print(r.status_code, r.content.decode())\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True).stdout
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing_here",
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+    }
+    code = (
+        "import django, json; django.setup()\n"
+        "from django.test import RequestFactory\n"
+        "from project.health import healthz\n"
+        "r = healthz(RequestFactory().get('/healthz'))\n"
+        "print(r.status_code, r.content.decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
     status, body = out.split(" ", 1)
     assert status == "503"
     assert '"failed": ["database"]' in body
 
 
 # --- dashboard and alert rules ----------------------------------------------------------------------------------
+
 
 def _exposed_series_names() -> set[str]:
     from prometheus_client.metrics import MetricWrapperBase
@@ -185,8 +214,11 @@ def _exposed_series_names() -> set[str]:
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase):
             base = metric._name
-            names |= {"counter": {f"{base}_total"}, "gauge": {base},
-                      "histogram": {f"{base}_bucket", f"{base}_count", f"{base}_sum"}}[metric._type]
+            names |= {
+                "counter": {f"{base}_total"},
+                "gauge": {base},
+                "histogram": {f"{base}_bucket", f"{base}_count", f"{base}_sum"},
+            }[metric._type]
     return names
 
 
@@ -209,5 +241,9 @@ def test_the_dashboard_and_alert_rules_query_only_series_the_code_exposes():
 
     assert _referenced_series(alert_exprs) <= exposed, _referenced_series(alert_exprs) - exposed
     assert _referenced_series(panel_exprs) <= exposed, _referenced_series(panel_exprs) - exposed
-    assert {r["alert"] for r in rules} >= {"StatsDriftAboveOnePercent", "RecordingLagP99Above60s",
-                                           "CatchUpSweepFindingEvents", "TaskFailureRateHigh"}
+    assert {r["alert"] for r in rules} >= {
+        "StatsDriftAboveOnePercent",
+        "RecordingLagP99Above60s",
+        "CatchUpSweepFindingEvents",
+        "TaskFailureRateHigh",
+    }

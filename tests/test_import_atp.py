@@ -2,6 +2,7 @@
 
 Expectations are computed here straight from the CSV with the csv module, independently of the importer.
 """
+
 from __future__ import annotations
 
 import csv
@@ -74,8 +75,18 @@ def expected(rows: list[dict]) -> dict:
         "players": {f"atp{r[side]}" for r in kept for side in ("winner_id", "loser_id")},
         "tournaments": {r["tourney_id"] for r in rows},
         "registrations": {(r["tourney_id"], f"atp{r[side]}") for r in kept for side in ("winner_id", "loser_id")},
-        "matches": {(r["tourney_id"], int(r["match_num"]), r["round"], f"atp{r['winner_id']}", f"atp{r['loser_id']}",
-                     state(r["score"]), r["score"].strip()) for r in kept},
+        "matches": {
+            (
+                r["tourney_id"],
+                int(r["match_num"]),
+                r["round"],
+                f"atp{r['winner_id']}",
+                f"atp{r['loser_id']}",
+                state(r["score"]),
+                r["score"].strip(),
+            )
+            for r in kept
+        },
         "forfeits": sum(state(r["score"]) == "forfeit" for r in kept),
         "results": results,
         "skipped": len(rows) - len(kept),
@@ -85,17 +96,38 @@ def expected(rows: list[dict]) -> dict:
 def imported(season: int) -> dict:
     matches = Match.objects.filter(tournament__season=season, tournament__game="tennis")
     return {
-        "players": set(get_user_model().objects.filter(registrations__tournament__season=season)
-                       .values_list("username", flat=True)),
-        "tournaments": set(Tournament.objects.filter(season=season, game="tennis").values_list("external_id", flat=True)),
-        "registrations": set(Registration.objects.filter(tournament__season=season)
-                             .values_list("tournament__external_id", "user__username")),
-        "matches": set(matches.values_list("tournament__external_id", "match_num", "round", "winner__user__username",
-                                           "loser__user__username", "state", "score")),
+        "players": set(
+            get_user_model().objects.filter(registrations__tournament__season=season).values_list("username", flat=True)
+        ),
+        "tournaments": set(
+            Tournament.objects.filter(season=season, game="tennis").values_list("external_id", flat=True)
+        ),
+        "registrations": set(
+            Registration.objects.filter(tournament__season=season).values_list(
+                "tournament__external_id", "user__username"
+            )
+        ),
+        "matches": set(
+            matches.values_list(
+                "tournament__external_id",
+                "match_num",
+                "round",
+                "winner__user__username",
+                "loser__user__username",
+                "state",
+                "score",
+            )
+        ),
         "forfeits": matches.filter(state=Match.State.FORFEIT).count(),
-        "results": set(TournamentResult.objects.filter(tournament__season=season).values_list(
-            "tournament__external_id", "winner__user__username", "runner_up__user__username",
-            "third_place__user__username", "fourth_place__user__username")),
+        "results": set(
+            TournamentResult.objects.filter(tournament__season=season).values_list(
+                "tournament__external_id",
+                "winner__user__username",
+                "runner_up__user__username",
+                "third_place__user__username",
+                "fourth_place__user__username",
+            )
+        ),
     }
 
 
@@ -116,8 +148,13 @@ def test_one_season_imports_exactly_what_the_csv_says_and_a_second_run_adds_noth
     report = import_atp(atp_dir, from_year=YEAR, to_year=YEAR)
     assert {m: m.objects.count() for m in before} == before
     assert (report.matches.created, report.matches.present) == (0, len(want["matches"]))
-    assert (report.players.created, report.tournaments.created, report.registrations.created,
-            report.forfeits.created, report.results.created) == (0, 0, 0, 0, 0)
+    assert (
+        report.players.created,
+        report.tournaments.created,
+        report.registrations.created,
+        report.forfeits.created,
+        report.results.created,
+    ) == (0, 0, 0, 0, 0)
     assert report.results.present == len(want["results"])
 
 
@@ -136,17 +173,24 @@ def test_imported_history_keeps_the_tournament_dates(atp_dir, csv_rows):
     row = csv_rows[YEAR][0]
     tournament = Tournament.objects.get(external_id=row["tourney_id"])
     date = tournament.starts_at
-    assert (date.year, date.month, date.day) == (int(row["tourney_date"][:4]), int(row["tourney_date"][4:6]),
-                                                 int(row["tourney_date"][6:]))
+    assert (date.year, date.month, date.day) == (
+        int(row["tourney_date"][:4]),
+        int(row["tourney_date"][4:6]),
+        int(row["tourney_date"][6:]),
+    )
     assert tournament.status == Tournament.Status.COMPLETED and tournament.season == YEAR
     assert set(Match.objects.filter(tournament=tournament).values_list("completed_at", flat=True)) == {date}
-    assert set(Registration.objects.filter(tournament=tournament).values_list("created_at", "checked_in_at",
-                                                                              "status", "checked_in")) == {
-        (date, date, Registration.Status.CONFIRMED, True)}
+    assert set(
+        Registration.objects.filter(tournament=tournament).values_list(
+            "created_at", "checked_in_at", "status", "checked_in"
+        )
+    ) == {(date, date, Registration.Status.CONFIRMED, True)}
 
 
 def test_a_season_is_written_with_a_bounded_number_of_queries(atp_dir, django_assert_max_num_queries):
-    with django_assert_max_num_queries(22):  # (+2: lock the new users, find those without a profile; public IDs: one block per year) ~3,000 rows: a fixed set of statements per season, never per row
+    with django_assert_max_num_queries(
+        22
+    ):  # (+2: lock the new users, find those without a profile; public IDs: one block per year) ~3,000 rows: a fixed set of statements per season, never per row
         import_atp(atp_dir, from_year=YEAR, to_year=YEAR)
     assert Match.objects.count() > 2000
 
@@ -161,7 +205,7 @@ def _cut_inside_season(path: Path, season: int) -> bytes:
     inflate = zlib.decompressobj(wbits=31)  # gzip framing
     tail = b""
     for offset in range(0, len(data), 4096):
-        window = tail + inflate.decompress(data[offset:offset + 4096])
+        window = tail + inflate.decompress(data[offset : offset + 4096])
         tail = window[-64:]
         if f"\n{season}-".encode() in window:
             cut = offset + 4096 + 8192
@@ -180,8 +224,9 @@ def test_a_truncated_archive_fails_cleanly_and_writes_nothing(atp_dir, tmp_path)
     assert not get_user_model().objects.filter(username__startswith="atp").exists()
 
 
-def test_a_truncation_met_while_reading_rolls_back_that_season_and_keeps_the_ones_before(atp_dir, csv_rows, tmp_path,
-                                                                                         monkeypatch):
+def test_a_truncation_met_while_reading_rolls_back_that_season_and_keeps_the_ones_before(
+    atp_dir, csv_rows, tmp_path, monkeypatch
+):
     """As if the file were cut after the up-front archive check: the error surfaces inside the 2024 season."""
     _copy_players(atp_dir, tmp_path)
     (tmp_path / MATCHES).write_bytes(_cut_inside_season(atp_dir / MATCHES, YEAR + 1))
@@ -214,8 +259,10 @@ def test_a_bad_row_rolls_back_its_season_and_keeps_the_seasons_before_it(atp_dir
     assert got["matches"] == want["matches"] and got["results"] == want["results"]
     assert not Tournament.objects.filter(season=YEAR).exists()
     assert not Registration.objects.filter(tournament__season=YEAR).exists()
-    assert set(get_user_model().objects.filter(username__startswith="atp").values_list("username", flat=True)) == \
-        want["players"]
+    assert (
+        set(get_user_model().objects.filter(username__startswith="atp").values_list("username", flat=True))
+        == want["players"]
+    )
 
 
 def test_missing_files_and_columns_get_a_clear_error(atp_dir, tmp_path):

@@ -1,4 +1,5 @@
 """Leaderboards: order, deterministic tie-breaking, who is ranked, per-game boards, parameters and caching."""
+
 from __future__ import annotations
 
 import pytest
@@ -55,15 +56,21 @@ def test_matches_won_ties_go_to_fewer_matches_played_then_lower_user_id():
 
 def test_win_rate_needs_the_minimum_matches_and_breaks_equal_rates_by_matches_then_user_id():
     a, b, c, d, e, f = players(6)
-    set_stats(a, matches_won=5, matches_played=10)    # 50.00 over 10
-    set_stats(b, matches_won=10, matches_played=20)   # 50.00 over 20: same rate, more matches, ranks first
-    set_stats(c, matches_won=7, matches_played=10)    # 70.00
-    set_stats(d, matches_won=9, matches_played=9)     # 100% but below the default minimum of 10
-    set_stats(e, matches_won=1, matches_played=3)     # 33.33 over 3
-    set_stats(f, matches_won=10, matches_played=30)   # 33.33 over 30 (1/3 and 10/30 are the same rate)
+    set_stats(a, matches_won=5, matches_played=10)  # 50.00 over 10
+    set_stats(b, matches_won=10, matches_played=20)  # 50.00 over 20: same rate, more matches, ranks first
+    set_stats(c, matches_won=7, matches_played=10)  # 70.00
+    set_stats(d, matches_won=9, matches_played=9)  # 100% but below the default minimum of 10
+    set_stats(e, matches_won=1, matches_played=3)  # 33.33 over 3
+    set_stats(f, matches_won=10, matches_played=30)  # 33.33 over 30 (1/3 and 10/30 are the same rate)
     assert board(Board.WIN_RATE) == [(c.pk, "70.00"), (b.pk, "50.00"), (a.pk, "50.00"), (f.pk, "33.33")]
-    assert board(Board.WIN_RATE, min_matches=3) == [(d.pk, "100.00"), (c.pk, "70.00"), (b.pk, "50.00"),
-                                                    (a.pk, "50.00"), (f.pk, "33.33"), (e.pk, "33.33")]
+    assert board(Board.WIN_RATE, min_matches=3) == [
+        (d.pk, "100.00"),
+        (c.pk, "70.00"),
+        (b.pk, "50.00"),
+        (a.pk, "50.00"),
+        (f.pk, "33.33"),
+        (e.pk, "33.33"),
+    ]
 
 
 def test_total_earned_ties_go_to_the_lower_user_id():
@@ -93,15 +100,17 @@ def test_limit_cuts_the_board_after_the_tie_break():
 def test_a_per_game_board_counts_that_games_events_only_net_of_corrections():
     a, b, c = players(3)
     for _ in range(3):
-        play_match(a, "won", game="chess")        # a: 3 chess wins, no valorant
+        play_match(a, "won", game="chess")  # a: 3 chess wins, no valorant
     play_match(b, "won", game="valorant")
     play_match(b, "won", game="valorant")
     voided = play_match(c, "won", game="valorant")
     play_match(c, "won", game="valorant")
     play_match(c, "won", game="valorant")
     # c's first win is withdrawn (a dispute resolved the other way): c has 2 net wins in 3 matches, like b in 2.
-    record(event(c, E.MATCH_WON_REVERSED, source_id=voided, meta={"game": "valorant", "reverses": "match_won"}),
-           event(c, E.MATCH_LOST, source_id=voided, meta={"game": "valorant"}))
+    record(
+        event(c, E.MATCH_WON_REVERSED, source_id=voided, meta={"game": "valorant", "reverses": "match_won"}),
+        event(c, E.MATCH_LOST, source_id=voided, meta={"game": "valorant"}),
+    )
     assert board(Board.MATCHES_WON, game="valorant") == [(b.pk, "2"), (c.pk, "2")]  # fewer matches first
     assert board(Board.MATCHES_WON, game="chess") == [(a.pk, "3")]
     assert board(Board.WIN_RATE, game="valorant", min_matches=2) == [(b.pk, "100.00"), (c.pk, "66.67")]
@@ -113,18 +122,29 @@ def test_a_per_game_board_counts_that_games_events_only_net_of_corrections():
 def test_a_per_game_titles_board_ranks_titles_then_runner_up():
     a, b = players(2)
     meta = {"tournament_id": 1, "tournament": "Cup", "game": known_game("chess")}
-    record(event(a, E.TOURNAMENT_WON, meta=meta), event(b, E.TOURNAMENT_WON, meta=meta),
-           event(b, E.TOURNAMENT_RUNNER_UP, meta=meta),
-           event(a, E.TOURNAMENT_WON, meta={**meta, "game": "valorant"}))
+    record(
+        event(a, E.TOURNAMENT_WON, meta=meta),
+        event(b, E.TOURNAMENT_WON, meta=meta),
+        event(b, E.TOURNAMENT_RUNNER_UP, meta=meta),
+        event(a, E.TOURNAMENT_WON, meta={**meta, "game": "valorant"}),
+    )
     assert board(Board.TOURNAMENTS_WON, game="chess") == [(b.pk, "1"), (a.pk, "1")]
     entry = leaderboard(Board.TOURNAMENTS_WON, game="chess", use_cache=False)[0]
     assert (entry.tournaments_runner_up, entry.total_earned) == (1, None)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"limit": 0}, {"limit": 101}, {"limit": "10"}, {"min_matches": 0}, {"min_matches": -5},
-    {"game": "x" * 51}, {"game": "<script>"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "10"},
+        {"min_matches": 0},
+        {"min_matches": -5},
+        {"game": "x" * 51},
+        {"game": "<script>"},
+    ],
+)
 def test_bad_parameters_are_rejected(kwargs):
     with pytest.raises(InvalidQueryError):
         leaderboard(Board.WIN_RATE, use_cache=False, **kwargs)

@@ -1,4 +1,5 @@
 """Recording source rows writes the right ledger rows: one per event, right user, type, time, source and visibility."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -30,8 +31,11 @@ pytestmark = pytest.mark.django_db
 
 
 def rows_of(source) -> list[tuple[int, str]]:
-    return sorted(UserActivity.objects.filter(source_model=source._meta.label_lower, source_id=source.pk)
-                  .values_list("user_id", "event_type"))
+    return sorted(
+        UserActivity.objects.filter(source_model=source._meta.label_lower, source_id=source.pk).values_list(
+            "user_id", "event_type"
+        )
+    )
 
 
 # --- each source kind ----------------------------------------------------------------------------------------
@@ -59,7 +63,9 @@ def test_membership_records_team_joined_then_team_left_once_left():
     membership.save()
     record(membership)
     assert rows_of(membership) == [(membership.user_id, E.TEAM_JOINED), (membership.user_id, E.TEAM_LEFT)]
-    left = UserActivity.objects.get(source_model="teams.teammembership", source_id=membership.id, event_type=E.TEAM_LEFT)
+    left = UserActivity.objects.get(
+        source_model="teams.teammembership", source_id=membership.id, event_type=E.TEAM_LEFT
+    )
     assert left.timestamp == membership.left_at
 
 
@@ -74,9 +80,13 @@ def test_registration_records_registered_then_joined_at_check_in():
     registration.checked_in, registration.checked_in_at = True, timezone.now()
     registration.save()
     record(registration)
-    assert rows_of(registration) == [(registration.user_id, E.TOURNAMENT_JOINED), (registration.user_id, E.TOURNAMENT_REGISTERED)]
-    registered = UserActivity.objects.get(source_id=registration.id, source_model="tournaments.registration",
-                                          event_type=E.TOURNAMENT_REGISTERED)
+    assert rows_of(registration) == [
+        (registration.user_id, E.TOURNAMENT_JOINED),
+        (registration.user_id, E.TOURNAMENT_REGISTERED),
+    ]
+    registered = UserActivity.objects.get(
+        source_id=registration.id, source_model="tournaments.registration", event_type=E.TOURNAMENT_REGISTERED
+    )
     assert registered.timestamp == registration.created_at
     assert registered.metadata["tournament_id"] == registration.tournament_id
 
@@ -101,12 +111,19 @@ def test_match_completion_gives_played_won_lost_to_the_right_users():
     winner, loser = match.participant2, match.participant1
     complete_match(match, winner)
     record(match)
-    assert rows_of(match) == sorted([
-        (winner.user_id, E.MATCH_PLAYED), (winner.user_id, E.MATCH_WON),
-        (loser.user_id, E.MATCH_PLAYED), (loser.user_id, E.MATCH_LOST),
-    ])
-    assert set(UserActivity.objects.filter(source_model="tournaments.match", source_id=match.id)
-               .values_list("timestamp", flat=True)) == {match.completed_at}
+    assert rows_of(match) == sorted(
+        [
+            (winner.user_id, E.MATCH_PLAYED),
+            (winner.user_id, E.MATCH_WON),
+            (loser.user_id, E.MATCH_PLAYED),
+            (loser.user_id, E.MATCH_LOST),
+        ]
+    )
+    assert set(
+        UserActivity.objects.filter(source_model="tournaments.match", source_id=match.id).values_list(
+            "timestamp", flat=True
+        )
+    ) == {match.completed_at}
 
 
 def test_forfeit_records_played_for_both_and_no_win():
@@ -115,10 +132,14 @@ def test_forfeit_records_played_for_both_and_no_win():
     match.completed_at = timezone.now()
     match.save()
     record(match)
-    assert rows_of(match) == sorted([(match.participant1.user_id, E.MATCH_PLAYED), (match.participant2.user_id, E.MATCH_PLAYED)])
+    assert rows_of(match) == sorted(
+        [(match.participant1.user_id, E.MATCH_PLAYED), (match.participant2.user_id, E.MATCH_PLAYED)]
+    )
 
 
-@pytest.mark.parametrize("state", [Match.State.SCHEDULED, Match.State.LIVE, Match.State.DISPUTED, Match.State.CANCELLED])
+@pytest.mark.parametrize(
+    "state", [Match.State.SCHEDULED, Match.State.LIVE, Match.State.DISPUTED, Match.State.CANCELLED]
+)
 def test_match_that_is_not_finished_records_nothing(state):
     match = MatchFactory(state=state)
     record(match)
@@ -130,14 +151,20 @@ def test_tournament_result_gives_placements_and_completed_to_every_checked_in_en
     winner, runner_up, third, fourth, fifth = RegistrationFactory.create_batch(5, tournament=tournament)
     not_checked_in = RegistrationFactory(tournament=tournament, checked_in=False)
     no_show = RegistrationFactory(tournament=tournament, status=Registration.Status.NO_SHOW, checked_in=False)
-    result = TournamentResultFactory(tournament=tournament, winner=winner, runner_up=runner_up, third_place=third,
-                                     fourth_place=fourth)
+    result = TournamentResultFactory(
+        tournament=tournament, winner=winner, runner_up=runner_up, third_place=third, fourth_place=fourth
+    )
     record(result)
     completed = [(r.user_id, E.TOURNAMENT_COMPLETED) for r in (winner, runner_up, third, fourth, fifth)]
-    assert rows_of(result) == sorted(completed + [
-        (winner.user_id, E.TOURNAMENT_WON), (runner_up.user_id, E.TOURNAMENT_RUNNER_UP),
-        (third.user_id, E.TOURNAMENT_TOP4), (fourth.user_id, E.TOURNAMENT_TOP4),
-    ])
+    assert rows_of(result) == sorted(
+        completed
+        + [
+            (winner.user_id, E.TOURNAMENT_WON),
+            (runner_up.user_id, E.TOURNAMENT_RUNNER_UP),
+            (third.user_id, E.TOURNAMENT_TOP4),
+            (fourth.user_id, E.TOURNAMENT_TOP4),
+        ]
+    )
     assert not UserActivity.objects.filter(user_id__in=[not_checked_in.user_id, no_show.user_id]).exists()
 
 
@@ -171,7 +198,9 @@ def test_team_entry_gives_events_to_members_active_at_registration_time_only():
     late = TeamMembershipFactory(team=team, joined_at=timezone.now() + timedelta(minutes=1)).user
     record(registration)
     assert rows_of(registration) == sorted((u.id, E.TOURNAMENT_REGISTERED) for u in members)
-    assert not UserActivity.objects.filter(user_id__in=[gone.id, late.id], source_model="tournaments.registration").exists()
+    assert not UserActivity.objects.filter(
+        user_id__in=[gone.id, late.id], source_model="tournaments.registration"
+    ).exists()
 
 
 def test_a_deleted_source_row_keeps_its_event_and_gains_a_compensation():
@@ -182,8 +211,11 @@ def test_a_deleted_source_row_keeps_its_event_and_gains_a_compensation():
     result = record_events_for("achievements.userachievement", [unlock_id])
     assert result.by_type() == {E.ACHIEVEMENT_UNLOCKED_REVERSED: 1}
     assert record_events_for("achievements.userachievement", [unlock_id]).created == 0  # compensated once
-    assert sorted(UserActivity.objects.filter(source_model="achievements.userachievement", source_id=unlock_id)
-                  .values_list("event_type", flat=True)) == [E.ACHIEVEMENT_UNLOCKED, E.ACHIEVEMENT_UNLOCKED_REVERSED]
+    assert sorted(
+        UserActivity.objects.filter(source_model="achievements.userachievement", source_id=unlock_id).values_list(
+            "event_type", flat=True
+        )
+    ) == [E.ACHIEVEMENT_UNLOCKED, E.ACHIEVEMENT_UNLOCKED_REVERSED]
 
 
 # --- idempotency ----------------------------------------------------------------------------------------------
@@ -220,7 +252,14 @@ def test_same_task_delivered_three_times_through_the_worker_leaves_one_event_eac
     for _ in range(3):
         record_source_change.apply_async(("tournaments.match", match.id))
     tracker.wait_idle()
-    assert [state for _, args, state, _ in tracker.runs if args == ("tournaments.match", match.id)][-3:] == ["SUCCESS"] * 3
+    assert [state for _, args, state, _ in tracker.runs if args == ("tournaments.match", match.id)][-3:] == [
+        "SUCCESS"
+    ] * 3
     assert UserActivity.objects.count() == before
-    assert ledger_counts(match.participant1.user) == {E.PROFILE_CREATED: 1, E.TOURNAMENT_REGISTERED: 1,
-                                                      E.TOURNAMENT_JOINED: 1, E.MATCH_PLAYED: 1, E.MATCH_WON: 1}
+    assert ledger_counts(match.participant1.user) == {
+        E.PROFILE_CREATED: 1,
+        E.TOURNAMENT_REGISTERED: 1,
+        E.TOURNAMENT_JOINED: 1,
+        E.MATCH_PLAYED: 1,
+        E.MATCH_WON: 1,
+    }

@@ -1,4 +1,5 @@
 """The ledger is append-only: no application path changes or removes a recorded row; the database holds the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,8 +61,14 @@ def test_bulk_update_raises(recorded):
 
 
 def test_the_idempotency_key_is_enforced_by_the_database(recorded):
-    duplicate = UserActivity(user_id=recorded.user_id, event_type=recorded.event_type, timestamp=timezone.now(),
-                             source_model=recorded.source_model, source_id=recorded.source_id, seq=recorded.seq)
+    duplicate = UserActivity(
+        user_id=recorded.user_id,
+        event_type=recorded.event_type,
+        timestamp=timezone.now(),
+        source_model=recorded.source_model,
+        source_id=recorded.source_id,
+        seq=recorded.seq,
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         duplicate.save()  # a plain INSERT, no read-then-write check in between
     assert UserActivity.objects.filter(source_model=recorded.source_model, source_id=recorded.source_id).count() == 1
@@ -71,7 +78,9 @@ def test_the_database_rejects_a_coin_event_without_amount_and_an_amount_on_other
     user = UserFactory()
     bad = [
         UserActivity(user=user, event_type=E.COINS_EARNED, timestamp=timezone.now(), source_model="x", source_id=1),
-        UserActivity(user=user, event_type=E.MATCH_WON, amount=5, timestamp=timezone.now(), source_model="x", source_id=2),
+        UserActivity(
+            user=user, event_type=E.MATCH_WON, amount=5, timestamp=timezone.now(), source_model="x", source_id=2
+        ),
     ]
     for row in bad:
         with pytest.raises(IntegrityError), transaction.atomic():

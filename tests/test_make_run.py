@@ -1,5 +1,6 @@
 """`make run` in a fresh copy: migrations first, then web, worker and beat under honcho on port 8000 (PORT=), on the
 configured database even when a production `.env` sits in the checkout; stopping it stops all three."""
+
 from __future__ import annotations
 
 import os
@@ -37,18 +38,36 @@ def test_make_run_migrates_first_serves_on_its_port_and_ignores_a_production_env
     # What `cp .env.example .env` on a developer machine leaves behind: honcho would load it over the environment.
     (clone / ".env").write_text("DEBUG=0\nDATABASE_URL=postgres://nobody:x@127.0.0.1:1/nothing\nHTTPS_ONLY=1\n")
     db = settings.DATABASES["default"]
-    admin = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "user": db["USER"],
-             "password": db["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+    admin = {
+        "host": db["HOST"] or "127.0.0.1",
+        "port": db["PORT"] or 5432,
+        "user": db["USER"],
+        "password": db["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     name = f"activity_make_run_{os.getpid()}_{secrets.token_hex(3)}"
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "SECRET_KEY", "HTTPS_ONLY")}
-    env.update(DATABASE_URL=f"postgres://{db['USER']}{password}@{admin['host']}:{admin['port']}/{name}",
-               REDIS_URL=settings.CELERY_BROKER_URL, PORT=str(port))
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "SECRET_KEY", "HTTPS_ONLY")
+    }
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}{password}@{admin['host']}:{admin['port']}/{name}",
+        REDIS_URL=settings.CELERY_BROKER_URL,
+        PORT=str(port),
+    )
     with psycopg.connect(**admin) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    run = subprocess.Popen(["make", "run", "INSTALL=", f"PY={sys.executable}"], cwd=clone, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        ["make", "run", "INSTALL=", f"PY={sys.executable}"],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while _status(f"http://127.0.0.1:{port}/healthz") != 200:
@@ -59,8 +78,12 @@ def test_make_run_migrates_first_serves_on_its_port_and_ignores_a_production_env
         assert _status(f"http://127.0.0.1:{port}/leaderboards/") == 200
         with psycopg.connect(**{**admin, "dbname": name}) as conn:
             # setup_schedules' five (beat, once up, adds Celery's own celery.backend_cleanup beside them)
-            assert conn.execute("SELECT count(*) FROM django_celery_beat_periodictask "
-                                "WHERE task LIKE 'tasks.%'").fetchone()[0] == 5
+            assert (
+                conn.execute(
+                    "SELECT count(*) FROM django_celery_beat_periodictask WHERE task LIKE 'tasks.%'"
+                ).fetchone()[0]
+                == 5
+            )
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
         try:

@@ -1,4 +1,5 @@
 """Match history outcomes come from the ledger net of compensations: corrections show on the next read."""
+
 from __future__ import annotations
 
 import pytest

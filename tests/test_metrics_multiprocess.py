@@ -1,6 +1,7 @@
 """Metrics are true across processes: what a real Celery worker (prefork pool) and a management command count shows
 on web's /metrics, through the directory scripts/with-metrics-dir sets up as the Procfile runs it; a deploy's reset
 empties the counters and keeps the last reconciliation's facts; /metrics needs its token with DEBUG off."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,11 @@ def shared_dir(tmp_path, monkeypatch, settings):
 def scrape(client) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.content
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.content.decode()) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for s in family.samples
+    }
 
 
 def procfile() -> dict[str, str]:
@@ -70,21 +74,33 @@ def recorded(event_type: str) -> tuple[str, tuple]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_events_recorded_by_a_real_worker_process_show_on_web_metrics(
-        transactional_db, enqueued, only_our_worker_consumes_events, shared_dir, client, tmp_path):
+    transactional_db, enqueued, only_our_worker_consumes_events, shared_dir, client, tmp_path
+):
     rows = [TransactionFactory(amount=10 + i) for i in range(3)]  # coins_earned, one per row
     shared_dir.mkdir()
     assert recorded("coins_earned") not in scrape(client)
 
     # The Procfile's own worker line (prefork pool, both queues), with this test's directory instead of the host's.
-    worker = PreforkWorker(tmp_path / "worker.log", command=procfile()["worker"], WORKER_CONCURRENCY="1",
-                           **{metrics_dir.ENV: str(shared_dir)}, **with_venv_on_path())
+    worker = PreforkWorker(
+        tmp_path / "worker.log",
+        command=procfile()["worker"],
+        WORKER_CONCURRENCY="1",
+        **{metrics_dir.ENV: str(shared_dir)},
+        **with_venv_on_path(),
+    )
     try:
         for row in rows:
             record_source_change.apply_async((COINS, row.pk), retry=False)
-        wait_until(lambda: UserActivity.objects.filter(source_model=COINS).count() == 3, timeout=60,
-                   message="the worker to record the rows")
-        samples = wait_until(lambda: (s := scrape(client)).get(recorded("coins_earned")) == 3 and s, timeout=10,
-                             message="web's /metrics to show the worker's events")
+        wait_until(
+            lambda: UserActivity.objects.filter(source_model=COINS).count() == 3,
+            timeout=60,
+            message="the worker to record the rows",
+        )
+        samples = wait_until(
+            lambda: (s := scrape(client)).get(recorded("coins_earned")) == 3 and s,
+            timeout=10,
+            message="web's /metrics to show the worker's events",
+        )
     except BaseException:
         print(f"--- worker log\n{worker.output()[-4000:]}")
         raise
@@ -102,7 +118,8 @@ def _command(shared_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.integration
 def test_a_management_commands_figures_show_on_web_metrics_and_a_reset_keeps_only_the_last_facts(
-        transactional_db, enqueued, shared_dir, client):
+    transactional_db, enqueued, shared_dir, client
+):
     user = UserFactory()
     TransactionFactory(wallet=user.profile.wallet, amount=25)  # never recorded: reconciliation finds it missing
 
@@ -131,18 +148,38 @@ def test_metrics_are_refused_with_debug_off_and_no_token(db, client, settings):
 
 def test_production_checks_fail_without_a_metrics_token(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "METRICS_TOKEN")}
-    env.update(SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
-               REDIS_URL="redis://127.0.0.1:6379/0", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "metrics.E001" in result.stderr + result.stdout
 
 
 def test_production_checks_warn_when_processes_do_not_share_a_metrics_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", metrics_dir.ENV)}
-    env.update(SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
-               REDIS_URL="redis://127.0.0.1:6379/0", METRICS_TOKEN="t")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env.update(
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        METRICS_TOKEN="t",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "metrics.W001" in result.stderr + result.stdout

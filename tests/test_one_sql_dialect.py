@@ -3,6 +3,7 @@
 No vendor branch and no SQLite path may come back into production code, and the settings never fall back to
 another database: unset, DATABASE_URL is the embedded PostgreSQL server's; any other scheme is refused at import.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,9 @@ SETTINGS_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY",
 def settings_in_a_process(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARS}
     clean.update(DJANGO_SETTINGS_MODULE="project.settings", **env)
-    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 def probed(result: subprocess.CompletedProcess) -> dict:
@@ -84,9 +86,18 @@ def probed(result: subprocess.CompletedProcess) -> dict:
 
 
 def embedded_url(port: str | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "EMBEDDED_PG_PORT"} | ({"EMBEDDED_PG_PORT": port} if port else {})
-    out = subprocess.run([sys.executable, "-m", "project.embedded", "env"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    env = {k: v for k, v in os.environ.items() if k != "EMBEDDED_PG_PORT"} | (
+        {"EMBEDDED_PG_PORT": port} if port else {}
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "project.embedded", "env"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("export DATABASE_URL="))
 
 
@@ -110,8 +121,9 @@ def test_the_embedded_default_follows_the_embedded_servers_port():
 
 
 def test_a_configured_postgresql_url_is_described_without_the_embedded_mark():
-    db = probed(settings_in_a_process(DATABASE_URL="postgresql://app:s3cret@db.internal:5433/ledger",
-                                      SECRET_KEY="probe-secret"))
+    db = probed(
+        settings_in_a_process(DATABASE_URL="postgresql://app:s3cret@db.internal:5433/ledger", SECRET_KEY="probe-secret")
+    )
 
     assert (db["host"], db["port"], db["name"]) == ("db.internal", 5433, "ledger")
     assert db["describe"].startswith("database: postgresql db.internal:5433/ledger; ")

@@ -1,5 +1,6 @@
 """Pages and API endpoints render real data (recorded through the real path), and their query counts are bounded:
 a fixed number per request, the same whether the player has a handful of events or many (no N+1)."""
+
 from __future__ import annotations
 
 import re
@@ -19,9 +20,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 def page_urls(user) -> dict[str, str]:
     u = user.username
     return {
-        "profile": f"/u/{u}/", "activity": f"/u/{u}/activity/", "matches": f"/u/{u}/matches/",
-        "matches-by-game": f"/u/{u}/matches/?game=valorant", "tournaments": f"/u/{u}/tournaments/",
-        "economy": f"/u/{u}/economy/", "export": f"/u/{u}/export.json",
+        "profile": f"/u/{u}/",
+        "activity": f"/u/{u}/activity/",
+        "matches": f"/u/{u}/matches/",
+        "matches-by-game": f"/u/{u}/matches/?game=valorant",
+        "tournaments": f"/u/{u}/tournaments/",
+        "economy": f"/u/{u}/economy/",
+        "export": f"/u/{u}/export.json",
         **{f"leaderboard-{b.value}": f"/leaderboards/?board={b.value}" for b in Board},
         "leaderboard-per-game": "/leaderboards/?board=matches_won&game=valorant",
     }
@@ -30,10 +35,15 @@ def page_urls(user) -> dict[str, str]:
 def api_urls(user) -> dict[str, str]:
     base = f"/api/users/{user.pk}"
     return {
-        "api-user": f"{base}/", "api-lookup": f"/api/users/lookup/?username={user.username}",
-        "api-stats": f"{base}/stats/", "api-activity": f"{base}/activity/", "api-matches": f"{base}/matches/",
-        "api-matches-by-game": f"{base}/matches/?game=valorant&limit=50", "api-tournaments": f"{base}/tournaments/",
-        "api-economy": f"{base}/economy/", "api-export": f"{base}/export/",
+        "api-user": f"{base}/",
+        "api-lookup": f"/api/users/lookup/?username={user.username}",
+        "api-stats": f"{base}/stats/",
+        "api-activity": f"{base}/activity/",
+        "api-matches": f"{base}/matches/",
+        "api-matches-by-game": f"{base}/matches/?game=valorant&limit=50",
+        "api-tournaments": f"{base}/tournaments/",
+        "api-economy": f"{base}/economy/",
+        "api-export": f"{base}/export/",
         **{f"api-leaderboard-{b.value}": f"/api/leaderboards/{b.value}/?min_matches=1" for b in Board},
         "api-leaderboard-per-game": "/api/leaderboards/win_rate/?game=valorant&min_matches=1",
     }
@@ -41,11 +51,26 @@ def api_urls(user) -> dict[str, str]:
 
 # Upper bounds per request, signed in as the player (session + user: 2 queries before the view starts).
 MAX_QUERIES = {
-    "profile": 6, "activity": 4, "matches": 4, "matches-by-game": 4, "tournaments": 4, "economy": 5, "export": 5,
-    "api-user": 3, "api-lookup": 3, "api-stats": 4, "api-activity": 4, "api-matches": 4, "api-matches-by-game": 4,
-    "api-tournaments": 4, "api-economy": 5, "api-export": 5,
+    "profile": 6,
+    "activity": 4,
+    "matches": 4,
+    "matches-by-game": 4,
+    "tournaments": 4,
+    "economy": 5,
+    "export": 5,
+    "api-user": 3,
+    "api-lookup": 3,
+    "api-stats": 4,
+    "api-activity": 4,
+    "api-matches": 4,
+    "api-matches-by-game": 4,
+    "api-tournaments": 4,
+    "api-economy": 5,
+    "api-export": 5,
 }
-LEADERBOARD_MAX_QUERIES = 5 + 1  # + the entries' public IDs, one query  # session, user, and one SELECT between two planner settings when not cached
+LEADERBOARD_MAX_QUERIES = (
+    5 + 1
+)  # + the entries' public IDs, one query  # session, user, and one SELECT between two planner settings when not cached
 
 
 def count_queries(client, url: str) -> tuple[int, object]:
@@ -60,10 +85,13 @@ def add_more_history(user, n: int) -> None:
     for i in range(n):
         at = BASE_TIME + minutes(i)
         play_match(user, ("won", "lost", "forfeit")[i % 3], at=at, game="valorant")
-        record(event(user, E.TOURNAMENT_JOINED, at=at), event(user, E.TOURNAMENT_WON, at=at),
-               event(user, E.COINS_EARNED, at=at, meta={"reason": f"bonus {i}"}),
-               event(user, E.ACHIEVEMENT_UNLOCKED, at=at, meta={"code": f"a{i}", "name": f"Badge {i}", "tier": "major"}),
-               event(user, E.TEAM_JOINED, at=at, meta={"team_id": i, "team": f"Squad {i}"}))
+        record(
+            event(user, E.TOURNAMENT_JOINED, at=at),
+            event(user, E.TOURNAMENT_WON, at=at),
+            event(user, E.COINS_EARNED, at=at, meta={"reason": f"bonus {i}"}),
+            event(user, E.ACHIEVEMENT_UNLOCKED, at=at, meta={"code": f"a{i}", "name": f"Badge {i}", "tier": "major"}),
+            event(user, E.TEAM_JOINED, at=at, meta={"team_id": i, "team": f"Squad {i}"}),
+        )
         for other in (UserFactory(),):  # more ranked players on the boards
             play_match(other, "won", at=at, game="valorant")
             record(event(other, E.TOURNAMENT_WON, at=at), event(other, E.COINS_EARNED, at=at, amount=10 + i))
@@ -79,6 +107,7 @@ def test_query_counts_are_bounded_and_do_not_grow_with_the_data(client, settings
         settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"pages-{measure.round}"}}
         measure.round += 1
         return {name: count_queries(client, url)[0] for name, url in urls.items()}
+
     measure.round = 0
 
     small = measure()
@@ -109,7 +138,12 @@ def test_the_profile_page_shows_stats_cards_recent_activity_and_matches(client):
     assert "@alice_w" in html and "1</strong> followers" in html
     assert re.search(r'Titles</div><div class="value">1<', html)
     assert re.search(r'Win rate</div><div class="value">66.67%<', html)  # 2 won of 3 played (one forfeit)
-    for title in ("Won Spring Cup", "Won a SF match at Spring Cup", "Unlocked First Blood", "Created team Alice&#x27;s Wonderland"):
+    for title in (
+        "Won Spring Cup",
+        "Won a SF match at Spring Cup",
+        "Unlocked First Blood",
+        "Created team Alice&#x27;s Wonderland",
+    ):
         assert title in html, title
     assert "Earned 500 DeltaCoins" not in html and "Prize for Spring Cup" not in html  # economy: self only
     assert 'class="pill won"' in html and 'class="pill forfeit"' in html
@@ -128,8 +162,12 @@ def test_the_player_sees_their_economy_and_export_on_their_own_pages(client):
 
 def test_the_timeline_page_pages_with_older_links(client):
     user = UserFactory()
-    record(*[event(user, E.ACHIEVEMENT_UNLOCKED, at=BASE_TIME + minutes(i), meta={"code": f"c{i}", "name": f"Badge {i}"})
-             for i in range(45)])
+    record(
+        *[
+            event(user, E.ACHIEVEMENT_UNLOCKED, at=BASE_TIME + minutes(i), meta={"code": f"c{i}", "name": f"Badge {i}"})
+            for i in range(45)
+        ]
+    )
     first = text_of(client.get(f"/u/{user.username}/activity/"))
     assert "Unlocked Badge 44" in first and "Unlocked Badge 25" in first and "Unlocked Badge 24" not in first
     older = re.search(r'href="([^"]+cursor=[^"]+)"', first).group(1).replace("&amp;", "&")
@@ -160,17 +198,25 @@ def test_the_leaderboard_page_ranks_real_players(client):
 
 
 def test_the_openapi_schema_describes_every_endpoint_and_validates(client):
-    from drf_spectacular.validation import validate_schema
     import yaml
+    from drf_spectacular.validation import validate_schema
 
     response = client.get("/api/schema/")
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     validate_schema(schema)
     paths = set(schema["paths"])
-    for path in ("/api/users/{user_id}/activity/", "/api/users/{user_id}/matches/", "/api/users/{user_id}/tournaments/",
-                 "/api/users/{user_id}/stats/", "/api/users/{user_id}/economy/", "/api/users/{user_id}/export/",
-                 "/api/users/{user_id}/", "/api/users/lookup/", "/api/leaderboards/{board}/"):
+    for path in (
+        "/api/users/{user_id}/activity/",
+        "/api/users/{user_id}/matches/",
+        "/api/users/{user_id}/tournaments/",
+        "/api/users/{user_id}/stats/",
+        "/api/users/{user_id}/economy/",
+        "/api/users/{user_id}/export/",
+        "/api/users/{user_id}/",
+        "/api/users/lookup/",
+        "/api/leaderboards/{board}/",
+    ):
         assert path in paths, path
     matches = schema["paths"]["/api/users/{user_id}/matches/"]["get"]
     assert {p["name"] for p in matches["parameters"]} >= {"user_id", "cursor", "limit", "game"}
@@ -183,8 +229,21 @@ def test_api_responses_match_their_documented_shape(client):
     client.force_login(alice)
     body = client.get(f"/api/users/{alice.pk}/matches/").json()
     assert set(body) == {"results", "next_cursor", "next"}
-    assert set(body["results"][0]) == {"id", "event_type", "timestamp", "visibility", "title", "detail", "kind",
-                                       "amount", "metadata", "outcome", "tournament", "game", "round"}
+    assert set(body["results"][0]) == {
+        "id",
+        "event_type",
+        "timestamp",
+        "visibility",
+        "title",
+        "detail",
+        "kind",
+        "amount",
+        "metadata",
+        "outcome",
+        "tournament",
+        "game",
+        "round",
+    }
     assert sorted(m["outcome"] for m in body["results"]) == ["forfeit", "won", "won"]
     profile = client.get(f"/api/users/{alice.pk}/").json()
     assert profile["viewer"] == "self" and profile["followers_count"] == 1 and "export" in profile["links"]

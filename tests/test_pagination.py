@@ -1,11 +1,19 @@
 """Cursor pagination on (timestamp, id): no gaps, no repeats, stable order, even while new events keep arriving."""
+
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from activity.cursors import MAX_PAGE_SIZE, InvalidCursorError, InvalidPageSizeError, decode_cursor, encode_cursor, Position
+from activity.cursors import (
+    MAX_PAGE_SIZE,
+    InvalidCursorError,
+    InvalidPageSizeError,
+    Position,
+    decode_cursor,
+    encode_cursor,
+)
 from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.privacy import ViewerClass, ViewerRelation
@@ -20,8 +28,16 @@ from tests.read_side import BASE_TIME, event, fresh_cache, minutes, record  # no
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
-TIMELINE_MIX = (E.TEAM_JOINED, E.ACHIEVEMENT_UNLOCKED, E.COINS_EARNED, E.TOURNAMENT_JOINED, E.MATCH_WON,
-                E.TOURNAMENT_COMPLETED, E.COINS_SPENT, E.TOURNAMENT_WON)
+TIMELINE_MIX = (
+    E.TEAM_JOINED,
+    E.ACHIEVEMENT_UNLOCKED,
+    E.COINS_EARNED,
+    E.TOURNAMENT_JOINED,
+    E.MATCH_WON,
+    E.TOURNAMENT_COMPLETED,
+    E.COINS_SPENT,
+    E.TOURNAMENT_WON,
+)
 
 
 def _self(user) -> ViewerRelation:
@@ -60,9 +76,11 @@ def test_timeline_pages_through_1200_events_without_gaps_or_repeats_while_new_ev
         last = page.items[-1]
         # Arrivals while the reader is between pages: a brand-new event, one tied with the page boundary's timestamp,
         # and a late-recorded one from long ago (source time, not recording time, orders the list).
-        record(event(user, E.TEAM_JOINED, at=BASE_TIME + minutes(10_000 + pages)),
-               event(user, E.ACHIEVEMENT_UNLOCKED, at=last.timestamp),
-               event(user, E.COINS_EARNED, at=BASE_TIME - minutes(pages)))
+        record(
+            event(user, E.TEAM_JOINED, at=BASE_TIME + minutes(10_000 + pages)),
+            event(user, E.ACHIEVEMENT_UNLOCKED, at=last.timestamp),
+            event(user, E.COINS_EARNED, at=BASE_TIME - minutes(pages)),
+        )
 
     ids = [row.id for row in seen]
     assert len(ids) == len(set(ids)), "an event was served twice"
@@ -83,7 +101,9 @@ def test_match_history_pages_through_1000_matches_via_the_api_next_links(client)
         outcome = rng.choice(("won", "lost", "forfeit"))
         rows.append(played)
         if outcome != "forfeit":
-            rows.append(event(user, E.MATCH_WON if outcome == "won" else E.MATCH_LOST, at=at, source_id=played.source_id))
+            rows.append(
+                event(user, E.MATCH_WON if outcome == "won" else E.MATCH_LOST, at=at, source_id=played.source_id)
+            )
         expected[played.source_id] = outcome
     record(*rows)
 
@@ -150,7 +170,10 @@ def test_a_tampered_cursor_is_rejected_even_with_a_valid_looking_payload():
     genuine = encode_cursor(Position(BASE_TIME, 42), "timeline:1")
     payload, signature = genuine.rsplit(":", 1)
     forged_payload = encode_cursor(Position(BASE_TIME, 43), "timeline:1").rsplit(":", 1)[0]
-    for forged in (f"{forged_payload}:{signature}", f"{payload}:{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}"):
+    for forged in (
+        f"{forged_payload}:{signature}",
+        f"{payload}:{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+    ):
         with pytest.raises(InvalidCursorError):
             decode_cursor(forged, "timeline:1")
     assert decode_cursor(genuine, "timeline:1") == Position(BASE_TIME, 42)

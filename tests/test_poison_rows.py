@@ -1,5 +1,6 @@
 """Poison rows: one source row that cannot be recorded never stops the sweep, reconciliation or backfill; it is set
 aside with its error, retried with a growing backoff and resolved once its cause is gone."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -56,7 +57,9 @@ def raises_for(monkeypatch, bad_ids: set[int]) -> None:
 
 
 def joined(membership: TeamMembership) -> bool:
-    return UserActivity.objects.filter(source_model=MEMBERSHIP, source_id=membership.pk, event_type="team_joined").exists()
+    return UserActivity.objects.filter(
+        source_model=MEMBERSHIP, source_id=membership.pk, event_type="team_joined"
+    ).exists()
 
 
 def poison_total(source: str, origin: str) -> float:
@@ -64,6 +67,7 @@ def poison_total(source: str, origin: str) -> float:
 
 
 # --- the jobs go on ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_member_without_a_profile_does_not_stop_the_sweep():
@@ -123,6 +127,7 @@ def test_backfill_finishes_past_a_poison_row_and_its_cursor_moves_on():
 
 # --- isolation itself ----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.django_db
 def test_a_derivation_error_is_isolated_to_its_row_and_the_rest_of_the_chunk_is_recorded(monkeypatch):
     team = TeamFactory()
@@ -151,6 +156,7 @@ def test_database_trouble_is_not_a_poison_row_but_fails_the_whole_chunk(monkeypa
 
 
 # --- retry, backoff, resolution ------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_a_poison_row_backs_off_and_resolves_once_the_profile_is_recreated():
@@ -230,6 +236,7 @@ def test_a_resolved_row_that_fails_again_starts_its_backoff_over():
 
 
 # --- the admin -----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_the_admin_lists_unresolved_poison_rows_and_retry_now_resolves_a_fixed_one(admin_client):

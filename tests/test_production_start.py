@@ -1,6 +1,7 @@
 """README "Running in production", followed literally in a fresh copy of the checkout: a database and its owner
 created, `.env` copied from `.env.example` with the CHANGE_ME placeholders replaced, the Procfile's `release` run by
 honcho, then its `web` (gunicorn, DEBUG off, HTTPS-only behind a proxy) serving a page and a static file."""
+
 from __future__ import annotations
 
 import os
@@ -70,22 +71,33 @@ def test_release_then_web_from_the_procfile_serve_a_page_and_a_static_file(tmp_p
     clone = _fresh_copy(tmp_path / "clone")
     assert not (clone / ".env").exists() and not (clone / "staticfiles").exists()
     db = settings.DATABASES["default"]
-    admin = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "user": db["USER"],
-             "password": db["PASSWORD"] or None, "dbname": "postgres", "autocommit": True}
+    admin = {
+        "host": db["HOST"] or "127.0.0.1",
+        "port": db["PORT"] or 5432,
+        "user": db["USER"],
+        "password": db["PASSWORD"] or None,
+        "dbname": "postgres",
+        "autocommit": True,
+    }
     name, password = f"activity_prod_start_{os.getpid()}", secrets.token_hex(12)
     port = free_port()
     token = secrets.token_urlsafe(32)
-    (clone / ".env").write_text(_env_file((clone / ".env.example").read_text(), {
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "DATABASE_URL": f"postgres://{name}:{password}@{admin['host']}:{admin['port']}/{name}",
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
-        "METRICS_TOKEN": token,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }))
+    (clone / ".env").write_text(
+        _env_file(
+            (clone / ".env.example").read_text(),
+            {
+                "SECRET_KEY": secrets.token_urlsafe(50),
+                "DATABASE_URL": f"postgres://{name}:{password}@{admin['host']}:{admin['port']}/{name}",
+                "REDIS_URL": settings.CELERY_BROKER_URL,
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
+                "METRICS_TOKEN": token,
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+                "PORT": str(port),
+                "WEB_CONCURRENCY": "1",
+            },
+        )
+    )
     # A fresh shell: only the venv on PATH (`. .venv/bin/activate`); nothing the suite set may leak into the processes.
     env = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "LC_ALL", "TMPDIR")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -96,13 +108,21 @@ def test_release_then_web_from_the_procfile_serve_a_page_and_a_static_file(tmp_p
         conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
     web = None
     try:
-        release = subprocess.run([*honcho, "start", "release"], cwd=clone, env=env, capture_output=True, text=True,
-                                 timeout=300, check=False)
+        release = subprocess.run(
+            [*honcho, "start", "release"], cwd=clone, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert release.returncode == 0, release.stdout[-4000:] + release.stderr[-4000:]
         assert "schedules: 5 entries" in release.stdout and (clone / "staticfiles" / "staticfiles.json").exists()
 
-        web = subprocess.Popen([*honcho, "start", "web"], cwd=clone, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        web = subprocess.Popen(
+            [*honcho, "start", "web"],
+            cwd=clone,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:

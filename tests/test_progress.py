@@ -1,5 +1,6 @@
 """Progress of the long commands (project/progress.py): a bar redrawn in place on a terminal, one plain line per step
 when piped, nothing with -v 0 — for the helper and for the commands that use it."""
+
 from __future__ import annotations
 
 import io

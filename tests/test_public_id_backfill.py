@@ -1,7 +1,8 @@
 """backfill_public_ids: profiles from before public IDs get theirs in creation order, once; command and admin."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -15,7 +16,7 @@ from esports.profiles.public_id_backfill import backfill_public_ids
 from esports.profiles.services import create_users_bulk
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def legacy_profiles(n: int, *, start: datetime = T0) -> list[int]:
@@ -26,10 +27,15 @@ def legacy_profiles(n: int, *, start: datetime = T0) -> list[int]:
         # The guard trigger forbids exactly this (old rows predate it): replica mode skips triggers, for these
         # statements only.
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute(f"UPDATE {table} SET public_id = NULL, created_at = %s::timestamptz - (user_id * interval '1 hour')"
-                       " WHERE user_id = ANY(%s)", [start + timedelta(hours=ids[-1]), ids])
-        cursor.execute(f"UPDATE {table} SET created_at = (SELECT created_at FROM {table} WHERE user_id = %s) "
-                       "WHERE user_id = %s", [ids[0], ids[1]])  # a tie: ids[0] and ids[1] created at the same moment
+        cursor.execute(
+            f"UPDATE {table} SET public_id = NULL, created_at = %s::timestamptz - (user_id * interval '1 hour')"
+            " WHERE user_id = ANY(%s)",
+            [start + timedelta(hours=ids[-1]), ids],
+        )
+        cursor.execute(
+            f"UPDATE {table} SET created_at = (SELECT created_at FROM {table} WHERE user_id = %s) WHERE user_id = %s",
+            [ids[0], ids[1]],
+        )  # a tie: ids[0] and ids[1] created at the same moment
         cursor.execute("SET LOCAL session_replication_role = origin")
     PublicIDCounter.objects.all().delete()
     return ids
@@ -56,7 +62,9 @@ def test_backfill_numbers_in_creation_order_ties_by_id_and_a_second_run_assigns_
     assert "assigned 6 in 2 batch(es) (by year: 2025: 6)" in out.getvalue()
     # Piped progress: one line per batch (project/progress.py)
     assert [line for line in out.getvalue().splitlines() if line.startswith("backfill_public_ids:")] == [
-        "backfill_public_ids: profiles: 4/6", "backfill_public_ids: profiles: 6/6"]
+        "backfill_public_ids: profiles: 4/6",
+        "backfill_public_ids: profiles: 6/6",
+    ]
     got = public_ids()
     # created_at falls as the id grows; ids[1] shares ids[0]'s moment (the latest): the id breaks the tie
     order = [*reversed(ids[2:]), ids[0], ids[1]]
@@ -94,5 +102,9 @@ def test_the_counter_admin_is_read_only(admin_client):
     assert admin_client.get(reverse("admin:profiles_publicidcounter_add")).status_code == 403
     change = admin_client.post(reverse("admin:profiles_publicidcounter_change", args=[counter.pk]), {"last_value": 0})
     assert change.status_code in (302, 403) and PublicIDCounter.objects.get().last_value == counter.last_value
-    assert admin_client.post(reverse("admin:profiles_publicidcounter_delete", args=[counter.pk]),
-                             {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:profiles_publicidcounter_delete", args=[counter.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )

@@ -1,4 +1,5 @@
 """Public IDs as the public identity: /p/<id>/ pages, API resolution and payloads, the schema, erasure."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,8 @@
 """Public player IDs: format, parser, gapless assignment at creation (single, bulk, concurrent), the database guard."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -9,7 +10,12 @@ from django.db import IntegrityError, transaction
 
 from esports.profiles.models import PublicIDCounter, UserProfile
 from esports.profiles.public_ids import (
-    InvalidPublicID, PublicID, canonical_public_id, creation_year, format_public_id, parse_public_id,
+    InvalidPublicID,
+    PublicID,
+    canonical_public_id,
+    creation_year,
+    format_public_id,
+    parse_public_id,
 )
 from esports.profiles.services import create_users_bulk, provision_users
 from esports.tournaments.synthetic import generate_platform
@@ -27,6 +33,7 @@ def numbers_of(year: int) -> list[int]:
 
 # --- format and parser (no database) -----------------------------------------------------------------------------
 
+
 def test_the_format_is_dc_two_digit_year_and_a_six_digit_counter():
     assert format_public_id(2026, 42) == "DC-26-000042"
     assert format_public_id(2031, 999_999) == "DC-31-999999"
@@ -39,15 +46,32 @@ def test_the_parser_accepts_any_letter_case_and_canonicalises(text):
     assert canonical_public_id(text) == "DC-26-000042"
 
 
-@pytest.mark.parametrize("text", ["", "DC-26-42", "DC-2026-000042", "DC-26-000000", "DC-26-0000042", "XX-26-000042",
-                                  " DC-26-000042", "DC-26-000042 ", "DC26000042", "DC-26-00004a", "DC-26-٠٠٠٠٤٢",
-                                  "DC-26-000042\n", None, 42])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "DC-26-42",
+        "DC-2026-000042",
+        "DC-26-000000",
+        "DC-26-0000042",
+        "XX-26-000042",
+        " DC-26-000042",
+        "DC-26-000042 ",
+        "DC26000042",
+        "DC-26-00004a",
+        "DC-26-٠٠٠٠٤٢",
+        "DC-26-000042\n",
+        None,
+        42,
+    ],
+)
 def test_the_parser_rejects_anything_else_with_a_clear_error(text):
     with pytest.raises(InvalidPublicID, match="expected DC-YY-NNNNNN"):
         parse_public_id(text)
 
 
 # --- assignment --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_each_new_user_gets_the_next_id_of_the_year_and_the_counter_follows():
@@ -84,8 +108,12 @@ def test_bulk_created_users_get_one_contiguous_block_in_creation_order():
 @pytest.mark.django_db
 def test_provisioning_numbers_each_creation_year_apart_in_join_order():
     User = get_user_model()
-    joined = [datetime(2024, 12, 31, 23, 0, tzinfo=timezone.utc), datetime(2025, 1, 1, 0, 30, tzinfo=timezone.utc),
-              datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2025, 1, 1, 0, 30, tzinfo=timezone.utc)]
+    joined = [
+        datetime(2024, 12, 31, 23, 0, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 30, tzinfo=UTC),
+        datetime(2024, 3, 1, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 30, tzinfo=UTC),
+    ]
     users = User.objects.bulk_create([User(username=f"old{i}", date_joined=d) for i, d in enumerate(joined)])
     provision_users([u.pk for u in users])
     got = [UserProfile.objects.get(pk=u.pk).public_id for u in users]
@@ -95,8 +123,11 @@ def test_provisioning_numbers_each_creation_year_apart_in_join_order():
 @pytest.mark.django_db
 def test_generate_platform_numbers_its_users_contiguously_by_join_date():
     generate_platform(60, 2, seed=3)
-    profiles = list(UserProfile.objects.filter(user__username__startswith="gen3_")
-                    .order_by("created_at", "user_id").values_list("public_id", flat=True))
+    profiles = list(
+        UserProfile.objects.filter(user__username__startswith="gen3_")
+        .order_by("created_at", "user_id")
+        .values_list("public_id", flat=True)
+    )
     assert profiles == [format_public_id(2024, n) for n in range(1, 61)]
 
 

@@ -1,5 +1,6 @@
 """The stale-stats job: marking is one statement, the job recomputes exactly the marked users set-based, clears only
 the marks it processed (a mark renewed or made during the run survives) and refreshes the cached leaderboards."""
+
 from __future__ import annotations
 
 import pytest

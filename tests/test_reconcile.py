@@ -1,5 +1,6 @@
 """Reconciliation: events no signal delivered are found (sources -> ledger), drifted counters are found per field and
 repaired (ledger -> stats), a report-only run writes nothing, and live recording during a run is never drift."""
+
 from __future__ import annotations
 
 import logging
@@ -83,7 +84,9 @@ def test_a_match_completed_with_queryset_update_is_found_by_the_sources_pass_and
     record_everything()
     p1, p2 = match.participant1, match.participant2
     # No save(), no signal: the live path never hears of it.
-    Match.objects.filter(pk=match.pk).update(state=Match.State.COMPLETED, winner=p1, loser=p2, completed_at=timezone.now())
+    Match.objects.filter(pk=match.pk).update(
+        state=Match.State.COMPLETED, winner=p1, loser=p2, completed_at=timezone.now()
+    )
 
     report = run_reconciliation(fix=False)
 
@@ -105,7 +108,10 @@ def test_a_match_completed_with_queryset_update_is_found_by_the_sources_pass_and
 def test_counters_corrupted_by_raw_sql_are_detected_per_field_and_repaired(season):
     m1, m2 = season
     rich, other, gone = m1.participant1.user_id, m2.participant1.user_id, m2.participant2.user_id
-    expected = {row["profile_id"]: row for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")}
+    expected = {
+        row["profile_id"]: row
+        for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")
+    }
     corrupt(f"UPDATE {STATS_TABLE} SET matches_won = matches_won + 3, total_earned = 1 WHERE profile_id = %s", [rich])
     corrupt(f"UPDATE {STATS_TABLE} SET matches_lost = 0, last_activity_at = NULL WHERE profile_id = %s", [other])
     corrupt(f"DELETE FROM {STATS_TABLE} WHERE profile_id = %s", [gone])
@@ -114,9 +120,16 @@ def test_counters_corrupted_by_raw_sql_are_detected_per_field_and_repaired(seaso
 
     assert report.users_drifted == 3
     # `gone` (no row) differs in every field its ledger sets: registered, played (checked in), one match won.
-    assert report.field_drift == {"matches_won": 2, "total_earned": 1, "matches_lost": 1, "last_activity_at": 2,
-                                  "matches_played": 1, "tournaments_registered": 1, "tournaments_played": 1,
-                                  NO_STATS_ROW: 1}
+    assert report.field_drift == {
+        "matches_won": 2,
+        "total_earned": 1,
+        "matches_lost": 1,
+        "last_activity_at": 2,
+        "matches_played": 1,
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        NO_STATS_ROW: 1,
+    }
     sample = {d["user_id"]: d for d in report.drift_sample}
     assert sample[rich]["fields"]["matches_won"] == {"stats": 4, "ledger": 1}
     assert sample[rich]["fields"]["total_earned"] == {"stats": 1, "ledger": 500}
@@ -126,7 +139,10 @@ def test_counters_corrupted_by_raw_sql_are_detected_per_field_and_repaired(seaso
     repair = run_reconciliation(fix=True, skip_sources=True)
 
     assert (repair.users_drifted, repair.users_fixed) == (3, 3)
-    after = {row["profile_id"]: row for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")}
+    after = {
+        row["profile_id"]: row
+        for row in UserProfileStats.objects.values("profile_id", *COUNTER_FIELDS, "last_activity_at")
+    }
     for user_id in (rich, other, gone):
         assert after[user_id] == expected[user_id]
     assert run_reconciliation(fix=False).users_drifted == 0
@@ -151,9 +167,17 @@ def test_every_counter_and_event_type_is_compared_through_the_one_mapping(db):
     user = UserFactory()
     t0 = timezone.now() - timedelta(days=2)
     # One event of every type (compensations included) for one user: stats come from the incremental apply.
-    events = tuple(NewEvent(user.pk, event_type, t0 + timedelta(minutes=i), "test.source", 1,
-                            amount=1000 - i if event_type in COIN_EVENTS else None)  # a reversal cancels less than its base
-                   for i, event_type in enumerate(sorted(EventType.values)))
+    events = tuple(
+        NewEvent(
+            user.pk,
+            event_type,
+            t0 + timedelta(minutes=i),
+            "test.source",
+            1,
+            amount=1000 - i if event_type in COIN_EVENTS else None,
+        )  # a reversal cancels less than its base
+        for i, event_type in enumerate(sorted(EventType.values))
+    )
     append([Derivation("test.source", 1, events)])
     assert compare_ledger_to_stats(fix=False).users_drifted == 0
 
@@ -240,6 +264,7 @@ def test_a_second_reconciliation_does_not_start_while_one_runs(db):
 
 # --- the command ---------------------------------------------------------------------------------------------------
 
+
 def test_command_prints_the_report_and_fails_when_drift_remains(season, capsys):
     m1, _ = season
     corrupt(f"UPDATE {STATS_TABLE} SET matches_won = 5 WHERE profile_id = %s", [m1.participant1.user_id])
@@ -256,13 +281,16 @@ def test_command_prints_the_report_and_fails_when_drift_remains(season, capsys):
     assert "0 drifted" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--user-id", "424242"], "no user with id 424242"),
-    (["--user-id", "abc"], "--user-id: expected a positive integer, got 'abc'"),
-    (["--user-id", "0"], "--user-id: expected a positive integer, got '0'"),
-    (["--chunk-users", "-5"], "--chunk-users: expected a positive integer"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--user-id", "424242"], "no user with id 424242"),
+        (["--user-id", "abc"], "--user-id: expected a positive integer, got 'abc'"),
+        (["--user-id", "0"], "--user-id: expected a positive integer, got '0'"),
+        (["--chunk-users", "-5"], "--chunk-users: expected a positive integer"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
 def test_command_with_wrong_arguments_gives_a_clear_error(db, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         call_command("reconcile_user_stats", *args)
@@ -271,8 +299,11 @@ def test_command_with_wrong_arguments_gives_a_clear_error(db, args, message):
 
 # --- concurrency ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_reconciliation_while_a_thread_records_events_reports_zero_drift_and_repairs_nothing(transactional_db, enqueued):
+def test_reconciliation_while_a_thread_records_events_reports_zero_drift_and_repairs_nothing(
+    transactional_db, enqueued
+):
     users = UserFactory.create_batch(80)
     record_everything()
     wallets = list(DeltaCrownWallet.objects.filter(profile_id__in=[u.pk for u in users]).values_list("id", flat=True))
@@ -287,9 +318,12 @@ def test_reconciliation_while_a_thread_records_events_reports_zero_drift_and_rep
                 # Source rows and their events commit together (bulk_create sends no signal): the sources pass never
                 # sees a row whose recording is still in flight, so "missing" must stay 0 as well.
                 with transaction.atomic():
-                    rows = DeltaCrownTransaction.objects.bulk_create([
-                        DeltaCrownTransaction(wallet_id=w, amount=rng.choice([-30, 15, 40, 200]), reason="live")
-                        for w in rng.sample(wallets, 3)])
+                    rows = DeltaCrownTransaction.objects.bulk_create(
+                        [
+                            DeltaCrownTransaction(wallet_id=w, amount=rng.choice([-30, 15, 40, 200]), reason="live")
+                            for w in rng.sample(wallets, 3)
+                        ]
+                    )
                     record_events_for(TX_LABEL, [r.pk for r in rows])
                 commits.append(time.monotonic())
         except BaseException as exc:  # noqa: BLE001 - reported below

@@ -1,10 +1,10 @@
 """The request path: saving a source row only schedules an enqueue for after the commit; the request's transaction
 writes nothing to the ledger or the stats, and a broker outage neither fails nor slows the request."""
+
 from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activity.models import UserActivity
-from dispatch.publish import reset_pause
 from activity.sources import SOURCES
+from dispatch.publish import reset_pause
 from esports.tournaments.models import Match
 from monitoring import metrics
 from stats.models import UserProfileStats
@@ -30,8 +30,8 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.private_services import BlackHoleListener, broker_at, run_outage_probe
 from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
+from tests.private_services import BlackHoleListener, broker_at, run_outage_probe
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
 
@@ -44,9 +44,17 @@ def match_change_form(match: Match, winner) -> dict:
     now = timezone.localtime()
     loser = match.participant2 if winner.pk == match.participant1_id else match.participant1
     return {
-        "tournament": match.tournament_id, "round": match.round, "match_num": "", "participant1": match.participant1_id,
-        "participant2": match.participant2_id, "winner": winner.pk, "loser": loser.pk, "state": Match.State.COMPLETED,
-        "score": "13-9", "completed_at_0": now.strftime("%Y-%m-%d"), "completed_at_1": now.strftime("%H:%M:%S"),
+        "tournament": match.tournament_id,
+        "round": match.round,
+        "match_num": "",
+        "participant1": match.participant1_id,
+        "participant2": match.participant2_id,
+        "winner": winner.pk,
+        "loser": loser.pk,
+        "state": Match.State.COMPLETED,
+        "score": "13-9",
+        "completed_at_0": now.strftime("%Y-%m-%d"),
+        "completed_at_1": now.strftime("%H:%M:%S"),
     }
 
 
@@ -62,8 +70,16 @@ def test_every_source_model_has_a_receiver():
 def test_saving_each_source_kind_enqueues_its_label_and_id_after_commit(enqueued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         user = UserFactory()
-        rows = [user.profile, TeamFactory(created_by=user), TeamMembershipFactory(user=user), RegistrationFactory(user=user),
-                MatchFactory(), TournamentResultFactory(), TransactionFactory(), UserAchievementFactory(user=user)]
+        rows = [
+            user.profile,
+            TeamFactory(created_by=user),
+            TeamMembershipFactory(user=user),
+            RegistrationFactory(user=user),
+            MatchFactory(),
+            TournamentResultFactory(),
+            TransactionFactory(),
+            UserAchievementFactory(user=user),
+        ]
     for row in rows:
         assert (row._meta.label_lower, row.pk) in enqueued
     assert {label for label, _ in enqueued} == set(SOURCES)
@@ -83,16 +99,22 @@ def test_a_rolled_back_transaction_enqueues_nothing(enqueued):
 
 
 @pytest.mark.django_db
-def test_saving_a_match_in_a_request_writes_nothing_to_the_ledger_or_stats(admin_client, django_capture_on_commit_callbacks):
+def test_saving_a_match_in_a_request_writes_nothing_to_the_ledger_or_stats(
+    admin_client, django_capture_on_commit_callbacks
+):
     match = MatchFactory()
     with django_capture_on_commit_callbacks(execute=False) as callbacks, CaptureQueriesContext(connection) as queries:
-        response = admin_client.post(f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant1))
+        response = admin_client.post(
+            f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant1)
+        )
     assert response.status_code == 302, response.content[:2000]
     assert Match.objects.get(pk=match.pk).state == Match.State.COMPLETED
     tables = written_tables(queries.captured_queries)
     assert "tournaments_match" in tables  # the capture sees the request's writes...
     assert not tables & {LEDGER_TABLE, STATS_TABLE}  # ...and none of them touches the ledger or the stats
-    assert [(cb.func.__name__, cb.args) for cb in callbacks] == [("enqueue_source_change", ("tournaments.match", match.pk))]
+    assert [(cb.func.__name__, cb.args) for cb in callbacks] == [
+        ("enqueue_source_change", ("tournaments.match", match.pk))
+    ]
 
 
 @pytest.mark.integration
@@ -100,11 +122,16 @@ def test_a_request_returns_before_recording_and_the_worker_records_after_it(live
     match = MatchFactory()
     tracker.wait_idle()
     with CaptureQueriesContext(connection) as queries:
-        response = admin_client.post(f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant2))
+        response = admin_client.post(
+            f"/admin/tournaments/match/{match.pk}/change/", match_change_form(match, match.participant2)
+        )
     assert response.status_code == 302
     assert not written_tables(queries.captured_queries) & {LEDGER_TABLE, STATS_TABLE}
     tracker.wait_idle()
-    assert (counters(match.participant2.user)["matches_won"], counters(match.participant1.user)["matches_lost"]) == (1, 1)
+    assert (counters(match.participant2.user)["matches_won"], counters(match.participant1.user)["matches_lost"]) == (
+        1,
+        1,
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -116,10 +143,9 @@ def test_the_benchmarks_sync_baseline_records_inline_after_the_commit_through_th
     match = MatchFactory()
     sync_recording.enable()
     try:
-        with CaptureQueriesContext(connection) as queries:
-            with transaction.atomic():
-                complete_match(match, match.participant1)
-                in_transaction = len(queries.captured_queries)
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            complete_match(match, match.participant1)
+            in_transaction = len(queries.captured_queries)
     finally:
         sync_recording.disable()
     assert not sync_recording.enabled()
@@ -173,8 +199,10 @@ def test_saving_a_match_still_succeeds_quickly_with_redis_stopped(admin_user, en
     match = MatchFactory()
     result, err = run_outage_probe(match.pk, admin_user.username, outage)
     with capsys.disabled():
-        print(f"\n[broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
-              f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})")
+        print(
+            f"\n[broker {outage}] save+commit {result['save_seconds'] * 1000:.1f} ms, "
+            f"admin request {result['request_seconds'] * 1000:.1f} ms (status {result['status']})"
+        )
     assert result["saved_state"] == Match.State.COMPLETED
     assert result["save_seconds"] < 1.0
     assert result["status"] == 302 and result["winner_after_request"] == match.participant2_id

@@ -1,5 +1,6 @@
 """Schedules as data: setup_schedules creates exactly the expected periodic tasks, a second run changes no row, an
 operator's edits in the admin survive a deploy, and beat's database scheduler reads the entries as intended."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,20 @@ from tasks.schedules import Every, Schedule, UnknownTaskError, ensure_schedules
 EXPECTED = {
     # name: (task, queue, schedule, kwargs)
     "activity: catch-up sweep": ("tasks.sweeps.catch_up", "events", "every 1 minutes", {}),
-    "activity: resume stalled backfills": ("tasks.maintenance.resume_stale_backfills", "maintenance", "every 1 minutes", {}),
+    "activity: resume stalled backfills": (
+        "tasks.maintenance.resume_stale_backfills",
+        "maintenance",
+        "every 1 minutes",
+        {},
+    ),
     "activity: retry poison rows": ("tasks.maintenance.retry_poison_rows", "maintenance", "every 1 minutes", {}),
     "stats: recompute stale users": ("tasks.reconciliation.recompute_stale", "maintenance", "every 5 minutes", {}),
-    "stats: nightly reconciliation": ("tasks.reconciliation.reconcile_stats", "maintenance", "cron 0 3 * * * UTC",
-                                      {"fix": True, "trigger": "beat"}),
+    "stats: nightly reconciliation": (
+        "tasks.reconciliation.reconcile_stats",
+        "maintenance",
+        "cron 0 3 * * * UTC",
+        {"fix": True, "trigger": "beat"},
+    ),
 }
 
 

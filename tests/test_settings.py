@@ -1,5 +1,6 @@
 """Settings come from the environment only: the embedded default with nothing set, the given PostgreSQL + Redis with
 URLs (PostgreSQL only: tests/test_one_sql_dialect.py)."""
+
 import json
 import os
 import subprocess
@@ -21,7 +22,9 @@ URL_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEB
 def run_settings_probe(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in URL_VARS}
     clean.update(DJANGO_SETTINGS_MODULE="project.settings", **env)
-    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_no_environment_gives_the_embedded_postgresql_and_no_broker_never_in_process_tasks(tmp_path):
@@ -34,8 +37,12 @@ def test_no_environment_gives_the_embedded_postgresql_and_no_broker_never_in_pro
 
 
 def test_urls_in_environment_give_postgresql_and_the_redis_broker(tmp_path):
-    result = run_settings_probe(tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:5432/activity",
-                                REDIS_URL="redis://127.0.0.1:6379/9", SECRET_KEY="probe-secret")
+    result = run_settings_probe(
+        tmp_path,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/activity",
+        REDIS_URL="redis://127.0.0.1:6379/9",
+        SECRET_KEY="probe-secret",
+    )
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["vendor"] == "postgresql"
@@ -50,13 +57,16 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
     assert "SECRET_KEY must be set" in result.stderr
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("task_acks_late", True),
-    ("task_reject_on_worker_lost", True),
-    ("worker_prefetch_multiplier", 1),
-    ("task_create_missing_queues", False),
-    ("timezone", "UTC"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("task_acks_late", True),
+        ("task_reject_on_worker_lost", True),
+        ("worker_prefetch_multiplier", 1),
+        ("task_create_missing_queues", False),
+        ("timezone", "UTC"),
+    ],
+)
 def test_celery_reliability_settings(setting, expected):
     from project.celery import app
 

@@ -1,5 +1,6 @@
 """The source models refuse bad rows in the database itself (with the constraint's name) and in model validation
 (with a readable message); every user has a profile and a wallet, whichever path created it."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,16 +17,24 @@ from esports.profiles.services import create_users_bulk, provision_users
 from esports.teams.models import TeamMembership
 from esports.tournaments.models import Match, Registration
 from tests.factories import (
-    FollowFactory, MatchFactory, RegistrationFactory, TeamFactory, TeamMembershipFactory, TournamentFactory,
-    TournamentResultFactory, TransactionFactory, UserFactory,
+    FollowFactory,
+    MatchFactory,
+    RegistrationFactory,
+    TeamFactory,
+    TeamMembershipFactory,
+    TournamentFactory,
+    TournamentResultFactory,
+    TransactionFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
 
 def _registration_with_user_and_team():
-    return Registration(tournament=TournamentFactory(), user=UserFactory(), team=TeamFactory(),
-                        status=Registration.Status.CONFIRMED)
+    return Registration(
+        tournament=TournamentFactory(), user=UserFactory(), team=TeamFactory(), status=Registration.Status.CONFIRMED
+    )
 
 
 def _registration_without_entrant():
@@ -93,7 +102,9 @@ BAD_ROWS = [
 ]
 
 
-@pytest.mark.parametrize(("build", "constraint", "message"), BAD_ROWS, ids=[b[1] + ":" + b[0].__name__ for b in BAD_ROWS])
+@pytest.mark.parametrize(
+    ("build", "constraint", "message"), BAD_ROWS, ids=[b[1] + ":" + b[0].__name__ for b in BAD_ROWS]
+)
 def test_bad_row_is_rejected_by_the_database_and_by_validation(build, constraint, message):
     row = build()
     with pytest.raises(ValidationError, match=message):
@@ -104,8 +115,7 @@ def test_bad_row_is_rejected_by_the_database_and_by_validation(build, constraint
 
 def test_second_result_for_a_tournament_is_rejected():
     first = TournamentResultFactory()
-    second = TournamentResultFactory.build(tournament=first.tournament,
-                                           winner=first.runner_up, runner_up=first.winner)
+    second = TournamentResultFactory.build(tournament=first.tournament, winner=first.runner_up, runner_up=first.winner)
     with pytest.raises(ValidationError, match="already exists"):
         second.validate_unique()
     with pytest.raises(IntegrityError, match="tournament_id"), transaction.atomic():

@@ -1,6 +1,7 @@
 """Admin of the projection over HTTP: stats read-only for everyone (with a "recompute" action that marks and queues),
 reconciliation runs listed and shown read-only, and "Run reconciliation now" a staff-only, CSRF-protected POST that
 queues the task on the maintenance queue."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,9 @@ def sent(monkeypatch) -> list[tuple[str, dict, str]]:
     """Capture what stats.jobs publishes through dispatch (task, kwargs, its queue) instead of sending it to this run's
     broker, where the session worker would run it."""
     calls: list[tuple[str, dict, str]] = []
-    monkeypatch.setattr("stats.jobs.publish",
-                        lambda name, kwargs=None, **kw: calls.append((name.value, kwargs, queue_of(name).value)))
+    monkeypatch.setattr(
+        "stats.jobs.publish", lambda name, kwargs=None, **kw: calls.append((name.value, kwargs, queue_of(name).value))
+    )
     return calls
 
 
@@ -58,6 +60,7 @@ def csrf_client(user) -> tuple[Client, str]:
 
 # --- UserProfileStats -------------------------------------------------------------------------------------------
 
+
 def test_stats_cannot_be_added_changed_or_deleted_even_by_a_superuser(superuser, client):
     client.force_login(superuser)
     pk = superuser.pk
@@ -86,8 +89,11 @@ def test_the_recompute_action_marks_the_selected_users_and_queues_the_job(superu
         UserProfileStats.objects.get_or_create(profile_id=u.pk)
     client.force_login(superuser)
 
-    response = client.post(reverse("admin:stats_userprofilestats_changelist"),
-                           {"action": "recompute", "_selected_action": [u.pk for u in users[:2]]}, follow=True)
+    response = client.post(
+        reverse("admin:stats_userprofilestats_changelist"),
+        {"action": "recompute", "_selected_action": [u.pk for u in users[:2]]},
+        follow=True,
+    )
 
     assert response.status_code == 200
     assert set(StaleStats.objects.values_list("profile_id", flat=True)) == {users[0].pk, users[1].pk}
@@ -102,14 +108,21 @@ def test_the_recompute_action_needs_the_change_permission(db, client, sent):
 
     page = client.get(reverse("admin:stats_userprofilestats_changelist"))
     assert page.status_code == 200 and b'value="recompute"' not in page.content
-    client.post(reverse("admin:stats_userprofilestats_changelist"), {"action": "recompute", "_selected_action": [viewer.pk]})
+    client.post(
+        reverse("admin:stats_userprofilestats_changelist"), {"action": "recompute", "_selected_action": [viewer.pk]}
+    )
     assert not StaleStats.objects.exists() and not sent
 
 
-def test_with_the_broker_down_the_recompute_action_still_marks_and_says_when_it_will_run(superuser, client, broker_down):
+def test_with_the_broker_down_the_recompute_action_still_marks_and_says_when_it_will_run(
+    superuser, client, broker_down
+):
     client.force_login(superuser)
-    response = client.post(reverse("admin:stats_userprofilestats_changelist"),
-                           {"action": "recompute", "_selected_action": [superuser.pk]}, follow=True)
+    response = client.post(
+        reverse("admin:stats_userprofilestats_changelist"),
+        {"action": "recompute", "_selected_action": [superuser.pk]},
+        follow=True,
+    )
     assert response.status_code == 200
     assert StaleStats.objects.filter(pk=superuser.pk).exists()
     assert "every 5 minutes" in response.content.decode()
@@ -117,11 +130,14 @@ def test_with_the_broker_down_the_recompute_action_still_marks_and_says_when_it_
 
 # --- ReconciliationRun --------------------------------------------------------------------------------------------
 
+
 def test_reconciliation_runs_are_listed_and_shown_read_only(superuser, client):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {UserProfileStats._meta.db_table} SET matches_won = 3 WHERE profile_id = %s", [superuser.pk])
+        cursor.execute(
+            f"UPDATE {UserProfileStats._meta.db_table} SET matches_won = 3 WHERE profile_id = %s", [superuser.pk]
+        )
     run = run_reconciliation(fix=False, skip_sources=True)
     client.force_login(superuser)
 
@@ -133,7 +149,9 @@ def test_reconciliation_runs_are_listed_and_shown_read_only(superuser, client):
     assert detail.status_code == 200 and "matches_won" in text and 'name="_save"' not in text
     assert client.post(reverse("admin:stats_reconciliationrun_change", args=[run.pk]), {"fix": "on"}).status_code == 403
     assert client.get(reverse("admin:stats_reconciliationrun_add")).status_code == 403
-    assert client.post(reverse("admin:stats_reconciliationrun_delete", args=[run.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(reverse("admin:stats_reconciliationrun_delete", args=[run.pk]), {"post": "yes"}).status_code == 403
+    )
 
 
 def test_run_now_queues_the_reconciliation_on_the_maintenance_queue(superuser, sent):
@@ -155,7 +173,9 @@ def test_run_now_is_a_csrf_protected_post_for_permitted_staff_only(superuser, db
     viewer = staff_with("view_reconciliationrun")
     viewer_client, viewer_token = csrf_client(viewer)
     assert viewer_client.post(reverse(RUN_URL), {"csrfmiddlewaretoken": viewer_token}).status_code == 403
-    assert b"Run reconciliation now" not in viewer_client.get(reverse("admin:stats_reconciliationrun_changelist")).content
+    assert (
+        b"Run reconciliation now" not in viewer_client.get(reverse("admin:stats_reconciliationrun_changelist")).content
+    )
 
     anonymous = Client()
     response = anonymous.post(reverse(RUN_URL))
@@ -177,8 +197,11 @@ def test_run_now_through_the_real_worker_records_a_run(live_worker, enqueued):
 
     client.post(reverse(RUN_URL), {"fix": "0", "csrfmiddlewaretoken": token})
 
-    run = wait_until(lambda: ReconciliationRun.objects.filter(trigger="admin", status="succeeded").first(),
-                     timeout=30, message="the worker to finish the reconciliation")
+    run = wait_until(
+        lambda: ReconciliationRun.objects.filter(trigger="admin", status="succeeded").first(),
+        timeout=30,
+        message="the worker to finish the reconciliation",
+    )
     assert run.fix is False and run.scope == "all"
     # The profile's recording was muted: the worker's sources pass found its event missing (and, report only, left it).
     assert run.missing_events == {"profiles.userprofile": {"profile_created": 1}}

@@ -1,4 +1,5 @@
 """Lifetime stats cached in the real Redis for 5 minutes, and fresh on the next read after any change commits."""
+
 from __future__ import annotations
 
 import pytest
@@ -92,7 +93,9 @@ def test_recompute_stats_invalidates_the_users_it_rewrites():
         cursor.execute(
             f"INSERT INTO {UserActivity._meta.db_table} (user_id, event_type, timestamp, recorded_at, metadata, "
             "source_model, source_id, seq, visibility) VALUES (%s, 'match_won', now(), now(), '{}', 'tournaments.match', "
-            "987654, 1, 'public')", [user.pk])
+            "987654, 1, 'public')",
+            [user.pk],
+        )
     assert cached_stats(user.pk)["matches_won"] == 0  # still the cached value: nothing told the cache
     recompute_stats([user.pk])
     assert cached_stats(user.pk)["matches_won"] == 1

@@ -1,5 +1,6 @@
 """The stats projection: each event moves exactly its counters, once; counters never go negative; events and stats
 commit together; recompute from the ledger agrees with the incremental apply."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -70,13 +71,23 @@ EXPECTED_EFFECT: dict[str, dict[str, int]] = {
 }
 AMOUNTS = {E.COINS_EARNED: 250, E.COINS_SPENT: 40, E.COINS_EARNED_REVERSED: 250, E.COINS_SPENT_REVERSED: 40}
 # Events that take a counter down need it above zero first.
-PRECONDITION = {E.TEAM_LEFT: E.TEAM_JOINED, E.MATCH_PLAYED_REVERSED: E.MATCH_PLAYED, E.MATCH_WON_REVERSED: E.MATCH_WON,
-                E.MATCH_LOST_REVERSED: E.MATCH_LOST, E.TOURNAMENT_WON_REVERSED: E.TOURNAMENT_WON,
-                E.TOURNAMENT_RUNNER_UP_REVERSED: E.TOURNAMENT_RUNNER_UP, E.TOURNAMENT_TOP4_REVERSED: E.TOURNAMENT_TOP4,
-                E.TOURNAMENT_REGISTERED_REVERSED: E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED_REVERSED: E.TOURNAMENT_JOINED,
-                E.TOURNAMENT_COMPLETED_REVERSED: E.TOURNAMENT_COMPLETED, E.COINS_EARNED_REVERSED: E.COINS_EARNED,
-                E.COINS_SPENT_REVERSED: E.COINS_SPENT, E.ACHIEVEMENT_UNLOCKED_REVERSED: E.ACHIEVEMENT_UNLOCKED,
-                E.TEAM_CREATED_REVERSED: E.TEAM_CREATED, E.TEAM_JOINED_REVERSED: E.TEAM_JOINED}
+PRECONDITION = {
+    E.TEAM_LEFT: E.TEAM_JOINED,
+    E.MATCH_PLAYED_REVERSED: E.MATCH_PLAYED,
+    E.MATCH_WON_REVERSED: E.MATCH_WON,
+    E.MATCH_LOST_REVERSED: E.MATCH_LOST,
+    E.TOURNAMENT_WON_REVERSED: E.TOURNAMENT_WON,
+    E.TOURNAMENT_RUNNER_UP_REVERSED: E.TOURNAMENT_RUNNER_UP,
+    E.TOURNAMENT_TOP4_REVERSED: E.TOURNAMENT_TOP4,
+    E.TOURNAMENT_REGISTERED_REVERSED: E.TOURNAMENT_REGISTERED,
+    E.TOURNAMENT_JOINED_REVERSED: E.TOURNAMENT_JOINED,
+    E.TOURNAMENT_COMPLETED_REVERSED: E.TOURNAMENT_COMPLETED,
+    E.COINS_EARNED_REVERSED: E.COINS_EARNED,
+    E.COINS_SPENT_REVERSED: E.COINS_SPENT,
+    E.ACHIEVEMENT_UNLOCKED_REVERSED: E.ACHIEVEMENT_UNLOCKED,
+    E.TEAM_CREATED_REVERSED: E.TEAM_CREATED,
+    E.TEAM_JOINED_REVERSED: E.TEAM_JOINED,
+}
 
 _source_ids = iter(range(1, 10**6))
 
@@ -110,8 +121,18 @@ def test_a_won_match_adds_one_to_won_and_one_to_played_never_two():
     winner = match.participant1.user
     for _ in range(3):
         record(match)
-    append([Derivation("tournaments.match", match.id, tuple(
-        NewEvent(winner.id, t, match.completed_at, "tournaments.match", match.id) for t in (E.MATCH_PLAYED, E.MATCH_WON)))])
+    append(
+        [
+            Derivation(
+                "tournaments.match",
+                match.id,
+                tuple(
+                    NewEvent(winner.id, t, match.completed_at, "tournaments.match", match.id)
+                    for t in (E.MATCH_PLAYED, E.MATCH_WON)
+                ),
+            )
+        ]
+    )
     assert nonzero(counters(winner)) == {"matches_played": 1, "matches_won": 1}
 
 
@@ -126,14 +147,25 @@ def test_win_rate_with_zero_matches_is_zero():
 
 @pytest.mark.django_db
 def test_computed_properties_and_to_dict():
-    stats = UserProfileStats(profile_id=1, matches_played=3, matches_won=2, tournaments_played=4, tournaments_won=1,
-                             total_earned=500, total_spent=120)
+    stats = UserProfileStats(
+        profile_id=1,
+        matches_played=3,
+        matches_won=2,
+        tournaments_played=4,
+        tournaments_won=1,
+        total_earned=500,
+        total_spent=120,
+    )
     assert stats.win_rate == Decimal("66.67")
     assert stats.tournament_win_rate == Decimal("25.00")
     assert stats.net_earnings == Decimal(380)
     data = stats.to_dict()
     assert {k: data[k] for k in ("user_id", "matches_won", "win_rate", "net_earnings")} == {
-        "user_id": 1, "matches_won": 2, "win_rate": "66.67", "net_earnings": "380"}
+        "user_id": 1,
+        "matches_won": 2,
+        "win_rate": "66.67",
+        "net_earnings": "380",
+    }
     assert set(COUNTER_FIELDS) <= set(data)
 
 
@@ -170,8 +202,14 @@ def test_several_tournaments_accumulate():
         winner, runner_up = {"winner": (mine, other), "runner_up": (other, mine), None: (other, third)}[placement]
         record(TournamentResultFactory(tournament=tournament, winner=winner, runner_up=runner_up))
     assert nonzero(counters(user)) == {
-        "tournaments_registered": 4, "tournaments_played": 4, "tournaments_completed": 4, "tournaments_won": 2,
-        "tournaments_runner_up": 1, "matches_played": 4, "matches_won": 2, "matches_lost": 2,
+        "tournaments_registered": 4,
+        "tournaments_played": 4,
+        "tournaments_completed": 4,
+        "tournaments_won": 2,
+        "tournaments_runner_up": 1,
+        "matches_played": 4,
+        "matches_won": 2,
+        "matches_lost": 2,
     }
 
 
@@ -194,10 +232,18 @@ def test_an_append_that_would_take_a_counter_below_zero_rolls_back_its_events_to
     events_before = UserActivity.objects.count()
     source_id = next(_source_ids)
     with pytest.raises(IntegrityError), transaction.atomic():
-        append([Derivation("test.source", source_id, (
-            NewEvent(user.id, E.ACHIEVEMENT_UNLOCKED, T0, "test.source", source_id),
-            NewEvent(user.id, E.TEAM_LEFT, T0, "test.source", source_id),  # left a team never joined
-        ))])
+        append(
+            [
+                Derivation(
+                    "test.source",
+                    source_id,
+                    (
+                        NewEvent(user.id, E.ACHIEVEMENT_UNLOCKED, T0, "test.source", source_id),
+                        NewEvent(user.id, E.TEAM_LEFT, T0, "test.source", source_id),  # left a team never joined
+                    ),
+                )
+            ]
+        )
     assert UserActivity.objects.count() == events_before
     assert nonzero(counters(user)) == {}
 
@@ -231,8 +277,10 @@ def play_a_small_season() -> list[int]:
     no_show = RegistrationFactory(tournament=tournament, status=Registration.Status.NO_SHOW, checked_in=False)
     record(*[r.user.profile for r in regs + [no_show]])  # every user has a stats row from their profile on
     record(*regs, no_show)
-    semis = [MatchFactory(tournament=tournament, participant1=regs[0], participant2=regs[1], round="SF"),
-             MatchFactory(tournament=tournament, participant1=regs[2], participant2=regs[3], round="SF")]
+    semis = [
+        MatchFactory(tournament=tournament, participant1=regs[0], participant2=regs[1], round="SF"),
+        MatchFactory(tournament=tournament, participant1=regs[2], participant2=regs[3], round="SF"),
+    ]
     complete_match(semis[0], regs[0])
     complete_match(semis[1], regs[3])
     final = MatchFactory(tournament=tournament, participant1=regs[0], participant2=regs[3], round="F")
@@ -242,10 +290,15 @@ def play_a_small_season() -> list[int]:
     final.save()
     complete_match(final, regs[0])
     record(final)
-    record(TournamentResultFactory(tournament=tournament, winner=regs[0], runner_up=regs[3], third_place=regs[1],
-                                   fourth_place=regs[2]))
-    record(TransactionFactory(wallet=regs[0].user.profile.wallet, amount=1000),
-           TransactionFactory(wallet=regs[0].user.profile.wallet, amount=-300))
+    record(
+        TournamentResultFactory(
+            tournament=tournament, winner=regs[0], runner_up=regs[3], third_place=regs[1], fourth_place=regs[2]
+        )
+    )
+    record(
+        TransactionFactory(wallet=regs[0].user.profile.wallet, amount=1000),
+        TransactionFactory(wallet=regs[0].user.profile.wallet, amount=-300),
+    )
     record(UserAchievementFactory(user=regs[3].user))
     return [r.user_id for r in regs] + [no_show.user_id]
 
@@ -257,8 +310,15 @@ def test_recompute_equals_the_incremental_result():
     assert recompute_stats(users) == len(users)
     assert all_counters() == incremental
     assert nonzero(incremental[users[0]]) == {
-        "tournaments_registered": 1, "tournaments_played": 1, "tournaments_completed": 1, "tournaments_won": 1,
-        "matches_played": 2, "matches_won": 2, "total_earned": 1000, "total_spent": 300}
+        "tournaments_registered": 1,
+        "tournaments_played": 1,
+        "tournaments_completed": 1,
+        "tournaments_won": 1,
+        "matches_played": 2,
+        "matches_won": 2,
+        "total_earned": 1000,
+        "total_spent": 300,
+    }
 
 
 @pytest.mark.django_db
@@ -281,6 +341,8 @@ def test_recompute_repairs_a_drifted_row_and_creates_a_missing_one():
 def test_the_projection_has_leaderboard_indexes():
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, UserProfileStats._meta.db_table)
-    leading = {(c["columns"][0], (c.get("orders") or ["ASC"])[0]) for c in constraints.values() if c["index"] and c["columns"]}
+    leading = {
+        (c["columns"][0], (c.get("orders") or ["ASC"])[0]) for c in constraints.values() if c["index"] and c["columns"]
+    }
     for counter in ("tournaments_won", "matches_won", "total_earned"):
         assert (counter, "DESC") in leading, f"no index leads with {counter} descending"

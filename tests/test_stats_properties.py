@@ -1,5 +1,6 @@
 """Property: after any workload of source changes (outcome flips, late and repeated recordings included), the
 incrementally maintained stats equal recompute_stats over the ledger, and follow the outcomes that were recorded."""
+
 from __future__ import annotations
 
 import random
@@ -8,7 +9,8 @@ from collections import Counter, defaultdict
 import pytest
 from django.db import transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, event, example, given, settings, strategies as st
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
 
 from esports.economy.models import DeltaCrownTransaction
 from esports.teams.models import TeamMembership
@@ -31,12 +33,26 @@ PAIRS = [(0, 1), (1, 4)]  # registration indexes; 4 is the team entry
 WHEN = st.sampled_from(("now", "now", "twice", "later"))
 # Flips are the interesting part: half the operations change a match outcome, on only two matches, so most workloads
 # record corrections (the test reports how many through hypothesis' statistics).
-match_op = st.tuples(st.just("match"), st.integers(0, len(PAIRS) - 1),
-                     st.sampled_from(("p1", "p2", "p1", "p2", "forfeit", "disputed", "cancelled", "live")), WHEN)
+match_op = st.tuples(
+    st.just("match"),
+    st.integers(0, len(PAIRS) - 1),
+    st.sampled_from(("p1", "p2", "p1", "p2", "forfeit", "disputed", "cancelled", "live")),
+    WHEN,
+)
 other_op = st.one_of(
-    st.tuples(st.just("registration"), st.integers(0, N_SOLO), st.sampled_from(("pending", "confirmed", "cancelled", "no_show")),
-              st.booleans(), WHEN),
-    st.tuples(st.just("coins"), st.integers(0, N_SOLO - 1), st.integers(1, 500).flatmap(lambda n: st.sampled_from((n, -n))), WHEN),
+    st.tuples(
+        st.just("registration"),
+        st.integers(0, N_SOLO),
+        st.sampled_from(("pending", "confirmed", "cancelled", "no_show")),
+        st.booleans(),
+        WHEN,
+    ),
+    st.tuples(
+        st.just("coins"),
+        st.integers(0, N_SOLO - 1),
+        st.integers(1, 500).flatmap(lambda n: st.sampled_from((n, -n))),
+        WHEN,
+    ),
     st.tuples(st.just("achievement"), st.integers(0, N_SOLO - 1), st.integers(0, 2), WHEN),
     st.tuples(st.just("membership"), st.integers(0, N_SOLO - 1), st.booleans(), WHEN),
     st.tuples(st.just("result"), st.permutations(range(N_SOLO + 1)), WHEN),
@@ -49,10 +65,18 @@ def workloads(draw) -> list[tuple]:
     ops = draw(st.lists(match_op, min_size=2, max_size=15)) + draw(st.lists(other_op, max_size=15))
     return [ops[i] for i in draw(st.permutations(range(len(ops))))]
 
+
 THREE_FLIPS_AND_LATE_DELIVERIES = [
-    ("match", 1, "p1", "now"), ("match", 1, "disputed", "now"), ("match", 1, "p2", "now"), ("match", 1, "p1", "twice"),
-    ("match", 0, "p2", "later"), ("match", 1, "p2", "now"), ("match", 0, "forfeit", "now"), ("coins", 0, -40, "later"),
-    ("result", [4, 0, 1, 2, 3], "now"), ("result", [0, 4, 1, 2, 3], "later"),
+    ("match", 1, "p1", "now"),
+    ("match", 1, "disputed", "now"),
+    ("match", 1, "p2", "now"),
+    ("match", 1, "p1", "twice"),
+    ("match", 0, "p2", "later"),
+    ("match", 1, "p2", "now"),
+    ("match", 0, "forfeit", "now"),
+    ("coins", 0, -40, "later"),
+    ("result", [4, 0, 1, 2, 3], "now"),
+    ("result", [0, 4, 1, 2, 3], "later"),
 ]
 
 
@@ -65,10 +89,17 @@ class Season:
         team = TeamFactory()
         self.members = [TeamMembershipFactory(team=team).user for _ in range(3)]
         self.side_team = TeamFactory()  # memberships that come and go during the season
-        self.regs = [RegistrationFactory(tournament=self.tournament, user=u, status="pending", checked_in=False) for u in self.solo]
-        self.regs.append(RegistrationFactory(tournament=self.tournament, user=None, team=team, status="pending", checked_in=False))
-        self.matches = [MatchFactory(tournament=self.tournament, participant1=self.regs[a], participant2=self.regs[b])
-                        for a, b in PAIRS]
+        self.regs = [
+            RegistrationFactory(tournament=self.tournament, user=u, status="pending", checked_in=False)
+            for u in self.solo
+        ]
+        self.regs.append(
+            RegistrationFactory(tournament=self.tournament, user=None, team=team, status="pending", checked_in=False)
+        )
+        self.matches = [
+            MatchFactory(tournament=self.tournament, participant1=self.regs[a], participant2=self.regs[b])
+            for a, b in PAIRS
+        ]
         self.achievements = [AchievementFactory() for _ in range(3)]
         self.users = [u.id for u in self.solo + self.members]
         record(*[u.profile for u in self.solo + self.members])
@@ -116,8 +147,11 @@ class Season:
             match = self.matches[index]
             if outcome in ("p1", "p2"):
                 match.state = Match.State.COMPLETED
-                match.winner, match.loser = ((match.participant1, match.participant2) if outcome == "p1"
-                                             else (match.participant2, match.participant1))
+                match.winner, match.loser = (
+                    (match.participant1, match.participant2)
+                    if outcome == "p1"
+                    else (match.participant2, match.participant1)
+                )
                 match.completed_at = match.completed_at or now
             elif outcome == "forfeit":
                 match.state = Match.State.FORFEIT
@@ -133,7 +167,10 @@ class Season:
             self.after(reg, when)
         elif kind == "coins":
             index, amount = args
-            self.after(DeltaCrownTransaction.objects.create(wallet=self.solo[index].profile.wallet, amount=amount, reason="x"), when)
+            self.after(
+                DeltaCrownTransaction.objects.create(wallet=self.solo[index].profile.wallet, amount=amount, reason="x"),
+                when,
+            )
         elif kind == "achievement":
             index, which = args
             user, achievement = self.solo[index], self.achievements[which]
@@ -152,8 +189,10 @@ class Season:
         elif kind == "result":
             (order,) = args
             placed = [self.regs[i] for i in order]
-            result, _ = TournamentResult.objects.update_or_create(tournament=self.tournament, defaults=dict(
-                winner=placed[0], runner_up=placed[1], third_place=placed[2], fourth_place=placed[3]))
+            result, _ = TournamentResult.objects.update_or_create(
+                tournament=self.tournament,
+                defaults=dict(winner=placed[0], runner_up=placed[1], third_place=placed[2], fourth_place=placed[3]),
+            )
             self.after(result, when)
 
     def expected_match_counters(self) -> dict[int, Counter]:
@@ -171,7 +210,9 @@ class Season:
 
 
 @pytest.mark.django_db
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(ops=workloads(), seed=st.integers(0, 2**16))
 @example(ops=THREE_FLIPS_AND_LATE_DELIVERIES, seed=1)
 def test_recompute_equals_incremental_after_a_random_workload(ops, seed):
@@ -194,12 +235,14 @@ def test_recompute_equals_incremental_after_a_random_workload(ops, seed):
         for user in season.users:
             got = incremental[user]
             assert {k: got[k] for k in ("matches_played", "matches_won", "matches_lost")} == {
-                k: expected[user][k] for k in ("matches_played", "matches_won", "matches_lost")}, user
+                k: expected[user][k] for k in ("matches_played", "matches_won", "matches_lost")
+            }, user
         registered = Counter(u for r in season.registered for u in season.users_of(r))
         joined = Counter(u for r in season.joined for u in season.users_of(r))
         earned, spent = Counter(), Counter()
-        for wallet_user, amount in DeltaCrownTransaction.objects.filter(wallet__profile__user_id__in=season.users).values_list(
-                "wallet__profile__user_id", "amount"):
+        for wallet_user, amount in DeltaCrownTransaction.objects.filter(
+            wallet__profile__user_id__in=season.users
+        ).values_list("wallet__profile__user_id", "amount"):
             (earned if amount > 0 else spent)[wallet_user] += abs(amount)
         for user in season.users:
             got = incremental[user]

@@ -1,5 +1,6 @@
 """The catch-up sweep after a bulk import or a backfill: no "live task lost" alarm for rows a backfill owns, no rescan
 of history already backfilled, and a bounded slice of a big backlog per run, continued where the last run stopped."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -31,7 +32,8 @@ def imported(matches: int, minutes_ago: float) -> list[Match]:
     """Matches a bulk import wrote `minutes_ago` (no live task: the receivers are muted by history_mode)."""
     history = make_history(players=6, matches=matches)
     Match.objects.filter(pk__in=[m.pk for m in history.matches]).update(
-        updated_at=timezone.now() - timedelta(minutes=minutes_ago))
+        updated_at=timezone.now() - timedelta(minutes=minutes_ago)
+    )
     return history.matches
 
 

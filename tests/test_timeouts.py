@@ -1,5 +1,6 @@
 """No dependency can hang a request: bounded database statements for the web, unbounded for long jobs; /healthz
 answers 503 within a second against a hung database and names no host; a hung cache costs one timeout per pause."""
+
 from __future__ import annotations
 
 import logging
@@ -26,6 +27,7 @@ def _statement_timeout(cursor) -> str:
 
 # --- PostgreSQL timeouts ---------------------------------------------------------------------------------------
 
+
 def test_web_connections_have_a_connect_timeout_and_a_five_second_statement_timeout():
     options = connection.settings_dict["OPTIONS"]
     assert options["connect_timeout"] == 3
@@ -35,7 +37,11 @@ def test_web_connections_have_a_connect_timeout_and_a_five_second_statement_time
 
 def test_a_statement_longer_than_the_web_timeout_is_cancelled():
     began = time.monotonic()
-    with pytest.raises(OperationalError, match="statement timeout"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(OperationalError, match="statement timeout"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("SET LOCAL statement_timeout = 200")  # the same mechanism as the 5 s default, faster
         cursor.execute("SELECT pg_sleep(5)")
     assert time.monotonic() - began < 2
@@ -43,12 +49,21 @@ def test_a_statement_longer_than_the_web_timeout_is_cancelled():
 
 def _run(code: str, *argv: str) -> str:
     env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "project.settings"}
-    return subprocess.run([sys.executable, *argv] if argv else [sys.executable, "-c", code], env=env, cwd=ROOT,
-                          check=True, timeout=60, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, *argv] if argv else [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
-SHOW_TIMEOUT = ("from django.db import connection\n"
-                "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])")
+SHOW_TIMEOUT = (
+    "from django.db import connection\n"
+    "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])"
+)
 
 
 def test_management_commands_run_without_the_web_statement_timeout():
@@ -56,20 +71,23 @@ def test_management_commands_run_without_the_web_statement_timeout():
 
 
 def test_celery_worker_processes_run_without_the_web_statement_timeout():
-    code = ("import django; django.setup()\n"
-            "from django.db import connection\n"
-            "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])\n"
-            "from celery.signals import worker_process_init\n"
-            "import project.celery\n"
-            "worker_process_init.send(sender=None)\n"  # what each prefork child receives at start
-            + SHOW_TIMEOUT)
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "c = connection.cursor(); c.execute('SHOW statement_timeout'); print(c.fetchone()[0])\n"
+        "from celery.signals import worker_process_init\n"
+        "import project.celery\n"
+        "worker_process_init.send(sender=None)\n" + SHOW_TIMEOUT  # what each prefork child receives at start
+    )
     assert _run(code).splitlines()[-2:] == ["5s", "0"]
 
 
 # --- /healthz --------------------------------------------------------------------------------------------------
 
+
 def test_healthz_answers_503_within_a_second_against_a_database_that_accepts_connections_but_never_answers(
-        client, settings, caplog):
+    client, settings, caplog
+):
     with BlackHoleListener() as hung:
         settings.HEALTHZ_DATABASE = {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": str(hung.port)}
         began = time.monotonic()
@@ -106,6 +124,7 @@ def test_healthz_is_200_against_the_real_database_through_its_own_connection(cli
 
 
 # --- Redis as cache: circuit breaker ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def hung_cache(settings):

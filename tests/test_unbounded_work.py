@@ -1,6 +1,7 @@
 """No one can make the server do unbounded work: per-game boards of unknown games 404 before any query of the ledger;
 one cached board per (board, game) whatever `limit` and `min_matches` anonymous callers send, sliced exactly; board
 statements run under their own timeout; usernames with control characters 404 on every page and in the API."""
+
 from __future__ import annotations
 
 import random
@@ -41,11 +42,16 @@ def test_many_limit_and_min_matches_values_make_one_cache_key_per_board_and_game
     for limit in range(1, 41):
         for min_matches in (1, 2, 3, 7, 10, 99, 1000):
             for game in ("", "valorant"):
-                response = client.get("/api/leaderboards/win_rate/", {"limit": limit, "min_matches": min_matches,
-                                                                       "game": game})
+                response = client.get(
+                    "/api/leaderboards/win_rate/", {"limit": limit, "min_matches": min_matches, "game": game}
+                )
                 assert response.status_code == 200
         assert client.get("/leaderboards/", {"board": "matches_won", "min_matches": limit}).status_code == 200
-    assert stored == {"leaderboards:v2:win_rate:*", "leaderboards:v2:win_rate:valorant", "leaderboards:v2:matches_won:*"}
+    assert stored == {
+        "leaderboards:v2:win_rate:*",
+        "leaderboards:v2:win_rate:valorant",
+        "leaderboards:v2:matches_won:*",
+    }
 
 
 def _fresh(board: Board, **kwargs) -> list[tuple[int, str]]:
@@ -57,18 +63,22 @@ def test_the_cached_win_rate_board_answers_every_min_matches_exactly_as_a_fresh_
     users = [UserFactory() for _ in range(160)]
     for user in users:
         played = rng.choice([1, 2, 3, 5, 8, 12, 20, 40])
-        UserProfileStats.objects.filter(profile_id=user.pk).update(matches_played=played,
-                                                                   matches_won=rng.randint(0, played))
+        UserProfileStats.objects.filter(profile_id=user.pk).update(
+            matches_played=played, matches_won=rng.randint(0, played)
+        )
     stats = dict(UserProfileStats.objects.values_list("profile_id", "matches_played"))
     won = dict(UserProfileStats.objects.values_list("profile_id", "matches_won"))
     for min_matches in (1, 2, 4, 8, 13, 40, 41):
-        expected = sorted((uid for uid, p in stats.items() if p >= min_matches),
-                          key=lambda uid: (-(won[uid] / stats[uid]), -stats[uid], uid))[:MAX_LIMIT]
+        expected = sorted(
+            (uid for uid, p in stats.items() if p >= min_matches),
+            key=lambda uid: (-(won[uid] / stats[uid]), -stats[uid], uid),
+        )[:MAX_LIMIT]
         for limit in (1, 37, MAX_LIMIT):
             got = [e.user_id for e in leaderboard(Board.WIN_RATE, limit=limit, min_matches=min_matches)]
             assert got == expected[:limit], (min_matches, limit)
-            assert [e.rank for e in leaderboard(Board.WIN_RATE, limit=limit, min_matches=min_matches)] == \
-                list(range(1, len(got) + 1))
+            assert [e.rank for e in leaderboard(Board.WIN_RATE, limit=limit, min_matches=min_matches)] == list(
+                range(1, len(got) + 1)
+            )
 
 
 def test_the_win_rate_skyline_keeps_exactly_the_players_some_threshold_ranks():

@@ -3,11 +3,13 @@
 Pure functions of an event's type, amount and metadata: the pages and the API describe events identically, and no
 lookup is made (everything shown was copied into the event's metadata at derivation time).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activity.event_types import REVERSED_BASE, EventType as E
+from activity.event_types import REVERSED_BASE
+from activity.event_types import EventType as E
 
 _TITLES: dict[str, str] = {
     E.TOURNAMENT_REGISTERED: "Registered for {tournament}",
@@ -36,16 +38,34 @@ _CORRECTIONS: dict[str, str] = {
     E.MATCH_LOST: "Correction: {round} loss at {tournament} withdrawn",
 }
 _KINDS: dict[str, str] = {
-    E.TOURNAMENT_WON: "trophy", E.TOURNAMENT_RUNNER_UP: "medal", E.TOURNAMENT_TOP4: "medal",
-    E.TOURNAMENT_REGISTERED: "tournament", E.TOURNAMENT_JOINED: "tournament", E.TOURNAMENT_COMPLETED: "tournament",
-    E.MATCH_PLAYED: "match", E.MATCH_WON: "win", E.MATCH_LOST: "match",
-    E.COINS_EARNED: "coins", E.COINS_SPENT: "coins", E.ACHIEVEMENT_UNLOCKED: "achievement",
-    E.TEAM_CREATED: "team", E.TEAM_JOINED: "team", E.TEAM_LEFT: "team", E.PROFILE_CREATED: "profile",
+    E.TOURNAMENT_WON: "trophy",
+    E.TOURNAMENT_RUNNER_UP: "medal",
+    E.TOURNAMENT_TOP4: "medal",
+    E.TOURNAMENT_REGISTERED: "tournament",
+    E.TOURNAMENT_JOINED: "tournament",
+    E.TOURNAMENT_COMPLETED: "tournament",
+    E.MATCH_PLAYED: "match",
+    E.MATCH_WON: "win",
+    E.MATCH_LOST: "match",
+    E.COINS_EARNED: "coins",
+    E.COINS_SPENT: "coins",
+    E.ACHIEVEMENT_UNLOCKED: "achievement",
+    E.TEAM_CREATED: "team",
+    E.TEAM_JOINED: "team",
+    E.TEAM_LEFT: "team",
+    E.PROFILE_CREATED: "profile",
 }
 _ICONS: dict[str, str] = {
-    "trophy": "\U0001F3C6", "medal": "\U0001F3C5", "tournament": "\U0001F3AF", "match": "\u2694\ufe0f",
-    "win": "\u2B50", "coins": "\U0001FA99", "achievement": "\U0001F396\ufe0f", "team": "\U0001F465",
-    "profile": "\U0001F44B", "correction": "\u21A9\ufe0f",
+    "trophy": "\U0001f3c6",
+    "medal": "\U0001f3c5",
+    "tournament": "\U0001f3af",
+    "match": "\u2694\ufe0f",
+    "win": "\u2b50",
+    "coins": "\U0001fa99",
+    "achievement": "\U0001f396\ufe0f",
+    "team": "\U0001f465",
+    "profile": "\U0001f44b",
+    "correction": "\u21a9\ufe0f",
 }
 
 

@@ -3,6 +3,7 @@
 Views only translate HTTP to selector calls and back; every privacy rule is applied by the selectors. Bad input is a
 400 page, an unknown (or erased) player a 404, a surface the viewer may not see a 403 page; never a 500.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,6 +34,7 @@ PROFILE_MATCHES = 5
 
 def read_errors(view):
     """Map the read side's errors to proper pages."""
+
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
@@ -40,11 +42,14 @@ def read_errors(view):
         except SubjectNotFound:
             raise Http404("No such player.") from None
         except InvalidQueryError as exc:
-            return render(request, "web/error.html", {"status": 400, "title": "Bad request", "message": str(exc)},
-                          status=400)
+            return render(
+                request, "web/error.html", {"status": 400, "title": "Bad request", "message": str(exc)}, status=400
+            )
         except NotPermitted as exc:
-            return render(request, "web/error.html", {"status": 403, "title": "Private", "message": str(exc)},
-                          status=403)
+            return render(
+                request, "web/error.html", {"status": 403, "title": "Private", "message": str(exc)}, status=403
+            )
+
     return wrapper
 
 
@@ -67,8 +72,13 @@ def _subject(request, username: str):
 
 
 def _context(request, profile, relation, **extra) -> dict:
-    return {"subject": profile, "relation": relation, "is_self": relation.viewer_class is ViewerClass.SELF,
-            "is_staff_view": relation.viewer_class is ViewerClass.STAFF, **extra}
+    return {
+        "subject": profile,
+        "relation": relation,
+        "is_self": relation.viewer_class is ViewerClass.SELF,
+        "is_staff_view": relation.viewer_class is ViewerClass.STAFF,
+        **extra,
+    }
 
 
 @require_GET
@@ -98,9 +108,19 @@ def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
     recent = timeline(relation, limit=PROFILE_RECENT)
     matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
-    return render(request, "web/profile.html", _context(
-        request, profile, relation, stats=stats, recent=_entries(recent.items), more_activity=recent.has_more,
-        matches=_entries(matches.items) if matches else None))
+    return render(
+        request,
+        "web/profile.html",
+        _context(
+            request,
+            profile,
+            relation,
+            stats=stats,
+            recent=_entries(recent.items),
+            more_activity=recent.has_more,
+            matches=_entries(matches.items) if matches else None,
+        ),
+    )
 
 
 @require_GET
@@ -108,9 +128,18 @@ def _profile_overview(request, profile, relation):
 def activity_page(request, username: str):
     profile, relation = _subject(request, username)
     page = timeline(relation, cursor=request.GET.get("cursor"))
-    return render(request, "web/activity.html", _context(
-        request, profile, relation, entries=_entries(page.items), next_url=_next_url(request, page.next_cursor),
-        first_page=not request.GET.get("cursor")))
+    return render(
+        request,
+        "web/activity.html",
+        _context(
+            request,
+            profile,
+            relation,
+            entries=_entries(page.items),
+            next_url=_next_url(request, page.next_cursor),
+            first_page=not request.GET.get("cursor"),
+        ),
+    )
 
 
 @require_GET
@@ -121,10 +150,19 @@ def matches_page(request, username: str):
     page = None
     if relation.can_see_match_history:
         page = match_history(relation, cursor=request.GET.get("cursor"), game=game)
-    return render(request, "web/matches.html", _context(
-        request, profile, relation, game=game or "", entries=_entries(page.items) if page else None,
-        next_url=_next_url(request, page.next_cursor, game=game) if page else None,
-        first_page=not request.GET.get("cursor")))
+    return render(
+        request,
+        "web/matches.html",
+        _context(
+            request,
+            profile,
+            relation,
+            game=game or "",
+            entries=_entries(page.items) if page else None,
+            next_url=_next_url(request, page.next_cursor, game=game) if page else None,
+            first_page=not request.GET.get("cursor"),
+        ),
+    )
 
 
 @require_GET
@@ -132,9 +170,19 @@ def matches_page(request, username: str):
 def tournaments_page(request, username: str):
     profile, relation = _subject(request, username)
     page = tournament_history(relation, cursor=request.GET.get("cursor"))
-    return render(request, "web/tournaments.html", _context(
-        request, profile, relation, entries=_entries(page.items), next_url=_next_url(request, page.next_cursor),
-        participation_hidden=not relation.can_see_tournament_participation, first_page=not request.GET.get("cursor")))
+    return render(
+        request,
+        "web/tournaments.html",
+        _context(
+            request,
+            profile,
+            relation,
+            entries=_entries(page.items),
+            next_url=_next_url(request, page.next_cursor),
+            participation_hidden=not relation.can_see_tournament_participation,
+            first_page=not request.GET.get("cursor"),
+        ),
+    )
 
 
 @require_GET
@@ -142,9 +190,19 @@ def tournaments_page(request, username: str):
 def economy_page(request, username: str):
     profile, relation = _subject(request, username)
     summary = economy_summary(relation, cursor=request.GET.get("cursor"))
-    return render(request, "web/economy.html", _context(
-        request, profile, relation, summary=summary, entries=_entries(summary.recent.items),
-        next_url=_next_url(request, summary.recent.next_cursor), first_page=not request.GET.get("cursor")))
+    return render(
+        request,
+        "web/economy.html",
+        _context(
+            request,
+            profile,
+            relation,
+            summary=summary,
+            entries=_entries(summary.recent.items),
+            next_url=_next_url(request, summary.recent.next_cursor),
+            first_page=not request.GET.get("cursor"),
+        ),
+    )
 
 
 @require_GET
@@ -152,8 +210,9 @@ def economy_page(request, username: str):
 def export_download(request, username: str):
     profile, relation = _subject(request, username)
     document = export_with_public_id(user_export(relation, profile), profile)
-    response = HttpResponse(json.dumps(document, indent=2, sort_keys=True, default=str),
-                            content_type="application/json")
+    response = HttpResponse(
+        json.dumps(document, indent=2, sort_keys=True, default=str), content_type="application/json"
+    )
     response["Content-Disposition"] = f'attachment; filename="deltacrown-export-{profile.pk}.json"'
     response["Cache-Control"] = "private, no-store"
     return response
@@ -182,9 +241,26 @@ def leaderboards_page(request):
     game = request.GET.get("game", "").strip() or None
     min_matches = _int_param(request, "min_matches", DEFAULT_MIN_MATCHES)
     entries = leaderboard(board, game=game, min_matches=min_matches)
-    tabs = [{"board": b, "title": BOARD_TITLES[b], "active": b is board,
-             "url": f"{request.path}?{urlencode({k: v for k, v in {'board': b.value, 'game': game or ''}.items() if v})}"}
-            for b in Board if not (game and b is Board.TOTAL_EARNED)]
-    return render(request, "web/leaderboards.html", {
-        "board": board, "board_title": BOARD_TITLES[board], "tabs": tabs, "entries": entries, "game": game or "",
-        "min_matches": min_matches, "is_win_rate": board is Board.WIN_RATE})
+    tabs = [
+        {
+            "board": b,
+            "title": BOARD_TITLES[b],
+            "active": b is board,
+            "url": f"{request.path}?{urlencode({k: v for k, v in {'board': b.value, 'game': game or ''}.items() if v})}",
+        }
+        for b in Board
+        if not (game and b is Board.TOTAL_EARNED)
+    ]
+    return render(
+        request,
+        "web/leaderboards.html",
+        {
+            "board": board,
+            "board_title": BOARD_TITLES[board],
+            "tabs": tabs,
+            "entries": entries,
+            "game": game or "",
+            "min_matches": min_matches,
+            "is_win_rate": board is Board.WIN_RATE,
+        },
+    )

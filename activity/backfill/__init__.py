@@ -19,6 +19,7 @@ Modules: `planning` (input checks, key ranges), `chunks` (one chunk's work), `st
 and lanes' rows), `scheduling` (publishing through dispatch), `service` (start / cancel / resume), `progress`
 (reading it back). The names below are the public API.
 """
+
 from __future__ import annotations
 
 from activity.backfill.chunks import ChunkOutcome, run_backfill_chunk
@@ -44,7 +45,25 @@ from activity.backfill.service import cancel_backfill, drive_inline, resume_stal
 from activity.sources import SOURCES
 
 __all__ = [
-    "MAX_LANES", "MIN_BATCH_SIZE", "PROBE_ROWS", "SOURCES", "BackfillError", "ChunkOutcome", "LaneProgress", "Progress",
-    "SourceProgress", "cancel_backfill", "drive_inline", "eta_of", "format_duration", "percent_of", "progress_of", "resume_stale_backfills",
-    "run_backfill_chunk", "start_backfill", "validate_batch_size", "validate_lanes", "validate_sources",
+    "MAX_LANES",
+    "MIN_BATCH_SIZE",
+    "PROBE_ROWS",
+    "SOURCES",
+    "BackfillError",
+    "ChunkOutcome",
+    "LaneProgress",
+    "Progress",
+    "SourceProgress",
+    "cancel_backfill",
+    "drive_inline",
+    "eta_of",
+    "format_duration",
+    "percent_of",
+    "progress_of",
+    "resume_stale_backfills",
+    "run_backfill_chunk",
+    "start_backfill",
+    "validate_batch_size",
+    "validate_lanes",
+    "validate_sources",
 ]

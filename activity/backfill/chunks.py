@@ -7,6 +7,7 @@ redelivery after the visibility timeout, a resume racing a slow worker) finds th
 on, and does nothing. Re-recording a row would add nothing anyway (the ledger's unique key); the guard avoids the
 wasted work and a forked chain.
 """
+
 from __future__ import annotations
 
 import enum
@@ -54,7 +55,9 @@ class ChunkWork:
         return chunk is None or len(chunk.ids) < self.size or chunk.last_id >= self.high
 
 
-def run_backfill_chunk(run_id: int, lane: int = 0, seq: int | None = None, *, enqueue_next: bool = True) -> ChunkOutcome:
+def run_backfill_chunk(
+    run_id: int, lane: int = 0, seq: int | None = None, *, enqueue_next: bool = True
+) -> ChunkOutcome:
     """Do one bounded chunk of a lane of the run and (unless `enqueue_next` is off) enqueue the lane's next chunk
     after commit.
 
@@ -67,8 +70,12 @@ def run_backfill_chunk(run_id: int, lane: int = 0, seq: int | None = None, *, en
         with transaction.atomic():
             row = state.lock_lane(run_id, lane)
             if row is None:
-                logger.info("backfill #%s lane %s: busy with another executor, or no such lane; task for chunk %s "
-                            "dropped", run_id, lane, seq)
+                logger.info(
+                    "backfill #%s lane %s: busy with another executor, or no such lane; task for chunk %s dropped",
+                    run_id,
+                    lane,
+                    seq,
+                )
                 return ChunkOutcome.SKIPPED
             return _chunk_of_locked_lane(row, seq, enqueue_next)
     except (OperationalError, InterfaceError) as exc:
@@ -88,8 +95,13 @@ def _chunk_of_locked_lane(row: BackfillLane, seq: int | None, enqueue_next: bool
         state.stop_lane(row)
         return ChunkOutcome.FINISHED
     if seq is not None and seq != row.chunks_done:
-        logger.info("backfill #%s lane %s: task for chunk %s is a duplicate (lane is at chunk %s); dropped",
-                    run.pk, row.lane, seq, row.chunks_done)
+        logger.info(
+            "backfill #%s lane %s: task for chunk %s is a duplicate (lane is at chunk %s); dropped",
+            run.pk,
+            row.lane,
+            seq,
+            row.chunks_done,
+        )
         return ChunkOutcome.SKIPPED
     if run.cancel_requested:  # asked while a chunk was executing
         state.end_cancelled(run.pk, row)

@@ -2,6 +2,7 @@
 
 Pure input checks and the few catalogue reads a run needs at its start; nothing here writes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -42,7 +43,8 @@ def validate_batch_size(batch_size: int | str | None) -> int:
     value = _whole_number("Batch size", batch_size)
     if not MIN_BATCH_SIZE <= value <= settings.BACKFILL_MAX_BATCH_SIZE:
         raise BackfillError(
-            f"Batch size must be between {MIN_BATCH_SIZE} and {settings.BACKFILL_MAX_BATCH_SIZE}, got {value}.")
+            f"Batch size must be between {MIN_BATCH_SIZE} and {settings.BACKFILL_MAX_BATCH_SIZE}, got {value}."
+        )
     return value
 
 
@@ -71,8 +73,14 @@ def plan_sources(labels: list[str], batch_size: int, lanes: int) -> dict[str, di
     for label in labels:
         kind = source_kind(label)
         low, upto = pk_range(kind)
-        plan[label] = {"total": row_count(kind, upto), "done": 0, "events": 0, "upto": upto,
-                       "bounds": split(low, upto, lanes), "rows_per_chunk": min(batch_size, PROBE_ROWS)}
+        plan[label] = {
+            "total": row_count(kind, upto),
+            "done": 0,
+            "events": 0,
+            "upto": upto,
+            "bounds": split(low, upto, lanes),
+            "rows_per_chunk": min(batch_size, PROBE_ROWS),
+        }
     return plan
 
 

@@ -1,4 +1,5 @@
 """Reading a run's committed progress: percent, rate, ETA, per source and per lane (the admin, the command, the API)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,19 +74,47 @@ class Progress:
 def progress_of(run: BackfillRun) -> Progress:
     """Percent, rate and ETA of a run, computed from its committed state (its lanes read in one query, or from a
     prefetch of `lane_rows`)."""
-    sources = tuple(SourceProgress(label, p.get("total", 0), p.get("done", 0), p.get("events", 0), dict(p.get("by_type", {})))
-                    for label, p in ((label, run.progress.get(label, {})) for label in run.sources))
-    lanes = tuple(LaneProgress(row.lane, row.status, row.source, row.cursor, row.chunks_done, row.rows_done,
-                               row.events_created, row.last_error) for row in run.lane_rows.all())
+    sources = tuple(
+        SourceProgress(label, p.get("total", 0), p.get("done", 0), p.get("events", 0), dict(p.get("by_type", {})))
+        for label, p in ((label, run.progress.get(label, {})) for label in run.sources)
+    )
+    lanes = tuple(
+        LaneProgress(
+            row.lane,
+            row.status,
+            row.source,
+            row.cursor,
+            row.chunks_done,
+            row.rows_done,
+            row.events_created,
+            row.last_error,
+        )
+        for row in run.lane_rows.all()
+    )
     total = max(run.rows_total, 0)
     elapsed = elapsed_seconds(run)
-    return Progress(run.pk, run.status, run.dry_run, percent_of(run), run.rows_done, total, run.events_created,
-                    run.rate, elapsed, eta_of(run, elapsed), sources, lanes, run.last_error)
+    return Progress(
+        run.pk,
+        run.status,
+        run.dry_run,
+        percent_of(run),
+        run.rows_done,
+        total,
+        run.events_created,
+        run.rate,
+        elapsed,
+        eta_of(run, elapsed),
+        sources,
+        lanes,
+        run.last_error,
+    )
 
 
 def percent_of(run: BackfillRun) -> float:
     total = max(run.rows_total, 0)
-    return 100.0 if run.status == BackfillRun.Status.SUCCEEDED or not total else min(100.0, 100.0 * run.rows_done / total)
+    return (
+        100.0 if run.status == BackfillRun.Status.SUCCEEDED or not total else min(100.0, 100.0 * run.rows_done / total)
+    )
 
 
 def elapsed_seconds(run: BackfillRun) -> float:

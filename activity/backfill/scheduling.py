@@ -3,6 +3,7 @@
 The lanes' rows, not the broker, are what a run depends on: a publish that fails is logged and noted on the run and
 the lane, and resume_stale_backfills (beat) re-enqueues the lane from its committed cursor once it looks stalled.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,10 +23,16 @@ def schedule_chunk(run_id: int, lane: int, seq: int) -> bool:
     try:
         publish(TaskName.RUN_BACKFILL_CHUNK, args=(run_id, lane, seq))
     except PublishFailed as exc:
-        logger.warning("backfill #%s lane %s: enqueue of chunk %s failed (%s); resume_stale_backfills re-enqueues it",
-                       run_id, lane, seq, exc)
-        state.note_error(run_id, lane, f"enqueue of lane {lane} chunk {seq} failed ({exc}); "
-                                       "resume_stale_backfills re-enqueues it")
+        logger.warning(
+            "backfill #%s lane %s: enqueue of chunk %s failed (%s); resume_stale_backfills re-enqueues it",
+            run_id,
+            lane,
+            seq,
+            exc,
+        )
+        state.note_error(
+            run_id, lane, f"enqueue of lane {lane} chunk {seq} failed ({exc}); resume_stale_backfills re-enqueues it"
+        )
         return False
     return True
 

@@ -3,6 +3,7 @@
 Services take the run's id or the operator's choices and own their transaction; chunks reach the workers through
 activity.backfill.scheduling (dispatch) only after the transaction that made them due commits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,15 @@ logger = logging.getLogger(__name__)
 Status = BackfillRun.Status
 
 
-def start_backfill(sources: Iterable[str] | None = None, dry_run: bool = False, batch_size: int | None = None,
-                   user: AbstractBaseUser | AnonymousUser | None = None, *, lanes: int | None = 1, enqueue: bool = True) -> BackfillRun:
+def start_backfill(
+    sources: Iterable[str] | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+    *,
+    lanes: int | None = 1,
+    enqueue: bool = True,
+) -> BackfillRun:
     """Create a run over `sources` (all when empty), one BackfillLane row per lane, and enqueue the first chunk of
     each lane after commit.
 
@@ -43,16 +51,33 @@ def start_backfill(sources: Iterable[str] | None = None, dry_run: bool = False, 
         plan = plan_sources(labels, size, n_lanes)
         first = labels[0]
         run = BackfillRun.objects.create(
-            sources=labels, dry_run=bool(dry_run), batch_size=size, lanes=n_lanes, progress=plan,
-            current_source=first, rows_total=sum(p["total"] for p in plan.values()), created_by=created_by)
+            sources=labels,
+            dry_run=bool(dry_run),
+            batch_size=size,
+            lanes=n_lanes,
+            progress=plan,
+            current_source=first,
+            rows_total=sum(p["total"] for p in plan.values()),
+            created_by=created_by,
+        )
         BackfillLane.objects.bulk_create(
-            BackfillLane(run=run, lane=lane, source=first, cursor=plan[first]["bounds"][lane], updated_at=run.created_at)
-            for lane in range(n_lanes))
+            BackfillLane(
+                run=run, lane=lane, source=first, cursor=plan[first]["bounds"][lane], updated_at=run.created_at
+            )
+            for lane in range(n_lanes)
+        )
         if enqueue:
             for lane in range(n_lanes):
                 schedule_on_commit(run.pk, lane, 0)
-    logger.info("backfill #%s created: sources=%s dry_run=%s batch_size=%s lanes=%s rows=%s", run.pk, labels,
-                run.dry_run, size, n_lanes, run.rows_total)
+    logger.info(
+        "backfill #%s created: sources=%s dry_run=%s batch_size=%s lanes=%s rows=%s",
+        run.pk,
+        labels,
+        run.dry_run,
+        size,
+        n_lanes,
+        run.rows_total,
+    )
     return run
 
 
@@ -92,7 +117,9 @@ def resume_stale_backfills(stale_after: timedelta | None = None) -> list[int]:
 def _resume(run_id: int, cutoff: datetime) -> bool:
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
-        stale = [row for row in state.lock_idle_lanes(run_id) if run.is_active and row.is_active and row.updated_at < cutoff]
+        stale = [
+            row for row in state.lock_idle_lanes(run_id) if run.is_active and row.is_active and row.updated_at < cutoff
+        ]
         if not stale:
             return False
         now = timezone.now()
@@ -102,8 +129,12 @@ def _resume(run_id: int, cutoff: datetime) -> bool:
             schedule_on_commit(run_id, row.lane, row.chunks_done)
         run.resumes += 1
         run.save(update_fields=["resumes"])
-    logger.warning("backfill #%s stalled since before %s; re-enqueued lane(s) %s from their cursors", run_id, cutoff,
-                   [row.lane for row in stale])
+    logger.warning(
+        "backfill #%s stalled since before %s; re-enqueued lane(s) %s from their cursors",
+        run_id,
+        cutoff,
+        [row.lane for row in stale],
+    )
     return True
 
 

@@ -4,6 +4,7 @@ Locks, always in this order: a chunk holds its lane row (from its start) and tak
 commit. Whoever holds the run row first (cancel, resume, a chunk committing) only try-locks lane rows (SKIP LOCKED),
 so nothing waits in a circle.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,19 @@ logger = logging.getLogger(__name__)
 
 Status = BackfillRun.Status
 LaneStatus = BackfillLane.Status
-RUN_FIELDS = ["progress", "current_source", "chunks_done", "rows_done", "rows_total", "events_created", "status",
-              "started_at", "finished_at", "heartbeat_at", "rate"]
+RUN_FIELDS = [
+    "progress",
+    "current_source",
+    "chunks_done",
+    "rows_done",
+    "rows_total",
+    "events_created",
+    "status",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+    "rate",
+]
 
 
 def lock_lane(run_id: int, lane: int) -> BackfillLane | None:
@@ -40,7 +52,9 @@ def lock_lane(run_id: int, lane: int) -> BackfillLane | None:
 
 def lock_idle_lanes(run_id: int) -> list[BackfillLane]:
     """The run's lane rows no other transaction holds (no chunk of theirs is executing), locked."""
-    return list(BackfillLane.objects.select_for_update(skip_locked=True, of=("self",)).filter(run_id=run_id).order_by("lane"))
+    return list(
+        BackfillLane.objects.select_for_update(skip_locked=True, of=("self",)).filter(run_id=run_id).order_by("lane")
+    )
 
 
 def stop_lane(row: BackfillLane, at: datetime | None = None) -> None:
@@ -82,8 +96,14 @@ def commit_chunk(row: BackfillLane, work: ChunkWork) -> bool:
     ratio = run.rows_done / run.rows_total if run.rows_total else 1.0
     transaction.on_commit(lambda: observe(ratio, 0 if run.dry_run else work.created))
     if not run.is_active:
-        logger.info("backfill #%s %s: %s rows, %s events%s", run.pk, run.status, run.rows_done, run.events_created,
-                    " (dry run: would be created)" if run.dry_run else "")
+        logger.info(
+            "backfill #%s %s: %s rows, %s events%s",
+            run.pk,
+            run.status,
+            run.rows_done,
+            run.events_created,
+            " (dry run: would be created)" if run.dry_run else "",
+        )
     return run.is_active and row.is_active
 
 
@@ -175,7 +195,9 @@ def finish_failed(run_id: int, lane: int, exc: BaseException) -> None:
     now = timezone.now()
     with transaction.atomic():
         BackfillRun.objects.filter(pk=run_id, status__in=BackfillRun.ACTIVE_STATUSES).update(
-            status=Status.FAILED, finished_at=now, last_error=error)
+            status=Status.FAILED, finished_at=now, last_error=error
+        )
         BackfillLane.objects.filter(run_id=run_id, lane=lane, status__in=BackfillLane.ACTIVE_STATUSES).update(
-            status=LaneStatus.FAILED, finished_at=now, last_error=error)
+            status=LaneStatus.FAILED, finished_at=now, last_error=error
+        )
         stop_idle_lanes(run_id, now)

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,25 +15,99 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='UserActivity',
+            name="UserActivity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(choices=[('tournament_registered', 'Tournament Registered'), ('tournament_joined', 'Tournament Joined'), ('tournament_completed', 'Tournament Completed'), ('tournament_won', 'Tournament Won'), ('tournament_runner_up', 'Tournament Runner Up'), ('tournament_top4', 'Tournament Top4'), ('match_played', 'Match Played'), ('match_won', 'Match Won'), ('match_lost', 'Match Lost'), ('coins_earned', 'Coins Earned'), ('coins_spent', 'Coins Spent'), ('achievement_unlocked', 'Achievement Unlocked'), ('team_created', 'Team Created'), ('team_joined', 'Team Joined'), ('team_left', 'Team Left'), ('profile_created', 'Profile Created'), ('match_played_reversed', 'Match Played Reversed'), ('match_won_reversed', 'Match Won Reversed'), ('match_lost_reversed', 'Match Lost Reversed'), ('tournament_won_reversed', 'Tournament Won Reversed'), ('tournament_runner_up_reversed', 'Tournament Runner Up Reversed'), ('tournament_top4_reversed', 'Tournament Top4 Reversed')], max_length=40)),
-                ('timestamp', models.DateTimeField(help_text='When it happened at the source.')),
-                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, help_text='When the ledger learned it.')),
-                ('amount', models.PositiveBigIntegerField(blank=True, help_text='DeltaCoins, for coin events only.', null=True)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('source_model', models.CharField(max_length=40)),
-                ('source_id', models.BigIntegerField()),
-                ('seq', models.PositiveSmallIntegerField(default=1)),
-                ('visibility', models.CharField(choices=[('public', 'Public'), ('followers', 'Followers'), ('private', 'Private')], default='public', max_length=10)),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='activities', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "event_type",
+                    models.CharField(
+                        choices=[
+                            ("tournament_registered", "Tournament Registered"),
+                            ("tournament_joined", "Tournament Joined"),
+                            ("tournament_completed", "Tournament Completed"),
+                            ("tournament_won", "Tournament Won"),
+                            ("tournament_runner_up", "Tournament Runner Up"),
+                            ("tournament_top4", "Tournament Top4"),
+                            ("match_played", "Match Played"),
+                            ("match_won", "Match Won"),
+                            ("match_lost", "Match Lost"),
+                            ("coins_earned", "Coins Earned"),
+                            ("coins_spent", "Coins Spent"),
+                            ("achievement_unlocked", "Achievement Unlocked"),
+                            ("team_created", "Team Created"),
+                            ("team_joined", "Team Joined"),
+                            ("team_left", "Team Left"),
+                            ("profile_created", "Profile Created"),
+                            ("match_played_reversed", "Match Played Reversed"),
+                            ("match_won_reversed", "Match Won Reversed"),
+                            ("match_lost_reversed", "Match Lost Reversed"),
+                            ("tournament_won_reversed", "Tournament Won Reversed"),
+                            ("tournament_runner_up_reversed", "Tournament Runner Up Reversed"),
+                            ("tournament_top4_reversed", "Tournament Top4 Reversed"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                ("timestamp", models.DateTimeField(help_text="When it happened at the source.")),
+                (
+                    "recorded_at",
+                    models.DateTimeField(default=django.utils.timezone.now, help_text="When the ledger learned it."),
+                ),
+                (
+                    "amount",
+                    models.PositiveBigIntegerField(
+                        blank=True, help_text="DeltaCoins, for coin events only.", null=True
+                    ),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("source_model", models.CharField(max_length=40)),
+                ("source_id", models.BigIntegerField()),
+                ("seq", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[("public", "Public"), ("followers", "Followers"), ("private", "Private")],
+                        default="public",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="activities",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user activity',
-                'verbose_name_plural': 'user activities',
-                'indexes': [models.Index(fields=['user', '-timestamp', '-id'], name='activity_user_time_idx'), models.Index(fields=['event_type', '-timestamp'], name='activity_type_time_idx'), models.Index(fields=['user', 'event_type'], name='activity_user_type_idx')],
-                'constraints': [models.UniqueConstraint(fields=('source_model', 'source_id', 'user', 'event_type', 'seq'), name='activity_idempotency_key'), models.CheckConstraint(condition=models.Q(models.Q(('event_type__in', ['coins_earned', 'coins_spent']), ('amount__gt', 0)), models.Q(models.Q(('event_type__in', ['coins_earned', 'coins_spent']), _negated=True), ('amount__isnull', True)), _connector='OR'), name='activity_amount_only_on_coin_events', violation_error_message='Coin events carry a positive amount; other events carry none.'), models.CheckConstraint(condition=models.Q(('seq__gte', 1)), name='activity_seq_positive')],
+                "verbose_name": "user activity",
+                "verbose_name_plural": "user activities",
+                "indexes": [
+                    models.Index(fields=["user", "-timestamp", "-id"], name="activity_user_time_idx"),
+                    models.Index(fields=["event_type", "-timestamp"], name="activity_type_time_idx"),
+                    models.Index(fields=["user", "event_type"], name="activity_user_type_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("source_model", "source_id", "user", "event_type", "seq"),
+                        name="activity_idempotency_key",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("event_type__in", ["coins_earned", "coins_spent"]), ("amount__gt", 0)),
+                            models.Q(
+                                models.Q(("event_type__in", ["coins_earned", "coins_spent"]), _negated=True),
+                                ("amount__isnull", True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="activity_amount_only_on_coin_events",
+                        violation_error_message="Coin events carry a positive amount; other events carry none.",
+                    ),
+                    models.CheckConstraint(condition=models.Q(("seq__gte", 1)), name="activity_seq_positive"),
+                ],
             },
         ),
     ]

@@ -4,7 +4,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("activity", "0001_initial"),
     ]
@@ -18,8 +17,15 @@ class Migration(migrations.Migration):
             model_name="useractivity",
             constraint=models.CheckConstraint(
                 condition=models.Q(
-                    models.Q(("event_type__in", ["coins_earned", "coins_spent"]), ("amount__isnull", False), ("amount__gt", 0)),
-                    models.Q(models.Q(("event_type__in", ["coins_earned", "coins_spent"]), _negated=True), ("amount__isnull", True)),
+                    models.Q(
+                        ("event_type__in", ["coins_earned", "coins_spent"]),
+                        ("amount__isnull", False),
+                        ("amount__gt", 0),
+                    ),
+                    models.Q(
+                        models.Q(("event_type__in", ["coins_earned", "coins_spent"]), _negated=True),
+                        ("amount__isnull", True),
+                    ),
                     _connector="OR",
                 ),
                 name="activity_amount_only_on_coin_events",

@@ -7,49 +7,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0002_coin_amount_not_null'),
+        ("activity", "0002_coin_amount_not_null"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SweepWatermark',
+            name="SweepWatermark",
             fields=[
-                ('source', models.CharField(max_length=40, primary_key=True, serialize=False)),
-                ('watermark', models.DateTimeField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('last_found', models.PositiveIntegerField(default=0, help_text='Events the last sweep of this source inserted.')),
+                ("source", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("watermark", models.DateTimeField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "last_found",
+                    models.PositiveIntegerField(default=0, help_text="Events the last sweep of this source inserted."),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='BackfillRun',
+            name="BackfillRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sources', models.JSONField(default=list, help_text='Source labels, in processing order.')),
-                ('dry_run', models.BooleanField(default=False)),
-                ('batch_size', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=10)),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('current_source', models.CharField(blank=True, help_text='Resume cursor: the source being walked.', max_length=40)),
-                ('chunks_done', models.PositiveIntegerField(default=0, help_text='Chunk sequence number; a task for an older one is a duplicate.')),
-                ('rows_total', models.BigIntegerField(default=0)),
-                ('rows_done', models.BigIntegerField(default=0)),
-                ('events_created', models.BigIntegerField(default=0, help_text='Events inserted (for a dry run: events that would be).')),
-                ('rate', models.FloatField(default=0.0, help_text='Events per second since the start.')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, help_text='Last committed chunk (or resume).', null=True)),
-                ('resumes', models.PositiveIntegerField(default=0, help_text='Times a stalled run was re-enqueued from its cursor.')),
-                ('last_error', models.TextField(blank=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sources", models.JSONField(default=list, help_text="Source labels, in processing order.")),
+                ("dry_run", models.BooleanField(default=False)),
+                ("batch_size", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                (
+                    "current_source",
+                    models.CharField(blank=True, help_text="Resume cursor: the source being walked.", max_length=40),
+                ),
+                (
+                    "chunks_done",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Chunk sequence number; a task for an older one is a duplicate."
+                    ),
+                ),
+                ("rows_total", models.BigIntegerField(default=0)),
+                ("rows_done", models.BigIntegerField(default=0)),
+                (
+                    "events_created",
+                    models.BigIntegerField(
+                        default=0, help_text="Events inserted (for a dry run: events that would be)."
+                    ),
+                ),
+                ("rate", models.FloatField(default=0.0, help_text="Events per second since the start.")),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "heartbeat_at",
+                    models.DateTimeField(blank=True, help_text="Last committed chunk (or resume).", null=True),
+                ),
+                (
+                    "resumes",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Times a stalled run was re-enqueued from its cursor."
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-id',),
-                'constraints': [models.CheckConstraint(condition=models.Q(('batch_size__gte', 1)), name='backfill_batch_size_positive')],
+                "ordering": ("-id",),
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("batch_size__gte", 1)), name="backfill_batch_size_positive"
+                    )
+                ],
             },
         ),
     ]

@@ -7,27 +7,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0003_backfill_run_and_sweep_watermark'),
+        ("activity", "0003_backfill_run_and_sweep_watermark"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ErasureLog',
+            name="ErasureLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('erased_user_id', models.BigIntegerField(help_text='The erased account (erased once).', unique=True)),
-                ('performed_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('events_rewritten', models.PositiveIntegerField(default=0, help_text='Ledger rows re-pointed to the tombstone.')),
-                ('metadata_scrubbed', models.PositiveIntegerField(default=0, help_text='Of those, rows whose metadata was scrubbed.')),
-                ('source_rows', models.JSONField(blank=True, default=dict, help_text='Source table -> rows re-pointed or removed.')),
-                ('reason', models.CharField(blank=True, help_text='Request reference (ticket id); no personal data.', max_length=200)),
-                ('requested_by', models.ForeignKey(blank=True, help_text='Staff member or the player themself; empty if a job.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("erased_user_id", models.BigIntegerField(help_text="The erased account (erased once).", unique=True)),
+                ("performed_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "events_rewritten",
+                    models.PositiveIntegerField(default=0, help_text="Ledger rows re-pointed to the tombstone."),
+                ),
+                (
+                    "metadata_scrubbed",
+                    models.PositiveIntegerField(default=0, help_text="Of those, rows whose metadata was scrubbed."),
+                ),
+                (
+                    "source_rows",
+                    models.JSONField(blank=True, default=dict, help_text="Source table -> rows re-pointed or removed."),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True, help_text="Request reference (ticket id); no personal data.", max_length=200
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Staff member or the player themself; empty if a job.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-performed_at', '-id'),
+                "ordering": ("-performed_at", "-id"),
             },
         ),
     ]

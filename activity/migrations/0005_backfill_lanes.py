@@ -5,40 +5,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0004_erasure_log'),
+        ("activity", "0004_erasure_log"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='backfillrun',
-            name='lanes',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Chains of chunks running in parallel, each over its own key range.'),
+            model_name="backfillrun",
+            name="lanes",
+            field=models.PositiveSmallIntegerField(
+                default=1, help_text="Chains of chunks running in parallel, each over its own key range."
+            ),
         ),
         migrations.AddField(
-            model_name='backfillrun',
-            name='lanes_state',
-            field=models.JSONField(blank=True, default=list, help_text='Per lane: resume cursor and chunk sequence number.'),
+            model_name="backfillrun",
+            name="lanes_state",
+            field=models.JSONField(
+                blank=True, default=list, help_text="Per lane: resume cursor and chunk sequence number."
+            ),
         ),
         migrations.AlterField(
-            model_name='backfillrun',
-            name='batch_size',
-            field=models.PositiveIntegerField(help_text='Most source rows per chunk (fewer when rows imply many events).'),
+            model_name="backfillrun",
+            name="batch_size",
+            field=models.PositiveIntegerField(
+                help_text="Most source rows per chunk (fewer when rows imply many events)."
+            ),
         ),
         migrations.AlterField(
-            model_name='backfillrun',
-            name='chunks_done',
-            field=models.PositiveIntegerField(default=0, help_text='Chunks committed, all lanes together.'),
+            model_name="backfillrun",
+            name="chunks_done",
+            field=models.PositiveIntegerField(default=0, help_text="Chunks committed, all lanes together."),
         ),
         migrations.AlterField(
-            model_name='backfillrun',
-            name='current_source',
-            field=models.CharField(blank=True, help_text='The source the last committed chunk walked.', max_length=40),
+            model_name="backfillrun",
+            name="current_source",
+            field=models.CharField(blank=True, help_text="The source the last committed chunk walked.", max_length=40),
         ),
         migrations.AddConstraint(
-            model_name='backfillrun',
-            constraint=models.CheckConstraint(condition=models.Q(('lanes__gte', 1)), name='backfill_lanes_positive'),
+            model_name="backfillrun",
+            constraint=models.CheckConstraint(condition=models.Q(("lanes__gte", 1)), name="backfill_lanes_positive"),
         ),
     ]

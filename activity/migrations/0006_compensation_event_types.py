@@ -5,24 +5,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0005_backfill_lanes'),
+        ("activity", "0005_backfill_lanes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='useractivity',
-            name='activity_amount_only_on_coin_events',
+            model_name="useractivity",
+            name="activity_amount_only_on_coin_events",
         ),
         migrations.AlterField(
-            model_name='useractivity',
-            name='event_type',
-            field=models.CharField(choices=[('tournament_registered', 'Tournament Registered'), ('tournament_joined', 'Tournament Joined'), ('tournament_completed', 'Tournament Completed'), ('tournament_won', 'Tournament Won'), ('tournament_runner_up', 'Tournament Runner Up'), ('tournament_top4', 'Tournament Top4'), ('match_played', 'Match Played'), ('match_won', 'Match Won'), ('match_lost', 'Match Lost'), ('coins_earned', 'Coins Earned'), ('coins_spent', 'Coins Spent'), ('achievement_unlocked', 'Achievement Unlocked'), ('team_created', 'Team Created'), ('team_joined', 'Team Joined'), ('team_left', 'Team Left'), ('profile_created', 'Profile Created'), ('match_played_reversed', 'Match Played Reversed'), ('match_won_reversed', 'Match Won Reversed'), ('match_lost_reversed', 'Match Lost Reversed'), ('tournament_won_reversed', 'Tournament Won Reversed'), ('tournament_runner_up_reversed', 'Tournament Runner Up Reversed'), ('tournament_top4_reversed', 'Tournament Top4 Reversed'), ('tournament_registered_reversed', 'Tournament Registered Reversed'), ('tournament_joined_reversed', 'Tournament Joined Reversed'), ('tournament_completed_reversed', 'Tournament Completed Reversed'), ('coins_earned_reversed', 'Coins Earned Reversed'), ('coins_spent_reversed', 'Coins Spent Reversed'), ('achievement_unlocked_reversed', 'Achievement Unlocked Reversed'), ('team_created_reversed', 'Team Created Reversed'), ('team_joined_reversed', 'Team Joined Reversed'), ('team_left_reversed', 'Team Left Reversed')], max_length=40),
+            model_name="useractivity",
+            name="event_type",
+            field=models.CharField(
+                choices=[
+                    ("tournament_registered", "Tournament Registered"),
+                    ("tournament_joined", "Tournament Joined"),
+                    ("tournament_completed", "Tournament Completed"),
+                    ("tournament_won", "Tournament Won"),
+                    ("tournament_runner_up", "Tournament Runner Up"),
+                    ("tournament_top4", "Tournament Top4"),
+                    ("match_played", "Match Played"),
+                    ("match_won", "Match Won"),
+                    ("match_lost", "Match Lost"),
+                    ("coins_earned", "Coins Earned"),
+                    ("coins_spent", "Coins Spent"),
+                    ("achievement_unlocked", "Achievement Unlocked"),
+                    ("team_created", "Team Created"),
+                    ("team_joined", "Team Joined"),
+                    ("team_left", "Team Left"),
+                    ("profile_created", "Profile Created"),
+                    ("match_played_reversed", "Match Played Reversed"),
+                    ("match_won_reversed", "Match Won Reversed"),
+                    ("match_lost_reversed", "Match Lost Reversed"),
+                    ("tournament_won_reversed", "Tournament Won Reversed"),
+                    ("tournament_runner_up_reversed", "Tournament Runner Up Reversed"),
+                    ("tournament_top4_reversed", "Tournament Top4 Reversed"),
+                    ("tournament_registered_reversed", "Tournament Registered Reversed"),
+                    ("tournament_joined_reversed", "Tournament Joined Reversed"),
+                    ("tournament_completed_reversed", "Tournament Completed Reversed"),
+                    ("coins_earned_reversed", "Coins Earned Reversed"),
+                    ("coins_spent_reversed", "Coins Spent Reversed"),
+                    ("achievement_unlocked_reversed", "Achievement Unlocked Reversed"),
+                    ("team_created_reversed", "Team Created Reversed"),
+                    ("team_joined_reversed", "Team Joined Reversed"),
+                    ("team_left_reversed", "Team Left Reversed"),
+                ],
+                max_length=40,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='useractivity',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('event_type__in', ['coins_earned', 'coins_earned_reversed', 'coins_spent', 'coins_spent_reversed']), ('amount__isnull', False), ('amount__gt', 0)), models.Q(models.Q(('event_type__in', ['coins_earned', 'coins_earned_reversed', 'coins_spent', 'coins_spent_reversed']), _negated=True), ('amount__isnull', True)), _connector='OR'), name='activity_amount_only_on_coin_events', violation_error_message='Coin events carry a positive amount; other events carry none.'),
+            model_name="useractivity",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        (
+                            "event_type__in",
+                            ["coins_earned", "coins_earned_reversed", "coins_spent", "coins_spent_reversed"],
+                        ),
+                        ("amount__isnull", False),
+                        ("amount__gt", 0),
+                    ),
+                    models.Q(
+                        models.Q(
+                            (
+                                "event_type__in",
+                                ["coins_earned", "coins_earned_reversed", "coins_spent", "coins_spent_reversed"],
+                            ),
+                            _negated=True,
+                        ),
+                        ("amount__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="activity_amount_only_on_coin_events",
+                violation_error_message="Coin events carry a positive amount; other events carry none.",
+            ),
         ),
     ]

@@ -5,41 +5,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0006_compensation_event_types'),
+        ("activity", "0006_compensation_event_types"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sweepwatermark',
-            name='resume_changed_at',
+            model_name="sweepwatermark",
+            name="resume_changed_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweepwatermark',
-            name='resume_id',
+            model_name="sweepwatermark",
+            name="resume_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='PoisonRow',
+            name="PoisonRow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(help_text='Source label, e.g. teams.teammembership.', max_length=40)),
-                ('source_id', models.BigIntegerField()),
-                ('error_class', models.CharField(max_length=100)),
-                ('error', models.TextField(help_text='The last error (truncated).')),
-                ('origin', models.CharField(help_text='The job that last failed on it: sweep, reconcile, backfill, retry.', max_length=20)),
-                ('first_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen', models.DateTimeField(default=django.utils.timezone.now)),
-                ('attempts', models.PositiveIntegerField(default=1)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("source", models.CharField(help_text="Source label, e.g. teams.teammembership.", max_length=40)),
+                ("source_id", models.BigIntegerField()),
+                ("error_class", models.CharField(max_length=100)),
+                ("error", models.TextField(help_text="The last error (truncated).")),
+                (
+                    "origin",
+                    models.CharField(
+                        help_text="The job that last failed on it: sweep, reconcile, backfill, retry.", max_length=20
+                    ),
+                ),
+                ("first_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen", models.DateTimeField(default=django.utils.timezone.now)),
+                ("attempts", models.PositiveIntegerField(default=1)),
+                ("next_attempt_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('-last_seen', '-id'),
-                'indexes': [models.Index(condition=models.Q(('resolved_at__isnull', True)), fields=['next_attempt_at'], name='poison_row_due_idx'), models.Index(condition=models.Q(('resolved_at__isnull', True)), fields=['source', 'source_id'], name='poison_row_open_idx')],
-                'constraints': [models.UniqueConstraint(fields=('source', 'source_id'), name='poison_row_source_key')],
+                "ordering": ("-last_seen", "-id"),
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("resolved_at__isnull", True)),
+                        fields=["next_attempt_at"],
+                        name="poison_row_due_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("resolved_at__isnull", True)),
+                        fields=["source", "source_id"],
+                        name="poison_row_open_idx",
+                    ),
+                ],
+                "constraints": [models.UniqueConstraint(fields=("source", "source_id"), name="poison_row_source_key")],
             },
         ),
     ]

@@ -1,4 +1,5 @@
 """A player's DeltaCoin movements (coins earned / spent), newest first: self and staff only."""
+
 from __future__ import annotations
 
 from activity.cursors import Page, page_size, paginate

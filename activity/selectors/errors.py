@@ -1,4 +1,5 @@
 """Errors of the read side that come from what a client asked for (mapped to 4xx by the web layer)."""
+
 from __future__ import annotations
 
 

@@ -2,6 +2,7 @@
 
 stats.selectors.export adds the stats; the web layer serves the result as a JSON download.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -12,8 +13,18 @@ from esports.profiles.models import UserProfile
 
 EXPORT_FORBIDDEN = "Only the player and staff can export a player's data."
 EXPORT_FORMAT_VERSION = 1
-_EVENT_FIELDS = ("id", "event_type", "timestamp", "recorded_at", "amount", "metadata", "visibility", "source_model",
-                 "source_id", "seq")
+_EVENT_FIELDS = (
+    "id",
+    "event_type",
+    "timestamp",
+    "recorded_at",
+    "amount",
+    "metadata",
+    "visibility",
+    "source_model",
+    "source_id",
+    "seq",
+)
 
 
 def export_activity(relation: ViewerRelation, profile: UserProfile) -> dict:
@@ -41,8 +52,12 @@ def export_activity(relation: ViewerRelation, profile: UserProfile) -> dict:
 
 
 def _events(relation: ViewerRelation) -> Iterator[dict]:
-    rows = (UserActivity.objects.filter(visible_events(relation)).order_by("timestamp", "id").values(*_EVENT_FIELDS)
-            .iterator(chunk_size=2000))
+    rows = (
+        UserActivity.objects.filter(visible_events(relation))
+        .order_by("timestamp", "id")
+        .values(*_EVENT_FIELDS)
+        .iterator(chunk_size=2000)
+    )
     for row in rows:
         row["timestamp"] = row["timestamp"].isoformat()
         row["recorded_at"] = row["recorded_at"].isoformat()

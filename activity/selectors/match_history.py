@@ -10,6 +10,7 @@ whose winner was changed flips from won to lost.
 Game filter: `metadata.game` of the events (the tournament's game, copied in at derivation). The filter applies to one
 player's rows (found through the (user, -timestamp, -id) index), so it needs no index of its own.
 """
+
 from __future__ import annotations
 
 import enum
@@ -20,7 +21,8 @@ from django.db.models.expressions import RawSQL
 
 from activity.cursors import Page, page_size, paginate
 from activity.derivation import MATCH
-from activity.event_types import REVERSAL_OF, EventType as E
+from activity.event_types import REVERSAL_OF
+from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.privacy import ViewerRelation, require, visible_events
 from activity.selectors.errors import InvalidQueryError
@@ -55,9 +57,11 @@ def _net(event_type: str) -> RawSQL:
     """The user's count of `event_type` for the outer row's match, minus its compensations: a correlated aggregate
     on the idempotency-key index (source_model, source_id, user_id, event_type, seq). Written as SQL because the page
     query is built on every request and the ORM form of three such subqueries costs more to compile than to run."""
-    sql = (f"(SELECT COALESCE(SUM(CASE WHEN n.event_type = %s THEN 1 ELSE -1 END), 0) FROM {_LEDGER} n "
-           f"WHERE n.source_model = {_LEDGER}.source_model AND n.source_id = {_LEDGER}.source_id "
-           f"AND n.user_id = {_LEDGER}.user_id AND n.event_type IN (%s, %s))")
+    sql = (
+        f"(SELECT COALESCE(SUM(CASE WHEN n.event_type = %s THEN 1 ELSE -1 END), 0) FROM {_LEDGER} n "
+        f"WHERE n.source_model = {_LEDGER}.source_model AND n.source_id = {_LEDGER}.source_id "
+        f"AND n.user_id = {_LEDGER}.user_id AND n.event_type IN (%s, %s))"
+    )
     return RawSQL(sql, (event_type, event_type, REVERSAL_OF[event_type]), output_field=IntegerField())
 
 
@@ -69,8 +73,9 @@ def _outcome(net_won: int, net_lost: int) -> Outcome:
     return Outcome.FORFEIT
 
 
-def match_history(relation: ViewerRelation, *, cursor: str | None = None, limit: int | None = None,
-                  game: str | None = None) -> Page[UserActivity]:
+def match_history(
+    relation: ViewerRelation, *, cursor: str | None = None, limit: int | None = None, game: str | None = None
+) -> Page[UserActivity]:
     """One page of matches (default 10, at most 50); each item carries `.outcome` (Outcome).
 
     Raises NotPermitted when the subject hides their match history from this viewer, InvalidCursorError,
@@ -82,8 +87,11 @@ def match_history(relation: ViewerRelation, *, cursor: str | None = None, limit:
     rows = UserActivity.objects.filter(visible_events(relation), event_type=E.MATCH_PLAYED, source_model=MATCH, seq=1)
     if game is not None:
         rows = rows.filter(metadata__game=game)
-    rows = rows.alias(net_played=_net(E.MATCH_PLAYED)).filter(net_played__gt=0).annotate(
-        net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST))
+    rows = (
+        rows.alias(net_played=_net(E.MATCH_PLAYED))
+        .filter(net_played__gt=0)
+        .annotate(net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST))
+    )
     scope = f"matches:{relation.subject_id}:{game or ''}"
     page = paginate(rows, cursor=cursor, limit=size, scope=scope)
     for item in page.items:

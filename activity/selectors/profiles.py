@@ -1,4 +1,5 @@
 """The player a page or endpoint is about: looked up once, with the user and follower counts in the same query."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -16,8 +17,11 @@ _NOT_IN_NAMES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 def is_possible_username(username: object) -> bool:
-    return (isinstance(username, str) and 0 < len(username) <= MAX_USERNAME_LENGTH
-            and not any(unicodedata.category(c) in _NOT_IN_NAMES for c in username))
+    return (
+        isinstance(username, str)
+        and 0 < len(username) <= MAX_USERNAME_LENGTH
+        and not any(unicodedata.category(c) in _NOT_IN_NAMES for c in username)
+    )
 
 
 def _count_of(**filters) -> Coalesce:
@@ -29,8 +33,10 @@ def _count_of(**filters) -> Coalesce:
 def _lookup(viewer, *, with_counts: bool, **filters) -> UserProfile:
     qs = UserProfile.objects.select_related("user").filter(**filters)
     if with_counts:
-        qs = qs.annotate(followers_count=_count_of(followee_id=OuterRef("user_id")),
-                         following_count=_count_of(follower_id=OuterRef("user_id")))
+        qs = qs.annotate(
+            followers_count=_count_of(followee_id=OuterRef("user_id")),
+            following_count=_count_of(follower_id=OuterRef("user_id")),
+        )
     profile = qs.first()
     # A deactivated account (erased, banned, or an erasure tombstone) is only visible to staff.
     is_staff = bool(viewer is not None and getattr(viewer, "is_authenticated", False) and viewer.is_staff)

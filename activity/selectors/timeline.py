@@ -10,6 +10,7 @@ Corrections: when a recorded win or placement is later withdrawn (a dispute reso
 event is shown as a correction entry right where it happened; the original stays, as in the ledger, so the
 timeline is honest about what was announced and then corrected.
 """
+
 from __future__ import annotations
 
 from activity.cursors import Page, page_size, paginate
@@ -19,14 +20,27 @@ from activity.privacy import ViewerRelation, visible_events
 
 DEFAULT_LIMIT = 20
 
-TIMELINE_EVENTS: frozenset[str] = frozenset({
-    E.TOURNAMENT_JOINED, E.TOURNAMENT_COMPLETED,
-    E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.TOURNAMENT_TOP4,
-    E.TOURNAMENT_WON_REVERSED, E.TOURNAMENT_RUNNER_UP_REVERSED, E.TOURNAMENT_TOP4_REVERSED,
-    E.MATCH_WON, E.MATCH_WON_REVERSED,
-    E.ACHIEVEMENT_UNLOCKED, E.TEAM_CREATED, E.TEAM_JOINED, E.TEAM_LEFT,
-    E.COINS_EARNED, E.COINS_SPENT, E.PROFILE_CREATED,
-})
+TIMELINE_EVENTS: frozenset[str] = frozenset(
+    {
+        E.TOURNAMENT_JOINED,
+        E.TOURNAMENT_COMPLETED,
+        E.TOURNAMENT_WON,
+        E.TOURNAMENT_RUNNER_UP,
+        E.TOURNAMENT_TOP4,
+        E.TOURNAMENT_WON_REVERSED,
+        E.TOURNAMENT_RUNNER_UP_REVERSED,
+        E.TOURNAMENT_TOP4_REVERSED,
+        E.MATCH_WON,
+        E.MATCH_WON_REVERSED,
+        E.ACHIEVEMENT_UNLOCKED,
+        E.TEAM_CREATED,
+        E.TEAM_JOINED,
+        E.TEAM_LEFT,
+        E.COINS_EARNED,
+        E.COINS_SPENT,
+        E.PROFILE_CREATED,
+    }
+)
 
 
 def timeline(relation: ViewerRelation, *, cursor: str | None = None, limit: int | None = None) -> Page[UserActivity]:

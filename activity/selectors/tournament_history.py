@@ -3,6 +3,7 @@
 With `show_tournament_stats` off, others get the official placements only (activity.privacy); the caller can tell
 from `relation.can_see_tournament_participation` and say so.
 """
+
 from __future__ import annotations
 
 from activity.cursors import Page, page_size, paginate
@@ -13,8 +14,9 @@ DEFAULT_LIMIT = 20
 TOURNAMENT_EVENTS: frozenset[str] = PARTICIPATION_EVENTS | PLACEMENT_EVENTS
 
 
-def tournament_history(relation: ViewerRelation, *, cursor: str | None = None,
-                       limit: int | None = None) -> Page[UserActivity]:
+def tournament_history(
+    relation: ViewerRelation, *, cursor: str | None = None, limit: int | None = None
+) -> Page[UserActivity]:
     """One page of tournament events (default 20, at most 50); raises InvalidCursorError."""
     size = page_size(limit, DEFAULT_LIMIT)
     rows = UserActivity.objects.filter(visible_events(relation), event_type__in=sorted(TOURNAMENT_EVENTS))

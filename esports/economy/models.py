@@ -17,10 +17,14 @@ class ImmutableTransactionError(Exception):
 
 class DeltaCrownTransactionQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        raise ImmutableTransactionError("DeltaCrownTransaction rows are immutable; append a reversing transaction instead.")
+        raise ImmutableTransactionError(
+            "DeltaCrownTransaction rows are immutable; append a reversing transaction instead."
+        )
 
     def delete(self):
-        raise ImmutableTransactionError("DeltaCrownTransaction rows cannot be deleted; append a reversing transaction instead.")
+        raise ImmutableTransactionError(
+            "DeltaCrownTransaction rows cannot be deleted; append a reversing transaction instead."
+        )
 
 
 class DeltaCrownTransaction(models.Model):
@@ -30,15 +34,24 @@ class DeltaCrownTransaction(models.Model):
     amount = models.BigIntegerField(help_text="DeltaCoins; positive earns, negative spends, never zero.")
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by",
-                                    help_text="The transaction this one cancels (same wallet, opposite amount; once).")
+    reverses = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversed_by",
+        help_text="The transaction this one cancels (same wallet, opposite amount; once).",
+    )
 
     objects = DeltaCrownTransactionQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=~Q(amount=0), name="transaction_amount_not_zero",
-                                   violation_error_message="A transaction amount is never 0."),
+            models.CheckConstraint(
+                condition=~Q(amount=0),
+                name="transaction_amount_not_zero",
+                violation_error_message="A transaction amount is never 0.",
+            ),
         ]
         indexes = [models.Index(fields=["wallet", "-created_at"], name="transaction_wallet_idx")]
 
@@ -47,8 +60,12 @@ class DeltaCrownTransaction(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
-            raise ImmutableTransactionError(f"DeltaCrownTransaction {self.pk} is immutable; append a reversing transaction instead.")
+            raise ImmutableTransactionError(
+                f"DeltaCrownTransaction {self.pk} is immutable; append a reversing transaction instead."
+            )
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise ImmutableTransactionError(f"DeltaCrownTransaction {self.pk} cannot be deleted; append a reversing transaction instead.")
+        raise ImmutableTransactionError(
+            f"DeltaCrownTransaction {self.pk} cannot be deleted; append a reversing transaction instead."
+        )

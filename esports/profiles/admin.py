@@ -29,13 +29,15 @@ class UserProfileAdmin(admin.ModelAdmin):
     def assign_missing_public_ids(self, request, queryset) -> None:
         # The command's service, restricted to the selection: same order (creation, then id), same batches.
         report = backfill_public_ids(user_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"Assigned {report.assigned} public ID(s); the other selected profiles had one.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"Assigned {report.assigned} public ID(s); the other selected profiles had one.", messages.SUCCESS
+        )
 
 
 @admin.register(PublicIDCounter)
 class PublicIDCounterAdmin(admin.ModelAdmin):
     """The counters are advanced only by the assignment code: the admin shows them and cannot change them."""
+
     list_display = ("year", "last_value")
     ordering = ("-year",)
 

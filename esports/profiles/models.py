@@ -9,7 +9,9 @@ from esports.profiles.public_ids import next_public_id
 class UserProfile(models.Model):
     # The user is the primary key, so a profile id *is* a user id: the ledger (keyed by user) and the stats
     # projection (keyed by profile) join without a lookup table.
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="profile"
+    )
     display_name = models.CharField(max_length=150, blank=True)
     show_match_history = models.BooleanField(default=True)
     show_tournament_stats = models.BooleanField(default=True)
@@ -23,12 +25,16 @@ class UserProfile(models.Model):
     class Meta:
         indexes = [
             # The backfill walks the profiles still without an ID in creation order; the index shrinks as it goes.
-            models.Index(fields=["created_at", "user"], condition=models.Q(public_id__isnull=True),
-                         name="profile_without_public_id_idx"),
+            models.Index(
+                fields=["created_at", "user"],
+                condition=models.Q(public_id__isnull=True),
+                name="profile_without_public_id_idx",
+            ),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(public_id__regex=PUBLIC_ID_REGEX),
-                                   name="profile_public_id_format"),
+            models.CheckConstraint(
+                condition=models.Q(public_id__regex=PUBLIC_ID_REGEX), name="profile_public_id_format"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -47,6 +53,7 @@ class UserProfile(models.Model):
 
 class PublicIDCounter(models.Model):
     """The last public ID number handed out per creation year (see esports/profiles/public_ids.py)."""
+
     year = models.PositiveSmallIntegerField(primary_key=True)
     last_value = models.PositiveIntegerField(default=0)
 
@@ -62,8 +69,11 @@ class Follow(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["follower", "followee"], name="follow_unique_pair"),
-            models.CheckConstraint(condition=~models.Q(follower=models.F("followee")), name="follow_not_self",
-                                   violation_error_message="A user cannot follow themselves."),
+            models.CheckConstraint(
+                condition=~models.Q(follower=models.F("followee")),
+                name="follow_not_self",
+                violation_error_message="A user cannot follow themselves.",
+            ),
         ]
         indexes = [models.Index(fields=["followee", "follower"], name="follow_followee_idx")]
 

@@ -7,6 +7,7 @@ idempotent (assigned profiles leave the partial index the walk reads, so a secon
 to sign-ups and a second backfill (locked rows another run assigned first drop out of the batch before any number is
 reserved: no gap). Profiles of a year that already has IDs (sign-ups since the feature) are numbered after them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
@@ -40,14 +41,25 @@ def _without_id(user_ids: Collection[int] | None):
 
 def count_missing(user_ids: Collection[int] | None = None) -> dict[int, int]:
     """Profiles without a public ID per creation year (UTC), in one aggregate query."""
-    rows = (_without_id(user_ids).annotate(year=ExtractYear("created_at", tzinfo=UTC)).order_by()
-            .values("year").annotate(n=Count("*")).values_list("year", "n"))
+    rows = (
+        _without_id(user_ids)
+        .annotate(year=ExtractYear("created_at", tzinfo=UTC))
+        .order_by()
+        .values("year")
+        .annotate(n=Count("*"))
+        .values_list("year", "n")
+    )
     return dict(sorted(rows))
 
 
-def backfill_public_ids(*, dry_run: bool = False, limit: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                        user_ids: Collection[int] | None = None,
-                        progress: Callable[[int], None] | None = None) -> BackfillReport:
+def backfill_public_ids(
+    *,
+    dry_run: bool = False,
+    limit: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    user_ids: Collection[int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BackfillReport:
     """Assign public IDs to profiles that have none (all, or those of `user_ids`), at most `limit` of them."""
     if batch_size < 1 or (limit is not None and limit < 0):
         raise ValueError("batch_size must be positive and limit not negative")
@@ -71,15 +83,18 @@ def backfill_public_ids(*, dry_run: bool = False, limit: int | None = None, batc
     return report
 
 
-def _assign_batch(user_ids: Collection[int] | None, after: tuple[datetime, int] | None, size: int,
-                  by_year: dict[int, int]) -> list[tuple[datetime, int]]:
+def _assign_batch(
+    user_ids: Collection[int] | None, after: tuple[datetime, int] | None, size: int, by_year: dict[int, int]
+) -> list[tuple[datetime, int]]:
     """One key range: the next `size` profiles without an ID after `after`; returns their (created_at, user id)."""
     qs = _without_id(user_ids)
     if after is not None:
         qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], user_id__gt=after[1]))
     with transaction.atomic():
         # Locked before any number is reserved; a row another backfill assigned meanwhile is re-checked and dropped.
-        rows = list(qs.order_by("created_at", "user_id").select_for_update().values_list("user_id", "created_at")[:size])
+        rows = list(
+            qs.order_by("created_at", "user_id").select_for_update().values_list("user_id", "created_at")[:size]
+        )
         assigned = assign_public_ids(rows)
         _write(assigned)
     for _uid, created in rows:
@@ -98,7 +113,8 @@ def _write(assigned: dict[int, str]) -> None:
             f"UPDATE {table} AS p SET public_id = v.public_id "
             "FROM unnest(%s::bigint[], %s::text[]) AS v(user_id, public_id) "
             "WHERE p.user_id = v.user_id AND p.public_id IS NULL",
-            [list(assigned), list(assigned.values())])
+            [list(assigned), list(assigned.values())],
+        )
         if cursor.rowcount != len(assigned):
             raise RuntimeError(f"backfill wrote {cursor.rowcount} of {len(assigned)} reserved public IDs")
 

@@ -7,6 +7,7 @@ Numbers come from `PublicIDCounter(year, last_value)`, advanced by `reserve_bloc
 year's row lock until the caller's transaction ends: concurrent creators queue on that row instead of colliding, and a
 transaction that rolls back takes its increment with it, so a year's IDs are exactly 1..last_value, no gaps.
 """
+
 from __future__ import annotations
 
 import re
@@ -82,7 +83,8 @@ def reserve_block(year: int, count: int) -> range:
         cursor.execute(
             f"INSERT INTO {table} (year, last_value) VALUES (%s, %s) ON CONFLICT (year) DO UPDATE "
             f"SET last_value = {table}.last_value + EXCLUDED.last_value RETURNING last_value",
-            [year, count])
+            [year, count],
+        )
         last = cursor.fetchone()[0]
     return range(last - count + 1, last + 1)
 

@@ -1,4 +1,5 @@
 """Reads by public ID (the lookups pages, the API and the admin share)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Provisioning of the per-user rows every account has (profile, wallet), for single and bulk paths."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -28,15 +29,19 @@ def provision_users(user_ids: Iterable[int], display_names: dict[int, str] | Non
         missing = _lock_users_without_profile(ids)
         public_ids = assign_public_ids(missing)
         for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+            chunk = missing[start : start + CHUNK]
             # No ignore_conflicts: the users are locked, so a conflict is a bug to see, not a reserved number to lose.
             UserProfile.objects.bulk_create(
-                [UserProfile(user_id=uid, display_name=names.get(uid, ""), public_id=public_ids[uid])
-                 for uid, _joined in chunk], batch_size=1000,
+                [
+                    UserProfile(user_id=uid, display_name=names.get(uid, ""), public_id=public_ids[uid])
+                    for uid, _joined in chunk
+                ],
+                batch_size=1000,
             )
         for start in range(0, len(ids), CHUNK):
             DeltaCrownWallet.objects.bulk_create(
-                [DeltaCrownWallet(profile_id=uid) for uid in ids[start:start + CHUNK]], ignore_conflicts=True,
+                [DeltaCrownWallet(profile_id=uid) for uid in ids[start : start + CHUNK]],
+                ignore_conflicts=True,
                 batch_size=1000,
             )
 
@@ -50,8 +55,10 @@ def _lock_users_without_profile(ids: list[int]) -> list[tuple[int, datetime]]:
     User = get_user_model()
     missing: list[tuple[int, datetime]] = []
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        list(User.objects.filter(pk__in=chunk).order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
+        chunk = ids[start : start + CHUNK]
+        list(
+            User.objects.filter(pk__in=chunk).order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True)
+        )
         missing.extend(User.objects.filter(pk__in=chunk, profile__isnull=True).values_list("pk", "date_joined"))
     missing.sort(key=lambda row: (row[1], row[0]))
     return missing

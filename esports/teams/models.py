@@ -24,13 +24,19 @@ class TeamMembership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["team", "user"], condition=Q(left_at__isnull=True), name="membership_one_active"),
-            models.CheckConstraint(condition=Q(left_at__isnull=True) | Q(left_at__gte=F("joined_at")),
-                                   name="membership_left_after_joined",
-                                   violation_error_message="A member cannot leave before joining."),
+            models.UniqueConstraint(
+                fields=["team", "user"], condition=Q(left_at__isnull=True), name="membership_one_active"
+            ),
+            models.CheckConstraint(
+                condition=Q(left_at__isnull=True) | Q(left_at__gte=F("joined_at")),
+                name="membership_left_after_joined",
+                violation_error_message="A member cannot leave before joining.",
+            ),
         ]
-        indexes = [models.Index(fields=["team", "joined_at"], name="membership_team_joined_idx"),
-                   models.Index(fields=["user"], name="membership_user_idx")]
+        indexes = [
+            models.Index(fields=["team", "joined_at"], name="membership_team_joined_idx"),
+            models.Index(fields=["user"], name="membership_user_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.team_id}"

@@ -23,6 +23,7 @@ malformed row or a failure rolls back the whole season being written, never part
 (tournament, match_num), tournament), so a second run adds nothing. Bulk inserts send no signals: the import records
 nothing in the ledger (a backfill does that).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -45,8 +46,18 @@ from esports.tournaments.models import Match, Registration, Tournament, Tourname
 
 MATCHES_FILE = "atp_tour_matches.csv.gz"
 PLAYERS_FILE = "atp_players.csv.gz"
-MATCH_COLUMNS = ("tourney_id", "tourney_name", "tourney_date", "match_num", "round", "winner_id", "winner_name",
-                 "loser_id", "loser_name", "score")
+MATCH_COLUMNS = (
+    "tourney_id",
+    "tourney_name",
+    "tourney_date",
+    "match_num",
+    "round",
+    "winner_id",
+    "winner_name",
+    "loser_id",
+    "loser_name",
+    "score",
+)
 PLAYER_COLUMNS = ("player_id", "name_first", "name_last")
 GAME = "tennis"
 USERNAME_PREFIX = "atp"
@@ -164,23 +175,30 @@ def import_atp(
         report.seasons.append(season)
         if progress:
             elapsed = time.perf_counter() - started
-            progress(f"season {season}: {len(rows):,} rows | total {report.matches.created:,} matches created, "
-                     f"{report.matches.present:,} present, {report.rows_in_range:,} rows in {elapsed:.1f} s "
-                     f"({report.rows_in_range / elapsed:,.0f} rows/s)")
+            progress(
+                f"season {season}: {len(rows):,} rows | total {report.matches.created:,} matches created, "
+                f"{report.matches.present:,} present, {report.rows_in_range:,} rows in {elapsed:.1f} s "
+                f"({report.rows_in_range / elapsed:,.0f} rows/s)"
+            )
     report.seconds = time.perf_counter() - started
     return report
 
 
 # --- reading -----------------------------------------------------------------------------------------------------
 
+
 def _data_files(directory: Path) -> tuple[Path, Path]:
     if not directory.is_dir():
-        raise AtpImportError(f"{directory} is not a directory: expected the ATP data directory holding "
-                             f"{MATCHES_FILE} and {PLAYERS_FILE} (see its README.md)")
+        raise AtpImportError(
+            f"{directory} is not a directory: expected the ATP data directory holding "
+            f"{MATCHES_FILE} and {PLAYERS_FILE} (see its README.md)"
+        )
     paths = (directory / MATCHES_FILE, directory / PLAYERS_FILE)
     for path in paths:
         if not path.is_file():
-            raise AtpImportError(f"{path} not found: the ATP data directory must hold {MATCHES_FILE} and {PLAYERS_FILE}")
+            raise AtpImportError(
+                f"{path} not found: the ATP data directory must hold {MATCHES_FILE} and {PLAYERS_FILE}"
+            )
     return paths
 
 
@@ -243,14 +261,21 @@ def _read_matches(path: Path, report: AtpImportReport, from_year: int | None, to
         tourney_date = dates.get(raw_date)
         if tourney_date is None:
             try:
-                tourney_date = dates[raw_date] = datetime.strptime(raw_date, "%Y%m%d").replace(tzinfo=timezone.utc)
+                tourney_date = dates[raw_date] = datetime.strptime(raw_date, "%Y%m%d").replace(tzinfo=UTC)
             except ValueError:
                 raise AtpImportError(f"{path} line {line}: tourney_date is not a YYYYMMDD date: {raw_date!r}") from None
         yield AtpRow(
-            line=line, tourney_id=tourney_id, tourney_name=row["tourney_name"].strip(), tourney_date=tourney_date,
-            season=season, match_num=_int(path, line, "match_num", row["match_num"]), round=row["round"].strip(),
-            winner_id=_int(path, line, "winner_id", row["winner_id"]), winner_name=row["winner_name"].strip(),
-            loser_id=_int(path, line, "loser_id", row["loser_id"]), loser_name=row["loser_name"].strip(),
+            line=line,
+            tourney_id=tourney_id,
+            tourney_name=row["tourney_name"].strip(),
+            tourney_date=tourney_date,
+            season=season,
+            match_num=_int(path, line, "match_num", row["match_num"]),
+            round=row["round"].strip(),
+            winner_id=_int(path, line, "winner_id", row["winner_id"]),
+            winner_name=row["winner_name"].strip(),
+            loser_id=_int(path, line, "loser_id", row["loser_id"]),
+            loser_name=row["loser_name"].strip(),
             score=row["score"].strip(),
         )
 
@@ -270,8 +295,10 @@ def _seasons(rows: Iterator[AtpRow]) -> Iterator[tuple[int, list[AtpRow]]]:
                 yield season, chunk
                 done.add(season)
             if row.season in done:
-                raise AtpImportError(f"line {row.line}: season {row.season} appears again after it was imported; "
-                                     "the matches file must keep each season's rows together")
+                raise AtpImportError(
+                    f"line {row.line}: season {row.season} appears again after it was imported; "
+                    "the matches file must keep each season's rows together"
+                )
             season, chunk = row.season, []
         chunk.append(row)
     if chunk and season is not None:
@@ -280,8 +307,10 @@ def _seasons(rows: Iterator[AtpRow]) -> Iterator[tuple[int, list[AtpRow]]]:
 
 # --- writing -----------------------------------------------------------------------------------------------------
 
-def _import_season(season: int, rows: list[AtpRow], names: dict[int, str], known_users: dict[int, int],
-                   report: AtpImportReport) -> None:
+
+def _import_season(
+    season: int, rows: list[AtpRow], names: dict[int, str], known_users: dict[int, int], report: AtpImportReport
+) -> None:
     kept: list[AtpRow] = []
     keys: set[tuple[str, int]] = set()
     skipped: Counter = Counter()
@@ -313,8 +342,9 @@ def _import_season(season: int, rows: list[AtpRow], names: dict[int, str], known
     report.skipped.update(skipped)
 
 
-def _ensure_players(rows: list[AtpRow], names: dict[int, str], known_users: dict[int, int],
-                    chunk: AtpImportReport) -> dict[int, int]:
+def _ensure_players(
+    rows: list[AtpRow], names: dict[int, str], known_users: dict[int, int], chunk: AtpImportReport
+) -> dict[int, int]:
     row_names: dict[int, str] = {}
     for row in rows:
         row_names.setdefault(row.winner_id, row.winner_name)
@@ -335,10 +365,16 @@ def _ensure_tournaments(rows: list[AtpRow], now: datetime, chunk: AtpImportRepor
     first: dict[str, AtpRow] = {}
     for row in rows:
         first.setdefault(row.tourney_id, row)
-    values = [(r.tourney_name, GAME, Tournament.Status.COMPLETED, r.season, r.tourney_date, r.tourney_id,
-               r.tourney_date, now) for r in first.values()]
-    created = insert_rows(Tournament, ("name", "game", "status", "season", "starts_at", "external_id", "created_at",
-                                       "updated_at"), values, ignore_conflicts=True)
+    values = [
+        (r.tourney_name, GAME, Tournament.Status.COMPLETED, r.season, r.tourney_date, r.tourney_id, r.tourney_date, now)
+        for r in first.values()
+    ]
+    created = insert_rows(
+        Tournament,
+        ("name", "game", "status", "season", "starts_at", "external_id", "created_at", "updated_at"),
+        values,
+        ignore_conflicts=True,
+    )
     chunk.tournaments.add(len(values), len(created))
     ids: dict[str, int] = {}
     for external_id, pk in Tournament.objects.filter(external_id__in=list(first)).values_list("external_id", "id"):
@@ -347,23 +383,34 @@ def _ensure_tournaments(rows: list[AtpRow], now: datetime, chunk: AtpImportRepor
     return ids
 
 
-def _ensure_registrations(rows: list[AtpRow], tournament_ids: dict[str, int], user_ids: dict[int, int],
-                          now: datetime, chunk: AtpImportReport) -> dict[tuple[int, int], int]:
+def _ensure_registrations(
+    rows: list[AtpRow], tournament_ids: dict[str, int], user_ids: dict[int, int], now: datetime, chunk: AtpImportReport
+) -> dict[tuple[int, int], int]:
     entries: dict[tuple[int, int], datetime] = {}
     for row in rows:
         tid = tournament_ids[row.tourney_id]
         for pid in (row.winner_id, row.loser_id):
             entries.setdefault((tid, user_ids[pid]), row.tourney_date)
     values = [(tid, uid, Registration.Status.CONFIRMED, True, at, at, now) for (tid, uid), at in entries.items()]
-    created = insert_rows(Registration, ("tournament_id", "user_id", "status", "checked_in", "checked_in_at",
-                                         "created_at", "updated_at"), values, ignore_conflicts=True)
+    created = insert_rows(
+        Registration,
+        ("tournament_id", "user_id", "status", "checked_in", "checked_in_at", "created_at", "updated_at"),
+        values,
+        ignore_conflicts=True,
+    )
     chunk.registrations.add(len(values), len(created))
     existing = Registration.objects.filter(tournament_id__in=list(tournament_ids.values()), user__isnull=False)
     return {(tid, uid): rid for tid, uid, rid in existing.values_list("tournament_id", "user_id", "id")}
 
 
-def _ensure_matches(rows: list[AtpRow], tournament_ids: dict[str, int], registration_ids: dict[tuple[int, int], int],
-                    user_ids: dict[int, int], now: datetime, chunk: AtpImportReport) -> None:
+def _ensure_matches(
+    rows: list[AtpRow],
+    tournament_ids: dict[str, int],
+    registration_ids: dict[tuple[int, int], int],
+    user_ids: dict[int, int],
+    now: datetime,
+    chunk: AtpImportReport,
+) -> None:
     values = []
     forfeit_keys: set[tuple[int, int]] = set()
     for row in rows:
@@ -373,11 +420,42 @@ def _ensure_matches(rows: list[AtpRow], tournament_ids: dict[str, int], registra
         state = Match.State.FORFEIT if is_walkover(row.score) else Match.State.COMPLETED
         if state == Match.State.FORFEIT:
             forfeit_keys.add((tid, row.match_num))
-        values.append((tid, row.round, row.match_num, winner, loser, winner, loser, state, row.score,
-                       row.tourney_date, row.tourney_date, now))
-    created = insert_rows(Match, ("tournament_id", "round", "match_num", "participant1_id", "participant2_id",
-                                  "winner_id", "loser_id", "state", "score", "completed_at", "created_at", "updated_at"),
-                          values, ignore_conflicts=True, returning=("tournament_id", "match_num"))
+        values.append(
+            (
+                tid,
+                row.round,
+                row.match_num,
+                winner,
+                loser,
+                winner,
+                loser,
+                state,
+                row.score,
+                row.tourney_date,
+                row.tourney_date,
+                now,
+            )
+        )
+    created = insert_rows(
+        Match,
+        (
+            "tournament_id",
+            "round",
+            "match_num",
+            "participant1_id",
+            "participant2_id",
+            "winner_id",
+            "loser_id",
+            "state",
+            "score",
+            "completed_at",
+            "created_at",
+            "updated_at",
+        ),
+        values,
+        ignore_conflicts=True,
+        returning=("tournament_id", "match_num"),
+    )
     chunk.matches.add(len(values), len(created))
     chunk.forfeits.add(len(forfeit_keys), sum(1 for key in created if tuple(key) in forfeit_keys))
 
@@ -386,9 +464,11 @@ def _ensure_results(tournament_ids: list[int], now: datetime, chunk: AtpImportRe
     """Results from the tournaments' stored F and SF matches (set-based: one query, one insert)."""
     finals: dict[int, list[tuple]] = defaultdict(list)
     semis: dict[int, list[int]] = defaultdict(list)
-    deciding = (Match.objects.filter(tournament_id__in=tournament_ids, round__in=("F", "SF"))
-                .order_by("tournament_id", "match_num", "id")
-                .values_list("tournament_id", "round", "winner_id", "loser_id", "completed_at"))
+    deciding = (
+        Match.objects.filter(tournament_id__in=tournament_ids, round__in=("F", "SF"))
+        .order_by("tournament_id", "match_num", "id")
+        .values_list("tournament_id", "round", "winner_id", "loser_id", "completed_at")
+    )
     for tid, round_, winner, loser, completed_at in deciding:
         if round_ == "F":
             finals[tid].append((winner, loser, completed_at))
@@ -401,7 +481,11 @@ def _ensure_results(tournament_ids: list[int], now: datetime, chunk: AtpImportRe
         winner, runner_up, completed_at = final[0]
         third, fourth = semis[tid] if len(semis[tid]) == 2 else (None, None)
         values.append((tid, winner, runner_up, third, fourth, completed_at, now))
-    created = insert_rows(TournamentResult, ("tournament_id", "winner_id", "runner_up_id", "third_place_id",
-                                             "fourth_place_id", "created_at", "updated_at"),
-                          values, ignore_conflicts=True, returning=("tournament_id",))
+    created = insert_rows(
+        TournamentResult,
+        ("tournament_id", "winner_id", "runner_up_id", "third_place_id", "fourth_place_id", "created_at", "updated_at"),
+        values,
+        ignore_conflicts=True,
+        returning=("tournament_id",),
+    )
     chunk.results.add(len(values), len(created))

@@ -8,6 +8,7 @@ caller's values as they are: the caller names every column it fills, timestamps 
 Conflicts can be ignored (`ON CONFLICT DO NOTHING`, any unique constraint: natural keys make a re-run add nothing)
 and `RETURNING` reports exactly the rows inserted, so callers can tell "created" from "already present".
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,11 +20,24 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 
 # Column types whose Django get_db_prep_save is the identity on PostgreSQL for the plain Python values callers pass
 # (int, str, bool, aware datetime): their values go to the driver untouched, which halves the client-side cost.
-_PLAIN_TYPES = frozenset({
-    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-    "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "CharField", "TextField",
-    "SlugField", "BooleanField", "DateTimeField",
-})
+_PLAIN_TYPES = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+        "CharField",
+        "TextField",
+        "SlugField",
+        "BooleanField",
+        "DateTimeField",
+    }
+)
 
 
 def insert_rows(

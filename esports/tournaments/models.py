@@ -33,8 +33,12 @@ class Registration(models.Model):
         NO_SHOW = "no_show"
 
     tournament = models.ForeignKey(Tournament, on_delete=models.CASCADE, related_name="registrations")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="registrations")
-    team = models.ForeignKey("teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="registrations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="registrations"
+    )
+    team = models.ForeignKey(
+        "teams.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="registrations"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     checked_in = models.BooleanField(default=False)
     checked_in_at = models.DateTimeField(null=True, blank=True)
@@ -44,12 +48,17 @@ class Registration(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(Q(user__isnull=False) & Q(team__isnull=True)) | (Q(user__isnull=True) & Q(team__isnull=False)),
+                condition=(Q(user__isnull=False) & Q(team__isnull=True))
+                | (Q(user__isnull=True) & Q(team__isnull=False)),
                 name="registration_exactly_one_entrant",
                 violation_error_message="A registration has exactly one of user or team.",
             ),
-            models.UniqueConstraint(fields=["tournament", "user"], condition=Q(user__isnull=False), name="registration_unique_user"),
-            models.UniqueConstraint(fields=["tournament", "team"], condition=Q(team__isnull=False), name="registration_unique_team"),
+            models.UniqueConstraint(
+                fields=["tournament", "user"], condition=Q(user__isnull=False), name="registration_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["tournament", "team"], condition=Q(team__isnull=False), name="registration_unique_team"
+            ),
         ]
         indexes = [models.Index(fields=["user", "tournament"], name="registration_user_idx")]
 
@@ -82,21 +91,34 @@ class Match(models.Model):
     class Meta:
         verbose_name_plural = "matches"
         constraints = [
-            models.CheckConstraint(condition=~Q(participant1=F("participant2")), name="match_distinct_participants",
-                                   violation_error_message="A match needs two different participants."),
+            models.CheckConstraint(
+                condition=~Q(participant1=F("participant2")),
+                name="match_distinct_participants",
+                violation_error_message="A match needs two different participants.",
+            ),
             models.CheckConstraint(
                 condition=Q(winner__isnull=True) | Q(winner=F("participant1")) | Q(winner=F("participant2")),
-                name="match_winner_is_participant", violation_error_message="The winner must be one of the participants."),
+                name="match_winner_is_participant",
+                violation_error_message="The winner must be one of the participants.",
+            ),
             models.CheckConstraint(
                 condition=Q(loser__isnull=True) | Q(loser=F("participant1")) | Q(loser=F("participant2")),
-                name="match_loser_is_participant", violation_error_message="The loser must be one of the participants."),
+                name="match_loser_is_participant",
+                violation_error_message="The loser must be one of the participants.",
+            ),
             models.CheckConstraint(
                 condition=Q(winner__isnull=True) | Q(loser__isnull=True) | ~Q(winner=F("loser")),
-                name="match_winner_not_loser", violation_error_message="Winner and loser must differ."),
+                name="match_winner_not_loser",
+                violation_error_message="Winner and loser must differ.",
+            ),
             models.CheckConstraint(
                 condition=~Q(state="completed") | (Q(winner__isnull=False) & Q(loser__isnull=False)),
-                name="match_completed_has_outcome", violation_error_message="A completed match has a winner and a loser."),
-            models.UniqueConstraint(fields=["tournament", "match_num"], condition=Q(match_num__isnull=False), name="match_unique_num"),
+                name="match_completed_has_outcome",
+                violation_error_message="A completed match has a winner and a loser.",
+            ),
+            models.UniqueConstraint(
+                fields=["tournament", "match_num"], condition=Q(match_num__isnull=False), name="match_unique_num"
+            ),
         ]
         indexes = [models.Index(fields=["tournament", "round"], name="match_tournament_round_idx")]
 
@@ -115,8 +137,11 @@ class TournamentResult(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=~Q(winner=F("runner_up")), name="result_winner_not_runner_up",
-                                   violation_error_message="Winner and runner-up must differ."),
+            models.CheckConstraint(
+                condition=~Q(winner=F("runner_up")),
+                name="result_winner_not_runner_up",
+                violation_error_message="Winner and runner-up must differ.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ What it builds (sizes scale with `users` / `tournaments`):
 Rows go in with `insert_rows` (chunked multi-row inserts keeping the generated timestamps). Bulk paths send no
 signals: nothing is recorded in the ledger here (a backfill does that). One transaction: a failure leaves nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
@@ -46,7 +47,7 @@ from esports.teams.models import Team, TeamMembership
 from esports.tournaments.bulk_insert import insert_rows
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
-EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 AS_OF = EPOCH + timedelta(days=365)  # the platform's "today": past tournaments are done, later ones are ahead
 DAY = 86400.0
 MIN_USERS = 16
@@ -69,15 +70,65 @@ ACHIEVEMENTS = (
 )
 EARN_REASONS = ("daily login", "match reward", "quest reward", "referral bonus")
 SPEND_REASONS = ("skin purchase", "entry fee", "profile boost", "emote pack")
-FIRST_NAMES = ("Alex", "Sam", "Kim", "Noor", "Jonas", "Mei", "Ravi", "Lena", "Omar", "Ines", "Tariq", "Yuki", "Ana",
-               "Bo", "Chen", "Dara", "Eli", "Farah", "Gus", "Hana", "Ivo", "Jade", "Kai", "Lior")
-LAST_NAMES = ("Rahman", "Novak", "Silva", "Tanaka", "Okafor", "Larsen", "Haddad", "Kowalski", "Moreau", "Ivanova",
-              "Chowdhury", "Schmidt", "Rossi", "Nguyen", "Park", "Costa", "Meyer", "Ali", "Hossain", "Dubois")
-TEAM_WORDS = (("Crimson", "Silent", "Rapid", "Iron", "Neon", "Lucky", "Frozen", "Golden", "Shadow", "Wild"),
-              ("Wolves", "Falcons", "Titans", "Vipers", "Owls", "Comets", "Ravens", "Sharks", "Foxes", "Dragons"))
-TOURNAMENT_STATUSES = ((Tournament.Status.COMPLETED, 75), (Tournament.Status.ONGOING, 10),
-                       (Tournament.Status.REGISTRATION, 7), (Tournament.Status.UPCOMING, 5),
-                       (Tournament.Status.CANCELLED, 3))
+FIRST_NAMES = (
+    "Alex",
+    "Sam",
+    "Kim",
+    "Noor",
+    "Jonas",
+    "Mei",
+    "Ravi",
+    "Lena",
+    "Omar",
+    "Ines",
+    "Tariq",
+    "Yuki",
+    "Ana",
+    "Bo",
+    "Chen",
+    "Dara",
+    "Eli",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jade",
+    "Kai",
+    "Lior",
+)
+LAST_NAMES = (
+    "Rahman",
+    "Novak",
+    "Silva",
+    "Tanaka",
+    "Okafor",
+    "Larsen",
+    "Haddad",
+    "Kowalski",
+    "Moreau",
+    "Ivanova",
+    "Chowdhury",
+    "Schmidt",
+    "Rossi",
+    "Nguyen",
+    "Park",
+    "Costa",
+    "Meyer",
+    "Ali",
+    "Hossain",
+    "Dubois",
+)
+TEAM_WORDS = (
+    ("Crimson", "Silent", "Rapid", "Iron", "Neon", "Lucky", "Frozen", "Golden", "Shadow", "Wild"),
+    ("Wolves", "Falcons", "Titans", "Vipers", "Owls", "Comets", "Ravens", "Sharks", "Foxes", "Dragons"),
+)
+TOURNAMENT_STATUSES = (
+    (Tournament.Status.COMPLETED, 75),
+    (Tournament.Status.ONGOING, 10),
+    (Tournament.Status.REGISTRATION, 7),
+    (Tournament.Status.UPCOMING, 5),
+    (Tournament.Status.CANCELLED, 3),
+)
 TOURNAMENT_BATCH = 200
 
 
@@ -105,11 +156,28 @@ class PlatformReport:
         return sum(v for k, v in self.counts.items() if "." not in k)  # dotted keys are breakdowns
 
     def summary_lines(self) -> list[str]:
-        lines = [f"{name}: {self.counts[name]:,}" + _breakdown(self.counts, name)
-                 for name in ("users", "profiles", "wallets", "follows", "teams", "memberships", "tournaments",
-                              "registrations", "matches", "results", "transactions", "achievements", "unlocks")]
+        lines = [
+            f"{name}: {self.counts[name]:,}" + _breakdown(self.counts, name)
+            for name in (
+                "users",
+                "profiles",
+                "wallets",
+                "follows",
+                "teams",
+                "memberships",
+                "tournaments",
+                "registrations",
+                "matches",
+                "results",
+                "transactions",
+                "achievements",
+                "unlocks",
+            )
+        ]
         lines.append("phases: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.phases))
-        lines.append(f"took {self.seconds:.1f} s ({self.rows:,} rows, {self.rows / max(self.seconds, 1e-9):,.0f} rows/s)")
+        lines.append(
+            f"took {self.seconds:.1f} s ({self.rows:,} rows, {self.rows / max(self.seconds, 1e-9):,.0f} rows/s)"
+        )
         return lines
 
 
@@ -118,8 +186,9 @@ def _breakdown(counts: Counter, name: str) -> str:
     return f" ({', '.join(f'{k} {v:,}' for k, v in parts)})" if parts else ""
 
 
-def generate_platform(users: int, tournaments: int, seed: int,
-                      progress: Callable[[str], None] | None = None) -> PlatformReport:
+def generate_platform(
+    users: int, tournaments: int, seed: int, progress: Callable[[str], None] | None = None
+) -> PlatformReport:
     if users < MIN_USERS:
         raise GeneratorError(f"--users must be at least {MIN_USERS} (got {users})")
     if tournaments < 0:
@@ -128,8 +197,10 @@ def generate_platform(users: int, tournaments: int, seed: int,
     report = PlatformReport(seed)
     with transaction.atomic():
         if get_user_model().objects.filter(username=username_for(seed, 0)).exists():
-            raise GeneratorError(f"a platform with seed {seed} was already generated in this database "
-                                 f"(user {username_for(seed, 0)} exists); use another seed or a fresh database")
+            raise GeneratorError(
+                f"a platform with seed {seed} was already generated in this database "
+                f"(user {username_for(seed, 0)} exists); use another seed or a fresh database"
+            )
         _Builder(users, tournaments, seed, report, progress or (lambda line: None)).run()
     report.seconds = time.perf_counter() - started
     return report
@@ -145,6 +216,7 @@ class _Team:
 @dataclass
 class _Entry:
     """A planned registration: user index or team, with its state."""
+
     user: int | None
     team: _Team | None
     status: str
@@ -176,8 +248,9 @@ class _Plan:
 
 
 class _Builder:
-    def __init__(self, users: int, tournaments: int, seed: int, report: PlatformReport,
-                 progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, users: int, tournaments: int, seed: int, report: PlatformReport, progress: Callable[[str], None]
+    ) -> None:
         self.n, self.m, self.seed, self.report, self.progress = users, tournaments, seed, report, progress
         self.user_ids: list[int] = []
         self.joined: list[datetime] = []
@@ -189,9 +262,14 @@ class _Builder:
         return random.Random(f"synthetic-platform:{self.seed}:{phase}")
 
     def run(self) -> None:
-        for name, phase in (("users", self.users), ("follows", self.follows), ("teams", self.teams),
-                            ("tournaments", self.tournaments), ("transactions", self.transactions),
-                            ("achievements", self.achievements)):
+        for name, phase in (
+            ("users", self.users),
+            ("follows", self.follows),
+            ("teams", self.teams),
+            ("tournaments", self.tournaments),
+            ("transactions", self.transactions),
+            ("achievements", self.achievements),
+        ):
             started = time.perf_counter()
             phase()
             took = time.perf_counter() - started
@@ -207,21 +285,50 @@ class _Builder:
             self.joined.append(EPOCH + timedelta(seconds=rng.uniform(0, 90 * DAY)))
             names.append((rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)))
         # An unusable password like make_password(None) gives ("!" + random), at a fraction of its cost.
-        rows = ((UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30), False, username_for(self.seed, i), first, last,
-                 "", False, True, self.joined[i]) for i, (first, last) in enumerate(names))
-        ids = insert_rows(get_user_model(), ("password", "is_superuser", "username", "first_name", "last_name",
-                                             "email", "is_staff", "is_active", "date_joined"), rows)
+        rows = (
+            (
+                UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30),
+                False,
+                username_for(self.seed, i),
+                first,
+                last,
+                "",
+                False,
+                True,
+                self.joined[i],
+            )
+            for i, (first, last) in enumerate(names)
+        )
+        ids = insert_rows(
+            get_user_model(),
+            (
+                "password",
+                "is_superuser",
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "is_staff",
+                "is_active",
+                "date_joined",
+            ),
+            rows,
+        )
         self.user_ids = [row[0] for row in ids]
         self.report.counts["users"] = len(self.user_ids)
         provision_users(self.user_ids, {uid: f"{f} {l}" for uid, (f, l) in zip(self.user_ids, names)})
         # Profiles and wallets were stamped "now" by provision_users; date them when their user joined, set-based.
         joined_at = Subquery(get_user_model().objects.filter(pk=OuterRef("user_id")).values("date_joined")[:1])
-        wallet_joined_at = Subquery(get_user_model().objects.filter(pk=OuterRef("profile_id")).values("date_joined")[:1])
+        wallet_joined_at = Subquery(
+            get_user_model().objects.filter(pk=OuterRef("profile_id")).values("date_joined")[:1]
+        )
         for chunk in _chunks(self.user_ids, 10000):
             self.report.counts["profiles"] += UserProfile.objects.filter(user_id__in=chunk).update(
-                created_at=joined_at, updated_at=joined_at)
+                created_at=joined_at, updated_at=joined_at
+            )
             self.report.counts["wallets"] += DeltaCrownWallet.objects.filter(profile_id__in=chunk).update(
-                created_at=wallet_joined_at)
+                created_at=wallet_joined_at
+            )
             wallets = dict(DeltaCrownWallet.objects.filter(profile_id__in=chunk).values_list("profile_id", "id"))
             self.wallets.extend(wallets[uid] for uid in chunk)
 
@@ -253,7 +360,7 @@ class _Builder:
         for k in range(n_teams):
             game = GAMES[k % len(GAMES)]
             extras = rng.choice((0, 0, 1, 2))
-            members = order[pos:pos + TEAM_SIZE[game] + extras]
+            members = order[pos : pos + TEAM_SIZE[game] + extras]
             pos += len(members)
             creator = members[0]
             created = self.joined[creator] + timedelta(seconds=rng.uniform(DAY, 30 * DAY))
@@ -273,9 +380,11 @@ class _Builder:
             name = f"{rng.choice(TEAM_WORDS[0])} {rng.choice(TEAM_WORDS[1])} #{k}"
             plans.append((name, game, creator, created, roster))
 
-        ids = insert_rows(Team, ("name", "game", "created_by_id", "created_at", "updated_at"),
-                          ((name, game, self.user_ids[creator], created, created)
-                           for name, game, creator, created, _ in plans))
+        ids = insert_rows(
+            Team,
+            ("name", "game", "created_by_id", "created_at", "updated_at"),
+            ((name, game, self.user_ids[creator], created, created) for name, game, creator, created, _ in plans),
+        )
         memberships = []
         for (team_id,), (name, game, _, created, roster) in zip(ids, plans):
             self.teams_by_game[game].append(_Team(team_id, game, created))
@@ -283,8 +392,11 @@ class _Builder:
                 memberships.append((team_id, self.user_ids[user], joined, left, joined, left or joined))
                 self.report.counts["memberships.left"] += left is not None
         self.report.counts["teams"] = len(ids)
-        self.report.counts["memberships"] = len(insert_rows(
-            TeamMembership, ("team_id", "user_id", "joined_at", "left_at", "created_at", "updated_at"), memberships))
+        self.report.counts["memberships"] = len(
+            insert_rows(
+                TeamMembership, ("team_id", "user_id", "joined_at", "left_at", "created_at", "updated_at"), memberships
+            )
+        )
 
     # --- tournaments, registrations, matches, results ----------------------------------------------------------
 
@@ -300,8 +412,13 @@ class _Builder:
         # ongoing one with a disputed match in its current round.
         statuses = [status for status, _ in TOURNAMENT_STATUSES]
         weights = [weight for _, weight in TOURNAMENT_STATUSES]
-        status: str = (Tournament.Status.COMPLETED if k == 0 else Tournament.Status.ONGOING if k == 1
-                  else rng.choices(statuses, weights=weights)[0])
+        status: str = (
+            Tournament.Status.COMPLETED
+            if k == 0
+            else Tournament.Status.ONGOING
+            if k == 1
+            else rng.choices(statuses, weights=weights)[0]
+        )
         game = GAMES[0] if k == 0 else rng.choice(GAMES)
         teams = self.teams_by_game[game]
         team_entries = len(teams) >= 2 and (k == 0 or (k != 1 and rng.random() < 0.3))
@@ -325,11 +442,14 @@ class _Builder:
 
         played = status in (Tournament.Status.COMPLETED, Tournament.Status.ONGOING)
         if played:
-            layout = [("confirmed", True)] * size + [(rng.choice(("no_show", "cancelled")), False)
-                                                      for _ in range(rng.randint(0, size // 4))]
+            layout = [("confirmed", True)] * size + [
+                (rng.choice(("no_show", "cancelled")), False) for _ in range(rng.randint(0, size // 4))
+            ]
         elif status == Tournament.Status.REGISTRATION:
-            layout = [(rng.choice(("pending", "pending", "confirmed")), False)
-                      for _ in range(max(2, int(size * rng.uniform(0.3, 1.0))))]
+            layout = [
+                (rng.choice(("pending", "pending", "confirmed")), False)
+                for _ in range(max(2, int(size * rng.uniform(0.3, 1.0))))
+            ]
         elif status == Tournament.Status.UPCOMING:
             layout = [("pending", False) for _ in range(rng.randint(0, max(1, size // 4)))]
         else:
@@ -341,14 +461,25 @@ class _Builder:
         for (status_, checked_in), who in zip(layout, picked):
             created = registered_at()
             checked = starts - timedelta(seconds=rng.uniform(0, 7200)) if checked_in else None
-            entries.append(_Entry(None if team_entries else who, teams[who] if team_entries else None, status_,
-                                  checked_in, created, checked))
-        matches = self._bracket(rng, status, starts, size, team_entries, showcase=k == 1) if played and size >= 2 else []
+            entries.append(
+                _Entry(
+                    None if team_entries else who,
+                    teams[who] if team_entries else None,
+                    status_,
+                    checked_in,
+                    created,
+                    checked,
+                )
+            )
+        matches = (
+            self._bracket(rng, status, starts, size, team_entries, showcase=k == 1) if played and size >= 2 else []
+        )
         name = f"{game.replace('_', ' ').title()} {'Team ' if team_entries else ''}Cup #{k}"
         return _Plan(tournament_key(self.seed, k), name, game, status, starts, entries, matches)
 
-    def _bracket(self, rng: random.Random, status: str, starts: datetime, size: int, team: bool,
-                 showcase: bool) -> list[_PlannedMatch]:
+    def _bracket(
+        self, rng: random.Random, status: str, starts: datetime, size: int, team: bool, showcase: bool
+    ) -> list[_PlannedMatch]:
         """Single elimination over entries 0..size-1. Completed: every round played. Ongoing: the rounds before a
         random current round are played, the current round is scheduled / live / disputed, nothing after it.
         The showcase tournament (solo, 8+ entries) is in its first round with one disputed, one scheduled and one live
@@ -369,16 +500,18 @@ class _Builder:
                 if r < current_round:
                     roll = rng.random()
                     # Completed tournaments keep their semi-finals and final undisputed (the result is read off them).
-                    state = ("forfeit" if roll < 0.04 else "disputed" if roll < 0.06 and len(alive) > 4
-                             else "completed")
+                    state = "forfeit" if roll < 0.04 else "disputed" if roll < 0.06 and len(alive) > 4 else "completed"
                     matches.append(_PlannedMatch(label, a, b, won, state, _score(rng, team, state), at))
                     winners.append(won)
                 else:
                     pending = ("scheduled", "scheduled", "live", "disputed")
                     state = ("disputed", "scheduled", "live")[slot] if showcase and slot < 3 else rng.choice(pending)
                     outcome = won if state == "disputed" else None
-                    matches.append(_PlannedMatch(label, a, b, outcome, state,
-                                                 _score(rng, team, state) if outcome is not None else "", at))
+                    matches.append(
+                        _PlannedMatch(
+                            label, a, b, outcome, state, _score(rng, team, state) if outcome is not None else "", at
+                        )
+                    )
             if r == current_round:
                 break
             alive = winners
@@ -386,35 +519,84 @@ class _Builder:
 
     def _write(self, plans: list[_Plan]) -> None:
         counts = self.report.counts
-        ids = insert_rows(Tournament, ("name", "game", "status", "season", "starts_at", "external_id", "created_at",
-                                       "updated_at"),
-                          ((p.name, p.game, p.status, p.starts_at.year, p.starts_at, p.key,
-                            min(p.starts_at, AS_OF) - timedelta(days=30), min(p.starts_at, AS_OF)) for p in plans))
+        ids = insert_rows(
+            Tournament,
+            ("name", "game", "status", "season", "starts_at", "external_id", "created_at", "updated_at"),
+            (
+                (
+                    p.name,
+                    p.game,
+                    p.status,
+                    p.starts_at.year,
+                    p.starts_at,
+                    p.key,
+                    min(p.starts_at, AS_OF) - timedelta(days=30),
+                    min(p.starts_at, AS_OF),
+                )
+                for p in plans
+            ),
+        )
         counts["tournaments"] += len(ids)
         reg_rows = []
         for (tid,), plan in zip(ids, plans):
             counts[f"tournaments.{plan.status}"] += 1
             for e in plan.entries:
-                reg_rows.append((tid, None if e.user is None else self.user_ids[e.user], None if e.team is None else e.team.id,
-                                 e.status, e.checked_in, e.checked_in_at, e.created_at, e.checked_in_at or e.created_at))
+                reg_rows.append(
+                    (
+                        tid,
+                        None if e.user is None else self.user_ids[e.user],
+                        None if e.team is None else e.team.id,
+                        e.status,
+                        e.checked_in,
+                        e.checked_in_at,
+                        e.created_at,
+                        e.checked_in_at or e.created_at,
+                    )
+                )
                 counts[f"registrations.{'team' if e.team else 'solo'}"] += 1
                 counts[f"registrations.{e.status}{'+checked_in' if e.checked_in else ''}"] += 1
-        reg_ids = [r[0] for r in insert_rows(Registration, ("tournament_id", "user_id", "team_id", "status",
-                                                            "checked_in", "checked_in_at", "created_at", "updated_at"),
-                                             reg_rows)]
+        reg_ids = [
+            r[0]
+            for r in insert_rows(
+                Registration,
+                (
+                    "tournament_id",
+                    "user_id",
+                    "team_id",
+                    "status",
+                    "checked_in",
+                    "checked_in_at",
+                    "created_at",
+                    "updated_at",
+                ),
+                reg_rows,
+            )
+        ]
         counts["registrations"] += len(reg_ids)
 
         match_rows, result_rows, offset = [], [], 0
         for (tid,), plan in zip(ids, plans):
-            reg = reg_ids[offset:offset + len(plan.entries)]
+            reg = reg_ids[offset : offset + len(plan.entries)]
             offset += len(plan.entries)
             for num, pm in enumerate(plan.matches, start=1):
                 loser = None if pm.winner is None else (pm.p2 if pm.winner == pm.p1 else pm.p1)
                 done = pm.state in ("completed", "forfeit", "disputed")
-                match_rows.append((tid, pm.round, num, reg[pm.p1], reg[pm.p2],
-                                   None if pm.winner is None else reg[pm.winner], None if loser is None else reg[loser],
-                                   pm.state, pm.score, pm.at if done else None, pm.at - timedelta(days=1),
-                                   pm.at if done else pm.at - timedelta(days=1)))
+                match_rows.append(
+                    (
+                        tid,
+                        pm.round,
+                        num,
+                        reg[pm.p1],
+                        reg[pm.p2],
+                        None if pm.winner is None else reg[pm.winner],
+                        None if loser is None else reg[loser],
+                        pm.state,
+                        pm.score,
+                        pm.at if done else None,
+                        pm.at - timedelta(days=1),
+                        pm.at if done else pm.at - timedelta(days=1),
+                    )
+                )
                 counts[f"matches.{pm.state}"] += 1
             final = plan.matches[-1] if plan.matches else None
             if plan.status == Tournament.Status.COMPLETED and final is not None and final.winner is not None:
@@ -426,12 +608,41 @@ class _Builder:
                 if plan.entries[final.winner].user is not None:  # solo prizes; team prizes are split off-platform
                     self.prizes.append((plan.entries[final.winner].user, 1000, f"prize: {plan.name}", at))
                     self.prizes.append((plan.entries[runner_up].user, 400, f"prize: {plan.name}", at))
-        counts["matches"] += len(insert_rows(
-            Match, ("tournament_id", "round", "match_num", "participant1_id", "participant2_id", "winner_id",
-                    "loser_id", "state", "score", "completed_at", "created_at", "updated_at"), match_rows))
-        counts["results"] += len(insert_rows(
-            TournamentResult, ("tournament_id", "winner_id", "runner_up_id", "third_place_id", "fourth_place_id",
-                               "created_at", "updated_at"), result_rows))
+        counts["matches"] += len(
+            insert_rows(
+                Match,
+                (
+                    "tournament_id",
+                    "round",
+                    "match_num",
+                    "participant1_id",
+                    "participant2_id",
+                    "winner_id",
+                    "loser_id",
+                    "state",
+                    "score",
+                    "completed_at",
+                    "created_at",
+                    "updated_at",
+                ),
+                match_rows,
+            )
+        )
+        counts["results"] += len(
+            insert_rows(
+                TournamentResult,
+                (
+                    "tournament_id",
+                    "winner_id",
+                    "runner_up_id",
+                    "third_place_id",
+                    "fourth_place_id",
+                    "created_at",
+                    "updated_at",
+                ),
+                result_rows,
+            )
+        )
 
     # --- economy and achievements ------------------------------------------------------------------------------
 
@@ -454,14 +665,16 @@ class _Builder:
                 counts["transactions.prize"] += 1
                 yield self.wallets[user], amount, reason, at
 
-        counts["transactions"] = len(insert_rows(DeltaCrownTransaction, ("wallet_id", "amount", "reason", "created_at"),
-                                                 rows()))
+        counts["transactions"] = len(
+            insert_rows(DeltaCrownTransaction, ("wallet_id", "amount", "reason", "created_at"), rows())
+        )
 
     def achievements(self) -> None:
         rng = self.rng("achievements")
         # The catalogue is shared by every seed (codes are unique): add what is missing, keep what exists.
-        Achievement.objects.bulk_create([Achievement(code=c, name=n, tier=t) for c, n, t, _ in ACHIEVEMENTS],
-                                        ignore_conflicts=True)
+        Achievement.objects.bulk_create(
+            [Achievement(code=c, name=n, tier=t) for c, n, t, _ in ACHIEVEMENTS], ignore_conflicts=True
+        )
         by_code = dict(Achievement.objects.filter(code__in=[a[0] for a in ACHIEVEMENTS]).values_list("code", "id"))
         self.report.counts["achievements"] = len(by_code)
 
@@ -473,8 +686,11 @@ class _Builder:
                         at = self.joined[i] + timedelta(seconds=rng.uniform(0, span))
                         yield self.user_ids[i], by_code[code], at, at, at
 
-        self.report.counts["unlocks"] = len(insert_rows(
-            UserAchievement, ("user_id", "achievement_id", "unlocked_at", "created_at", "updated_at"), rows()))
+        self.report.counts["unlocks"] = len(
+            insert_rows(
+                UserAchievement, ("user_id", "achievement_id", "unlocked_at", "created_at", "updated_at"), rows()
+            )
+        )
 
 
 def _score(rng: random.Random, team: bool, state: str) -> str:
@@ -489,10 +705,11 @@ def _power_of_two_at_most(value: int) -> int:
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # --- fingerprint ---------------------------------------------------------------------------------------------------
+
 
 def platform_fingerprint(seed: int) -> str:
     """SHA-256 over the generated rows of `seed`, described by natural keys (never database ids) and sorted.
@@ -510,29 +727,60 @@ def platform_fingerprint(seed: int) -> str:
         return (f"{path}__user__username", f"{path}__team__name")
 
     sections = {
-        "users": users.values_list("username", "first_name", "last_name", "date_joined", "profile__display_name",
-                                   "profile__created_at", "profile__wallet__created_at"),
-        "follows": Follow.objects.filter(follower__username__startswith=prefix)
-                                 .values_list("follower__username", "followee__username", "created_at"),
+        "users": users.values_list(
+            "username",
+            "first_name",
+            "last_name",
+            "date_joined",
+            "profile__display_name",
+            "profile__created_at",
+            "profile__wallet__created_at",
+        ),
+        "follows": Follow.objects.filter(follower__username__startswith=prefix).values_list(
+            "follower__username", "followee__username", "created_at"
+        ),
         "teams": teams.values_list("name", "game", "created_by__username", "created_at"),
-        "memberships": TeamMembership.objects.filter(team__in=teams)
-                                             .values_list("team__name", "user__username", "joined_at", "left_at"),
-        "tournaments": tournaments.values_list("external_id", "name", "game", "status", "season", "starts_at",
-                                               "created_at"),
+        "memberships": TeamMembership.objects.filter(team__in=teams).values_list(
+            "team__name", "user__username", "joined_at", "left_at"
+        ),
+        "tournaments": tournaments.values_list(
+            "external_id", "name", "game", "status", "season", "starts_at", "created_at"
+        ),
         "registrations": Registration.objects.filter(tournament__in=tournaments).values_list(
-            "tournament__external_id", "user__username", "team__name", "status", "checked_in", "checked_in_at",
-            "created_at"),
+            "tournament__external_id",
+            "user__username",
+            "team__name",
+            "status",
+            "checked_in",
+            "checked_in_at",
+            "created_at",
+        ),
         "matches": Match.objects.filter(tournament__in=tournaments).values_list(
-            "tournament__external_id", "match_num", "round", *entrant("participant1"), *entrant("participant2"),
-            *entrant("winner"), *entrant("loser"), "state", "score", "completed_at"),
+            "tournament__external_id",
+            "match_num",
+            "round",
+            *entrant("participant1"),
+            *entrant("participant2"),
+            *entrant("winner"),
+            *entrant("loser"),
+            "state",
+            "score",
+            "completed_at",
+        ),
         "results": TournamentResult.objects.filter(tournament__in=tournaments).values_list(
-            "tournament__external_id", *entrant("winner"), *entrant("runner_up"), *entrant("third_place"),
-            *entrant("fourth_place"), "created_at"),
-        "transactions": DeltaCrownTransaction.objects.filter(wallet__profile__user__username__startswith=prefix)
-                                                     .values_list("wallet__profile__user__username", "amount",
-                                                                  "reason", "created_at"),
-        "unlocks": UserAchievement.objects.filter(Q(user__username__startswith=prefix))
-                                          .values_list("user__username", "achievement__code", "unlocked_at"),
+            "tournament__external_id",
+            *entrant("winner"),
+            *entrant("runner_up"),
+            *entrant("third_place"),
+            *entrant("fourth_place"),
+            "created_at",
+        ),
+        "transactions": DeltaCrownTransaction.objects.filter(
+            wallet__profile__user__username__startswith=prefix
+        ).values_list("wallet__profile__user__username", "amount", "reason", "created_at"),
+        "unlocks": UserAchievement.objects.filter(Q(user__username__startswith=prefix)).values_list(
+            "user__username", "achievement__code", "unlocked_at"
+        ),
     }
     digest = hashlib.sha256()
     for name, queryset in sections.items():

@@ -5,41 +5,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('profiles', '0001_initial'),
+        ("profiles", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UserProfileStats',
+            name="UserProfileStats",
             fields=[
-                ('profile', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='stats', serialize=False, to='profiles.userprofile')),
-                ('tournaments_registered', models.PositiveIntegerField(default=0)),
-                ('tournaments_played', models.PositiveIntegerField(default=0)),
-                ('tournaments_completed', models.PositiveIntegerField(default=0)),
-                ('tournaments_won', models.PositiveIntegerField(default=0)),
-                ('tournaments_runner_up', models.PositiveIntegerField(default=0)),
-                ('tournaments_top4', models.PositiveIntegerField(default=0)),
-                ('matches_played', models.PositiveIntegerField(default=0)),
-                ('matches_won', models.PositiveIntegerField(default=0)),
-                ('matches_lost', models.PositiveIntegerField(default=0)),
-                ('total_earned', models.PositiveBigIntegerField(default=0)),
-                ('total_spent', models.PositiveBigIntegerField(default=0)),
-                ('achievements_count', models.PositiveIntegerField(default=0)),
-                ('teams_created', models.PositiveIntegerField(default=0)),
-                ('teams_joined', models.PositiveIntegerField(default=0)),
-                ('current_teams_count', models.PositiveIntegerField(default=0)),
-                ('last_activity_at', models.DateTimeField(blank=True, null=True)),
-                ('stats_updated_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "profile",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="stats",
+                        serialize=False,
+                        to="profiles.userprofile",
+                    ),
+                ),
+                ("tournaments_registered", models.PositiveIntegerField(default=0)),
+                ("tournaments_played", models.PositiveIntegerField(default=0)),
+                ("tournaments_completed", models.PositiveIntegerField(default=0)),
+                ("tournaments_won", models.PositiveIntegerField(default=0)),
+                ("tournaments_runner_up", models.PositiveIntegerField(default=0)),
+                ("tournaments_top4", models.PositiveIntegerField(default=0)),
+                ("matches_played", models.PositiveIntegerField(default=0)),
+                ("matches_won", models.PositiveIntegerField(default=0)),
+                ("matches_lost", models.PositiveIntegerField(default=0)),
+                ("total_earned", models.PositiveBigIntegerField(default=0)),
+                ("total_spent", models.PositiveBigIntegerField(default=0)),
+                ("achievements_count", models.PositiveIntegerField(default=0)),
+                ("teams_created", models.PositiveIntegerField(default=0)),
+                ("teams_joined", models.PositiveIntegerField(default=0)),
+                ("current_teams_count", models.PositiveIntegerField(default=0)),
+                ("last_activity_at", models.DateTimeField(blank=True, null=True)),
+                ("stats_updated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'user profile stats',
-                'verbose_name_plural': 'user profile stats',
-                'indexes': [models.Index(fields=['-tournaments_won', 'profile'], name='stats_lb_tournaments_won'), models.Index(fields=['-matches_won', 'profile'], name='stats_lb_matches_won'), models.Index(fields=['-total_earned', 'profile'], name='stats_lb_total_earned')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('tournaments_registered__gte', 0)), name='stats_tournaments_registered_non_negative'), models.CheckConstraint(condition=models.Q(('tournaments_played__gte', 0)), name='stats_tournaments_played_non_negative'), models.CheckConstraint(condition=models.Q(('tournaments_completed__gte', 0)), name='stats_tournaments_completed_non_negative'), models.CheckConstraint(condition=models.Q(('tournaments_won__gte', 0)), name='stats_tournaments_won_non_negative'), models.CheckConstraint(condition=models.Q(('tournaments_runner_up__gte', 0)), name='stats_tournaments_runner_up_non_negative'), models.CheckConstraint(condition=models.Q(('tournaments_top4__gte', 0)), name='stats_tournaments_top4_non_negative'), models.CheckConstraint(condition=models.Q(('matches_played__gte', 0)), name='stats_matches_played_non_negative'), models.CheckConstraint(condition=models.Q(('matches_won__gte', 0)), name='stats_matches_won_non_negative'), models.CheckConstraint(condition=models.Q(('matches_lost__gte', 0)), name='stats_matches_lost_non_negative'), models.CheckConstraint(condition=models.Q(('total_earned__gte', 0)), name='stats_total_earned_non_negative'), models.CheckConstraint(condition=models.Q(('total_spent__gte', 0)), name='stats_total_spent_non_negative'), models.CheckConstraint(condition=models.Q(('achievements_count__gte', 0)), name='stats_achievements_count_non_negative'), models.CheckConstraint(condition=models.Q(('teams_created__gte', 0)), name='stats_teams_created_non_negative'), models.CheckConstraint(condition=models.Q(('teams_joined__gte', 0)), name='stats_teams_joined_non_negative'), models.CheckConstraint(condition=models.Q(('current_teams_count__gte', 0)), name='stats_current_teams_count_non_negative')],
+                "verbose_name": "user profile stats",
+                "verbose_name_plural": "user profile stats",
+                "indexes": [
+                    models.Index(fields=["-tournaments_won", "profile"], name="stats_lb_tournaments_won"),
+                    models.Index(fields=["-matches_won", "profile"], name="stats_lb_matches_won"),
+                    models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_registered__gte", 0)),
+                        name="stats_tournaments_registered_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_played__gte", 0)), name="stats_tournaments_played_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_completed__gte", 0)),
+                        name="stats_tournaments_completed_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_won__gte", 0)), name="stats_tournaments_won_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_runner_up__gte", 0)),
+                        name="stats_tournaments_runner_up_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("tournaments_top4__gte", 0)), name="stats_tournaments_top4_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("matches_played__gte", 0)), name="stats_matches_played_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("matches_won__gte", 0)), name="stats_matches_won_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("matches_lost__gte", 0)), name="stats_matches_lost_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("total_earned__gte", 0)), name="stats_total_earned_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("total_spent__gte", 0)), name="stats_total_spent_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("achievements_count__gte", 0)), name="stats_achievements_count_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("teams_created__gte", 0)), name="stats_teams_created_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("teams_joined__gte", 0)), name="stats_teams_joined_non_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("current_teams_count__gte", 0)),
+                        name="stats_current_teams_count_non_negative",
+                    ),
+                ],
             },
         ),
     ]

@@ -5,51 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0001_initial'),
-        ('stats', '0001_initial'),
+        ("profiles", "0001_initial"),
+        ("stats", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReconciliationRun',
+            name="ReconciliationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('fix', models.BooleanField(default=False, help_text='Repair what was found (record missing events, reset drifted stats).')),
-                ('scope', models.CharField(choices=[('all', 'all users'), ('user', 'one user')], default='all', max_length=10)),
-                ('scope_user_id', models.BigIntegerField(blank=True, help_text="The one user checked (scope 'user').", null=True)),
-                ('sources_checked', models.BooleanField(default=True, help_text='Whether the sources -> ledger pass ran.')),
-                ('trigger', models.CharField(default='command', help_text='command, admin or beat.', max_length=20)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], db_index=True, default='running', max_length=10)),
-                ('users_checked', models.PositiveIntegerField(default=0)),
-                ('users_drifted', models.PositiveIntegerField(default=0)),
-                ('users_fixed', models.PositiveIntegerField(default=0)),
-                ('missing_events_total', models.PositiveIntegerField(default=0)),
-                ('missing_events', models.JSONField(blank=True, default=dict, help_text='source label -> event type -> events missing from the ledger.')),
-                ('field_drift', models.JSONField(blank=True, default=dict, help_text='stats field -> users whose value differed from the ledger.')),
-                ('drift_sample', models.JSONField(blank=True, default=list, help_text='The first drifted users with their differing fields.')),
-                ('duration_seconds', models.FloatField(default=0.0)),
-                ('drift_rate', models.FloatField(default=0.0, help_text='users_drifted / users_checked.')),
-                ('error', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField(db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "fix",
+                    models.BooleanField(
+                        default=False, help_text="Repair what was found (record missing events, reset drifted stats)."
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[("all", "all users"), ("user", "one user")], default="all", max_length=10
+                    ),
+                ),
+                (
+                    "scope_user_id",
+                    models.BigIntegerField(blank=True, help_text="The one user checked (scope 'user').", null=True),
+                ),
+                (
+                    "sources_checked",
+                    models.BooleanField(default=True, help_text="Whether the sources -> ledger pass ran."),
+                ),
+                ("trigger", models.CharField(default="command", help_text="command, admin or beat.", max_length=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        db_index=True,
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("users_checked", models.PositiveIntegerField(default=0)),
+                ("users_drifted", models.PositiveIntegerField(default=0)),
+                ("users_fixed", models.PositiveIntegerField(default=0)),
+                ("missing_events_total", models.PositiveIntegerField(default=0)),
+                (
+                    "missing_events",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="source label -> event type -> events missing from the ledger.",
+                    ),
+                ),
+                (
+                    "field_drift",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="stats field -> users whose value differed from the ledger."
+                    ),
+                ),
+                (
+                    "drift_sample",
+                    models.JSONField(
+                        blank=True, default=list, help_text="The first drifted users with their differing fields."
+                    ),
+                ),
+                ("duration_seconds", models.FloatField(default=0.0)),
+                ("drift_rate", models.FloatField(default=0.0, help_text="users_drifted / users_checked.")),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ('-started_at', '-id'),
-                'permissions': [('run_reconciliation', 'Can start a reconciliation run')],
+                "ordering": ("-started_at", "-id"),
+                "permissions": [("run_reconciliation", "Can start a reconciliation run")],
             },
         ),
         migrations.CreateModel(
-            name='StaleStats',
+            name="StaleStats",
             fields=[
-                ('profile', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='profiles.userprofile')),
-                ('marked_at', models.DateTimeField(db_index=True)),
-                ('reason', models.CharField(blank=True, max_length=100)),
+                (
+                    "profile",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="profiles.userprofile",
+                    ),
+                ),
+                ("marked_at", models.DateTimeField(db_index=True)),
+                ("reason", models.CharField(blank=True, max_length=100)),
             ],
             options={
-                'verbose_name': 'stale stats mark',
-                'verbose_name_plural': 'stale stats marks',
+                "verbose_name": "stale stats mark",
+                "verbose_name_plural": "stale stats marks",
             },
         ),
     ]

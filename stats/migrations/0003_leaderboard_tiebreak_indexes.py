@@ -6,31 +6,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0001_initial'),
-        ('stats', '0002_reconciliation_run_and_stale_marks'),
+        ("profiles", "0001_initial"),
+        ("stats", "0002_reconciliation_run_and_stale_marks"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='userprofilestats',
-            name='stats_lb_tournaments_won',
+            model_name="userprofilestats",
+            name="stats_lb_tournaments_won",
         ),
         migrations.RemoveIndex(
-            model_name='userprofilestats',
-            name='stats_lb_matches_won',
+            model_name="userprofilestats",
+            name="stats_lb_matches_won",
         ),
         migrations.AddIndex(
-            model_name='userprofilestats',
-            index=models.Index(models.OrderBy(models.F('tournaments_won'), descending=True), models.OrderBy(models.F('tournaments_runner_up'), descending=True), models.F('profile'), name='stats_lb_titles_tiebreak'),
+            model_name="userprofilestats",
+            index=models.Index(
+                models.OrderBy(models.F("tournaments_won"), descending=True),
+                models.OrderBy(models.F("tournaments_runner_up"), descending=True),
+                models.F("profile"),
+                name="stats_lb_titles_tiebreak",
+            ),
         ),
         migrations.AddIndex(
-            model_name='userprofilestats',
-            index=models.Index(models.OrderBy(models.F('matches_won'), descending=True), models.F('matches_played'), models.F('profile'), name='stats_lb_wins_tiebreak'),
+            model_name="userprofilestats",
+            index=models.Index(
+                models.OrderBy(models.F("matches_won"), descending=True),
+                models.F("matches_played"),
+                models.F("profile"),
+                name="stats_lb_wins_tiebreak",
+            ),
         ),
         migrations.AddIndex(
-            model_name='userprofilestats',
-            index=models.Index(models.OrderBy(django.db.models.expressions.CombinedExpression(django.db.models.functions.comparison.Cast('matches_won', models.FloatField()), '/', django.db.models.functions.comparison.Cast('matches_played', models.FloatField())), descending=True), models.OrderBy(models.F('matches_played'), descending=True), models.F('profile'), condition=models.Q(('matches_played__gt', 0)), name='stats_lb_win_rate'),
+            model_name="userprofilestats",
+            index=models.Index(
+                models.OrderBy(
+                    django.db.models.expressions.CombinedExpression(
+                        django.db.models.functions.comparison.Cast("matches_won", models.FloatField()),
+                        "/",
+                        django.db.models.functions.comparison.Cast("matches_played", models.FloatField()),
+                    ),
+                    descending=True,
+                ),
+                models.OrderBy(models.F("matches_played"), descending=True),
+                models.F("profile"),
+                condition=models.Q(("matches_played__gt", 0)),
+                name="stats_lb_win_rate",
+            ),
         ),
     ]

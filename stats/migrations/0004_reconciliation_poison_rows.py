@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('stats', '0003_leaderboard_tiebreak_indexes'),
+        ("stats", "0003_leaderboard_tiebreak_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reconciliationrun',
-            name='poison_rows',
-            field=models.JSONField(blank=True, default=dict, help_text='source label -> rows that could not be recorded (set aside as poison rows; the run went on without them).'),
+            model_name="reconciliationrun",
+            name="poison_rows",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="source label -> rows that could not be recorded (set aside as poison rows; the run went on without them).",
+            ),
         ),
     ]

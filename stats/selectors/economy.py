@@ -1,4 +1,5 @@
 """Economy summary: DeltaCoin totals (from the projection) and the latest coin events; self and staff only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """GDPR export: the ledger part (activity.selectors.export) plus the player's stats, read fresh from the database."""
+
 from __future__ import annotations
 
 from django.utils import timezone

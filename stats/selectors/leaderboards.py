@@ -26,6 +26,7 @@ Results are cached for LEADERBOARD_TTL seconds (boards are read far more often t
 board is an aggregate over the ledger), all under one generation key that an erasure drops (stats.cache);
 `use_cache=False` reads fresh, `refresh=True` drops every cached board and recomputes this one (a periodic job).
 """
+
 from __future__ import annotations
 
 import enum
@@ -100,8 +101,15 @@ def parse_board(raw: str) -> Board:
         raise InvalidLeaderboardError(f"Unknown leaderboard {raw!r}; choose one of: {', '.join(Board)}.") from None
 
 
-def leaderboard(board: Board | str, *, limit: int = DEFAULT_LIMIT, game: str | None = None,
-                min_matches: int = DEFAULT_MIN_MATCHES, use_cache: bool = True, refresh: bool = False) -> list[LeaderboardEntry]:
+def leaderboard(
+    board: Board | str,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    game: str | None = None,
+    min_matches: int = DEFAULT_MIN_MATCHES,
+    use_cache: bool = True,
+    refresh: bool = False,
+) -> list[LeaderboardEntry]:
     """The top `limit` (1..100) players of `board`, overall or for one game; raises InvalidLeaderboardError."""
     board = parse_board(board) if not isinstance(board, Board) else board
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -122,8 +130,9 @@ def leaderboard(board: Board | str, *, limit: int = DEFAULT_LIMIT, game: str | N
     else:
         if refresh:
             stats_cache.invalidate_leaderboards()
-        rows = stats_cache.generational_get(cache_key(board, game), stats_cache.LEADERBOARD_GENERATION_KEY, compute,
-                                            LEADERBOARD_TTL)
+        rows = stats_cache.generational_get(
+            cache_key(board, game), stats_cache.LEADERBOARD_GENERATION_KEY, compute, LEADERBOARD_TTL
+        )
     if board is Board.WIN_RATE:
         rows = [row for row in rows if row[_PLAYED] >= min_matches]
     return [_entry(board, rank, row) for rank, row in enumerate(rows[:limit], start=1)]
@@ -156,8 +165,13 @@ _FILTER: dict[Board, str] = {
     Board.TOTAL_EARNED: "{t}.total_earned > 0",
 }
 _COLUMNS = ("tournaments_won", "tournaments_runner_up", "matches_played", "matches_won", "total_earned")
-_GAME_TYPES = sorted({str(t) for base in (E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.MATCH_PLAYED, E.MATCH_WON)
-                      for t in (base, REVERSAL_OF[base])})
+_GAME_TYPES = sorted(
+    {
+        str(t)
+        for base in (E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.MATCH_PLAYED, E.MATCH_WON)
+        for t in (base, REVERSAL_OF[base])
+    }
+)
 
 
 def _overall_source() -> str:
@@ -166,8 +180,10 @@ def _overall_source() -> str:
 
 def _per_game_source() -> str:
     counters = ", ".join(f"{counter_sql(f)} AS {f}" for f in _COLUMNS if f != "total_earned")
-    return (f"SELECT user_id, {counters}, NULL::bigint AS total_earned FROM {UserActivity._meta.db_table} "
-            f"WHERE metadata ->> 'game' = %(game)s AND event_type = ANY(%(types)s) GROUP BY user_id")
+    return (
+        f"SELECT user_id, {counters}, NULL::bigint AS total_earned FROM {UserActivity._meta.db_table} "
+        f"WHERE metadata ->> 'game' = %(game)s AND event_type = ANY(%(types)s) GROUP BY user_id"
+    )
 
 
 def board_sql(board: Board, *, per_game: bool, skyline: bool = False) -> str:
@@ -228,6 +244,7 @@ def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[in
     above them (m = p leaves the fewest rivals); then the board for any m is exactly the first `depth` players of this
     set with >= m matches, in board order. Walk the match counts downwards keeping the best `depth` ranking keys seen
     (a min-heap): a player survives iff their key is still in the heap once their own level is in."""
+
     def key(p: tuple[int, int, int]) -> tuple[float, int, int]:
         user_id, won, played = p  # the SQL order: won/played (float8) desc, played desc, user id asc
         return (won / played, played, -user_id)
@@ -256,17 +273,36 @@ def _run(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         # Leave a caller's enclosing transaction with the process's own settings.
-        cursor.execute("; ".join(f"SET LOCAL {name} TO DEFAULT" for name in
-                                 ("statement_timeout", "max_parallel_workers_per_gather")[:len(local)]))
-    return [(user_id, username, display_name or "", int(t_won), int(t_runner_up), int(played), int(won),
-             None if earned is None else int(earned))
-            for user_id, username, display_name, t_won, t_runner_up, played, won, earned in rows]
+        cursor.execute(
+            "; ".join(
+                f"SET LOCAL {name} TO DEFAULT"
+                for name in ("statement_timeout", "max_parallel_workers_per_gather")[: len(local)]
+            )
+        )
+    return [
+        (
+            user_id,
+            username,
+            display_name or "",
+            int(t_won),
+            int(t_runner_up),
+            int(played),
+            int(won),
+            None if earned is None else int(earned),
+        )
+        for user_id, username, display_name, t_won, t_runner_up, played, won, earned in rows
+    ]
 
 
 def _entry(board: Board, rank: int, row: tuple) -> LeaderboardEntry:
     user_id, username, display_name, t_won, t_runner_up, played, won, earned = row
     win_rate = _win_rate(won, played)
-    value = {Board.TOURNAMENTS_WON: t_won, Board.MATCHES_WON: won, Board.WIN_RATE: win_rate,
-             Board.TOTAL_EARNED: earned}[board]
-    return LeaderboardEntry(rank, user_id, username, display_name, str(value), t_won, t_runner_up, played, won,
-                            win_rate, earned)
+    value = {
+        Board.TOURNAMENTS_WON: t_won,
+        Board.MATCHES_WON: won,
+        Board.WIN_RATE: win_rate,
+        Board.TOTAL_EARNED: earned,
+    }[board]
+    return LeaderboardEntry(
+        rank, user_id, username, display_name, str(value), t_won, t_runner_up, played, won, win_rate, earned
+    )

@@ -1,4 +1,5 @@
 """A player's lifetime stats from the projection, through the per-user cache (stats.cache)."""
+
 from __future__ import annotations
 
 from activity.privacy import ViewerRelation, redact_stats

@@ -3,6 +3,7 @@
 Read-side errors map to 4xx here (unknown player 404, bad parameter or cursor 400, private surface 401/403), so
 no bad input can surface as a 500.
 """
+
 from __future__ import annotations
 
 from rest_framework import exceptions, status
@@ -25,22 +26,28 @@ def api_exception_handler(exc, context):
         return error_response(status.HTTP_400_BAD_REQUEST, exc.code, str(exc))
     if isinstance(exc, NotPermitted):
         if request is not None and not request.user.is_authenticated:
-            response = error_response(status.HTTP_401_UNAUTHORIZED, "not_authenticated",
-                                      f"Authentication required. {exc}")
+            response = error_response(
+                status.HTTP_401_UNAUTHORIZED, "not_authenticated", f"Authentication required. {exc}"
+            )
             response["WWW-Authenticate"] = 'Basic realm="api"'
             return response
         return error_response(status.HTTP_403_FORBIDDEN, "permission_denied", str(exc))
     if isinstance(exc, (exceptions.AuthenticationFailed, exceptions.NotAuthenticated)):
         # DRF answers 403 when the first authenticator (session) has no challenge; bad or missing credentials are
         # a 401 with the Basic challenge the API accepts.
-        response = error_response(status.HTTP_401_UNAUTHORIZED, exc.get_codes() if isinstance(exc.get_codes(), str)
-                                  else "authentication_failed", str(exc.detail))
+        response = error_response(
+            status.HTTP_401_UNAUTHORIZED,
+            exc.get_codes() if isinstance(exc.get_codes(), str) else "authentication_failed",
+            str(exc.detail),
+        )
         response["WWW-Authenticate"] = 'Basic realm="api"'
         return response
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        summary = "; ".join(f"{name}: {' '.join(str(m) for m in (msgs if isinstance(msgs, list) else [msgs]))}"
-                            for name, msgs in fields.items())
+        summary = "; ".join(
+            f"{name}: {' '.join(str(m) for m in (msgs if isinstance(msgs, list) else [msgs]))}"
+            for name, msgs in fields.items()
+        )
         return error_response(status.HTTP_400_BAD_REQUEST, "invalid_parameter", summary, fields=fields)
     response = exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:

@@ -1,4 +1,5 @@
 """Serializers of the JSON API: query parameters in, response documents out (they also drive the OpenAPI schema)."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -15,24 +16,41 @@ from web.presenters import describe_event
 
 
 class PageQuery(serializers.Serializer):
-    cursor = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CURSOR_LENGTH,
-                                   help_text="Opaque cursor: `next_cursor` of the previous page. Omit for the first page.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE,
-                                     help_text=f"Page size, 1-{MAX_PAGE_SIZE} (default depends on the list).")
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_CURSOR_LENGTH,
+        help_text="Opaque cursor: `next_cursor` of the previous page. Omit for the first page.",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_PAGE_SIZE,
+        help_text=f"Page size, 1-{MAX_PAGE_SIZE} (default depends on the list).",
+    )
 
 
 class MatchQuery(PageQuery):
-    game = serializers.CharField(required=False, allow_blank=True, max_length=50,
-                                 help_text="Only matches of this game (the tournament's game).")
+    game = serializers.CharField(
+        required=False, allow_blank=True, max_length=50, help_text="Only matches of this game (the tournament's game)."
+    )
 
 
 class LeaderboardQuery(serializers.Serializer):
-    game = serializers.CharField(required=False, allow_blank=True, max_length=50,
-                                 help_text="Rank within one game (not available for total_earned).")
+    game = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=50,
+        help_text="Rank within one game (not available for total_earned).",
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
-    min_matches = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MIN_MATCHES,
-                                           default=DEFAULT_MIN_MATCHES,
-                                           help_text="win_rate board only: minimum matches played to be ranked.")
+    min_matches = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MIN_MATCHES,
+        default=DEFAULT_MIN_MATCHES,
+        help_text="win_rate board only: minimum matches played to be ranked.",
+    )
 
 
 class UsernameQuery(serializers.Serializer):
@@ -44,15 +62,28 @@ class UsernameQuery(serializers.Serializer):
 
 def event_data(event) -> dict:
     view = describe_event(event)
-    return {"id": event.id, "event_type": event.event_type, "timestamp": event.timestamp, "visibility": event.visibility,
-            "title": view.title, "detail": view.detail, "kind": view.kind, "amount": event.amount,
-            "metadata": event.metadata or {}}
+    return {
+        "id": event.id,
+        "event_type": event.event_type,
+        "timestamp": event.timestamp,
+        "visibility": event.visibility,
+        "title": view.title,
+        "detail": view.detail,
+        "kind": view.kind,
+        "amount": event.amount,
+        "metadata": event.metadata or {},
+    }
 
 
 def match_data(event) -> dict:
     meta = event.metadata or {}
-    return {**event_data(event), "outcome": event.outcome, "tournament": meta.get("tournament"),
-            "game": meta.get("game"), "round": meta.get("round")}
+    return {
+        **event_data(event),
+        "outcome": event.outcome,
+        "tournament": meta.get("tournament"),
+        "game": meta.get("game"),
+        "round": meta.get("round"),
+    }
 
 
 class EventSerializer(serializers.Serializer):
@@ -62,21 +93,26 @@ class EventSerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Visibility.choices)
     title = serializers.CharField(help_text="Human-readable summary, e.g. 'Won Spring Cup'.")
     detail = serializers.CharField(allow_blank=True)
-    kind = serializers.CharField(help_text="Presentation category: trophy, medal, match, win, coins, team, correction...")
+    kind = serializers.CharField(
+        help_text="Presentation category: trophy, medal, match, win, coins, team, correction..."
+    )
     amount = serializers.IntegerField(allow_null=True, help_text="DeltaCoins; coin events only (self and staff).")
     metadata = serializers.DictField(help_text="Event-specific details copied from the source at recording time.")
 
 
 class MatchEntrySerializer(EventSerializer):
-    outcome = serializers.ChoiceField(choices=[(o.value, o.value) for o in Outcome],
-                                      help_text="As it stands now, corrections included.")
+    outcome = serializers.ChoiceField(
+        choices=[(o.value, o.value) for o in Outcome], help_text="As it stands now, corrections included."
+    )
     tournament = serializers.CharField(allow_null=True)
     game = serializers.CharField(allow_null=True)
     round = serializers.CharField(allow_null=True)
 
 
 class _PageFields(serializers.Serializer):
-    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next page; null at the end.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+    )
     next = serializers.URLField(allow_null=True, help_text="The next page's URL; null at the end.")
 
 
@@ -90,24 +126,32 @@ class MatchPageSerializer(_PageFields):
 
 class TournamentPageSerializer(EventPageSerializer):
     participation_hidden = serializers.BooleanField(
-        help_text="True when the player hides their participation from this viewer: only official placements are listed.")
+        help_text="True when the player hides their participation from this viewer: only official placements are listed."
+    )
 
 
 def _public_id_field(**kwargs) -> serializers.CharField:
-    return serializers.CharField(allow_null=True, help_text="The player's public ID, DC-YY-NNNNNN (always public; "
-                                 "null only for a profile not yet backfilled).", **kwargs)
+    return serializers.CharField(
+        allow_null=True,
+        help_text="The player's public ID, DC-YY-NNNNNN (always public; null only for a profile not yet backfilled).",
+        **kwargs,
+    )
 
 
 def _stats_fields() -> dict:
     private = "Self and staff only."
     fields: dict = {"user_id": serializers.IntegerField(), "public_id": _public_id_field(required=False)}
     for name in COUNTER_FIELDS:  # every counter of the projection, whatever it grows to
-        fields[name] = (serializers.IntegerField(required=False, help_text=private) if name == "total_spent"
-                        else serializers.IntegerField())
+        fields[name] = (
+            serializers.IntegerField(required=False, help_text=private)
+            if name == "total_spent"
+            else serializers.IntegerField()
+        )
     fields.update(
         win_rate=serializers.DecimalField(max_digits=5, decimal_places=2, help_text="Percent of matches won."),
-        tournament_win_rate=serializers.DecimalField(max_digits=5, decimal_places=2,
-                                                     help_text="Percent of tournaments played that were won."),
+        tournament_win_rate=serializers.DecimalField(
+            max_digits=5, decimal_places=2, help_text="Percent of tournaments played that were won."
+        ),
         net_earnings=serializers.DecimalField(max_digits=20, decimal_places=0, required=False, help_text=private),
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
@@ -115,8 +159,15 @@ def _stats_fields() -> dict:
     return fields
 
 
-StatsSerializer = type("StatsSerializer", (serializers.Serializer,), {
-    "__module__": __name__, "__doc__": "Lifetime stats (the projection's counters, net of corrections).", **_stats_fields()})
+StatsSerializer = type(
+    "StatsSerializer",
+    (serializers.Serializer,),
+    {
+        "__module__": __name__,
+        "__doc__": "Lifetime stats (the projection's counters, net of corrections).",
+        **_stats_fields(),
+    },
+)
 
 
 class ProfileSerializer(serializers.Serializer):
@@ -127,8 +178,9 @@ class ProfileSerializer(serializers.Serializer):
     member_since = serializers.DateTimeField()
     followers_count = serializers.IntegerField()
     following_count = serializers.IntegerField()
-    viewer = serializers.ChoiceField(choices=[(v.value, v.value) for v in ViewerClass],
-                                     help_text="What the requester is to this player.")
+    viewer = serializers.ChoiceField(
+        choices=[(v.value, v.value) for v in ViewerClass], help_text="What the requester is to this player."
+    )
     match_history_visible = serializers.BooleanField()
     tournament_participation_visible = serializers.BooleanField()
     economy_visible = serializers.BooleanField()

@@ -4,6 +4,7 @@ Authentication: session (the site's login) or HTTP Basic. Reads are open to anyo
 privacy rules for the requester, and the economy and export endpoints refuse anyone but the player and staff
 (401 when anonymous, 403 otherwise). Errors are JSON {"error", "detail"} (web/api/errors.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -44,9 +45,13 @@ _PRIVATE_ERRORS = {
     403: OpenApiResponse(s.ErrorSerializer, description="Only the player and staff may see this."),
 }
 _USER_ID_PARAM = OpenApiParameter(
-    "user_id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^([1-9][0-9]{0,18}|[Dd][Cc]-[0-9]{2}-[0-9]{6,10})$",
+    "user_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    pattern=r"^([1-9][0-9]{0,18}|[Dd][Cc]-[0-9]{2}-[0-9]{6,10})$",
     description="The player: their public ID (`DC-YY-NNNNNN`, any letter case; the shareable identity, e.g. "
-                "`DC-26-000042`) or their numeric user id. An unknown or malformed public ID is a 404.")
+    "`DC-26-000042`) or their numeric user id. An unknown or malformed public ID is a 404.",
+)
 
 
 class InvalidUserIdError(InvalidQueryError):
@@ -70,8 +75,11 @@ def _next_link(request: Request, cursor: str | None) -> str | None:
 
 
 def _page(request: Request, page, item=s.event_data) -> dict:
-    return {"results": [item(e) for e in page.items], "next_cursor": page.next_cursor,
-            "next": _next_link(request, page.next_cursor)}
+    return {
+        "results": [item(e) for e in page.items],
+        "next_cursor": page.next_cursor,
+        "next": _next_link(request, page.next_cursor),
+    }
 
 
 def resolve_user_id(raw: str) -> int:
@@ -99,32 +107,53 @@ def _profile_document(request: Request, profile, relation) -> dict:
 
     def link(name: str) -> str:
         return request.build_absolute_uri(reverse(name, args=[key]))
-    page = (reverse("web:public-profile", args=[profile.public_id]) if profile.public_id
-            else reverse("web:profile", args=[profile.user.get_username()]))
-    links = {"self": link("api:user"), "stats": link("api:user-stats"), "activity": link("api:user-activity"),
-             "matches": link("api:user-matches"), "tournaments": link("api:user-tournaments"),
-             "page": request.build_absolute_uri(page)}
+
+    page = (
+        reverse("web:public-profile", args=[profile.public_id])
+        if profile.public_id
+        else reverse("web:profile", args=[profile.user.get_username()])
+    )
+    links = {
+        "self": link("api:user"),
+        "stats": link("api:user-stats"),
+        "activity": link("api:user-activity"),
+        "matches": link("api:user-matches"),
+        "tournaments": link("api:user-tournaments"),
+        "page": request.build_absolute_uri(page),
+    }
     if relation.can_see_economy:
         links.update(economy=link("api:user-economy"), export=link("api:user-export"))
-    return {"id": uid, "public_id": profile.public_id, "username": profile.user.get_username(), "display_name": profile.display_name,
-            "member_since": profile.created_at, "followers_count": profile.followers_count,
-            "following_count": profile.following_count, "viewer": relation.viewer_class.value,
-            "match_history_visible": relation.can_see_match_history,
-            "tournament_participation_visible": relation.can_see_tournament_participation,
-            "economy_visible": relation.can_see_economy, "links": links}
+    return {
+        "id": uid,
+        "public_id": profile.public_id,
+        "username": profile.user.get_username(),
+        "display_name": profile.display_name,
+        "member_since": profile.created_at,
+        "followers_count": profile.followers_count,
+        "following_count": profile.following_count,
+        "viewer": relation.viewer_class.value,
+        "match_history_visible": relation.can_see_match_history,
+        "tournament_participation_visible": relation.can_see_tournament_participation,
+        "economy_visible": relation.can_see_economy,
+        "links": links,
+    }
 
 
 class UserView(SubjectView):
-    @extend_schema(summary="A player's profile", parameters=[_USER_ID_PARAM],
-                   responses={200: s.ProfileSerializer, **_ERRORS})
+    @extend_schema(
+        summary="A player's profile", parameters=[_USER_ID_PARAM], responses={200: s.ProfileSerializer, **_ERRORS}
+    )
     def get(self, request: Request, user_id: str) -> Response:
         profile, relation = self.subject(request, user_id, with_counts=True)
         return Response(s.ProfileSerializer(_profile_document(request, profile, relation)).data)
 
 
 class UserLookupView(APIView):
-    @extend_schema(summary="Find a player by username", parameters=[s.UsernameQuery],
-                   responses={200: s.ProfileSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Find a player by username",
+        parameters=[s.UsernameQuery],
+        responses={200: s.ProfileSerializer, **_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("username", "")
         if raw and not is_possible_username(raw):  # a NUL or control character names nobody: 404, as on the pages
@@ -136,17 +165,24 @@ class UserLookupView(APIView):
 
 
 class UserStatsView(SubjectView):
-    @extend_schema(summary="Lifetime stats", description="Aggregate counters are public; spending figures and "
-                   "activity times only for the player and staff.", parameters=[_USER_ID_PARAM],
-                   responses={200: s.StatsSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Lifetime stats",
+        description="Aggregate counters are public; spending figures and activity times only for the player and staff.",
+        parameters=[_USER_ID_PARAM],
+        responses={200: s.StatsSerializer, **_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         profile, relation = self.subject(request, user_id)
         return Response(s.StatsSerializer({**lifetime_stats(relation), "public_id": profile.public_id}).data)
 
 
 class UserActivityView(SubjectView):
-    @extend_schema(summary="Activity timeline", description="Major events, newest first (20 per page by default).",
-                   parameters=[_USER_ID_PARAM, s.PageQuery], responses={200: s.EventPageSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Activity timeline",
+        description="Major events, newest first (20 per page by default).",
+        parameters=[_USER_ID_PARAM, s.PageQuery],
+        responses={200: s.EventPageSerializer, **_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.PageQuery)
@@ -155,9 +191,13 @@ class UserActivityView(SubjectView):
 
 
 class UserMatchesView(SubjectView):
-    @extend_schema(summary="Match history", description="One entry per match, outcome net of corrections (10 per "
-                   "page by default). 403 when the player hides their match history from the requester.",
-                   parameters=[_USER_ID_PARAM, s.MatchQuery], responses={200: s.MatchPageSerializer, **_PRIVATE_ERRORS})
+    @extend_schema(
+        summary="Match history",
+        description="One entry per match, outcome net of corrections (10 per "
+        "page by default). 403 when the player hides their match history from the requester.",
+        parameters=[_USER_ID_PARAM, s.MatchQuery],
+        responses={200: s.MatchPageSerializer, **_PRIVATE_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.MatchQuery)
@@ -166,9 +206,12 @@ class UserMatchesView(SubjectView):
 
 
 class UserTournamentsView(SubjectView):
-    @extend_schema(summary="Tournament history", description="Registrations, check-ins, completions and official "
-                   "placements (20 per page by default).", parameters=[_USER_ID_PARAM, s.PageQuery],
-                   responses={200: s.TournamentPageSerializer, **_ERRORS})
+    @extend_schema(
+        summary="Tournament history",
+        description="Registrations, check-ins, completions and official placements (20 per page by default).",
+        parameters=[_USER_ID_PARAM, s.PageQuery],
+        responses={200: s.TournamentPageSerializer, **_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.PageQuery)
@@ -178,21 +221,32 @@ class UserTournamentsView(SubjectView):
 
 
 class UserEconomyView(SubjectView):
-    @extend_schema(summary="DeltaCoin economy", description="Totals and coin events; the player and staff only.",
-                   parameters=[_USER_ID_PARAM, s.PageQuery], responses={200: s.EconomySerializer, **_PRIVATE_ERRORS})
+    @extend_schema(
+        summary="DeltaCoin economy",
+        description="Totals and coin events; the player and staff only.",
+        parameters=[_USER_ID_PARAM, s.PageQuery],
+        responses={200: s.EconomySerializer, **_PRIVATE_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.PageQuery)
         summary = economy_summary(relation, cursor=params.get("cursor"), limit=params.get("limit"))
-        document = {"total_earned": summary.total_earned, "total_spent": summary.total_spent,
-                    "net_earnings": summary.net_earnings, **_page(request, summary.recent)}
+        document = {
+            "total_earned": summary.total_earned,
+            "total_spent": summary.total_spent,
+            "net_earnings": summary.net_earnings,
+            **_page(request, summary.recent),
+        }
         return Response(s.EconomySerializer(document).data)
 
 
 class UserExportView(SubjectView):
-    @extend_schema(summary="GDPR export", description="Every event and the stats of the player, as a JSON download; "
-                   "the player and staff only.", parameters=[_USER_ID_PARAM],
-                   responses={200: s.ExportSerializer, **_PRIVATE_ERRORS})
+    @extend_schema(
+        summary="GDPR export",
+        description="Every event and the stats of the player, as a JSON download; the player and staff only.",
+        parameters=[_USER_ID_PARAM],
+        responses={200: s.ExportSerializer, **_PRIVATE_ERRORS},
+    )
     def get(self, request: Request, user_id: str) -> Response:
         profile, relation = self.subject(request, user_id)
         document = export_with_public_id(user_export(relation, profile), profile)
@@ -203,19 +257,31 @@ class UserExportView(SubjectView):
 
 
 class LeaderboardView(APIView):
-    @extend_schema(summary="Leaderboard", description="Top players of a board, overall or for one game, with "
-                   "deterministic tie-breaking. Cached for up to a minute.",
-                   parameters=[OpenApiParameter("board", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[b.value for b in Board]),
-                               s.LeaderboardQuery],
-                   responses={200: s.LeaderboardSerializer, 400: _ERRORS[400],
-                              404: OpenApiResponse(s.ErrorSerializer, description="No tournament is played in that game.")})
+    @extend_schema(
+        summary="Leaderboard",
+        description="Top players of a board, overall or for one game, with "
+        "deterministic tie-breaking. Cached for up to a minute.",
+        parameters=[
+            OpenApiParameter("board", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[b.value for b in Board]),
+            s.LeaderboardQuery,
+        ],
+        responses={
+            200: s.LeaderboardSerializer,
+            400: _ERRORS[400],
+            404: OpenApiResponse(s.ErrorSerializer, description="No tournament is played in that game."),
+        },
+    )
     def get(self, request: Request, board: str) -> Response:
         chosen = parse_board(board)
         params = _query(request, s.LeaderboardQuery)
         game = params.get("game") or None
         entries = leaderboard(chosen, limit=params["limit"], game=game, min_matches=params["min_matches"])
         public_ids = public_ids_of(e.user_id for e in entries)  # one query; boards are cached without them
-        document = {"board": chosen.value, "title": BOARD_TITLES[chosen], "game": game,
-                    "min_matches": params["min_matches"] if chosen is Board.WIN_RATE else None,
-                    "results": [{**asdict(e), "public_id": public_ids.get(e.user_id)} for e in entries]}
+        document = {
+            "board": chosen.value,
+            "title": BOARD_TITLES[chosen],
+            "game": game,
+            "min_matches": params["min_matches"] if chosen is Board.WIN_RATE else None,
+            "results": [{**asdict(e), "public_id": public_ids.get(e.user_id)} for e in entries],
+        }
         return Response(s.LeaderboardSerializer(document).data)

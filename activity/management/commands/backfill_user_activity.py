@@ -6,6 +6,7 @@ on a terminal, one plain line per step when the output is a file or a pipe. Quie
 one summary line); `-v 2` adds the backends, the per-source and per-lane figures and the events by type; `-v 0`
 prints nothing but errors.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,8 +43,15 @@ class ProgressDisplay:
             self.stream.flush()
             return
         if self.bar is None:
-            self.bar = tqdm(total=p.rows_total, unit="rows", desc=f"{kind_of_progress(p)} #{p.run_id}",
-                            file=self.stream, dynamic_ncols=True, mininterval=0, disable=False)
+            self.bar = tqdm(
+                total=p.rows_total,
+                unit="rows",
+                desc=f"{kind_of_progress(p)} #{p.run_id}",
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0,
+                disable=False,
+            )
         self.bar.total = max(p.rows_total, p.rows_done)
         self.bar.n = p.rows_done
         verb = "would create" if p.dry_run else "events"
@@ -57,8 +65,10 @@ class ProgressDisplay:
 
 def progress_line(p: backfill.Progress) -> str:
     verb = "would create" if p.dry_run else "events"
-    return (f"{kind_of_progress(p)} #{p.run_id} {p.percent:5.1f}%  rows {p.rows_done}/{p.rows_total}  {verb} {p.events}  "
-            f"{p.events_per_second:,.0f} ev/s  ETA {backfill.format_duration(p.eta_seconds)}  [{p.status}]")
+    return (
+        f"{kind_of_progress(p)} #{p.run_id} {p.percent:5.1f}%  rows {p.rows_done}/{p.rows_total}  {verb} {p.events}  "
+        f"{p.events_per_second:,.0f} ev/s  ETA {backfill.format_duration(p.eta_seconds)}  [{p.status}]"
+    )
 
 
 def kind_of_progress(p: backfill.Progress) -> str:
@@ -66,29 +76,60 @@ def kind_of_progress(p: backfill.Progress) -> str:
 
 
 class Command(BaseCommand):
-    help = "Record the events of existing source rows (history) into the activity ledger, chunk by chunk, on the workers."
+    help = (
+        "Record the events of existing source rows (history) into the activity ledger, chunk by chunk, on the workers."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dry-run", action="store_true", help="write nothing; report how many events would be created")
-        parser.add_argument("--batch-size", type=int, default=None,
-                            help=f"source rows per chunk (1..{settings.BACKFILL_MAX_BATCH_SIZE}, default {settings.BACKFILL_DEFAULT_BATCH_SIZE})")
-        parser.add_argument("--source", action="append", dest="sources", metavar="LABEL", choices=list(SOURCES),
-                            help="a source to backfill (repeatable; default all): " + ", ".join(SOURCES))
-        parser.add_argument("--lanes", type=int, default=1,
-                            help=f"parallel chains over disjoint key ranges, one worker process each (1..{backfill.MAX_LANES})")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="write nothing; report how many events would be created"
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help=f"source rows per chunk (1..{settings.BACKFILL_MAX_BATCH_SIZE}, default {settings.BACKFILL_DEFAULT_BATCH_SIZE})",
+        )
+        parser.add_argument(
+            "--source",
+            action="append",
+            dest="sources",
+            metavar="LABEL",
+            choices=list(SOURCES),
+            help="a source to backfill (repeatable; default all): " + ", ".join(SOURCES),
+        )
+        parser.add_argument(
+            "--lanes",
+            type=int,
+            default=1,
+            help=f"parallel chains over disjoint key ranges, one worker process each (1..{backfill.MAX_LANES})",
+        )
         parser.add_argument("--wait", action="store_true", help="follow the run's progress until it ends")
         parser.add_argument("--interval", type=float, default=1.0, help="seconds between progress reads with --wait")
 
-    def handle(self, *args: Any, dry_run: bool, batch_size: int | None, sources: list[str] | None, lanes: int,
-               wait: bool, interval: float, verbosity: int = 1, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        dry_run: bool,
+        batch_size: int | None,
+        sources: list[str] | None,
+        lanes: int,
+        wait: bool,
+        interval: float,
+        verbosity: int = 1,
+        **options: Any,
+    ) -> None:
         self.verbosity = verbosity
         self._say(2, _backends())
         try:
             run = backfill.start_backfill(sources, dry_run=dry_run, batch_size=batch_size, lanes=lanes)
         except backfill.BackfillError as exc:
             raise CommandError(str(exc)) from exc
-        self._say(1, f"{kind_of(run)} #{run.pk} started: {', '.join(run.sources)}; {run.rows_total} source rows; "
-                     f"batch size {run.batch_size}; {run.lanes} lane(s); chunks on queue {Queue.MAINTENANCE}")
+        self._say(
+            1,
+            f"{kind_of(run)} #{run.pk} started: {', '.join(run.sources)}; {run.rows_total} source rows; "
+            f"batch size {run.batch_size}; {run.lanes} lane(s); chunks on queue {Queue.MAINTENANCE}",
+        )
         if not wait:
             self._say(1, "follow it in the admin, or with --wait")
             return
@@ -123,19 +164,27 @@ class Command(BaseCommand):
         for s in p.sources:
             self._say(2, f"  {s.label:<32} rows {s.done:>9}  {what} {s.events:>9}")
         for lane in p.lanes:
-            self._say(2, f"  lane {lane.lane}: {lane.status}, {lane.chunks} chunks, rows {lane.rows}, {what} {lane.events}")
+            self._say(
+                2, f"  lane {lane.lane}: {lane.status}, {lane.chunks} chunks, rows {lane.rows}, {what} {lane.events}"
+            )
         if p.by_type:
             self._say(2, "  by event type: " + ", ".join(f"{t} {n}" for t, n in p.by_type.items()))
         took = backfill.format_duration(p.elapsed_seconds)
         if run.status == BackfillRun.Status.SUCCEEDED:
             what = "would be created (dry run: nothing written)" if run.dry_run else "created"
-            self._say(1, self.style.SUCCESS(
-                f"{kind_of(run)} #{run.pk} succeeded in {took}: {run.rows_done} rows, {run.events_created} events {what}, "
-                f"{run.rate:,.0f} events/s"))
+            self._say(
+                1,
+                self.style.SUCCESS(
+                    f"{kind_of(run)} #{run.pk} succeeded in {took}: {run.rows_done} rows, {run.events_created} events {what}, "
+                    f"{run.rate:,.0f} events/s"
+                ),
+            )
         elif run.status == BackfillRun.Status.CANCELLED:
             self._say(1, self.style.WARNING(f"{kind_of(run)} #{run.pk} was cancelled after {run.rows_done} rows"))
         else:
-            raise CommandError(f"{kind_of(run)} #{run.pk} {run.status}: {run.last_error.splitlines()[0] if run.last_error else ''}")
+            raise CommandError(
+                f"{kind_of(run)} #{run.pk} {run.status}: {run.last_error.splitlines()[0] if run.last_error else ''}"
+            )
 
 
 def kind_of(run: BackfillRun) -> str:

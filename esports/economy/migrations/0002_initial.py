@@ -5,31 +5,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('economy', '0001_initial'),
-        ('profiles', '0001_initial'),
+        ("economy", "0001_initial"),
+        ("profiles", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deltacrownwallet',
-            name='profile',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='wallet', to='profiles.userprofile'),
+            model_name="deltacrownwallet",
+            name="profile",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="wallet", to="profiles.userprofile"
+            ),
         ),
         migrations.AddField(
-            model_name='deltacrowntransaction',
-            name='wallet',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='economy.deltacrownwallet'),
+            model_name="deltacrowntransaction",
+            name="wallet",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="transactions", to="economy.deltacrownwallet"
+            ),
         ),
         migrations.AddIndex(
-            model_name='deltacrowntransaction',
-            index=models.Index(fields=['wallet', '-created_at'], name='transaction_wallet_idx'),
+            model_name="deltacrowntransaction",
+            index=models.Index(fields=["wallet", "-created_at"], name="transaction_wallet_idx"),
         ),
         migrations.AddConstraint(
-            model_name='deltacrowntransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('amount', 0), _negated=True), name='transaction_amount_not_zero', violation_error_message='A transaction amount is never 0.'),
+            model_name="deltacrowntransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount", 0), _negated=True),
+                name="transaction_amount_not_zero",
+                violation_error_message="A transaction amount is never 0.",
+            ),
         ),
     ]

@@ -45,21 +45,29 @@ DROP FUNCTION IF EXISTS economy_transaction_guard();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('economy', '0002_initial'),
+        ("economy", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deltacrowntransaction',
-            name='reverses',
-            field=models.OneToOneField(blank=True, help_text='The transaction this one cancels (same wallet, opposite amount; once).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversed_by', to='economy.deltacrowntransaction'),
+            model_name="deltacrowntransaction",
+            name="reverses",
+            field=models.OneToOneField(
+                blank=True,
+                help_text="The transaction this one cancels (same wallet, opposite amount; once).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reversed_by",
+                to="economy.deltacrowntransaction",
+            ),
         ),
         migrations.AlterField(
-            model_name='deltacrowntransaction',
-            name='wallet',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='economy.deltacrownwallet'),
+            model_name="deltacrowntransaction",
+            name="wallet",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="transactions", to="economy.deltacrownwallet"
+            ),
         ),
         # One-element lists: the script runs as one statement without parameters (the % of plpgsql formats stays
         # literal) and is not split by sqlparse (the $$ function bodies hold semicolons).

@@ -28,32 +28,38 @@ DROP FUNCTION IF EXISTS profiles_public_id_guard();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('profiles', '0001_initial'),
+        ("profiles", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PublicIDCounter',
+            name="PublicIDCounter",
             fields=[
-                ('year', models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
-                ('last_value', models.PositiveIntegerField(default=0)),
+                ("year", models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
+                ("last_value", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.AddField(
-            model_name='userprofile',
-            name='public_id',
+            model_name="userprofile",
+            name="public_id",
             field=models.CharField(blank=True, editable=False, max_length=16, null=True, unique=True),
         ),
         migrations.AddIndex(
-            model_name='userprofile',
-            index=models.Index(condition=models.Q(('public_id__isnull', True)), fields=['created_at', 'user'], name='profile_without_public_id_idx'),
+            model_name="userprofile",
+            index=models.Index(
+                condition=models.Q(("public_id__isnull", True)),
+                fields=["created_at", "user"],
+                name="profile_without_public_id_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='userprofile',
-            constraint=models.CheckConstraint(condition=models.Q(('public_id__regex', '^DC-([0-9]{2})-([0-9]{6}|[1-9][0-9]{6,9})$')), name='profile_public_id_format'),
+            model_name="userprofile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("public_id__regex", "^DC-([0-9]{2})-([0-9]{6}|[1-9][0-9]{6,9})$")),
+                name="profile_public_id_format",
+            ),
         ),
         # One-element lists: each script runs as one statement without parameters (RAISE's % stays literal) and is
         # not split by sqlparse (the $$ function bodies hold semicolons).

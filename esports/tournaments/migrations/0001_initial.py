@@ -6,123 +6,315 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('teams', '0001_initial'),
+        ("teams", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Tournament',
+            name="Tournament",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('game', models.CharField(db_index=True, max_length=50)),
-                ('status', models.CharField(choices=[('upcoming', 'Upcoming'), ('registration', 'Registration'), ('ongoing', 'Ongoing'), ('completed', 'Completed'), ('cancelled', 'Cancelled')], default='upcoming', max_length=20)),
-                ('season', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('starts_at', models.DateTimeField(blank=True, null=True)),
-                ('external_id', models.CharField(blank=True, max_length=64, null=True, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("game", models.CharField(db_index=True, max_length=50)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("upcoming", "Upcoming"),
+                            ("registration", "Registration"),
+                            ("ongoing", "Ongoing"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="upcoming",
+                        max_length=20,
+                    ),
+                ),
+                ("season", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("starts_at", models.DateTimeField(blank=True, null=True)),
+                ("external_id", models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Registration',
+            name="Registration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('cancelled', 'Cancelled'), ('no_show', 'No Show')], default='pending', max_length=20)),
-                ('checked_in', models.BooleanField(default=False)),
-                ('checked_in_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='registrations', to='teams.team')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='registrations', to=settings.AUTH_USER_MODEL)),
-                ('tournament', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='registrations', to='tournaments.tournament')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("cancelled", "Cancelled"),
+                            ("no_show", "No Show"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("checked_in", models.BooleanField(default=False)),
+                ("checked_in_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registrations",
+                        to="teams.team",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registrations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tournament",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registrations",
+                        to="tournaments.tournament",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Match',
+            name="Match",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('round', models.CharField(max_length=10)),
-                ('match_num', models.PositiveIntegerField(blank=True, null=True)),
-                ('state', models.CharField(choices=[('scheduled', 'Scheduled'), ('live', 'Live'), ('completed', 'Completed'), ('forfeit', 'Forfeit'), ('disputed', 'Disputed'), ('cancelled', 'Cancelled')], default='scheduled', max_length=20)),
-                ('score', models.CharField(blank=True, max_length=100)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('loser', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('participant1', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('participant2', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('winner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('tournament', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='matches', to='tournaments.tournament')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("round", models.CharField(max_length=10)),
+                ("match_num", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("live", "Live"),
+                            ("completed", "Completed"),
+                            ("forfeit", "Forfeit"),
+                            ("disputed", "Disputed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="scheduled",
+                        max_length=20,
+                    ),
+                ),
+                ("score", models.CharField(blank=True, max_length=100)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "loser",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tournaments.registration",
+                    ),
+                ),
+                (
+                    "participant1",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tournaments.registration"
+                    ),
+                ),
+                (
+                    "participant2",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tournaments.registration"
+                    ),
+                ),
+                (
+                    "winner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tournaments.registration",
+                    ),
+                ),
+                (
+                    "tournament",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="matches", to="tournaments.tournament"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'matches',
+                "verbose_name_plural": "matches",
             },
         ),
         migrations.CreateModel(
-            name='TournamentResult',
+            name="TournamentResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
-                ('fourth_place', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('runner_up', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('third_place', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
-                ('tournament', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='result', to='tournaments.tournament')),
-                ('winner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tournaments.registration')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True)),
+                (
+                    "fourth_place",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tournaments.registration",
+                    ),
+                ),
+                (
+                    "runner_up",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tournaments.registration"
+                    ),
+                ),
+                (
+                    "third_place",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tournaments.registration",
+                    ),
+                ),
+                (
+                    "tournament",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="result", to="tournaments.tournament"
+                    ),
+                ),
+                (
+                    "winner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tournaments.registration"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='registration',
-            index=models.Index(fields=['user', 'tournament'], name='registration_user_idx'),
+            model_name="registration",
+            index=models.Index(fields=["user", "tournament"], name="registration_user_idx"),
         ),
         migrations.AddConstraint(
-            model_name='registration',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('user__isnull', False), ('team__isnull', True)), models.Q(('user__isnull', True), ('team__isnull', False)), _connector='OR'), name='registration_exactly_one_entrant', violation_error_message='A registration has exactly one of user or team.'),
+            model_name="registration",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("user__isnull", False), ("team__isnull", True)),
+                    models.Q(("user__isnull", True), ("team__isnull", False)),
+                    _connector="OR",
+                ),
+                name="registration_exactly_one_entrant",
+                violation_error_message="A registration has exactly one of user or team.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registration',
-            constraint=models.UniqueConstraint(condition=models.Q(('user__isnull', False)), fields=('tournament', 'user'), name='registration_unique_user'),
+            model_name="registration",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("user__isnull", False)),
+                fields=("tournament", "user"),
+                name="registration_unique_user",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registration',
-            constraint=models.UniqueConstraint(condition=models.Q(('team__isnull', False)), fields=('tournament', 'team'), name='registration_unique_team'),
+            model_name="registration",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("team__isnull", False)),
+                fields=("tournament", "team"),
+                name="registration_unique_team",
+            ),
         ),
         migrations.AddIndex(
-            model_name='match',
-            index=models.Index(fields=['tournament', 'round'], name='match_tournament_round_idx'),
+            model_name="match",
+            index=models.Index(fields=["tournament", "round"], name="match_tournament_round_idx"),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.CheckConstraint(condition=models.Q(('participant1', models.F('participant2')), _negated=True), name='match_distinct_participants', violation_error_message='A match needs two different participants.'),
+            model_name="match",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("participant1", models.F("participant2")), _negated=True),
+                name="match_distinct_participants",
+                violation_error_message="A match needs two different participants.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.CheckConstraint(condition=models.Q(('winner__isnull', True), ('winner', models.F('participant1')), ('winner', models.F('participant2')), _connector='OR'), name='match_winner_is_participant', violation_error_message='The winner must be one of the participants.'),
+            model_name="match",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("winner__isnull", True),
+                    ("winner", models.F("participant1")),
+                    ("winner", models.F("participant2")),
+                    _connector="OR",
+                ),
+                name="match_winner_is_participant",
+                violation_error_message="The winner must be one of the participants.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.CheckConstraint(condition=models.Q(('loser__isnull', True), ('loser', models.F('participant1')), ('loser', models.F('participant2')), _connector='OR'), name='match_loser_is_participant', violation_error_message='The loser must be one of the participants.'),
+            model_name="match",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("loser__isnull", True),
+                    ("loser", models.F("participant1")),
+                    ("loser", models.F("participant2")),
+                    _connector="OR",
+                ),
+                name="match_loser_is_participant",
+                violation_error_message="The loser must be one of the participants.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.CheckConstraint(condition=models.Q(('winner__isnull', True), ('loser__isnull', True), models.Q(('winner', models.F('loser')), _negated=True), _connector='OR'), name='match_winner_not_loser', violation_error_message='Winner and loser must differ.'),
+            model_name="match",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("winner__isnull", True),
+                    ("loser__isnull", True),
+                    models.Q(("winner", models.F("loser")), _negated=True),
+                    _connector="OR",
+                ),
+                name="match_winner_not_loser",
+                violation_error_message="Winner and loser must differ.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('state', 'completed'), _negated=True), models.Q(('winner__isnull', False), ('loser__isnull', False)), _connector='OR'), name='match_completed_has_outcome', violation_error_message='A completed match has a winner and a loser.'),
+            model_name="match",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("state", "completed"), _negated=True),
+                    models.Q(("winner__isnull", False), ("loser__isnull", False)),
+                    _connector="OR",
+                ),
+                name="match_completed_has_outcome",
+                violation_error_message="A completed match has a winner and a loser.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='match',
-            constraint=models.UniqueConstraint(condition=models.Q(('match_num__isnull', False)), fields=('tournament', 'match_num'), name='match_unique_num'),
+            model_name="match",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("match_num__isnull", False)),
+                fields=("tournament", "match_num"),
+                name="match_unique_num",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tournamentresult',
-            constraint=models.CheckConstraint(condition=models.Q(('winner', models.F('runner_up')), _negated=True), name='result_winner_not_runner_up', violation_error_message='Winner and runner-up must differ.'),
+            model_name="tournamentresult",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("winner", models.F("runner_up")), _negated=True),
+                name="result_winner_not_runner_up",
+                violation_error_message="Winner and runner-up must differ.",
+            ),
         ),
     ]

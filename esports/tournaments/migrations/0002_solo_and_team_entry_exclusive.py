@@ -61,7 +61,6 @@ DROP FUNCTION IF EXISTS teams_membership_exclusive();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("tournaments", "0001_initial"),
         ("teams", "0001_initial"),

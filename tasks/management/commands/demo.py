@@ -5,6 +5,7 @@ through the admin's service and run by the worker, the demo season saved through
 through the broker; then what happened and where to look. Idempotent: a second run reuses the data and changes
 nothing (the import skips what it has, a finished backfill and a played demo season are detected and skipped).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,24 +45,32 @@ DRAIN_TIMEOUT = 900.0
 
 
 class Command(BaseCommand):
-    help = ("Migrate, import a decade of ATP history, start a worker and beat, backfill through the worker, play a demo "
-            "season recorded by the worker, print what happened. Needs PostgreSQL and Redis (`make demo` brings both).")
+    help = (
+        "Migrate, import a decade of ATP history, start a worker and beat, backfill through the worker, play a demo "
+        "season recorded by the worker, print what happened. Needs PostgreSQL and Redis (`make demo` brings both)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--atp-dir", default=str(Path(settings.BASE_DIR).parent / "shared" / "data" / "atp"))
         parser.add_argument("--from-year", type=int, default=2015)
         parser.add_argument("--to-year", type=int, default=2024)
-        parser.add_argument("--logs-dir", default=str(Path(settings.BASE_DIR) / ".embedded" / "logs"),
-                            help="where the worker's and beat's logs go (with -v 2 they go to the terminal)")
+        parser.add_argument(
+            "--logs-dir",
+            default=str(Path(settings.BASE_DIR) / ".embedded" / "logs"),
+            help="where the worker's and beat's logs go (with -v 2 they go to the terminal)",
+        )
 
-    def handle(self, *args, atp_dir: str, from_year: int, to_year: int, logs_dir: str, verbosity: int,
-               **options) -> None:
+    def handle(
+        self, *args, atp_dir: str, from_year: int, to_year: int, logs_dir: str, verbosity: int, **options
+    ) -> None:
         started = time.monotonic()
         out = self.stdout
         out.write(f"Backends — {settings.BACKENDS_DESCRIPTION}")
         if not settings.CELERY_BROKER_URL:
-            raise CommandError("the demo runs the production stack: PostgreSQL and a Redis broker. Run `make demo` "
-                               "(it starts embedded ones) or set DATABASE_URL and REDIS_URL.")
+            raise CommandError(
+                "the demo runs the production stack: PostgreSQL and a Redis broker. Run `make demo` "
+                "(it starts embedded ones) or set DATABASE_URL and REDIS_URL."
+            )
         detail = out if verbosity >= 2 else StringIO()
         call_command("migrate", verbosity=max(0, verbosity - 1), stdout=detail)
         out.write("migrated")
@@ -88,14 +97,19 @@ class Command(BaseCommand):
 
     def _import(self, atp: Path, from_year: int, to_year: int, verbosity: int) -> None:
         if (atp / "atp_tour_matches.csv.gz").exists():
-            self.stdout.write(self.style.MIGRATE_HEADING(f"Importing ATP tour history {from_year}-{to_year} from {atp}"))
-            call_command("import_atp", str(atp), from_year=from_year, to_year=to_year, stdout=self.stdout,
-                         verbosity=verbosity)
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(f"Importing ATP tour history {from_year}-{to_year} from {atp}")
+            )
+            call_command(
+                "import_atp", str(atp), from_year=from_year, to_year=to_year, stdout=self.stdout, verbosity=verbosity
+            )
         elif UserProfile.objects.exists():
             self.stdout.write(f"No ATP data at {atp}; the platform an earlier run generated is kept")
         else:
             self.stdout.write(self.style.MIGRATE_HEADING(f"No ATP data at {atp}: generating a synthetic platform"))
-            call_command("generate_platform", users=300, tournaments=12, seed=7, stdout=self.stdout, verbosity=verbosity)
+            call_command(
+                "generate_platform", users=300, tournaments=12, seed=7, stdout=self.stdout, verbosity=verbosity
+            )
 
     def _backfill(self, history_changed: bool, verbosity: int) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Backfilling the ledger from that history, on the worker"))
@@ -121,35 +135,49 @@ class Command(BaseCommand):
             raise CommandError(f"backfill #{run.pk} ended {run.status}: {run.last_error or 'see the worker log'}")
 
     def _season(self) -> int:
-        self.stdout.write(self.style.MIGRATE_HEADING("Playing a demo season: ORM saves -> broker -> worker -> ledger -> stats"))
+        self.stdout.write(
+            self.style.MIGRATE_HEADING("Playing a demo season: ORM saves -> broker -> worker -> ledger -> stats")
+        )
         champion_id = demo_season_champion()
         if champion_id is not None:
             self.stdout.write(f"  {DEMO_CUP} was played by an earlier run; not replayed")
             return champion_id
         players = list(
             Registration.objects.filter(user__isnull=False, tournament__result__isnull=False)
-            .order_by("-tournament__starts_at", "-tournament_id", "id").values_list("user_id", flat=True)[:8]
+            .order_by("-tournament__starts_at", "-tournament_id", "id")
+            .values_list("user_id", flat=True)[:8]
         ) or list(UserProfile.objects.order_by("user_id").values_list("user_id", flat=True)[:8])
         season = play_demo_season(players)
-        self.stdout.write(f"  played {season.tournament.name}: 7 matches (one walkover), final disputed and "
-                          "overturned, prize paid")
+        self.stdout.write(
+            f"  played {season.tournament.name}: 7 matches (one walkover), final disputed and overturned, prize paid"
+        )
         return season.champion_id
 
     def _print_counts(self, title: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(title))
-        for label, qs in (("users/profiles", UserProfile.objects), ("tournaments", Tournament.objects),
-                          ("registrations", Registration.objects), ("matches", Match.objects),
-                          ("forfeits", Match.objects.filter(state=Match.State.FORFEIT)),
-                          ("tournament results", TournamentResult.objects), ("coin transactions", DeltaCrownTransaction.objects),
-                          ("ledger events", UserActivity.objects), ("stats rows", UserProfileStats.objects)):
+        for label, qs in (
+            ("users/profiles", UserProfile.objects),
+            ("tournaments", Tournament.objects),
+            ("registrations", Registration.objects),
+            ("matches", Match.objects),
+            ("forfeits", Match.objects.filter(state=Match.State.FORFEIT)),
+            ("tournament results", TournamentResult.objects),
+            ("coin transactions", DeltaCrownTransaction.objects),
+            ("ledger events", UserActivity.objects),
+            ("stats rows", UserProfileStats.objects),
+        ):
             self.stdout.write(f"  {label:<20} {qs.count():>10,}")
 
     def _print_leaderboard(self) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING("Top 10 — tournaments won (ties: runner-up finishes)"))
-        self.stdout.write(f"  {'#':>2}  {'player':<28} {'titles':>6} {'finals':>6} {'won':>5} {'played':>6} {'win %':>6}")
+        self.stdout.write(
+            f"  {'#':>2}  {'player':<28} {'titles':>6} {'finals':>6} {'won':>5} {'played':>6} {'win %':>6}"
+        )
         for e in leaderboard(Board.TOURNAMENTS_WON, limit=10, use_cache=False):
-            self.stdout.write(f"  {e.rank:>2}  {e.display_name[:28]:<28} {e.tournaments_won:>6} {e.tournaments_runner_up:>6} "
-                              f"{e.matches_won:>5} {e.matches_played:>6} {e.win_rate:>6}")
+            self.stdout.write(
+                f"  {e.rank:>2}  {e.display_name[:28]:<28} {e.tournaments_won:>6} {e.tournaments_runner_up:>6} "
+                f"{e.matches_won:>5} {e.matches_played:>6} {e.win_rate:>6}"
+            )
 
     def _print_player(self, user_id: int) -> None:
         stats = UserProfileStats.objects.select_related("profile").get(profile_id=user_id)
@@ -167,17 +195,28 @@ class Command(BaseCommand):
         profile = UserProfile.objects.select_related("user").get(pk=user_id)
         username, public_id = profile.user.username, profile.public_id
         self.stdout.write(self.style.MIGRATE_HEADING("Where to look (serve it with `make run`, then open)"))
-        for what, path in (("public ID page " + public_id, f"/p/{public_id}/"), ("API by public ID", f"/api/users/{public_id}/"),
-                           ("profile page", f"/u/{username}/"), ("activity timeline", f"/u/{username}/activity/"),
-                           ("economy (log in first)", f"/u/{username}/economy/"),
-                           ("leaderboards", "/leaderboards/"), ("win-rate board", "/leaderboards/?board=win_rate"),
-                           ("tennis board", "/leaderboards/?game=tennis"), ("API: stats", f"/api/users/{user_id}/stats/"),
-                           ("API: activity", f"/api/users/{user_id}/activity/"),
-                           ("API: leaderboard", "/api/leaderboards/tournaments_won/"), ("OpenAPI schema", "/api/schema/"),
-                           ("admin (backfill, reconciliation)", "/admin/"), ("health", "/healthz"), ("metrics", "/metrics")):
+        for what, path in (
+            ("public ID page " + public_id, f"/p/{public_id}/"),
+            ("API by public ID", f"/api/users/{public_id}/"),
+            ("profile page", f"/u/{username}/"),
+            ("activity timeline", f"/u/{username}/activity/"),
+            ("economy (log in first)", f"/u/{username}/economy/"),
+            ("leaderboards", "/leaderboards/"),
+            ("win-rate board", "/leaderboards/?board=win_rate"),
+            ("tennis board", "/leaderboards/?game=tennis"),
+            ("API: stats", f"/api/users/{user_id}/stats/"),
+            ("API: activity", f"/api/users/{user_id}/activity/"),
+            ("API: leaderboard", "/api/leaderboards/tournaments_won/"),
+            ("OpenAPI schema", "/api/schema/"),
+            ("admin (backfill, reconciliation)", "/admin/"),
+            ("health", "/healthz"),
+            ("metrics", "/metrics"),
+        ):
             self.stdout.write(f"  {what:<34} http://127.0.0.1:8000{path}")
         note = "created now" if staff_created else "created by an earlier run"
-        self.stdout.write(f"  staff login ({note}): {STAFF_USERNAME} / {STAFF_PASSWORD}  at http://127.0.0.1:8000/admin/")
+        self.stdout.write(
+            f"  staff login ({note}): {STAFF_USERNAME} / {STAFF_PASSWORD}  at http://127.0.0.1:8000/admin/"
+        )
 
 
 def _quiet_logging(verbosity: int) -> None:
@@ -189,8 +228,10 @@ def _quiet_logging(verbosity: int) -> None:
 
 def _source_counts() -> tuple[int, ...]:
     """Row counts of the history tables: when the import added nothing, a finished backfill already covers it."""
-    return tuple(m.objects.count() for m in (UserProfile, Tournament, Registration, Match, TournamentResult,
-                                             DeltaCrownTransaction))
+    return tuple(
+        m.objects.count()
+        for m in (UserProfile, Tournament, Registration, Match, TournamentResult, DeltaCrownTransaction)
+    )
 
 
 def _ensure_staff_login() -> bool:
@@ -216,11 +257,15 @@ def _wait_until_drained(timeout: float = DRAIN_TIMEOUT) -> None:
     quiet = 0
     while quiet < 2:
         if time.monotonic() > deadline:
-            raise CommandError(f"the worker did not drain the queues within {timeout:.0f}s (depth {_queue_depth(client)})")
+            raise CommandError(
+                f"the worker did not drain the queues within {timeout:.0f}s (depth {_queue_depth(client)})"
+            )
         busy = _queue_depth(client)
         if not busy:
             inspect = app.control.inspect(timeout=1.0)
-            busy = sum(len(tasks) for reply in (inspect.active(), inspect.reserved()) for tasks in (reply or {}).values())
+            busy = sum(
+                len(tasks) for reply in (inspect.active(), inspect.reserved()) for tasks in (reply or {}).values()
+            )
         quiet = quiet + 1 if not busy else 0
         time.sleep(0.3)
 
@@ -243,11 +288,19 @@ class Workers:
         self.logs.mkdir(parents=True, exist_ok=True)
         # Celery's own records go to --logfile; the file below catches whatever is printed before logging is set up.
         with open(self.logs / f"{role}.out", "ab") as early:
-            self.processes.append(subprocess.Popen([*command, "--logfile", str(self.logs / f"{role}.log")],
-                                                   cwd=settings.BASE_DIR, stdout=early, stderr=early))
+            self.processes.append(
+                subprocess.Popen(
+                    [*command, "--logfile", str(self.logs / f"{role}.log")],
+                    cwd=settings.BASE_DIR,
+                    stdout=early,
+                    stderr=early,
+                )
+            )
 
     def __enter__(self) -> Workers:
-        self._spawn("worker", ["-Q", ",".join(QUEUES), "-n", self.name, "--concurrency", "2", "--prefetch-multiplier", "1"])
+        self._spawn(
+            "worker", ["-Q", ",".join(QUEUES), "-n", self.name, "--concurrency", "2", "--prefetch-multiplier", "1"]
+        )
         self._spawn("beat", ["--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="])
         try:
             self._wait_ready()
@@ -263,10 +316,13 @@ class Workers:
         while not app.control.ping(destination=[self.name], timeout=0.5):
             dead = [p for p in self.processes if p.poll() is not None]
             if dead or time.monotonic() > deadline:
-                raise CommandError(f"the worker/beat did not start (exit codes {[p.returncode for p in dead]}); "
-                                   f"see {self.logs}")
+                raise CommandError(
+                    f"the worker/beat did not start (exit codes {[p.returncode for p in dead]}); see {self.logs}"
+                )
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)  # warm shutdown: the running task finishes, nothing is lost

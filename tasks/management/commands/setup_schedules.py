@@ -1,4 +1,5 @@
 """`python manage.py setup_schedules [--reset]`: create/update the periodic tasks in django-celery-beat's tables."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -7,12 +8,17 @@ from tasks.schedules import UnknownTaskError, ensure_schedules
 
 
 class Command(BaseCommand):
-    help = ("Idempotent: create the periodic tasks that are missing and keep their task/queue in step with the code. "
-            "Schedules, enabled flags and arguments edited in the admin are kept unless --reset.")
+    help = (
+        "Idempotent: create the periodic tasks that are missing and keep their task/queue in step with the code. "
+        "Schedules, enabled flags and arguments edited in the admin are kept unless --reset."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--reset", action="store_true",
-                            help="also restore the default schedule, enabled flag, arguments and expiry of every entry")
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="also restore the default schedule, enabled flag, arguments and expiry of every entry",
+        )
 
     def handle(self, *args, reset: bool, **options) -> None:
         try:

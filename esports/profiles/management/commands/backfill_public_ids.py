@@ -1,4 +1,5 @@
 """`manage.py backfill_public_ids [--dry-run] [--limit N] [--batch-size N]`: public IDs for profiles that have none."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,8 +20,10 @@ def _non_negative(raw: str) -> int:
 
 
 class Command(BaseCommand):
-    help = ("Assign public IDs (DC-YY-NNNNNN) to profiles created before they existed, in creation order, one "
-            "transaction per batch. Idempotent: a second run assigns nothing.")
+    help = (
+        "Assign public IDs (DC-YY-NNNNNN) to profiles created before they existed, in creation order, one "
+        "transaction per batch. Idempotent: a second run assigns nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="count what would be assigned, change nothing")
@@ -38,5 +41,7 @@ class Command(BaseCommand):
             report = backfill_public_ids(dry_run=dry_run, limit=limit, batch_size=batch_size, progress=bar.update)
         years = ", ".join(f"{year}: {n:,}" for year, n in sorted(report.by_year.items())) or "none"
         verb = "would assign" if dry_run else "assigned"
-        self.stdout.write(f"{report.pending:,} profile(s) without a public ID; {verb} {report.assigned:,} "
-                          f"in {report.batches} batch(es) (by year: {years}).")
+        self.stdout.write(
+            f"{report.pending:,} profile(s) without a public ID; {verb} {report.assigned:,} "
+            f"in {report.batches} batch(es) (by year: {years})."
+        )

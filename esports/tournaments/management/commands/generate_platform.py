@@ -1,4 +1,5 @@
 """A deterministic synthetic platform: `manage.py generate_platform --users N --tournaments M --seed S`."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -16,19 +17,23 @@ PHASES = 6  # users, follows, teams, tournaments, transactions, achievements: on
 
 
 class Command(BaseCommand):
-    help = ("Generate a deterministic synthetic platform (users with profiles and wallets, follows, teams, solo and "
-            "team tournaments with matches, disputes and results, coin transactions, achievements). Same seed, same "
-            "data. One transaction.")
+    help = (
+        "Generate a deterministic synthetic platform (users with profiles and wallets, follows, teams, solo and "
+        "team tournaments with matches, disputes and results, coin transactions, achievements). Same seed, same "
+        "data. One transaction."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--users", type=int, default=1000)
         parser.add_argument("--tournaments", type=int, default=50)
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--checksum", action="store_true",
-                            help="also print the fingerprint of the generated rows (slow for large platforms)")
+        parser.add_argument(
+            "--checksum",
+            action="store_true",
+            help="also print the fingerprint of the generated rows (slow for large platforms)",
+        )
 
-    def handle(self, *args, users: int, tournaments: int, seed: int, checksum: bool, verbosity: int,
-               **options) -> None:
+    def handle(self, *args, users: int, tournaments: int, seed: int, checksum: bool, verbosity: int, **options) -> None:
         if verbosity:
             self.stdout.write(settings.BACKENDS_DESCRIPTION)
         # Every progress line is one step: a line per finished phase and one per batch of tournaments written.
