@@ -175,11 +175,11 @@ class BackfillRunAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view  # staff only (others go to the login page), CSRF-protected
-        info = self.opts.app_label, self.opts.model_name
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
-            path("start/", wrap(self.start_view), name="%s_%s_start" % info),
-            path("<int:run_id>/cancel/", wrap(self.cancel_view), name="%s_%s_cancel" % info),
-            path("<int:run_id>/progress/", wrap(self.progress_view), name="%s_%s_progress" % info),
+            path("start/", wrap(self.start_view), name=f"{prefix}_start"),
+            path("<int:run_id>/cancel/", wrap(self.cancel_view), name=f"{prefix}_cancel"),
+            path("<int:run_id>/progress/", wrap(self.progress_view), name=f"{prefix}_progress"),
         ] + super().get_urls()
 
     # --- list columns -------------------------------------------------------------------------------------------

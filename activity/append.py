@@ -1,4 +1,5 @@
-"""The one append path: derived events in, exactly the missing ones inserted, projection applied in the same transaction.
+"""The one append path: derived events in, exactly the missing ones inserted, the projection applied in the same
+transaction.
 
 Idempotency comes from the database: every event has a deterministic key (source row, user, type, seq) under a
 unique constraint and is inserted with ON CONFLICT DO NOTHING; the RETURNING clause tells which rows really went in,
@@ -143,7 +144,7 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                 net = n_base - n_rev
                 event = wanted.get((user_id, base))
                 want = 1 if event is not None else 0
-                if want > net:
+                if event is not None and net < 1:  # wanted, and not counted now
                     if n_base == 0 and event.seq == 1:
                         yield event  # the first recording, as derived (the common case: skip copying it)
                         continue

@@ -130,7 +130,7 @@ def sweep_source(kind: SourceKind, now: datetime) -> SourceSweep:
     upper = now - timedelta(seconds=settings.ACTIVITY_SWEEP_GRACE_SECONDS)
     mark = SweepWatermark.objects.filter(source=kind.label).first()
     after: tuple[datetime, int] | None = None
-    if mark is not None and mark.resume_changed_at is not None:
+    if mark is not None and mark.resume_changed_at is not None and mark.resume_id is not None:
         # The last run stopped mid-window: go on after its last row, not from the window's start (a bulk import
         # stamps more rows inside one overlap margin than a run may take; restarting there would never get past it).
         after = (mark.resume_changed_at, mark.resume_id)
@@ -201,7 +201,7 @@ def changed_pages(
     page, memory flat however many rows changed (e.g. after a long outage)."""
     changed = kind.changed_field
     pk = kind.model._meta.pk.attname
-    window = kind.model.objects.filter(**{f"{changed}__gte": lower, f"{changed}__lt": upper})
+    window = kind.model._default_manager.filter(**{f"{changed}__gte": lower, f"{changed}__lt": upper})
     while True:
         page = window
         if after is not None:

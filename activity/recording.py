@@ -99,7 +99,8 @@ def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
         # The two-key lock form takes int4 keys while ids are bigint: fold each id into int4 range. Two ids that fold
         # onto one key only serialise each other, which is harmless; locks are still taken in (folded) key order.
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT (unnest(%s::bigint[]) %% 2147483647)::int AS k ORDER BY 1) AS keys",
+            "SELECT pg_advisory_xact_lock(%s, k) "
+            "FROM (SELECT (unnest(%s::bigint[]) %% 2147483647)::int AS k ORDER BY 1) AS keys",
             [kind.lock_space, list(ids)],
         )
         cursor.fetchall()

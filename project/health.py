@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -44,7 +45,7 @@ def check_database() -> dict:
 
 def _probe_postgresql(db: dict, timeout: float) -> None:
     statement_ms = max(1, int(1000 * timeout))
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "host": db.get("HOST") or None,
         "port": db.get("PORT") or None,
         "dbname": db.get("NAME"),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Protocol
+from io import TextIOBase
+from typing import IO, Protocol, cast
 
 from tqdm import tqdm
 
@@ -56,14 +57,14 @@ class _Bar:
         self.bar.update(n)
 
 
-def _raw(stream: IO[str]) -> IO[str]:
+def _raw(stream: IO[str] | TextIOBase) -> IO[str]:
     # Django's OutputWrapper (a command's self.stdout) appends a newline to every write, which would turn each
     # redraw of the bar into a new line: draw on the stream it wraps.
-    return getattr(stream, "_out", stream)
+    return cast(IO[str], getattr(stream, "_out", stream))
 
 
 @contextmanager
-def progress(total: int | None, desc: str, stream: IO[str], verbosity: int) -> Iterator[Progress]:
+def progress(total: int | None, desc: str, stream: IO[str] | TextIOBase, verbosity: int) -> Iterator[Progress]:
     """A progress display for `total` steps (None: unknown) on `stream`, chosen by verbosity and whether `stream` is
     a terminal."""
     if verbosity <= 0:

@@ -2,8 +2,9 @@
 
 The database is PostgreSQL (psycopg 3), always. With DATABASE_URL unset it is the embedded PostgreSQL server of the
 checkout (project/embedded.py; `make demo`, `make run` and `make test` start it) at its default address, so a machine
-with no servers can run the quick start; a DATABASE_URL of any other scheme is refused. Tasks always go to Celery workers through the Redis broker at
-REDIS_URL / CELERY_BROKER_URL (`make demo` / `make run` point it at the embedded Redis); without one, publishes fail fast
+with no servers can run the quick start; a DATABASE_URL of any other scheme is refused. Tasks always go to Celery
+workers through the Redis broker at REDIS_URL / CELERY_BROKER_URL (`make demo` / `make run` point it at the embedded
+Redis); without one, publishes fail fast
 and the catch-up sweep records what they would have.
 """
 

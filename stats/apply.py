@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -30,14 +32,14 @@ def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
     deltas = deltas_by_user(events)
     if not deltas:
         return
-    last_at: dict[int, object] = {}
+    last_at: dict[int, datetime] = {}
     for e in events:
         if e.user_id not in last_at or e.timestamp > last_at[e.user_id]:
             last_at[e.user_id] = e.timestamp
     user_ids = sorted(deltas)
     lock_stats_rows(user_ids)
     now = timezone.now()
-    params = (
+    params: list[Any] = (
         [now, user_ids] + [[deltas[u][f] for u in user_ids] for f in COUNTER_FIELDS] + [[last_at[u] for u in user_ids]]
     )
     with connection.cursor() as cursor:

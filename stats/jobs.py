@@ -17,7 +17,8 @@ class EnqueueFailed(RuntimeError):
 
 
 def start_reconciliation(*, fix: bool, trigger: str = "admin") -> str:
-    """Queue a full reconciliation; returns a sentence for the operator. Raises EnqueueFailed when the broker is down."""
+    """Queue a full reconciliation; returns a sentence for the operator. Raises EnqueueFailed when the broker is
+    down."""
     _publish(TaskName.RECONCILE_STATS, {"fix": fix, "trigger": trigger})
     return "Reconciliation queued on the maintenance queue; its run appears in this list when a worker starts it."
 

@@ -30,7 +30,7 @@ def recompute_stats(user_ids: Iterable[int]) -> int:
     Each chunk locks its stats rows first, then aggregates: an append that committed before the lock is counted by
     the aggregate, one that commits after it adds its delta on top, so a concurrent live recording is never lost.
     """
-    ids = sorted(set(int(u) for u in user_ids))
+    ids = sorted({int(u) for u in user_ids})
     written = 0
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]

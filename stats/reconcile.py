@@ -333,7 +333,8 @@ WITH s AS (
     SELECT uid FROM s UNION SELECT uid FROM c
 ), cmp AS (
     SELECT u.uid, s.uid IS NULL AS missing_row,
-           CASE WHEN s.uid IS NULL THEN EXISTS (SELECT 1 FROM {_PROFILES} p WHERE p.user_id = u.uid) ELSE TRUE END AS has_profile,
+           CASE WHEN s.uid IS NULL THEN EXISTS (SELECT 1 FROM {_PROFILES} p WHERE p.user_id = u.uid) ELSE TRUE END
+             AS has_profile,
            {both_sides},
            s.{LAST_ACTIVITY} AS s_{LAST_ACTIVITY},
            (SELECT MAX(l.timestamp) FROM {_LEDGER} l WHERE l.user_id = u.uid) AS l_{LAST_ACTIVITY}

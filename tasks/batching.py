@@ -206,8 +206,8 @@ def requeue_stale(older_than: float = INFLIGHT_STALE_SECONDS) -> int:
     client = redis_client()
     stale = client.zrangebyscore(INFLIGHT_INDEX, "-inf", time.time() - older_than, start=0, num=100)
     total = 0
-    for key in stale:
-        key = key.decode() if isinstance(key, bytes) else key
+    for raw_key in stale:
+        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
         n = int(client.eval(_REQUEUE, 3, key, PENDING_KEY, INFLIGHT_INDEX))
         if n:
             logger.warning("requeued %d entries of %s, left behind by a drain that died", n, key)

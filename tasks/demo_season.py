@@ -1,4 +1,5 @@
-"""A small season played through the real path: source rows saved with the ORM -> signals -> tasks -> ledger -> stats."""
+"""A small season played through the real path: source rows saved with the ORM -> signals -> tasks -> ledger ->
+stats."""
 
 from __future__ import annotations
 

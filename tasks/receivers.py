@@ -1,4 +1,5 @@
-"""Signal receivers: they only schedule an enqueue for after the commit, and never query or write anything themselves."""
+"""Signal receivers: they only schedule an enqueue for after the commit, and never query or write anything
+themselves."""
 
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ def leaderboards_page(request):
             "board": b,
             "title": BOARD_TITLES[b],
             "active": b is board,
-            "url": f"{request.path}?{urlencode({k: v for k, v in {'board': b.value, 'game': game or ''}.items() if v})}",
+            "url": f"{request.path}?{urlencode({'board': b.value, **({'game': game} if game else {})})}",
         }
         for b in Board
         if not (game and b is Board.TOTAL_EARNED)

@@ -81,7 +81,7 @@ def create_users_bulk(rows: Sequence[tuple[str, str]]) -> dict[str, int]:
     Existing usernames are kept (idempotent); every user ends with a profile and a wallet.
     """
     User = get_user_model()
-    wanted = {username: name for username, name in rows}
+    wanted = dict(rows)
     with transaction.atomic():
         existing = dict(User.objects.filter(username__in=list(wanted)).values_list("username", "id"))
         missing = [User(username=u, first_name=wanted[u][:150]) for u in wanted if u not in existing]

@@ -59,12 +59,12 @@ def insert_rows(
         raise ValueError("insert_rows needs at least one column")
     conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the `connection` proxy costs a lookup per value
     opts = model._meta
-    fields = [opts.get_field(name) for name in columns]
+    fields = [_concrete_field(model, name) for name in columns]
     qn = conn.ops.quote_name
-    head = f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+    head = f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(_column_name(f)) for f in fields)}) "
     tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     if returning:
-        tail += " RETURNING " + ", ".join(qn(opts.get_field(name).column) for name in returning)
+        tail += " RETURNING " + ", ".join(qn(_column_name(_concrete_field(model, name))) for name in returning)
     preps = [_preparer(field) for field in fields]
 
     def prepared(row: Sequence[Any]) -> list[Any]:
@@ -94,13 +94,31 @@ def _batches(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence
         yield batch
 
 
+def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+    """A column of the table (a reverse relation or a many-to-many has no column to insert into)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise ValueError(f"{model._meta.label}.{name} is not a column")
+    return field
+
+
+def _column_name(field: models.Field) -> str:
+    if not field.column:
+        raise ValueError(f"{field} has no column")
+    return field.column
+
+
 def _preparer(field: models.Field) -> Callable[[Any, Any], Any] | None:
-    kind = (field.target_field if field.is_relation else field).get_internal_type()
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    kind = target.get_internal_type()
     return None if kind in _PLAIN_TYPES else field.get_db_prep_save
 
 
 def _column_type(field: models.Field, conn) -> str:
-    return field.db_type(conn).split("(")[0]
+    db_type = field.db_type(conn)
+    if db_type is None:
+        raise ValueError(f"{field} has no database column type")
+    return db_type.split("(")[0]
 
 
 def _cursor(conn):

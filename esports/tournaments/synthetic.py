@@ -316,7 +316,7 @@ class _Builder:
         )
         self.user_ids = [row[0] for row in ids]
         self.report.counts["users"] = len(self.user_ids)
-        provision_users(self.user_ids, {uid: f"{f} {l}" for uid, (f, l) in zip(self.user_ids, names)})
+        provision_users(self.user_ids, {uid: f"{first} {last}" for uid, (first, last) in zip(self.user_ids, names)})
         # Profiles and wallets were stamped "now" by provision_users; date them when their user joined, set-based.
         joined_at = Subquery(get_user_model().objects.filter(pk=OuterRef("user_id")).values("date_joined")[:1])
         wallet_joined_at = Subquery(
@@ -386,7 +386,7 @@ class _Builder:
             ((name, game, self.user_ids[creator], created, created) for name, game, creator, created, _ in plans),
         )
         memberships = []
-        for (team_id,), (name, game, _, created, roster) in zip(ids, plans):
+        for (team_id,), (_name, game, _, created, roster) in zip(ids, plans):
             self.teams_by_game[game].append(_Team(team_id, game, created))
             for user, joined, left in roster:
                 memberships.append((team_id, self.user_ids[user], joined, left, joined, left or joined))
@@ -605,9 +605,10 @@ class _Builder:
                 third, fourth = semi_losers if len(semi_losers) == 2 else (None, None)
                 at = final.at + timedelta(hours=2)
                 result_rows.append((tid, reg[final.winner], reg[runner_up], third, fourth, at, at))
-                if plan.entries[final.winner].user is not None:  # solo prizes; team prizes are split off-platform
-                    self.prizes.append((plan.entries[final.winner].user, 1000, f"prize: {plan.name}", at))
-                    self.prizes.append((plan.entries[runner_up].user, 400, f"prize: {plan.name}", at))
+                champion, finalist = plan.entries[final.winner].user, plan.entries[runner_up].user
+                if champion is not None and finalist is not None:  # solo prizes; team prizes are split off-platform
+                    self.prizes.append((champion, 1000, f"prize: {plan.name}", at))
+                    self.prizes.append((finalist, 400, f"prize: {plan.name}", at))
         counts["matches"] += len(
             insert_rows(
                 Match,

@@ -126,7 +126,8 @@ class MatchPageSerializer(_PageFields):
 
 class TournamentPageSerializer(EventPageSerializer):
     participation_hidden = serializers.BooleanField(
-        help_text="True when the player hides their participation from this viewer: only official placements are listed."
+        help_text="True when the player hides their participation from this viewer: "
+        "only official placements are listed."
     )
 
 

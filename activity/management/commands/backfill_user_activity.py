@@ -88,7 +88,8 @@ class Command(BaseCommand):
             "--batch-size",
             type=int,
             default=None,
-            help=f"source rows per chunk (1..{settings.BACKFILL_MAX_BATCH_SIZE}, default {settings.BACKFILL_DEFAULT_BATCH_SIZE})",
+            help=f"source rows per chunk (1..{settings.BACKFILL_MAX_BATCH_SIZE}, "
+            f"default {settings.BACKFILL_DEFAULT_BATCH_SIZE})",
         )
         parser.add_argument(
             "--source",
@@ -175,7 +176,8 @@ class Command(BaseCommand):
             self._say(
                 1,
                 self.style.SUCCESS(
-                    f"{kind_of(run)} #{run.pk} succeeded in {took}: {run.rows_done} rows, {run.events_created} events {what}, "
+                    f"{kind_of(run)} #{run.pk} succeeded in {took}: {run.rows_done} rows, "
+                    f"{run.events_created} events {what}, "
                     f"{run.rate:,.0f} events/s"
                 ),
             )

@@ -1,4 +1,5 @@
-"""`python manage.py reconcile_user_stats [--fix] [--user-id N] [--skip-sources]`: the same service as the nightly task."""
+"""`python manage.py reconcile_user_stats [--fix] [--user-id N] [--skip-sources]`: the same service as the nightly
+task."""
 
 from __future__ import annotations
 

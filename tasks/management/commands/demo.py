@@ -128,9 +128,9 @@ class Command(BaseCommand):
                 # Every 3 s: a piped run gets a line that often, not one per poll.
                 if time.monotonic() - last > 3 or not run.is_active:
                     last = time.monotonic()
-                    done = backfill.progress_of(run)
-                    bar.update(done.rows_done - shown, note=f"events {done.events:,}")
-                    shown = done.rows_done
+                    seen = backfill.progress_of(run)
+                    bar.update(seen.rows_done - shown, note=f"events {seen.events:,}")
+                    shown = seen.rows_done
         if run.status != BackfillRun.Status.SUCCEEDED:
             raise CommandError(f"backfill #{run.pk} ended {run.status}: {run.last_error or 'see the worker log'}")
 
@@ -196,7 +196,7 @@ class Command(BaseCommand):
         username, public_id = profile.user.username, profile.public_id
         self.stdout.write(self.style.MIGRATE_HEADING("Where to look (serve it with `make run`, then open)"))
         for what, path in (
-            ("public ID page " + public_id, f"/p/{public_id}/"),
+            (f"public ID page {public_id}", f"/p/{public_id}/"),
             ("API by public ID", f"/api/users/{public_id}/"),
             ("profile page", f"/u/{username}/"),
             ("activity timeline", f"/u/{username}/activity/"),
