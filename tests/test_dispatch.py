@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -216,3 +217,64 @@ def test_the_graph_checks_see_a_cycle_when_there_is_one(tmp_path):
     a = tmp_path / "a.py"
     a.write_text("from tasks import recording\n\ndef f():\n    from tasks.enqueue import enqueue_source_change\n")
     assert {"tasks.recording", "tasks.enqueue", "tasks.enqueue.enqueue_source_change"} <= imports_of(a)
+
+
+def module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The application modules a file imports at any depth (type-only imports included). `from pkg import sub` is an
+    edge to `pkg.sub` alone: importing a submodule initialises its package in any case, and a package's __init__
+    re-exporting its own submodules is not a cycle."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{alias.name}" for alias in node.names} & modules
+            found |= subs if len(subs) == len(node.names) else subs | {node.module}
+    own = module_name(path)
+    return {m for m in found & modules if m != own and not (path.name == "__init__.py" and m.startswith(own + "."))}
+
+
+def import_cycles(root_files: list[Path]) -> list[list[str]]:
+    modules = {module_name(p): p for p in root_files}
+    graph = {name: module_imports(path, set(modules)) for name, path in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = [stack.pop()]
+            while component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return cycles
+
+
+def test_no_import_cycles_anywhere_in_the_application():
+    assert import_cycles(production_files()) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_a_type_only_import(monkeypatch, tmp_path):
+    package = tmp_path / "activity"
+    package.mkdir()
+    (package / "__init__.py").write_text("from activity.one import x\n")  # re-exporting: not a cycle
+    (package / "one.py").write_text("from activity import two\nx = 1\n")
+    (package / "two.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from activity.one import x\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert import_cycles(sorted(package.glob("*.py"))) == [["activity.one", "activity.two"]]

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, transaction
-from django.utils import timezone
 
 from activity.backfill import scheduling, state
 from activity.backfill.planning import next_source
+from activity.backfill.work import ChunkWork
 from activity.chunks import IdChunk, iter_id_chunks
 from activity.models import BackfillLane, BackfillRun
 from activity.poison import isolate_and_record
@@ -32,27 +30,6 @@ class ChunkOutcome(enum.Enum):
     CONTINUED = "continued"  # a chunk was committed and its lane has more to do
     FINISHED = "finished"  # the lane or the run is over (succeeded, cancelled, failed, or already was)
     SKIPPED = "skipped"  # nothing done: a duplicate task, another executor busy with this lane, or no such run
-
-
-@dataclass
-class ChunkWork:
-    """What one chunk found and did, before it is committed to the lane and the run."""
-
-    label: str  # the source the chunk walked (or, when the lane is exhausted, the last one it looked at)
-    chunk: IdChunk | None
-    size: int  # the row limit the chunk was taken with
-    high: int  # the lane's upper key bound in `label`
-    began: datetime = field(default_factory=timezone.now)
-    created: int = 0
-    derived: int = 0
-    poisoned: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def exhausted(self) -> bool:
-        """The lane has no more rows of `label` after this chunk."""
-        chunk = self.chunk
-        return chunk is None or len(chunk.ids) < self.size or chunk.last_id >= self.high
 
 
 def run_backfill_chunk(

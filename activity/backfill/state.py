@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 import traceback
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
 from activity.backfill.planning import next_size, next_source
+from activity.backfill.work import ChunkWork
 from activity.catchup import advance_watermarks
 from activity.models import BackfillLane, BackfillRun
 from monitoring import metrics
-
-if TYPE_CHECKING:
-    from activity.backfill.chunks import ChunkWork
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from django.apps import apps
 from django.db import connection
 
 PREFIX = "DC"
@@ -72,13 +73,13 @@ def reserve_block(year: int, count: int) -> range:
     One upsert: it creates the year's row on first use and otherwise is `UPDATE ... SET last_value = last_value + n
     RETURNING last_value`, atomic on its row. The row stays locked until commit or rollback.
     """
-    from esports.profiles.models import PublicIDCounter
-
     if count < 1:
         return range(0)
     if not connection.in_atomic_block:
         raise RuntimeError("reserve_block must run inside the transaction that assigns the numbers")
-    table = connection.ops.quote_name(PublicIDCounter._meta.db_table)
+    # Through the app registry: the profile model imports this module, so importing the models here would be a cycle.
+    counter = apps.get_model("profiles", "PublicIDCounter")
+    table = connection.ops.quote_name(counter._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (year, last_value) VALUES (%s, %s) ON CONFLICT (year) DO UPDATE "
