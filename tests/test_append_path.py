@@ -19,7 +19,7 @@ from activity.recording import record_events_for
 from esports.tournaments.models import Match
 from stats.models import UserProfileStats
 from tests.factories import MatchFactory, TournamentFactory, TransactionFactory, UserFactory, complete_match
-from tests.ledger_helpers import all_counters, counters, enqueued, ledger_counts, nonzero, record  # noqa: F401 - fixture
+from tests.ledger_helpers import all_counters, counters, ledger_counts, nonzero, record
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()

@@ -28,12 +28,11 @@ from activity.models import BackfillLane, BackfillRun, UserActivity
 from dispatch.names import TaskName
 from dispatch.publish import PublishFailed
 from monitoring import metrics
-from tests.backfill_support import (  # noqa: F401
+from tests.backfill_support import (
     MATCH,
     REGISTRATION,
     assert_projection_matches_ledger,
     drain,
-    history_mode,
     lane_of,
     ledger_keys,
     make_history,

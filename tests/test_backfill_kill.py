@@ -14,10 +14,9 @@ from django.db import connection
 from activity import backfill
 from activity.models import BackfillLane, BackfillRun, UserActivity
 from dispatch.names import Queue, TaskName
-from tests.backfill_support import (  # noqa: F401
+from tests.backfill_support import (
     TRANSACTION,
     assert_projection_matches_ledger,
-    history_mode,
     lane_of,
     ledger_keys,
     make_history,

@@ -22,7 +22,7 @@ from monitoring import metrics
 from tasks import batching, enqueue, recording
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, TransactionFactory, UserFactory
-from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
+from tests.ledger_helpers import counters
 from tests.private_services import run_outage_probe
 
 COINS = "economy.deltacrowntransaction"

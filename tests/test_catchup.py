@@ -29,7 +29,7 @@ from tests.backfill_support import (
     RESULT,
     TRANSACTION,
     UNLOCK,
-    Expected,  # noqa: F401
+    Expected,
     assert_projection_matches_ledger,
     ledger_keys,
     projected_counters,

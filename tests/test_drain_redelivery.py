@@ -19,8 +19,7 @@ from tasks import batching
 from tasks.recording import drain_pending, drain_pending_changes
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
-from tests.ledger_helpers import DRAIN_TASK, enqueued  # noqa: F401 - fixture
-from tests.prefork_worker import PreforkWorker, only_our_worker_consumes_events  # noqa: F401 - fixture
+from tests.prefork_worker import PreforkWorker
 from tests.private_services import test_database_url
 
 COINS = "economy.deltacrowntransaction"

@@ -25,7 +25,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import ledger_counts, record, tracker  # noqa: F401 - tracker is a fixture
+from tests.ledger_helpers import ledger_counts, record
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from activity.selectors.match_history import match_history
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, event, fresh_cache, minutes, record  # noqa: F401 - fixture
+from tests.read_side import BASE_TIME, event, minutes, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -23,7 +23,7 @@ from esports.profiles.models import UserProfile
 from stats.selectors.export import user_export
 from stats.selectors.lifetime import lifetime_stats
 from tests.factories import FollowFactory, UserFactory
-from tests.read_side import event, fresh_cache, record  # noqa: F401 - fixture
+from tests.read_side import event, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -30,7 +30,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
+from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters
 from tests.private_services import BlackHoleListener, broker_at, run_outage_probe
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)

@@ -15,8 +15,7 @@ from stats import cache as stats_cache
 from stats.recompute import recompute_stats
 from stats.selectors.lifetime import cached_stats, load_stats
 from tests.factories import TransactionFactory, UserFactory
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture: no task reaches the broker from these tests
-from tests.read_side import event, fresh_cache, record  # noqa: F401 - fixture
+from tests.read_side import event, record
 
 pytestmark = [pytest.mark.usefixtures("fresh_cache", "enqueued")]
 
