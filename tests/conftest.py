@@ -73,7 +73,8 @@ def celery_session_worker(celery_app, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def live_worker(celery_session_worker, transactional_db):
-    """Use in integration tests: the worker sees committed data only, so the test runs without a wrapping transaction."""
+    """Use in integration tests: the worker sees committed data only, so the test runs without a wrapping
+    transaction."""
     return celery_session_worker
 
 

@@ -30,7 +30,7 @@ COINS = "economy.deltacrowntransaction"
 
 def _clear_batching_keys() -> None:
     client = batching.redis_client()
-    stale = [k for k in client.scan_iter(match=batching.INFLIGHT_PREFIX + "*")]
+    stale = list(client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"))
     client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX, *stale)
 
 

@@ -95,7 +95,7 @@ def test_match_history_pages_through_1000_matches_via_the_api_next_links(client)
     user = UserFactory()
     client.force_login(user)
     rows, expected = [], {}
-    for i in range(1000):
+    for _ in range(1000):
         at = BASE_TIME + minutes(rng.randrange(200))  # 5 matches per timestamp on average
         played = event(user, E.MATCH_PLAYED, at=at)
         outcome = rng.choice(("won", "lost", "forfeit"))

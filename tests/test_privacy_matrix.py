@@ -37,7 +37,9 @@ class Flags:
     show_tournament_stats: bool
 
     def __str__(self) -> str:
-        return f"matches-{'on' if self.show_match_history else 'off'}/tournaments-{'on' if self.show_tournament_stats else 'off'}"
+        matches = "on" if self.show_match_history else "off"
+        tournaments = "on" if self.show_tournament_stats else "off"
+        return f"matches-{matches}/tournaments-{tournaments}"
 
 
 FLAGS = [Flags(m, t) for m in (True, False) for t in (True, False)]
@@ -70,9 +72,7 @@ def sees(viewer: str, visibility: str, category: str, flags: Flags) -> bool:
         return False
     if category == "match" and not flags.show_match_history:
         return False
-    if category == "participation" and not flags.show_tournament_stats:
-        return False
-    return True
+    return category != "participation" or flags.show_tournament_stats
 
 
 def match_history_allowed(viewer: str, flags: Flags) -> bool:

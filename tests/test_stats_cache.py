@@ -91,8 +91,8 @@ def test_recompute_stats_invalidates_the_users_it_rewrites():
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {UserActivity._meta.db_table} (user_id, event_type, timestamp, recorded_at, metadata, "
-            "source_model, source_id, seq, visibility) VALUES (%s, 'match_won', now(), now(), '{}', 'tournaments.match', "
-            "987654, 1, 'public')",
+            "source_model, source_id, seq, visibility) "
+            "VALUES (%s, 'match_won', now(), now(), '{}', 'tournaments.match', 987654, 1, 'public')",
             [user.pk],
         )
     assert cached_stats(user.pk)["matches_won"] == 0  # still the cached value: nothing told the cache
