@@ -103,8 +103,8 @@ def report(results: dict) -> None:
         )
         for run in r["runs"]:
             print(
-                f"  ratio, {run['lanes']} lane(s): the backfill takes {r['naive_extrapolated_s'] / run['seconds']:,.0f}x "
-                f"less time than the seeds' way"
+                f"  ratio, {run['lanes']} lane(s): the backfill takes "
+                f"{r['naive_extrapolated_s'] / run['seconds']:,.0f}x less time than the seeds' way"
             )
         print(f"  best: {best['events_per_s']:,.0f} events/s with {best['lanes']} lane(s)")
     print("\ngoal: >= 20,000 events/s; worker memory flat as the data grows")
@@ -290,13 +290,13 @@ def naive(counts: dict[str, int], share: float) -> dict:
         for row_id in kind.model.objects.order_by(pk).values_list(pk, flat=True)[:n]:
             for derivation in kind.load([row_id]):  # per source row: load and derive it
                 for e in derivation.events:
-                    key = dict(
-                        source_model=e.source_model,
-                        source_id=e.source_id,
-                        user_id=e.user_id,
-                        event_type=e.event_type,
-                        seq=e.seq,
-                    )
+                    key = {
+                        "source_model": e.source_model,
+                        "source_id": e.source_id,
+                        "user_id": e.user_id,
+                        "event_type": e.event_type,
+                        "seq": e.seq,
+                    }
                     if UserActivity.objects.filter(**key).exists():
                         continue
                     UserActivity.objects.create(

@@ -11,14 +11,16 @@ transactions (1 event per row) and completed matches (4 events per row).
 
 Lag: with a worker running, this process commits coin transactions through the ORM at a fixed rate (receivers on,
 production async path, in the mode measured); a poller thread with its own connection sees each ledger row appear.
-The time from the commit to the end of the after-commit hooks (the enqueue) is what the mode adds to a request. Events and stats commit
-in one transaction, so the moment the ledger row is visible is the moment the stats are. Lag = visible - commit.
+The time from the commit to the end of the after-commit hooks (the enqueue) is what the mode adds to a request. Events
+and stats commit in one transaction, so the moment the ledger row is visible is the moment the stats are.
+Lag = visible - commit.
 
 Batch probe: the recording service alone in this process, one row per transaction (what each task does) against 100
 rows per transaction, to show what batching would buy. Finally every bench user's stats are checked against the ledger.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/2 \\
-        .venv/bin/python bench/ingest.py [--mode both] [--coins 10000] [--matches 2500] [--rate 200] [--seconds 15] [--concurrency 2]
+        .venv/bin/python bench/ingest.py [--mode both] [--coins 10000] [--matches 2500] [--rate 200] [--seconds 15] \\
+        [--concurrency 2]
 
 Uses its own database (BENCH_DATABASE_NAME, default activity_bench) and purges the queues of REDIS_URL's database.
 """
@@ -212,7 +214,8 @@ def throughput(app, label: str, ids: list[int], events_per_row: int, args, mode:
     n, span = ledger_window(label, ids)
     print(
         f"[{mode:<5}] {label:<30} {len(ids):>6} rows -> {n:>6} events in {wall:.2f} s: {n / wall:6.0f} events/s, "
-        f"{len(ids) / wall:5.0f} rows/s end to end (recorded_at window {span:.2f} s: {n / max(span, 1e-9):.0f} events/s; "
+        f"{len(ids) / wall:5.0f} rows/s end to end "
+        f"(recorded_at window {span:.2f} s: {n / max(span, 1e-9):.0f} events/s; "
         f"enqueued at {len(ids) / publish_s:.0f} rows/s meanwhile)"
     )
 
@@ -256,7 +259,9 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
                     time.sleep(delay)
                 stamp: list[float] = []
                 with transaction.atomic():
-                    transaction.on_commit(lambda: stamp.append(time.perf_counter()))  # runs first after the commit
+                    # Runs first after the commit. `s=stamp` binds this row's list, not what the loop variable holds
+                    # by the time the hook runs.
+                    transaction.on_commit(lambda s=stamp: s.append(time.perf_counter()))
                     tx = DeltaCrownTransaction.objects.create(
                         wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="lag bench"
                     )
@@ -293,7 +298,8 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
     enqueue_ms = [(hooks_done[i] - commits[i]) * 1000 for i in commits]
     print(
         f"[{mode:<5}] after-commit enqueue (added to the request): p50 {percentile(enqueue_ms, 50):.2f} ms, "
-        f"p99 {percentile(enqueue_ms, 99):.2f} ms  (goal <= 1 ms p50, <= 2 ms p99; {args.publishers} publishing threads)"
+        f"p99 {percentile(enqueue_ms, 99):.2f} ms  "
+        f"(goal <= 1 ms p50, <= 2 ms p99; {args.publishers} publishing threads)"
     )
     print(
         f"[{mode:<5}] commit -> stats visible at {achieved:.0f} events/s for {args.seconds} s ({len(commits)} events): "
@@ -352,9 +358,8 @@ def check_stats(user_ids: list[int]) -> None:
         for r in UserProfileStats.objects.filter(profile_id__in=user_ids).values("profile_id", *COUNTER_FIELDS)
     }
     drifted = [u for u in ledger if any(stats.get(u, {}).get(f, 0) != ledger[u][f] for f in COUNTER_FIELDS)]
-    print(
-        f"stats of {len(ledger)} bench users vs ledger aggregates: {'all equal' if not drifted else f'{len(drifted)} DRIFTED'}"
-    )
+    verdict = f"{len(drifted)} DRIFTED" if drifted else "all equal"
+    print(f"stats of {len(ledger)} bench users vs ledger aggregates: {verdict}")
 
 
 def main() -> None:
@@ -395,7 +400,8 @@ def main() -> None:
 
     print(
         f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL}, "
-        f"worker: 1 process, concurrency {args.concurrency} (prefork unless {' '.join(args.worker_arg) or 'told otherwise'}); "
+        f"worker: 1 process, concurrency {args.concurrency} "
+        f"(prefork unless {' '.join(args.worker_arg) or 'told otherwise'}); "
         f"{os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}; ACTIVITY_ASYNC_COMMIT={settings.ACTIVITY_ASYNC_COMMIT}"
     )
@@ -420,9 +426,8 @@ def main() -> None:
     if args.probe_rows:
         batch_probe(wallets, args.probe_rows, args.probe_batch)
     check_stats(users)
-    print(
-        f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on this machine slows every figure)"
-    )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end: {load} (other work on this machine slows every figure)")
 
 
 if __name__ == "__main__":

@@ -103,15 +103,18 @@ def generate(users: int) -> None:
 
 # Per (user u, template row): deterministic pseudo-random choices from hashes of (u, row).
 _LEDGER_SQL = """
-INSERT INTO {ledger} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
+INSERT INTO {ledger}
+       (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
 SELECT u,
        et,
        at,
        at + interval '2 seconds',
        CASE WHEN et IN ('coins_earned', 'coins_spent') THEN 10 + (h %% 490) END,
        CASE
-         WHEN et LIKE 'coins%%' THEN jsonb_build_object('reason', CASE WHEN et = 'coins_earned' THEN 'Prize' ELSE 'Shop' END)
-         WHEN et = 'achievement_unlocked' THEN jsonb_build_object('code', 'a' || (h %% 40), 'name', 'Badge ' || (h %% 40), 'tier', 'minor')
+         WHEN et LIKE 'coins%%'
+           THEN jsonb_build_object('reason', CASE WHEN et = 'coins_earned' THEN 'Prize' ELSE 'Shop' END)
+         WHEN et = 'achievement_unlocked'
+           THEN jsonb_build_object('code', 'a' || (h %% 40), 'name', 'Badge ' || (h %% 40), 'tier', 'minor')
          WHEN et LIKE 'team%%' THEN jsonb_build_object('team_id', 1 + u / 5, 'team', 'Team ' || (1 + u / 5))
          WHEN et = 'profile_created' THEN '{{}}'::jsonb
          ELSE jsonb_build_object('tournament_id', tid, 'tournament', 'Bench Cup ' || tid,
@@ -134,12 +137,15 @@ FROM (
   SELECT u, i, slot, h, tid,
          CASE kind
            WHEN 'match_outcome' THEN CASE WHEN mix %% 100 < 55 THEN 'match_won' ELSE 'match_lost' END
-           WHEN 'placement' THEN (ARRAY['tournament_won','tournament_runner_up','tournament_top4','tournament_top4'])[1 + mix %% 4]
+           WHEN 'placement'
+             THEN (ARRAY['tournament_won','tournament_runner_up','tournament_top4','tournament_top4'])[1 + mix %% 4]
            ELSE kind
          END AS et,
          CASE WHEN kind IN ('match_played', 'match_outcome') THEN slot ELSE 20 + i END AS slot_key,
-         now() - make_interval(secs => (abs(hashint8(u::bigint * 1000 + CASE WHEN kind IN ('match_played','match_outcome')
-                                                   THEN slot ELSE 100 + i END)) %% 63072000)::double precision) AS at
+         now() - make_interval(
+           secs => (abs(hashint8(u::bigint * 1000 + CASE WHEN kind IN ('match_played','match_outcome')
+                                                    THEN slot ELSE 100 + i END)) %% 63072000)::double precision
+         ) AS at
   FROM (
     SELECT u, t.i, t.kind, t.slot,
            abs(hashint8(u::bigint * 1000 + t.i)) AS h,
@@ -202,7 +208,8 @@ def main() -> None:
     have_users = UserProfile.objects.count()
     have_events = UserActivity.objects.count()
     print(
-        f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; database {settings.DATABASES['default']['NAME']}, "
+        f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; "
+        f"database {settings.DATABASES['default']['NAME']}, "
         f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"
     )
     if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:

@@ -89,19 +89,24 @@ def generate(users: int, events: int) -> None:
         f"economy_deltacrownwallet, auth_user RESTART IDENTITY CASCADE"
     )
     sql(
-        "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
-        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, now() - interval '400 days' FROM generate_series(1, %s) g",
+        "INSERT INTO auth_user "
+        "(id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
+        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, now() - interval '400 days' "
+        "FROM generate_series(1, %s) g",
         [users],
     )
     sql("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
     sql(
-        "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at) "
-        "SELECT g, 'bench ' || g, true, true, now() - interval '400 days', now() - interval '400 days' FROM generate_series(1, %s) g",
+        "INSERT INTO profiles_userprofile "
+        "(user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at) "
+        "SELECT g, 'bench ' || g, true, true, now() - interval '400 days', now() - interval '400 days' "
+        "FROM generate_series(1, %s) g",
         [users],
     )
     # One profile_created per user, with the key the derivation rules give it (so the sources pass finds it present).
     sql(
-        f"INSERT INTO {LEDGER} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility) "
+        f"INSERT INTO {LEDGER} "
+        "(user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility) "
         f"SELECT user_id, 'profile_created', created_at, created_at, NULL, '{{}}'::jsonb, %s, user_id, 1, 'public' "
         f"FROM profiles_userprofile",
         [PROFILE],
@@ -115,7 +120,9 @@ def generate(users: int, events: int) -> None:
         # source ids are unique, so the idempotency key holds.
         sql(
             f"""
-            INSERT INTO {LEDGER} (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
+            INSERT INTO {LEDGER}
+                   (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq,
+                    visibility)
             SELECT u, t, ts, ts + interval '1 second',
                    CASE WHEN t IN ('coins_earned', 'coins_spent') THEN 1 + (g * 7919) %% 500 END,
                    '{{}}'::jsonb, 'bench.synthetic', g, 1,
@@ -195,20 +202,23 @@ def main() -> None:
     # Warm the cache once (a nightly job on a live database finds the hot indexes in memory; the first run is shown).
     cold, result = timed(lambda: compare_ledger_to_stats(fix=False))
     print(
-        f"ledger -> stats, first run: {cold:.2f} s, {result.users_checked:,} users checked, {result.users_drifted} drifted"
+        f"ledger -> stats, first run: {cold:.2f} s, {result.users_checked:,} users checked, "
+        f"{result.users_drifted} drifted"
     )
     runs = [timed(lambda: compare_ledger_to_stats(fix=False))[0] for _ in range(args.repeat)]
     stats_pass = statistics.median(runs)
     print(
         f"ledger -> stats (report only): median {stats_pass:.2f} s of {args.repeat} "
-        f"({', '.join(f'{r:.2f}' for r in runs)}); {users / stats_pass:,.0f} users/s, {events / stats_pass:,.0f} events/s"
+        f"({', '.join(f'{r:.2f}' for r in runs)}); "
+        f"{users / stats_pass:,.0f} users/s, {events / stats_pass:,.0f} events/s"
     )
     explain_one_chunk(CHUNK_USERS)
 
     seconds, missing = timed(lambda: find_missing_events(fix=False))
+    missing_total = sum(sum(c.values()) for c in missing.values())
     print(
-        f"sources -> ledger alone (report only): {seconds:.2f} s over {users:,} profile rows, the only source rows here "
-        f"({users / seconds:,.0f} rows/s; {sum(sum(c.values()) for c in missing.values())} missing)"
+        f"sources -> ledger alone (report only): {seconds:.2f} s over {users:,} profile rows, "
+        f"the only source rows here ({users / seconds:,.0f} rows/s; {missing_total} missing)"
     )
 
     drifted = max(1, users // 100)
@@ -225,7 +235,8 @@ def main() -> None:
     )
     seconds, run = timed(lambda: run_reconciliation(fix=False, trigger="bench"))
     print(
-        f"both passes, report only (clean): {seconds:.2f} s ({run.users_drifted} drifted, {run.missing_events_total} missing)"
+        f"both passes, report only (clean): {seconds:.2f} s "
+        f"({run.users_drifted} drifted, {run.missing_events_total} missing)"
     )
 
     step = max(1, users // args.sample)

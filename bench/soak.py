@@ -99,10 +99,11 @@ class Managed:
 
     def start(self) -> None:
         self.starts += 1
-        log = open(self.logdir / f"{self.name}.{self.starts}.log", "w")
-        self.proc = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # The child holds its own copy of the log's descriptor: ours is closed at once, not leaked on every restart.
+        with open(self.logdir / f"{self.name}.{self.starts}.log", "w") as log:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -480,7 +481,11 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
             if user_id is not None:
                 return [user_id]
             return sorted(
-                {u for t, u, j, l in memberships if t == team_id and j <= created and (l is None or l > created)}
+                {
+                    u
+                    for t, u, joined, left in memberships
+                    if t == team_id and joined <= created and (left is None or left > created)
+                }
             )
 
         for reg_id, (_, _, _, _, status, checked_in, _) in regs.items():
@@ -502,7 +507,8 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
                 for u in members(loser):
                     exp[u]["matches_lost"] += 1
         c.execute(
-            "SELECT tournament_id, winner_id, runner_up_id, third_place_id, fourth_place_id FROM tournaments_tournamentresult"
+            "SELECT tournament_id, winner_id, runner_up_id, third_place_id, fourth_place_id "
+            "FROM tournaments_tournamentresult"
         )
         for tournament, winner, runner_up, third, fourth in c.fetchall():
             # A tournament completes (or places) a user once, even if they held two entries in it (solo + team).
@@ -518,7 +524,8 @@ def expected_from_sources() -> tuple[dict[int, Counter], int]:
                 for u in users:
                     exp[u][field] += 1
         c.execute(
-            "SELECT w.profile_id, t.amount FROM economy_deltacrowntransaction t JOIN economy_deltacrownwallet w ON w.id = t.wallet_id"
+            "SELECT w.profile_id, t.amount FROM economy_deltacrowntransaction t "
+            "JOIN economy_deltacrownwallet w ON w.id = t.wallet_id"
         )
         for user, amount in c.fetchall():
             exp[user]["total_earned" if amount > 0 else "total_spent"] += abs(amount)
@@ -590,7 +597,8 @@ def coin_event_gaps() -> tuple[int, int]:
     with connection.cursor() as c:
         c.execute("""SELECT count(*) FILTER (WHERE n = 0), count(*) FILTER (WHERE n > 1) FROM (
                        SELECT t.id, count(a.id) AS n FROM economy_deltacrowntransaction t
-                       LEFT JOIN activity_useractivity a ON a.source_model = 'economy.deltacrowntransaction' AND a.source_id = t.id
+                       LEFT JOIN activity_useractivity a
+                              ON a.source_model = 'economy.deltacrowntransaction' AND a.source_id = t.id
                        GROUP BY t.id) x""")
         return c.fetchone()
 
@@ -782,7 +790,8 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
     reconciler = threading.Thread(target=reconcile_midway)
     next_kill = start_at + args.kill_every
     print(
-        f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; logs in {redis.logdir}",
+        f"soak: {args.duration:.0f}s at {args.rate:.0f} changes/s from {args.processes} processes; "
+        f"logs in {redis.logdir}",
         flush=True,
     )
     results: list[dict] = []
@@ -849,7 +858,8 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
 
     with connection.cursor() as c:
         c.execute(
-            "SELECT EXTRACT(EPOCH FROM recorded_at - timestamp) FROM activity_useractivity WHERE recorded_at >= to_timestamp(%s)",
+            "SELECT EXTRACT(EPOCH FROM recorded_at - timestamp) FROM activity_useractivity "
+            "WHERE recorded_at >= to_timestamp(%s)",
             [traffic_started],
         )
         lags = [float(r[0]) for r in c.fetchall()]
@@ -885,6 +895,10 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
         "settled": settled,
         "settle_s": round(settle_seconds, 1),
     }
+    drift_detail = f"ledger vs stats: {ledger_vs_stats.users_drifted}; stats vs sources: {len(stats_differing)}"
+    request_ms = f"{figures['request_p50_ms']:>7.2f} ms / {figures['request_p99_ms']:.2f} ms"
+    lag_s = f"p50 {figures['lag_p50_s']:.3f}s  p99 {figures['lag_p99_s']:.3f}s  worst {figures['worst_lag_s']:.1f}s"
+    settle_note = "sweep covered the end" if settled else "TIMED OUT waiting for the sweep"
     print(f"""
 source changes made        {figures["source_changes"]:>10,}   ({", ".join(f"{k} {v}" for k, v in sorted(made.items()))})
 worker SIGKILLs / Redis    {kills:>10}   / {figures["redis_outage_s"]:.0f}s outage; mid-run reconciliation: {mid_run}
@@ -892,11 +906,11 @@ events expected (net)      {expected_events:>10,}   (from the final source table
 events in the ledger       {ledger_rows:>10,}   (rows, compensations included)
 missing                    {figures["missing"]:>10}
 duplicated                 {figures["duplicated"]:>10}
-users drifted              {figures["users_drifted"]:>10}   (ledger vs stats: {ledger_vs_stats.users_drifted}; stats vs sources: {len(stats_differing)})
+users drifted              {figures["users_drifted"]:>10}   ({drift_detail})
 request errors             {len(errors):>10}   {errors[:3] if errors else ""}
-request path p50 / p99     {figures["request_p50_ms"]:>7.2f} ms / {figures["request_p99_ms"]:.2f} ms  (ORM save + after-commit publish)
-commit -> stats lag        p50 {figures["lag_p50_s"]:.3f}s  p99 {figures["lag_p99_s"]:.3f}s  worst {figures["worst_lag_s"]:.1f}s
-settled after traffic      {figures["settle_s"]:>8.1f}s  ({"sweep covered the end" if settled else "TIMED OUT waiting for the sweep"})""")
+request path p50 / p99     {request_ms}  (ORM save + after-commit publish)
+commit -> stats lag        {lag_s}
+settled after traffic      {figures["settle_s"]:>8.1f}s  ({settle_note})""")
     for user in sorted(ledger_differing | stats_differing)[:10]:
         fields = {
             f: (expected[user][f], net[user][f], stats.get(user, Counter())[f])

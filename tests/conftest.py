@@ -11,6 +11,15 @@ from django.db import connections
 
 from dispatch.publish import reset_pause
 
+# The modules that define shared fixtures, registered once for the whole suite: a test module names a fixture as an
+# argument and never imports it (an import would shadow the fixture and hide which one a test gets).
+pytest_plugins = [
+    "tests.backfill_support",
+    "tests.ledger_helpers",
+    "tests.prefork_worker",
+    "tests.read_side",
+]
+
 
 def pytest_configure(config) -> None:
     if not settings.CELERY_BROKER_URL:
@@ -64,7 +73,8 @@ def celery_session_worker(celery_app, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def live_worker(celery_session_worker, transactional_db):
-    """Use in integration tests: the worker sees committed data only, so the test runs without a wrapping transaction."""
+    """Use in integration tests: the worker sees committed data only, so the test runs without a wrapping
+    transaction."""
     return celery_session_worker
 
 

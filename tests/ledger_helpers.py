@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import pytest
 from celery.signals import before_task_publish, task_postrun
 from django.db import connection
+from django.db.models import Model
 
 from activity.append import AppendResult
 from activity.models import UserActivity
@@ -42,6 +43,19 @@ def record(*rows) -> AppendResult:
 def ledger_counts(user) -> Counter:
     """event_type -> number of ledger rows of the user."""
     return Counter(UserActivity.objects.filter(user_id=uid(user)).values_list("event_type", flat=True))
+
+
+def ledger_rows_of(
+    source: Model | str, source_id: int | None = None, *, fields: Sequence[str] = ("user_id", "event_type")
+) -> list:
+    """The ledger rows recorded for one source row, sorted: `fields` as tuples, or bare values for a single field. The
+    source is a model instance, or its label and id (a deleted instance has lost its pk, its ledger rows have not)."""
+    if isinstance(source, str):
+        label, pk = source, source_id
+    else:
+        label, pk = source._meta.label_lower, source.pk
+    rows = UserActivity.objects.filter(source_model=label, source_id=pk)
+    return sorted(rows.values_list(*fields, flat=True) if len(fields) == 1 else rows.values_list(*fields))
 
 
 def counters(user) -> dict[str, int]:

@@ -7,7 +7,7 @@ import pytest
 
 from activity.event_types import EventType as E
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, event, fresh_cache, minutes, record  # noqa: F401 - fixture
+from tests.read_side import BASE_TIME, event, minutes, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

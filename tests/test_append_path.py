@@ -19,7 +19,7 @@ from activity.recording import record_events_for
 from esports.tournaments.models import Match
 from stats.models import UserProfileStats
 from tests.factories import MatchFactory, TournamentFactory, TransactionFactory, UserFactory, complete_match
-from tests.ledger_helpers import all_counters, counters, enqueued, ledger_counts, nonzero, record  # noqa: F401 - fixture
+from tests.ledger_helpers import all_counters, counters, ledger_counts, nonzero, record
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()
@@ -51,20 +51,20 @@ def user():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (dict(event_type="match_tied"), "Unknown event type 'match_tied'"),
-        (dict(event_type=E.COINS_EARNED, amount=0), "positive integer amount"),
-        (dict(event_type=E.COINS_SPENT, amount=-5), "positive integer amount"),
-        (dict(event_type=E.COINS_EARNED, amount=None), "positive integer amount"),
-        (dict(event_type=E.COINS_EARNED, amount=True), "positive integer amount"),
-        (dict(event_type=E.MATCH_WON, amount=5), "Only coin events carry an amount"),
-        (dict(metadata={"blob": "x" * 5000}), "above the 4096-byte bound"),
-        (dict(metadata={"when": datetime(2026, 1, 1)}), "not JSON-serialisable"),
-        (dict(metadata={"ratio": float("nan")}), "not JSON-serialisable"),
-        (dict(metadata={1: "numeric key"}), "string keys"),
-        (dict(metadata=["not", "an", "object"]), "string keys"),
-        (dict(timestamp=datetime(2026, 1, 1)), "aware datetime"),
-        (dict(visibility="everyone"), "Unknown visibility"),
-        (dict(seq=0), "seq must be a positive integer"),
+        ({"event_type": "match_tied"}, "Unknown event type 'match_tied'"),
+        ({"event_type": E.COINS_EARNED, "amount": 0}, "positive integer amount"),
+        ({"event_type": E.COINS_SPENT, "amount": -5}, "positive integer amount"),
+        ({"event_type": E.COINS_EARNED, "amount": None}, "positive integer amount"),
+        ({"event_type": E.COINS_EARNED, "amount": True}, "positive integer amount"),
+        ({"event_type": E.MATCH_WON, "amount": 5}, "Only coin events carry an amount"),
+        ({"metadata": {"blob": "x" * 5000}}, "above the 4096-byte bound"),
+        ({"metadata": {"when": datetime(2026, 1, 1)}}, "not JSON-serialisable"),
+        ({"metadata": {"ratio": float("nan")}}, "not JSON-serialisable"),
+        ({"metadata": {1: "numeric key"}}, "string keys"),
+        ({"metadata": ["not", "an", "object"]}, "string keys"),
+        ({"timestamp": datetime(2026, 1, 1)}, "aware datetime"),
+        ({"visibility": "everyone"}, "Unknown visibility"),
+        ({"seq": 0}, "seq must be a positive integer"),
     ],
 )
 def test_invalid_event_raises_a_clear_error_and_writes_nothing(user, bad, message):

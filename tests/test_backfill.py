@@ -28,12 +28,11 @@ from activity.models import BackfillLane, BackfillRun, UserActivity
 from dispatch.names import TaskName
 from dispatch.publish import PublishFailed
 from monitoring import metrics
-from tests.backfill_support import (  # noqa: F401
+from tests.backfill_support import (
     MATCH,
     REGISTRATION,
     assert_projection_matches_ledger,
     drain,
-    history_mode,
     lane_of,
     ledger_keys,
     make_history,
@@ -96,7 +95,7 @@ def counters_from_the_csv(first: int, last: int) -> dict[str, dict[str, int]]:
 def test_backfill_after_importing_a_decade_gives_every_player_the_counters_computed_from_the_csv(live_worker):
     assert (ATP_DIR / "atp_tour_matches.csv.gz").is_file(), f"the ATP data is expected at {ATP_DIR} (set ATP_DIR)"
     started = time.monotonic()
-    call_command("import_atp", str(ATP_DIR), from_year=DECADE[0], to_year=DECADE[1], stdout=open(os.devnull, "w"))
+    call_command("import_atp", str(ATP_DIR), from_year=DECADE[0], to_year=DECADE[1], stdout=io.StringIO())
     imported = time.monotonic()
     assert not UserActivity.objects.exists(), "the import writes history only; recording it is the backfill's job"
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from activity.models import BackfillRun, UserActivity
 from activity.sources import SOURCES
-from tests.backfill_support import MATCH, history_mode, ledger_keys, make_history  # noqa: F401
+from tests.backfill_support import MATCH, ledger_keys, make_history
 from tests.conftest import wait_until
 from tests.factories import UserFactory
 

@@ -14,10 +14,9 @@ from django.db import connection
 from activity import backfill
 from activity.models import BackfillLane, BackfillRun, UserActivity
 from dispatch.names import Queue, TaskName
-from tests.backfill_support import (  # noqa: F401
+from tests.backfill_support import (
     TRANSACTION,
     assert_projection_matches_ledger,
-    history_mode,
     lane_of,
     ledger_keys,
     make_history,
@@ -80,8 +79,8 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
     event_type = "coins_earned" if held.amount > 0 else "coins_spent"
     blocker = psycopg.connect(test_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
-        "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model,"
-        " source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",
+        "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata,"
+        " source_model, source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",
         [held.wallet.profile_id, event_type, amount, TRANSACTION, held.pk],
     )
 

@@ -22,7 +22,7 @@ from monitoring import metrics
 from tasks import batching, enqueue, recording
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, TransactionFactory, UserFactory
-from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
+from tests.ledger_helpers import counters
 from tests.private_services import run_outage_probe
 
 COINS = "economy.deltacrowntransaction"
@@ -30,7 +30,7 @@ COINS = "economy.deltacrowntransaction"
 
 def _clear_batching_keys() -> None:
     client = batching.redis_client()
-    stale = [k for k in client.scan_iter(match=batching.INFLIGHT_PREFIX + "*")]
+    stale = list(client.scan_iter(match=batching.INFLIGHT_PREFIX + "*"))
     client.delete(batching.PENDING_KEY, batching.DRAIN_FLAG_KEY, batching.INFLIGHT_INDEX, *stale)
 
 

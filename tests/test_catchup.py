@@ -29,7 +29,7 @@ from tests.backfill_support import (
     RESULT,
     TRANSACTION,
     UNLOCK,
-    Expected,  # noqa: F401
+    Expected,
     assert_projection_matches_ledger,
     ledger_keys,
     projected_counters,
@@ -83,8 +83,8 @@ else:
     member = TeamMembership.objects.create(team=team, user=newcomer, joined_at=timezone.now())
     member.left_at = timezone.now()
     member.save()
-    unlock = UserAchievement.objects.create(user=newcomer, achievement=Achievement.objects.create(code="late", name="Late"),
-                                            unlocked_at=timezone.now())
+    badge = Achievement.objects.create(code="late", name="Late")
+    unlock = UserAchievement.objects.create(user=newcomer, achievement=badge, unlocked_at=timezone.now())
     out = {"result": result.pk, "newcomer": newcomer.pk, "txns": [[t.pk, t.amount] for t in txns], "team": team.pk,
            "membership": member.pk, "unlock": unlock.pk}
 out["enqueue_failures"] = sum(s.value for m in metrics.ENQUEUE_FAILURES.collect() for s in m.samples

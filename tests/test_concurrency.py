@@ -24,7 +24,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import all_counters, counters, enqueued, ledger_counts, nonzero, run_in_threads  # noqa: F401
+from tests.ledger_helpers import all_counters, counters, ledger_counts, nonzero, run_in_threads
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued"), pytest.mark.slow]
 

@@ -11,7 +11,6 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from activity.event_types import EventType as E
-from activity.models import UserActivity
 from activity.orphans import MAX_ID, orphaned_source_ids
 from esports.economy.models import DeltaCrownTransaction, ImmutableTransactionError
 from esports.teams.models import TeamMembership
@@ -30,7 +29,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import counters, nonzero, record, record_inline
+from tests.ledger_helpers import counters, ledger_rows_of, nonzero, record, record_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +40,6 @@ def live(monkeypatch, django_capture_on_commit_callbacks):
     `with live():` block runs the callbacks its writes scheduled, cascaded deletes included."""
     record_inline(monkeypatch)
     return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-def _types(label: str, source_id: int) -> list[str]:
-    return sorted(
-        UserActivity.objects.filter(source_model=label, source_id=source_id).values_list("event_type", flat=True)
-    )
 
 
 def _champions() -> list[tuple[int, str]]:
@@ -82,7 +75,7 @@ def test_a_wrong_result_deleted_and_re_entered_leaves_one_champion_board_and_rec
         "tournaments_completed": 1,
     }
     assert _champions() == [(b.user_id, "1")]
-    assert _types("tournaments.tournamentresult", wrong_id) == sorted(
+    assert ledger_rows_of("tournaments.tournamentresult", wrong_id, fields=("event_type",)) == sorted(
         [
             E.TOURNAMENT_WON,
             E.TOURNAMENT_RUNNER_UP,
@@ -182,7 +175,7 @@ def test_a_profile_deletion_is_not_compensated(live):
     with live():
         record(user.profile)
     user.profile.delete()
-    assert _types("profiles.userprofile", user.id) == [E.PROFILE_CREATED]
+    assert ledger_rows_of("profiles.userprofile", user.id, fields=("event_type",)) == [E.PROFILE_CREATED]
 
 
 # --- money is immutable -----------------------------------------------------------------------------------------
@@ -261,11 +254,12 @@ def test_a_re_join_compensates_the_team_left_and_leaving_again_counts_once_more(
         membership.save()
     assert counters(user)["current_teams_count"] == _active_memberships(user) == 0
     assert counters(user)["teams_joined"] == 1
-    assert sorted(
-        UserActivity.objects.filter(source_model="teams.teammembership", source_id=membership.id).values_list(
-            "event_type", "seq"
-        )
-    ) == [(E.TEAM_JOINED, 1), (E.TEAM_LEFT, 1), (E.TEAM_LEFT, 2), (E.TEAM_LEFT_REVERSED, 1)]
+    assert ledger_rows_of(membership, fields=("event_type", "seq")) == [
+        (E.TEAM_JOINED, 1),
+        (E.TEAM_LEFT, 1),
+        (E.TEAM_LEFT, 2),
+        (E.TEAM_LEFT_REVERSED, 1),
+    ]
 
 
 def test_a_backdated_member_gets_the_teams_registrations_matches_and_results_from_the_live_path(live):

@@ -19,8 +19,7 @@ from tasks import batching
 from tasks.recording import drain_pending, drain_pending_changes
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
-from tests.ledger_helpers import DRAIN_TASK, enqueued  # noqa: F401 - fixture
-from tests.prefork_worker import PreforkWorker, only_our_worker_consumes_events  # noqa: F401 - fixture
+from tests.prefork_worker import PreforkWorker
 from tests.private_services import test_database_url
 
 COINS = "economy.deltacrowntransaction"
@@ -141,8 +140,9 @@ def test_a_drain_killed_mid_batch_is_redelivered_and_records_every_row_without_a
     held = first_batch[3]
     blocker = psycopg.connect(test_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
-        "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model,"
-        " source_id, seq, visibility) VALUES (%s, 'coins_earned', now(), now(), %s, '{}', %s, %s, 1, 'private')",
+        "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata,"
+        " source_model, source_id, seq, visibility)"
+        " VALUES (%s, 'coins_earned', now(), now(), %s, '{}', %s, %s, 1, 'private')",
         [held.wallet.profile_id, held.amount, COINS, held.pk],
     )
 

@@ -25,7 +25,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import counters, ledger_counts, nonzero, run_in_threads, tracker  # noqa: F401 - fixture
+from tests.ledger_helpers import counters, ledger_counts, nonzero, run_in_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("live_worker")]
 

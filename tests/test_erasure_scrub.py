@@ -14,7 +14,6 @@ from activity.models import UserActivity
 from activity.recording import record_events_for
 from stats.models import UserProfileStats
 from tests.factories import TeamFactory, TeamMembershipFactory, UserFactory
-from tests.read_side import fresh_cache  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

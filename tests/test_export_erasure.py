@@ -22,8 +22,7 @@ from stats.reconcile import run_reconciliation
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import Board, leaderboard
 from tests.factories import UserFactory
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture
-from tests.read_side import build_platform_history, fresh_cache  # noqa: F401 - fixture
+from tests.read_side import build_platform_history
 
 pytestmark = [pytest.mark.usefixtures("fresh_cache")]
 User = get_user_model()
@@ -163,7 +162,7 @@ def test_the_tombstone_and_the_erased_account_are_neither_ranked_nor_public(clie
 
 
 @pytest.mark.django_db(transaction=True)
-def test_erasure_drops_the_cached_boards_that_named_the_player(enqueued):  # noqa: F811
+def test_erasure_drops_the_cached_boards_that_named_the_player(enqueued):
     alice, bob, _carol = build_platform_history()
     assert "alice_w" in [e.username for e in leaderboard(Board.TOURNAMENTS_WON)]  # cached now
     erase_user(alice.pk)

@@ -89,7 +89,8 @@ def test_in_multiprocess_mode_the_endpoint_aggregates_every_process(tmp_path):
         "import django; django.setup()\n"
         "from django.test import RequestFactory\n"
         "from project.metrics_view import metrics\n"
-        f"print(metrics(RequestFactory().get('/metrics', HTTP_AUTHORIZATION='Bearer {SCRAPE_TOKEN}')).content.decode())\n"
+        f"request = RequestFactory().get('/metrics', HTTP_AUTHORIZATION='Bearer {SCRAPE_TOKEN}')\n"
+        "print(metrics(request).content.decode())\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", web], env=env, cwd=ROOT, check=True, timeout=60, capture_output=True, text=True

@@ -13,7 +13,7 @@ from stats import cache as stats_cache
 from stats.models import UserProfileStats
 from stats.selectors.leaderboards import Board, InvalidLeaderboardError, UnknownGameError, leaderboard
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, event, fresh_cache, known_game, minutes, play_match, record  # noqa: F401 - fixture
+from tests.read_side import BASE_TIME, event, known_game, minutes, play_match, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -25,17 +25,9 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import ledger_counts, record, tracker  # noqa: F401 - tracker is a fixture
+from tests.ledger_helpers import ledger_counts, ledger_rows_of, record
 
 pytestmark = pytest.mark.django_db
-
-
-def rows_of(source) -> list[tuple[int, str]]:
-    return sorted(
-        UserActivity.objects.filter(source_model=source._meta.label_lower, source_id=source.pk).values_list(
-            "user_id", "event_type"
-        )
-    )
 
 
 # --- each source kind ----------------------------------------------------------------------------------------
@@ -52,17 +44,17 @@ def test_profile_records_profile_created_at_profile_creation():
 def test_team_records_team_created_for_its_creator():
     team = TeamFactory()
     record(team)
-    assert rows_of(team) == [(team.created_by_id, E.TEAM_CREATED)]
+    assert ledger_rows_of(team) == [(team.created_by_id, E.TEAM_CREATED)]
 
 
 def test_membership_records_team_joined_then_team_left_once_left():
     membership = TeamMembershipFactory()
     record(membership)
-    assert rows_of(membership) == [(membership.user_id, E.TEAM_JOINED)]
+    assert ledger_rows_of(membership) == [(membership.user_id, E.TEAM_JOINED)]
     membership.left_at = timezone.now()
     membership.save()
     record(membership)
-    assert rows_of(membership) == [(membership.user_id, E.TEAM_JOINED), (membership.user_id, E.TEAM_LEFT)]
+    assert ledger_rows_of(membership) == [(membership.user_id, E.TEAM_JOINED), (membership.user_id, E.TEAM_LEFT)]
     left = UserActivity.objects.get(
         source_model="teams.teammembership", source_id=membership.id, event_type=E.TEAM_LEFT
     )
@@ -72,15 +64,15 @@ def test_membership_records_team_joined_then_team_left_once_left():
 def test_registration_records_registered_then_joined_at_check_in():
     registration = RegistrationFactory(status=Registration.Status.PENDING, checked_in=False)
     record(registration)
-    assert rows_of(registration) == []
+    assert ledger_rows_of(registration) == []
     registration.status = Registration.Status.CONFIRMED
     registration.save()
     record(registration)
-    assert rows_of(registration) == [(registration.user_id, E.TOURNAMENT_REGISTERED)]
+    assert ledger_rows_of(registration) == [(registration.user_id, E.TOURNAMENT_REGISTERED)]
     registration.checked_in, registration.checked_in_at = True, timezone.now()
     registration.save()
     record(registration)
-    assert rows_of(registration) == [
+    assert ledger_rows_of(registration) == [
         (registration.user_id, E.TOURNAMENT_JOINED),
         (registration.user_id, E.TOURNAMENT_REGISTERED),
     ]
@@ -97,13 +89,13 @@ def test_registration_cancelled_after_confirmation_keeps_what_was_recorded():
     registration.status = Registration.Status.CANCELLED
     registration.save()
     record(registration)
-    assert rows_of(registration) == [(registration.user_id, E.TOURNAMENT_REGISTERED)]
+    assert ledger_rows_of(registration) == [(registration.user_id, E.TOURNAMENT_REGISTERED)]
 
 
 def test_no_show_records_no_tournament_joined():
     registration = RegistrationFactory(status=Registration.Status.NO_SHOW, checked_in=False)
     record(registration)
-    assert rows_of(registration) == []
+    assert ledger_rows_of(registration) == []
 
 
 def test_match_completion_gives_played_won_lost_to_the_right_users():
@@ -111,7 +103,7 @@ def test_match_completion_gives_played_won_lost_to_the_right_users():
     winner, loser = match.participant2, match.participant1
     complete_match(match, winner)
     record(match)
-    assert rows_of(match) == sorted(
+    assert ledger_rows_of(match) == sorted(
         [
             (winner.user_id, E.MATCH_PLAYED),
             (winner.user_id, E.MATCH_WON),
@@ -119,11 +111,7 @@ def test_match_completion_gives_played_won_lost_to_the_right_users():
             (loser.user_id, E.MATCH_LOST),
         ]
     )
-    assert set(
-        UserActivity.objects.filter(source_model="tournaments.match", source_id=match.id).values_list(
-            "timestamp", flat=True
-        )
-    ) == {match.completed_at}
+    assert set(ledger_rows_of(match, fields=("timestamp",))) == {match.completed_at}
 
 
 def test_forfeit_records_played_for_both_and_no_win():
@@ -132,7 +120,7 @@ def test_forfeit_records_played_for_both_and_no_win():
     match.completed_at = timezone.now()
     match.save()
     record(match)
-    assert rows_of(match) == sorted(
+    assert ledger_rows_of(match) == sorted(
         [(match.participant1.user_id, E.MATCH_PLAYED), (match.participant2.user_id, E.MATCH_PLAYED)]
     )
 
@@ -143,7 +131,7 @@ def test_forfeit_records_played_for_both_and_no_win():
 def test_match_that_is_not_finished_records_nothing(state):
     match = MatchFactory(state=state)
     record(match)
-    assert rows_of(match) == []
+    assert ledger_rows_of(match) == []
 
 
 def test_tournament_result_gives_placements_and_completed_to_every_checked_in_entrant():
@@ -156,7 +144,7 @@ def test_tournament_result_gives_placements_and_completed_to_every_checked_in_en
     )
     record(result)
     completed = [(r.user_id, E.TOURNAMENT_COMPLETED) for r in (winner, runner_up, third, fourth, fifth)]
-    assert rows_of(result) == sorted(
+    assert ledger_rows_of(result) == sorted(
         completed
         + [
             (winner.user_id, E.TOURNAMENT_WON),
@@ -197,7 +185,7 @@ def test_team_entry_gives_events_to_members_active_at_registration_time_only():
     registration = RegistrationFactory(user=None, team=team, checked_in=False)
     late = TeamMembershipFactory(team=team, joined_at=timezone.now() + timedelta(minutes=1)).user
     record(registration)
-    assert rows_of(registration) == sorted((u.id, E.TOURNAMENT_REGISTERED) for u in members)
+    assert ledger_rows_of(registration) == sorted((u.id, E.TOURNAMENT_REGISTERED) for u in members)
     assert not UserActivity.objects.filter(
         user_id__in=[gone.id, late.id], source_model="tournaments.registration"
     ).exists()
@@ -211,11 +199,10 @@ def test_a_deleted_source_row_keeps_its_event_and_gains_a_compensation():
     result = record_events_for("achievements.userachievement", [unlock_id])
     assert result.by_type() == {E.ACHIEVEMENT_UNLOCKED_REVERSED: 1}
     assert record_events_for("achievements.userachievement", [unlock_id]).created == 0  # compensated once
-    assert sorted(
-        UserActivity.objects.filter(source_model="achievements.userachievement", source_id=unlock_id).values_list(
-            "event_type", flat=True
-        )
-    ) == [E.ACHIEVEMENT_UNLOCKED, E.ACHIEVEMENT_UNLOCKED_REVERSED]
+    assert ledger_rows_of("achievements.userachievement", unlock_id, fields=("event_type",)) == [
+        E.ACHIEVEMENT_UNLOCKED,
+        E.ACHIEVEMENT_UNLOCKED_REVERSED,
+    ]
 
 
 # --- idempotency ----------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from activity.recording import record_events_for
 from activity.selectors.match_history import match_history
 from esports.tournaments.models import Match
 from tests.factories import MatchFactory, complete_match
-from tests.read_side import fresh_cache  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -19,8 +19,7 @@ from project import metrics_dir
 from tasks.recording import record_source_change
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture
-from tests.prefork_worker import PreforkWorker, only_our_worker_consumes_events  # noqa: F401 - fixture
+from tests.prefork_worker import PreforkWorker
 from tests.private_services import test_database_url
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from activity.event_types import EventType as E
 from stats.selectors.leaderboards import Board
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, build_platform_history, event, fresh_cache, minutes, play_match, record  # noqa: F401
+from tests.read_side import BASE_TIME, build_platform_history, event, minutes, play_match, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -24,7 +24,7 @@ from activity.selectors.match_history import match_history
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
 from tests.factories import UserFactory
-from tests.read_side import BASE_TIME, event, fresh_cache, minutes, record  # noqa: F401 - fixture
+from tests.read_side import BASE_TIME, event, minutes, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
@@ -95,7 +95,7 @@ def test_match_history_pages_through_1000_matches_via_the_api_next_links(client)
     user = UserFactory()
     client.force_login(user)
     rows, expected = [], {}
-    for i in range(1000):
+    for _ in range(1000):
         at = BASE_TIME + minutes(rng.randrange(200))  # 5 matches per timestamp on average
         played = event(user, E.MATCH_PLAYED, at=at)
         outcome = rng.choice(("won", "lost", "forfeit"))

@@ -21,7 +21,7 @@ from esports.teams.models import TeamMembership
 from monitoring import metrics
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.reconcile import run_reconciliation
-from tests.backfill_support import drain, history_mode, no_grace  # noqa: F401 - fixtures
+from tests.backfill_support import drain
 from tests.factories import TeamFactory, TeamMembershipFactory, UserFactory
 from tests.ledger_helpers import counters
 

@@ -23,7 +23,7 @@ from esports.profiles.models import UserProfile
 from stats.selectors.export import user_export
 from stats.selectors.lifetime import lifetime_stats
 from tests.factories import FollowFactory, UserFactory
-from tests.read_side import event, fresh_cache, record  # noqa: F401 - fixture
+from tests.read_side import event, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
@@ -37,7 +37,9 @@ class Flags:
     show_tournament_stats: bool
 
     def __str__(self) -> str:
-        return f"matches-{'on' if self.show_match_history else 'off'}/tournaments-{'on' if self.show_tournament_stats else 'off'}"
+        matches = "on" if self.show_match_history else "off"
+        tournaments = "on" if self.show_tournament_stats else "off"
+        return f"matches-{matches}/tournaments-{tournaments}"
 
 
 FLAGS = [Flags(m, t) for m in (True, False) for t in (True, False)]
@@ -70,9 +72,7 @@ def sees(viewer: str, visibility: str, category: str, flags: Flags) -> bool:
         return False
     if category == "match" and not flags.show_match_history:
         return False
-    if category == "participation" and not flags.show_tournament_stats:
-        return False
-    return True
+    return category != "participation" or flags.show_tournament_stats
 
 
 def match_history_allowed(viewer: str, flags: Flags) -> bool:

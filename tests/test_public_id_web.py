@@ -9,7 +9,6 @@ from activity.erasure import erase_user
 from esports.profiles.models import UserProfile
 from stats.models import UserProfileStats
 from tests.factories import UserFactory
-from tests.read_side import fresh_cache  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 

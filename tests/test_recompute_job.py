@@ -13,7 +13,6 @@ from stats.cache import LEADERBOARD_GENERATION_KEY
 from stats.models import StaleStats, UserProfileStats
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, UserFactory, complete_match
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture
 
 STATS_TABLE = UserProfileStats._meta.db_table
 

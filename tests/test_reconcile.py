@@ -37,7 +37,6 @@ from stats.reconcile import (
     run_reconciliation,
 )
 from tests.factories import MatchFactory, TransactionFactory, UserFactory, complete_match
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture
 
 STATS_TABLE = UserProfileStats._meta.db_table
 TX_LABEL = "economy.deltacrowntransaction"

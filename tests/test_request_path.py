@@ -3,9 +3,14 @@ writes nothing to the ledger or the stats, and a broker outage neither fails nor
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.db.models.signals import post_save
@@ -30,8 +35,15 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters, enqueued, tracker  # noqa: F401 - fixtures
-from tests.private_services import BlackHoleListener, broker_at, run_outage_probe
+from tests.ledger_helpers import LEDGER_TABLE, STATS_TABLE, counters
+from tests.private_services import (
+    ROOT,
+    BlackHoleListener,
+    PrivateRedis,
+    broker_at,
+    run_outage_probe,
+    test_database_url,
+)
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
 
@@ -210,3 +222,35 @@ def test_saving_a_match_still_succeeds_quickly_with_redis_stopped(admin_user, en
     assert err.count(f"enqueue failed for tournaments.match id={match.pk}") == 1, err[-3000:]
     assert err.count(f"enqueue skipped for tournaments.match id={match.pk}") == 1, err[-3000:]  # the admin request
     assert not UserActivity.objects.filter(source_model="tournaments.match", source_id=match.pk).exists()
+
+
+@pytest.mark.slow
+def test_the_request_path_benchmark_runs_to_its_report(tmp_path):
+    """bench/request_path.py, scaled down to a few rounds, prints every figure it promises: it once bound its list of
+    publish timings to the name of the publish function it timed and crashed before the report. It gets a database
+    of its own (dropped after) and a private redis-server, since it purges the broker's queues."""
+    bench_db = f"{connection.settings_dict['NAME']}_reqbench"
+    server = urlsplit(test_database_url())
+    env = {
+        **os.environ,
+        "DATABASE_URL": server._replace(path="/postgres").geturl(),
+        "BENCH_DATABASE_NAME": bench_db,
+    }
+    try:
+        with PrivateRedis() as redis:
+            env["REDIS_URL"] = env["CELERY_BROKER_URL"] = env["CACHE_URL"] = redis.url
+            result = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "request_path.py"), "--rounds", "3", "--warmup", "1"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+    finally:
+        with psycopg.connect(server._replace(path="/postgres").geturl(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+    report = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, report
+    for line in ("save, no receivers", "save + async enqueue (production)", "one bare Celery publish", "ratios:"):
+        assert line in result.stdout, report

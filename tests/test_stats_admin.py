@@ -14,7 +14,6 @@ from stats.models import ReconciliationRun, StaleStats, UserProfileStats
 from stats.reconcile import run_reconciliation
 from tests.conftest import wait_until
 from tests.factories import UserFactory
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture
 from tests.private_services import broker_at, free_port
 
 RUN_URL = "admin:stats_reconciliationrun_run"

@@ -15,8 +15,7 @@ from stats import cache as stats_cache
 from stats.recompute import recompute_stats
 from stats.selectors.lifetime import cached_stats, load_stats
 from tests.factories import TransactionFactory, UserFactory
-from tests.ledger_helpers import enqueued  # noqa: F401 - fixture: no task reaches the broker from these tests
-from tests.read_side import event, fresh_cache, record  # noqa: F401 - fixture
+from tests.read_side import event, record
 
 pytestmark = [pytest.mark.usefixtures("fresh_cache", "enqueued")]
 
@@ -92,8 +91,8 @@ def test_recompute_stats_invalidates_the_users_it_rewrites():
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {UserActivity._meta.db_table} (user_id, event_type, timestamp, recorded_at, metadata, "
-            "source_model, source_id, seq, visibility) VALUES (%s, 'match_won', now(), now(), '{}', 'tournaments.match', "
-            "987654, 1, 'public')",
+            "source_model, source_id, seq, visibility) "
+            "VALUES (%s, 'match_won', now(), now(), '{}', 'tournaments.match', 987654, 1, 'public')",
             [user.pk],
         )
     assert cached_stats(user.pk)["matches_won"] == 0  # still the cached value: nothing told the cache

@@ -30,7 +30,7 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
-from tests.ledger_helpers import all_counters, counters, enqueued, nonzero, record  # noqa: F401 - enqueued is a fixture
+from tests.ledger_helpers import all_counters, counters, nonzero, record
 
 T0 = timezone.now() - timedelta(days=1)
 

@@ -191,7 +191,12 @@ class Season:
             placed = [self.regs[i] for i in order]
             result, _ = TournamentResult.objects.update_or_create(
                 tournament=self.tournament,
-                defaults=dict(winner=placed[0], runner_up=placed[1], third_place=placed[2], fourth_place=placed[3]),
+                defaults={
+                    "winner": placed[0],
+                    "runner_up": placed[1],
+                    "third_place": placed[2],
+                    "fourth_place": placed[3],
+                },
             )
             self.after(result, when)
 

@@ -13,14 +13,7 @@ from activity import catchup
 from activity.backfill import start_backfill
 from activity.models import SweepWatermark
 from esports.tournaments.models import Match
-from tests.backfill_support import (  # noqa: F401 - fixtures
-    MATCH,
-    drain,
-    history_mode,
-    ledger_keys,
-    make_history,
-    no_grace,
-)
+from tests.backfill_support import MATCH, drain, ledger_keys, make_history
 from tests.test_catchup import findings
 
 # Source rows written in these tests are history (the receivers enqueue nothing), and the sweep takes rows however

@@ -19,7 +19,7 @@ from stats.selectors.leaderboards import (
     leaderboard,
 )
 from tests.factories import UserFactory
-from tests.read_side import fresh_cache, known_game, play_match  # noqa: F401 - fixture
+from tests.read_side import known_game, play_match
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
