@@ -21,11 +21,22 @@ pytest_plugins = [
 ]
 
 
-def pytest_configure(config) -> None:
-    if not settings.CELERY_BROKER_URL:
-        raise pytest.UsageError(
-            "The suite runs against real PostgreSQL and Redis: use `make test`, or set DATABASE_URL and REDIS_URL "
-            f"(now: {settings.BACKENDS_DESCRIPTION})."
+# Fixtures that mean "this test talks to PostgreSQL or the broker". A test without any of them (the derivation rules,
+# the settings probes, the import-graph checks) runs with nothing installed: `pytest tests/test_derivation_rules.py`.
+SERVICE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_worker", "celery_session_worker"}
+
+
+def needs_services(item: pytest.Item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(SERVICE_FIXTURES & set(item.fixturenames))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that needs the services fails with what to do, not with a connection error deep in a fixture."""
+    if needs_services(item) and not settings.CELERY_BROKER_URL:
+        pytest.fail(
+            "this test runs against real PostgreSQL and Redis: use `make test`, or set DATABASE_URL and REDIS_URL "
+            f"(now: {settings.BACKENDS_DESCRIPTION}).",
+            pytrace=False,
         )
 
 
