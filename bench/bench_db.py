@@ -14,6 +14,16 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
+DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def database_url_on_server(name: str) -> str:
+    """The URL of database `name` on the PostgreSQL server DATABASE_URL points at (the system server when unset; the
+    embedded one when `make test` runs on it), with the same credentials."""
+    base = os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL
+    return urlsplit(base)._replace(path=f"/{name}").geturl()
+
+
 def use_bench_database(default_name: str = "activity_bench") -> str:
     """Create (if missing) and migrate the benchmark database, set Django up on it; returns its URL.
 
@@ -21,15 +31,15 @@ def use_bench_database(default_name: str = "activity_bench") -> str:
     """
     import psycopg
 
-    base = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+    base = os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL
     if not os.environ.get("REDIS_URL") and not os.environ.get("CELERY_BROKER_URL"):
         sys.exit("set REDIS_URL (e.g. redis://127.0.0.1:6379/2): the benchmarks go through a real Redis broker")
     parts = urlsplit(base)
     if not parts.scheme.startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL server: the benchmarks measure the production setup")
     name = os.environ.get("BENCH_DATABASE_NAME", default_name)
-    url = parts._replace(path=f"/{name}").geturl()
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
+    url = database_url_on_server(name)
+    with psycopg.connect(database_url_on_server("postgres"), autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             admin.execute(f'CREATE DATABASE "{name}"')
     os.environ["DATABASE_URL"] = url

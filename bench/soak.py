@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_db import database_url_on_server  # noqa: E402 - needs ROOT on sys.path when run as a script
+
 GAMES = ("valorant", "cs2", "dota2", "lol")
 SEED_USERS = 300
 STABLE_TEAMS = 12  # entered in tournaments; their rosters never change during the soak
@@ -122,7 +124,7 @@ class Managed:
 def recreate_database(name: str) -> None:
     import psycopg
 
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+    with psycopg.connect(database_url_on_server("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -678,7 +680,8 @@ def main() -> int:
     redis.start()
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.database}",
+        # Its own database on the server DATABASE_URL names (the embedded one when `make test` runs on it).
+        "DATABASE_URL": database_url_on_server(args.database),
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "soak-only"),
         "DJANGO_SETTINGS_MODULE": "project.settings",
