@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -210,7 +211,7 @@ def main() -> None:
     print(
         f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; "
         f"database {settings.DATABASES['default']['NAME']}, "
-        f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"
+        f"cache {str(settings.CACHES['default']['BACKEND']).rsplit('.', 1)[-1]}"
     )
     if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:
         print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
@@ -286,7 +287,7 @@ def main() -> None:
     for board in Board:
         report(
             f"{board.value}, uncached",
-            timed(lambda b=board: leaderboard(b, use_cache=False), board_n),
+            timed(partial(leaderboard, board, use_cache=False), board_n),
             goal=10,
             naive=naive_lb if board is Board.TOURNAMENTS_WON else None,
         )

@@ -139,6 +139,18 @@ class UserAchievementFactory(ModelFactory[UserAchievement]):
     unlocked_at = factory.LazyFunction(timezone.now)
 
 
+def solo_user(entry: Registration) -> User:
+    """The user of a solo entry, RegistrationFactory's default (a team entry has none)."""
+    assert entry.user is not None, f"registration {entry.pk} is a team entry"
+    return entry.user
+
+
+def solo_user_id(entry: Registration) -> int:
+    """solo_user's id, without loading the user."""
+    assert entry.user_id is not None, f"registration {entry.pk} is a team entry"
+    return entry.user_id
+
+
 def complete_match(match: Match, winner: Registration) -> Match:
     """Save the match as completed with `winner` (a participant) through the ORM, so the receivers fire."""
     match.winner = winner
