@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 
-from bench.bench_db import percentile, use_bench_database  # noqa: E402
+from bench.bench_db import percentile, public_id_sql, use_bench_database  # noqa: E402
 
 EVENTS_PER_USER = 50
 GAMES = ("valorant", "chess", "tennis", "dota")
@@ -54,6 +55,7 @@ assert len(TEMPLATE) + 1 == EVENTS_PER_USER
 
 def generate(users: int) -> None:
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from activity.models import UserActivity
     from stats.recompute import recompute_stats
@@ -61,24 +63,27 @@ def generate(users: int) -> None:
     ledger = UserActivity._meta.db_table
     template = ", ".join(f"({i}, '{kind}', {slot})" for i, (kind, slot) in enumerate(TEMPLATE))
     started = time.monotonic()
+    joined = timezone.now() - timedelta(days=800)
     with connection.cursor() as cursor:
+        # The public-ID counter goes with the profiles it numbered: the regenerated ones are numbered from 1 again.
         cursor.execute(
             f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
-            "economy_deltacrownwallet, profiles_userprofile, auth_user CASCADE"
+            "economy_deltacrownwallet, profiles_userprofile, profiles_publicidcounter, auth_user CASCADE"
         )
         cursor.execute(
             "INSERT INTO auth_user (id, password, username, first_name, last_name, email, is_staff, is_active, "
             "is_superuser, date_joined) SELECT g, '!', 'bench' || g, 'Player', g::text, '', false, true, false, "
-            "now() - interval '800 days' FROM generate_series(1, %s) g",
-            [users],
+            "%s FROM generate_series(1, %s) g",
+            [joined, users],
         )
         cursor.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
-        cursor.execute(
-            "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
-            "created_at, updated_at) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, now() - interval '800 days', "
-            "now() FROM generate_series(1, %s) g",
-            [users],
-        )
+        with transaction.atomic():  # the IDs' reservation commits with the profiles that carry them
+            cursor.execute(
+                "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
+                f"created_at, updated_at, public_id) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, %s, now(), "
+                f"{public_id_sql(joined, users, 'g')} FROM generate_series(1, %s) g",
+                [joined, users],
+            )
         cursor.execute(
             "INSERT INTO profiles_follow (follower_id, followee_id, created_at) "
             "SELECT g, 1 + ((g::bigint * 7919 + k * 104729) %% %s), now() FROM generate_series(1, %s) g, "
