@@ -36,6 +36,7 @@ from bench.bench_db import percentile, public_id_sql, use_bench_database  # noqa
 
 EVENTS_PER_USER = 50
 GAMES = ("valorant", "chess", "tennis", "dota")
+TOURNAMENTS = 2000  # the events name tournament 1 + hash % TOURNAMENTS, of game GAMES[id % 4]
 
 # The per-user template: 49 events + profile_created = 50. (kind, slot): match slots pair match_played with its
 # outcome (same source id and time); the outcome is won or lost per user and match.
@@ -62,14 +63,23 @@ def generate(users: int) -> None:
 
     ledger = UserActivity._meta.db_table
     template = ", ".join(f"({i}, '{kind}', {slot})" for i, (kind, slot) in enumerate(TEMPLATE))
+    games = "ARRAY[" + ", ".join(f"'{g}'" for g in GAMES) + "]"
     started = time.monotonic()
     joined = timezone.now() - timedelta(days=800)
     with connection.cursor() as cursor:
         # The public-ID counter goes with the profiles it numbered: the regenerated ones are numbered from 1 again.
         cursor.execute(
             f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
-            "economy_deltacrownwallet, profiles_userprofile, profiles_publicidcounter, auth_user CASCADE"
+            "economy_deltacrownwallet, profiles_userprofile, profiles_publicidcounter, tournaments_tournament, "
+            "auth_user CASCADE"
         )
+        # The tournaments the events name: a per-game board is only served for a game some tournament is played in.
+        cursor.execute(
+            "INSERT INTO tournaments_tournament (id, name, game, status, created_at, updated_at) "
+            "SELECT t, 'Bench Cup ' || t, (%s::text[])[1 + t %% 4], 'completed', %s, %s FROM generate_series(1, %s) t",
+            [list(GAMES), joined, joined, TOURNAMENTS],
+        )
+        cursor.execute("SELECT setval(pg_get_serial_sequence('tournaments_tournament', 'id'), %s)", [TOURNAMENTS])
         cursor.execute(
             "INSERT INTO auth_user (id, password, username, first_name, last_name, email, is_staff, is_active, "
             "is_superuser, date_joined) SELECT g, '!', 'bench' || g, 'Player', g::text, '', false, true, false, "
@@ -94,7 +104,9 @@ def generate(users: int) -> None:
         for lo in range(1, users + 1, chunk):
             hi = min(users, lo + chunk - 1)
             with transaction.atomic():
-                cursor.execute(_LEDGER_SQL.format(ledger=ledger, template=template), [lo, hi])
+                cursor.execute(
+                    _LEDGER_SQL.format(ledger=ledger, template=template, games=games, tournaments=TOURNAMENTS), [lo, hi]
+                )
             print(
                 f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
                 flush=True,
@@ -124,7 +136,7 @@ SELECT u,
          WHEN et LIKE 'team%%' THEN jsonb_build_object('team_id', 1 + u / 5, 'team', 'Team ' || (1 + u / 5))
          WHEN et = 'profile_created' THEN '{{}}'::jsonb
          ELSE jsonb_build_object('tournament_id', tid, 'tournament', 'Bench Cup ' || tid,
-                                 'game', (ARRAY['valorant','chess','tennis','dota'])[1 + tid %% 4], 'round', 'R16')
+                                 'game', ({games})[1 + tid %% 4], 'round', 'R16')
        END,
        CASE
          WHEN et LIKE 'match%%' THEN 'tournaments.match'
@@ -156,7 +168,7 @@ FROM (
     SELECT u, t.i, t.kind, t.slot,
            abs(hashint8(u::bigint * 1000 + t.i)) AS h,
            abs(hashint8(u::bigint * 977 + t.slot * 31 + length(t.kind))) AS mix,
-           1 + abs(hashint8(u::bigint * 53 + t.slot)) %% 2000 AS tid
+           1 + abs(hashint8(u::bigint * 53 + t.slot)) %% {tournaments} AS tid
     FROM generate_series(%s, %s) AS u
     CROSS JOIN (VALUES {template}, (49, 'profile_created', 0)) AS t(i, kind, slot)
   ) AS base
@@ -205,6 +217,7 @@ def main() -> None:
     from activity.selectors.profiles import profile_by_id
     from activity.selectors.timeline import timeline
     from esports.profiles.models import UserProfile
+    from esports.tournaments.models import Tournament
     from stats.recompute import ledger_aggregate_sql
     from stats.selectors.leaderboards import Board, leaderboard
     from stats.selectors.lifetime import cached_stats, load_stats
@@ -218,7 +231,8 @@ def main() -> None:
         f"database {settings.DATABASES['default']['NAME']}, "
         f"cache {str(settings.CACHES['default']['BACKEND']).rsplit('.', 1)[-1]}"
     )
-    if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:
+    stale = have_users != users or have_events != users * EVENTS_PER_USER or not Tournament.objects.exists()
+    if args.regenerate or stale:
         print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
         generate(users)
     print(f"ledger rows: {UserActivity.objects.count():,}; iterations per figure: {args.iterations}", flush=True)
