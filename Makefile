@@ -41,8 +41,9 @@ services:
 	bash scripts/ensure_services.sh
 
 # ruff (lint rules and formatting, pyproject.toml) over everything; mypy with django-stubs over the application
-# packages (settings are imported by the plugin: DEBUG=1 supplies a throwaway key, no server is contacted).
-TYPED := activity dispatch esports monitoring project stats tasks web
+# packages, the tests and the benchmarks (settings are imported by the plugin: DEBUG=1 supplies a throwaway key, no
+# server is contacted).
+TYPED := activity dispatch esports monitoring project stats tasks web tests bench
 lint: $(INSTALL)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

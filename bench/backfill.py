@@ -28,6 +28,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Django is set up inside the scenario subprocess, not at import
+    from activity.models import BackfillRun
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASES = {"atp": "activity_backfill_bench_atp", "synthetic": "activity_backfill_bench_synth"}
@@ -123,14 +127,14 @@ def scenario(args) -> dict:
 
     from activity.sources import SOURCES
 
-    counts = {label: kind.model.objects.count() for label, kind in SOURCES.items()}
+    counts = {label: kind.model._default_manager.count() for label, kind in SOURCES.items()}
     if args.scenario == "atp" and not counts["tournaments.match"]:
         print(f"importing the ATP history from {args.atp_dir} (once)...", flush=True)
         call_command("import_atp", args.atp_dir)
     elif args.scenario == "synthetic" and not counts["profiles.userprofile"]:
         print(f"generating a platform of {args.users:,} users / {args.tournaments:,} tournaments (once)...", flush=True)
         call_command("generate_platform", users=args.users, tournaments=args.tournaments, seed=1)
-    counts = {label: kind.model.objects.count() for label, kind in SOURCES.items()}
+    counts = {label: kind.model._default_manager.count() for label, kind in SOURCES.items()}
     print("source rows: " + ", ".join(f"{label} {n:,}" for label, n in counts.items()), flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
@@ -187,7 +191,7 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
             time.sleep(0.25)
         if run.status != BackfillRun.Status.SUCCEEDED:
             raise SystemExit(f"backfill {run.status}: {run.last_error}")
-        seconds = (run.finished_at - run.started_at).total_seconds()
+        seconds = run_seconds(run)
         print(
             f"backfill, {lanes} lane(s): {run.events_created:,} events in {seconds:.1f} s "
             f"({run.events_created / seconds:,.0f} events/s)",
@@ -199,7 +203,7 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
         while BackfillRun.objects.get(pk=rerun.pk).is_active:
             time.sleep(0.25)
         rerun.refresh_from_db()
-        rerun_seconds = (rerun.finished_at - rerun.started_at).total_seconds()
+        rerun_seconds = run_seconds(rerun)
         print(f"second run: {rerun.events_created} events in {rerun_seconds:.1f} s", flush=True)
     finally:
         for worker in workers:
@@ -221,6 +225,12 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
         "rerun_events": rerun.events_created,
         "rerun_rows_per_s": rerun.rows_done / rerun_seconds,
     }
+
+
+def run_seconds(run: BackfillRun) -> float:
+    """Wall time of a run that is no longer active (both stamps are set by then)."""
+    assert run.started_at is not None and run.finished_at is not None, f"backfill run {run.pk} has not finished"
+    return (run.finished_at - run.started_at).total_seconds()
 
 
 def start_worker(n: int) -> subprocess.Popen:
@@ -287,7 +297,7 @@ def naive(counts: dict[str, int], share: float) -> dict:
     for label, kind in SOURCES.items():
         pk = kind.model._meta.pk.attname
         n = math.ceil(counts[label] * share)
-        for row_id in kind.model.objects.order_by(pk).values_list(pk, flat=True)[:n]:
+        for row_id in kind.model._default_manager.order_by(pk).values_list(pk, flat=True)[:n]:
             for derivation in kind.load([row_id]):  # per source row: load and derive it
                 for e in derivation.events:
                     key = {
@@ -308,7 +318,11 @@ def naive(counts: dict[str, int], share: float) -> dict:
                     )
                     UserProfileStats.objects.get_or_create(profile_id=e.user_id)
                     for counter, sign in EFFECTS[e.event_type]:
-                        delta = sign * (e.amount if counter in AMOUNT_FIELDS else 1)
+                        if counter in AMOUNT_FIELDS:
+                            assert e.amount is not None, f"{e.event_type} moves coins, so it carries an amount"
+                            delta = sign * e.amount
+                        else:
+                            delta = sign
                         UserProfileStats.objects.filter(profile_id=e.user_id).update(**{counter: F(counter) + delta})
                     events += 1
     seconds = time.perf_counter() - began

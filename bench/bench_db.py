@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,6 +57,24 @@ def use_bench_database(default_name: str = "activity_bench") -> str:
 
     call_command("migrate", verbosity=0)
     return url
+
+
+def public_id_sql(created_at: datetime, count: int, row_number: str) -> str:
+    """Reserve `count` public IDs for profiles created at `created_at` and return the SQL expression that spells the
+    ID of row `row_number` (an expression numbering the inserted rows 1..count), for set-based INSERT .. SELECT.
+
+    The numbers come from the year's counter like every other creator's (esports.profiles.public_ids.reserve_block,
+    one block), so the IDs are those format_public_id gives and the year's counter stays gapless. Call it inside the
+    transaction that inserts the rows: the reservation is rolled back with them.
+    """
+    from esports.profiles.public_ids import PREFIX, creation_year, reserve_block
+
+    year = creation_year(created_at)
+    before = reserve_block(year, count).start - 1  # ints from the counter: safe to inline in the statement
+    number = f"({before} + ({row_number}))"
+    # format_public_id in SQL: six digits zero-padded, more (never a leading zero) past 999,999.
+    digits = f"CASE WHEN {number} < 1000000 THEN lpad({number}::text, 6, '0') ELSE {number}::text END"
+    return f"'{PREFIX}-{year % 100:02d}-' || {digits}"
 
 
 def percentile(values, q: float) -> float:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -220,6 +221,10 @@ def throughput(app, label: str, ids: list[int], events_per_row: int, args, mode:
     )
 
 
+def stamp_now(stamp: list[float]) -> None:
+    stamp.append(time.perf_counter())
+
+
 def lag(app, wallets: dict[int, int], args, mode: str) -> None:
     from django.db import connection, transaction
 
@@ -259,9 +264,9 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
                     time.sleep(delay)
                 stamp: list[float] = []
                 with transaction.atomic():
-                    # Runs first after the commit. `s=stamp` binds this row's list, not what the loop variable holds
+                    # Runs first after the commit. partial binds this row's list, not what the loop variable holds
                     # by the time the hook runs.
-                    transaction.on_commit(lambda s=stamp: s.append(time.perf_counter()))
+                    transaction.on_commit(partial(stamp_now, stamp))
                     tx = DeltaCrownTransaction.objects.create(
                         wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="lag bench"
                     )

@@ -24,16 +24,19 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 
-from bench.bench_db import percentile, use_bench_database  # noqa: E402
+from bench.bench_db import percentile, public_id_sql, use_bench_database  # noqa: E402
 
 EVENTS_PER_USER = 50
 GAMES = ("valorant", "chess", "tennis", "dota")
+TOURNAMENTS = 2000  # the events name tournament 1 + hash % TOURNAMENTS, of game GAMES[id % 4]
 
 # The per-user template: 49 events + profile_created = 50. (kind, slot): match slots pair match_played with its
 # outcome (same source id and time); the outcome is won or lost per user and match.
@@ -53,31 +56,44 @@ assert len(TEMPLATE) + 1 == EVENTS_PER_USER
 
 def generate(users: int) -> None:
     from django.db import connection, transaction
+    from django.utils import timezone
 
     from activity.models import UserActivity
     from stats.recompute import recompute_stats
 
     ledger = UserActivity._meta.db_table
     template = ", ".join(f"({i}, '{kind}', {slot})" for i, (kind, slot) in enumerate(TEMPLATE))
+    games = "ARRAY[" + ", ".join(f"'{g}'" for g in GAMES) + "]"
     started = time.monotonic()
+    joined = timezone.now() - timedelta(days=800)
     with connection.cursor() as cursor:
+        # The public-ID counter goes with the profiles it numbered: the regenerated ones are numbered from 1 again.
         cursor.execute(
             f"TRUNCATE {ledger}, stats_userprofilestats, profiles_follow, economy_deltacrowntransaction, "
-            "economy_deltacrownwallet, profiles_userprofile, auth_user CASCADE"
+            "economy_deltacrownwallet, profiles_userprofile, profiles_publicidcounter, tournaments_tournament, "
+            "auth_user CASCADE"
         )
+        # The tournaments the events name: a per-game board is only served for a game some tournament is played in.
+        cursor.execute(
+            "INSERT INTO tournaments_tournament (id, name, game, status, created_at, updated_at) "
+            "SELECT t, 'Bench Cup ' || t, (%s::text[])[1 + t %% 4], 'completed', %s, %s FROM generate_series(1, %s) t",
+            [list(GAMES), joined, joined, TOURNAMENTS],
+        )
+        cursor.execute("SELECT setval(pg_get_serial_sequence('tournaments_tournament', 'id'), %s)", [TOURNAMENTS])
         cursor.execute(
             "INSERT INTO auth_user (id, password, username, first_name, last_name, email, is_staff, is_active, "
             "is_superuser, date_joined) SELECT g, '!', 'bench' || g, 'Player', g::text, '', false, true, false, "
-            "now() - interval '800 days' FROM generate_series(1, %s) g",
-            [users],
+            "%s FROM generate_series(1, %s) g",
+            [joined, users],
         )
         cursor.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
-        cursor.execute(
-            "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
-            "created_at, updated_at) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, now() - interval '800 days', "
-            "now() FROM generate_series(1, %s) g",
-            [users],
-        )
+        with transaction.atomic():  # the IDs' reservation commits with the profiles that carry them
+            cursor.execute(
+                "INSERT INTO profiles_userprofile (user_id, display_name, show_match_history, show_tournament_stats, "
+                f"created_at, updated_at, public_id) SELECT g, 'Player ' || g, g %% 10 <> 0, g %% 7 <> 0, %s, now(), "
+                f"{public_id_sql(joined, users, 'g')} FROM generate_series(1, %s) g",
+                [joined, users],
+            )
         cursor.execute(
             "INSERT INTO profiles_follow (follower_id, followee_id, created_at) "
             "SELECT g, 1 + ((g::bigint * 7919 + k * 104729) %% %s), now() FROM generate_series(1, %s) g, "
@@ -88,7 +104,9 @@ def generate(users: int) -> None:
         for lo in range(1, users + 1, chunk):
             hi = min(users, lo + chunk - 1)
             with transaction.atomic():
-                cursor.execute(_LEDGER_SQL.format(ledger=ledger, template=template), [lo, hi])
+                cursor.execute(
+                    _LEDGER_SQL.format(ledger=ledger, template=template, games=games, tournaments=TOURNAMENTS), [lo, hi]
+                )
             print(
                 f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
                 flush=True,
@@ -118,7 +136,7 @@ SELECT u,
          WHEN et LIKE 'team%%' THEN jsonb_build_object('team_id', 1 + u / 5, 'team', 'Team ' || (1 + u / 5))
          WHEN et = 'profile_created' THEN '{{}}'::jsonb
          ELSE jsonb_build_object('tournament_id', tid, 'tournament', 'Bench Cup ' || tid,
-                                 'game', (ARRAY['valorant','chess','tennis','dota'])[1 + tid %% 4], 'round', 'R16')
+                                 'game', ({games})[1 + tid %% 4], 'round', 'R16')
        END,
        CASE
          WHEN et LIKE 'match%%' THEN 'tournaments.match'
@@ -150,7 +168,7 @@ FROM (
     SELECT u, t.i, t.kind, t.slot,
            abs(hashint8(u::bigint * 1000 + t.i)) AS h,
            abs(hashint8(u::bigint * 977 + t.slot * 31 + length(t.kind))) AS mix,
-           1 + abs(hashint8(u::bigint * 53 + t.slot)) %% 2000 AS tid
+           1 + abs(hashint8(u::bigint * 53 + t.slot)) %% {tournaments} AS tid
     FROM generate_series(%s, %s) AS u
     CROSS JOIN (VALUES {template}, (49, 'profile_created', 0)) AS t(i, kind, slot)
   ) AS base
@@ -199,6 +217,7 @@ def main() -> None:
     from activity.selectors.profiles import profile_by_id
     from activity.selectors.timeline import timeline
     from esports.profiles.models import UserProfile
+    from esports.tournaments.models import Tournament
     from stats.recompute import ledger_aggregate_sql
     from stats.selectors.leaderboards import Board, leaderboard
     from stats.selectors.lifetime import cached_stats, load_stats
@@ -210,9 +229,10 @@ def main() -> None:
     print(
         f"read path benchmark: {users:,} users x {EVENTS_PER_USER} events; "
         f"database {settings.DATABASES['default']['NAME']}, "
-        f"cache {settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"
+        f"cache {str(settings.CACHES['default']['BACKEND']).rsplit('.', 1)[-1]}"
     )
-    if args.regenerate or have_users != users or have_events != users * EVENTS_PER_USER:
+    stale = have_users != users or have_events != users * EVENTS_PER_USER or not Tournament.objects.exists()
+    if args.regenerate or stale:
         print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
         generate(users)
     print(f"ledger rows: {UserActivity.objects.count():,}; iterations per figure: {args.iterations}", flush=True)
@@ -286,7 +306,7 @@ def main() -> None:
     for board in Board:
         report(
             f"{board.value}, uncached",
-            timed(lambda b=board: leaderboard(b, use_cache=False), board_n),
+            timed(partial(leaderboard, board, use_cache=False), board_n),
             goal=10,
             naive=naive_lb if board is Board.TOURNAMENTS_WON else None,
         )

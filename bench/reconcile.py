@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,9 +31,11 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Max, Sum  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from activity.derivation import PROFILE  # noqa: E402
 from activity.models import UserActivity  # noqa: E402
+from bench.bench_db import public_id_sql  # noqa: E402
 from esports.profiles.models import UserProfile  # noqa: E402
 from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS  # noqa: E402
 from stats.models import UserProfileStats  # noqa: E402
@@ -84,25 +87,27 @@ def timed(fn):
 def generate(users: int, events: int) -> None:
     print(f"generating {users:,} users and {events:,} events (once; later runs reuse them)...", flush=True)
     began = time.perf_counter()
+    joined = timezone.now() - timedelta(days=400)
+    # The public-ID counter goes with the profiles it numbered: the regenerated ones are numbered from 1 again.
     sql(
         f"TRUNCATE {LEDGER}, {STATS}, stats_stalestats, stats_reconciliationrun, profiles_userprofile, "
-        f"economy_deltacrownwallet, auth_user RESTART IDENTITY CASCADE"
+        f"profiles_publicidcounter, economy_deltacrownwallet, auth_user RESTART IDENTITY CASCADE"
     )
     sql(
         "INSERT INTO auth_user "
         "(id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
-        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, now() - interval '400 days' "
-        "FROM generate_series(1, %s) g",
-        [users],
+        "SELECT g, '!', false, 'bench' || g, '', '', '', false, true, %s FROM generate_series(1, %s) g",
+        [joined, users],
     )
     sql("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [users])
-    sql(
-        "INSERT INTO profiles_userprofile "
-        "(user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at) "
-        "SELECT g, 'bench ' || g, true, true, now() - interval '400 days', now() - interval '400 days' "
-        "FROM generate_series(1, %s) g",
-        [users],
-    )
+    with transaction.atomic():  # the IDs' reservation commits with the profiles that carry them
+        sql(
+            "INSERT INTO profiles_userprofile "
+            "(user_id, display_name, show_match_history, show_tournament_stats, created_at, updated_at, public_id) "
+            f"SELECT g, 'bench ' || g, true, true, %s, %s, {public_id_sql(joined, users, 'g')} "
+            "FROM generate_series(1, %s) g",
+            [joined, joined, users],
+        )
     # One profile_created per user, with the key the derivation rules give it (so the sources pass finds it present).
     sql(
         f"INSERT INTO {LEDGER} "

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,8 @@ class RedisServer:
     """A private redis-server: stopping it is a real broker outage that no other user of the machine notices."""
 
     def __init__(self, port: int, logdir: Path):
-        self.port, self.logdir, self.proc = port, logdir, None
+        self.port, self.logdir = port, logdir
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -97,7 +99,8 @@ class Managed:
     """A Celery process in its own process group, so SIGKILL takes the pool children down with the main process."""
 
     def __init__(self, name: str, argv: list[str], env: dict, logdir: Path):
-        self.name, self.argv, self.env, self.logdir, self.proc, self.starts = name, argv, env, logdir, None, 0
+        self.name, self.argv, self.env, self.logdir, self.starts = name, argv, env, logdir, 0
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.starts += 1
@@ -196,7 +199,7 @@ class Traffic:
         self.tournaments.append(t.id)
         return True
 
-    def _open_tournament(self) -> int | None:
+    def _open_tournament(self) -> int:
         if not self.tournaments:
             self.op_tournament()
         return self.rng.choice(self.tournaments[-4:])
@@ -636,7 +639,7 @@ def seed_platform(seed: int, processes: int) -> None:
 
     rng = random.Random(seed)
     ids = sorted(create_users_bulk([(f"soak{i}", f"Soak Player {i}") for i in range(SEED_USERS)]).values())
-    long_ago = timezone.now() - timezone.timedelta(days=400)
+    long_ago = timezone.now() - timedelta(days=400)
     Achievement.objects.bulk_create(
         [
             Achievement(code=f"soak-{i}", name=f"Soak achievement {i}", tier=rng.choice(("minor", "major")))
@@ -868,7 +871,7 @@ def run_traffic_and_verify(args, env: dict, redis: RedisServer, worker: Managed,
         lags = [float(r[0]) for r in c.fetchall()]
     latencies = [ms for r in results for ms in r["latencies"]]
     errors = [e for r in results for e in r["errors"]]
-    made = Counter()
+    made: Counter[str] = Counter()
     for r in results:
         made.update(r["made"])
     expected_events = sum(sum(c[f] for f in COUNT_FIELDS if f != "current_teams_count") for c in expected.values())

@@ -27,6 +27,7 @@ from tests.factories import (
     TransactionFactory,
     UserAchievementFactory,
     UserFactory,
+    solo_user_id,
 )
 
 Key = tuple[str, int, int, str, int]
@@ -97,8 +98,8 @@ def make_history(
         for u in users
     ]
     for r in regs:
-        expected.event(REGISTRATION, r.pk, r.user_id, "tournament_registered", tournaments_registered=1)
-        expected.event(REGISTRATION, r.pk, r.user_id, "tournament_joined", tournaments_played=1)
+        expected.event(REGISTRATION, r.pk, solo_user_id(r), "tournament_registered", tournaments_registered=1)
+        expected.event(REGISTRATION, r.pk, solo_user_id(r), "tournament_joined", tournaments_played=1)
     played = []
     for i in range(matches):
         a, b = rng.sample(regs, 2)
@@ -113,20 +114,20 @@ def make_history(
             completed_at=timezone.now() - timedelta(days=1, minutes=i),
         )
         played.append(m)
-        expected.event(MATCH, m.pk, a.user_id, "match_played", matches_played=1)
-        expected.event(MATCH, m.pk, b.user_id, "match_played", matches_played=1)
+        expected.event(MATCH, m.pk, solo_user_id(a), "match_played", matches_played=1)
+        expected.event(MATCH, m.pk, solo_user_id(b), "match_played", matches_played=1)
         if not forfeit:
-            expected.event(MATCH, m.pk, a.user_id, "match_won", matches_won=1)
-            expected.event(MATCH, m.pk, b.user_id, "match_lost", matches_lost=1)
+            expected.event(MATCH, m.pk, solo_user_id(a), "match_won", matches_won=1)
+            expected.event(MATCH, m.pk, solo_user_id(b), "match_lost", matches_lost=1)
     result = TournamentResultFactory(
         tournament=tournament, winner=regs[0], runner_up=regs[1], third_place=regs[2], fourth_place=regs[3]
     )
-    expected.event(RESULT, result.pk, regs[0].user_id, "tournament_won", tournaments_won=1)
-    expected.event(RESULT, result.pk, regs[1].user_id, "tournament_runner_up", tournaments_runner_up=1)
-    expected.event(RESULT, result.pk, regs[2].user_id, "tournament_top4", tournaments_top4=1)
-    expected.event(RESULT, result.pk, regs[3].user_id, "tournament_top4", tournaments_top4=1)
+    expected.event(RESULT, result.pk, solo_user_id(regs[0]), "tournament_won", tournaments_won=1)
+    expected.event(RESULT, result.pk, solo_user_id(regs[1]), "tournament_runner_up", tournaments_runner_up=1)
+    expected.event(RESULT, result.pk, solo_user_id(regs[2]), "tournament_top4", tournaments_top4=1)
+    expected.event(RESULT, result.pk, solo_user_id(regs[3]), "tournament_top4", tournaments_top4=1)
     for r in regs:
-        expected.event(RESULT, result.pk, r.user_id, "tournament_completed", tournaments_completed=1)
+        expected.event(RESULT, result.pk, solo_user_id(r), "tournament_completed", tournaments_completed=1)
     unlock = UserAchievementFactory(user=users[0], achievement=AchievementFactory(code="first-blood"))
     expected.event(UNLOCK, unlock.pk, users[0].pk, "achievement_unlocked", achievements_count=1)
 

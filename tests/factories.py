@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from esports.achievements.models import Achievement, UserAchievement
@@ -12,8 +16,23 @@ from esports.profiles.models import Follow
 from esports.teams.models import Team, TeamMembership
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
+ModelT = TypeVar("ModelT")
 
-class UserFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[ModelT]):
+    """A DjangoModelFactory whose call is typed as what it returns: an instance of its model."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+        # factory_boy annotates create()/build() with the model but leaves __new__ untyped, so `UserFactory()` would
+        # check as a UserFactory; at run time the metaclass returns the created model instance. mypy refuses a
+        # __new__ that returns anything but its own class, hence the one ignore.
+        def __new__(cls, *args: Any, **kwargs: Any) -> ModelT: ...  # type: ignore[misc]
+
+
+class UserFactory(ModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -22,7 +41,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
 
 
-class FollowFactory(factory.django.DjangoModelFactory):
+class FollowFactory(ModelFactory[Follow]):
     class Meta:
         model = Follow
 
@@ -30,7 +49,7 @@ class FollowFactory(factory.django.DjangoModelFactory):
     followee = factory.SubFactory(UserFactory)
 
 
-class TournamentFactory(factory.django.DjangoModelFactory):
+class TournamentFactory(ModelFactory[Tournament]):
     class Meta:
         model = Tournament
 
@@ -39,7 +58,7 @@ class TournamentFactory(factory.django.DjangoModelFactory):
     status = Tournament.Status.ONGOING
 
 
-class TeamFactory(factory.django.DjangoModelFactory):
+class TeamFactory(ModelFactory[Team]):
     class Meta:
         model = Team
 
@@ -48,16 +67,16 @@ class TeamFactory(factory.django.DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
-class TeamMembershipFactory(factory.django.DjangoModelFactory):
+class TeamMembershipFactory(ModelFactory[TeamMembership]):
     class Meta:
         model = TeamMembership
 
     team = factory.SubFactory(TeamFactory)
     user = factory.SubFactory(UserFactory)
-    joined_at = factory.LazyFunction(lambda: timezone.now() - timezone.timedelta(days=30))
+    joined_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=30))
 
 
-class RegistrationFactory(factory.django.DjangoModelFactory):
+class RegistrationFactory(ModelFactory[Registration]):
     """A confirmed, checked-in solo entry unless told otherwise."""
 
     class Meta:
@@ -70,7 +89,7 @@ class RegistrationFactory(factory.django.DjangoModelFactory):
     checked_in = True
 
 
-class MatchFactory(factory.django.DjangoModelFactory):
+class MatchFactory(ModelFactory[Match]):
     """A scheduled match between two fresh entries of the same tournament."""
 
     class Meta:
@@ -83,7 +102,7 @@ class MatchFactory(factory.django.DjangoModelFactory):
     state = Match.State.SCHEDULED
 
 
-class TournamentResultFactory(factory.django.DjangoModelFactory):
+class TournamentResultFactory(ModelFactory[TournamentResult]):
     class Meta:
         model = TournamentResult
 
@@ -92,7 +111,7 @@ class TournamentResultFactory(factory.django.DjangoModelFactory):
     runner_up = factory.SubFactory(RegistrationFactory, tournament=factory.SelfAttribute("..tournament"))
 
 
-class TransactionFactory(factory.django.DjangoModelFactory):
+class TransactionFactory(ModelFactory[DeltaCrownTransaction]):
     class Meta:
         model = DeltaCrownTransaction
 
@@ -101,7 +120,7 @@ class TransactionFactory(factory.django.DjangoModelFactory):
     reason = "prize"
 
 
-class AchievementFactory(factory.django.DjangoModelFactory):
+class AchievementFactory(ModelFactory[Achievement]):
     class Meta:
         model = Achievement
         django_get_or_create = ("code",)
@@ -111,13 +130,25 @@ class AchievementFactory(factory.django.DjangoModelFactory):
     tier = Achievement.Tier.MINOR
 
 
-class UserAchievementFactory(factory.django.DjangoModelFactory):
+class UserAchievementFactory(ModelFactory[UserAchievement]):
     class Meta:
         model = UserAchievement
 
     user = factory.SubFactory(UserFactory)
     achievement = factory.SubFactory(AchievementFactory)
     unlocked_at = factory.LazyFunction(timezone.now)
+
+
+def solo_user(entry: Registration) -> User:
+    """The user of a solo entry, RegistrationFactory's default (a team entry has none)."""
+    assert entry.user is not None, f"registration {entry.pk} is a team entry"
+    return entry.user
+
+
+def solo_user_id(entry: Registration) -> int:
+    """solo_user's id, without loading the user."""
+    assert entry.user_id is not None, f"registration {entry.pk} is a team entry"
+    return entry.user_id
 
 
 def complete_match(match: Match, winner: Registration) -> Match:

@@ -51,6 +51,7 @@ def ledger_rows_of(
     """The ledger rows recorded for one source row, sorted: `fields` as tuples, or bare values for a single field. The
     source is a model instance, or its label and id (a deleted instance has lost its pk, its ledger rows have not)."""
     if isinstance(source, str):
+        assert source_id is not None, "a source named by its label needs its id"
         label, pk = source, source_id
     else:
         label, pk = source._meta.label_lower, source.pk

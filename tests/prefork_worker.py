@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from tests.private_services import test_database_url
+from tests.private_services import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,7 @@ class PreforkWorker:
         self.log = log
         environment = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": subprocess_database_url(),
             "REDIS_URL": django_settings.CELERY_BROKER_URL,
             "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
             "DB_CONN_MAX_AGE": "0",

@@ -29,14 +29,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_database_url() -> str:
-    """The pytest test database this process created (not the configured one), for subprocesses."""
+def subprocess_database_url() -> str:
+    """The pytest test database this process created (not the configured one), for subprocesses. Not named test_*:
+    pytest would collect it as a test in every module that imports it."""
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-test_database_url.__test__ = False  # a helper, not a test
 
 
 class PrivateRedis:
@@ -132,7 +130,7 @@ def run_outage_probe(
         try:
             environment = {
                 **os.environ,
-                "DATABASE_URL": test_database_url(),
+                "DATABASE_URL": subprocess_database_url(),
                 "REDIS_URL": redis.url,
                 "LOG_LEVEL": "INFO",
                 **env,
@@ -147,6 +145,7 @@ def run_outage_probe(
                 stderr=subprocess.PIPE,
                 text=True,
             )
+            assert probe.stdout is not None and probe.stderr is not None  # both are PIPE
             ready = probe.stdout.readline().strip()
             assert ready == "READY", probe.stderr.read()[-3000:] if probe.poll() is not None else "no READY"
             if before_outage:
@@ -211,7 +210,7 @@ def run_signup_processes(
     timeout: float = 300,
 ) -> list[dict]:
     """Start `processes` sign-up processes (tests/public_id_signups.py), release them at once, return their reports."""
-    environment = {**os.environ, "DATABASE_URL": database_url or test_database_url(), "DB_CONN_MAX_AGE": "0"}
+    environment = {**os.environ, "DATABASE_URL": database_url or subprocess_database_url(), "DB_CONN_MAX_AGE": "0"}
     extra = ["--without-public-ids"] if without_public_ids else []
     procs = [
         subprocess.Popen(
@@ -227,9 +226,11 @@ def run_signup_processes(
     ]
     try:
         for proc in procs:
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # all PIPE
             ready = proc.stdout.readline().strip()
             assert ready == "READY", proc.stderr.read()[-3000:]
         for proc in procs:  # every process is up: release them together
+            assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
         reports = []
@@ -242,6 +243,3 @@ def run_signup_processes(
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-
-
-run_signup_processes.__test__ = False

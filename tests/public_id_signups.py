@@ -12,7 +12,9 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -29,7 +31,10 @@ def main(prefix: str, count: int, without_public_ids: bool) -> None:
     if without_public_ids:
         import esports.profiles.models as profile_models
 
-        profile_models.next_public_id = lambda created_at=None: None  # the baseline: a profile without an ID
+        def without_public_id(created_at: datetime | None = None) -> Any:
+            return None  # the baseline: the profile keeps public_id NULL (Any: the real one always returns an ID)
+
+        profile_models.next_public_id = without_public_id
     User = get_user_model()
     print("READY", flush=True)
     sys.stdin.readline()

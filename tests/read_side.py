@@ -38,7 +38,8 @@ from tests.factories import (
 )
 
 _source_ids = itertools.count(1_000_000)
-_LABELS = {
+# Keyed by plain str: the events here are named by their string values (EventType members are strs).
+_LABELS: dict[str, str] = {
     E.COINS_EARNED: "economy.deltacrowntransaction",
     E.COINS_SPENT: "economy.deltacrowntransaction",
     E.ACHIEVEMENT_UNLOCKED: "achievements.userachievement",
@@ -137,7 +138,7 @@ def minutes(n: float) -> timedelta:
 
 def _record_everything() -> None:
     for label, kind in SOURCES.items():
-        ids = list(kind.model.objects.values_list("pk", flat=True))
+        ids = list(kind.model._default_manager.values_list("pk", flat=True))
         if ids:
             record_events_for(label, ids)
 

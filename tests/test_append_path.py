@@ -140,6 +140,7 @@ def flip(match: Match) -> Match:
     match.state = Match.State.DISPUTED
     match.save()
     record(match)  # disputed: nothing new, nothing compensated
+    assert match.loser is not None, "only a decided match can flip"
     return complete_match(match, match.loser)
 
 

@@ -24,7 +24,7 @@ from tests.backfill_support import (
 )
 from tests.conftest import wait_until
 from tests.prefork_worker import PreforkWorker
-from tests.private_services import test_database_url
+from tests.private_services import subprocess_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_chunk_leaves_a_run_that_resumes_and_ends_exactly_ri
     held = history.transactions[6 * 5 + 3]
     amount = abs(held.amount)
     event_type = "coins_earned" if held.amount > 0 else "coins_spent"
-    blocker = psycopg.connect(test_database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
         "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata,"
         " source_model, source_id, seq, visibility) VALUES (%s, %s, now(), now(), %s, '{}', %s, %s, 1, 'private')",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -44,7 +45,7 @@ def batch_mode(settings, monkeypatch):
 
 
 @pytest.fixture
-def published() -> Counter:
+def published() -> Iterator[Counter]:
     """Names of the tasks this process publishes while the test runs."""
     names: Counter = Counter()
 

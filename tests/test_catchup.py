@@ -36,7 +36,7 @@ from tests.backfill_support import (
 )
 from tests.conftest import wait_until
 from tests.factories import MatchFactory, RegistrationFactory, TournamentFactory
-from tests.private_services import PrivateRedis, test_database_url
+from tests.private_services import PrivateRedis, subprocess_database_url
 
 REPO = Path(django_settings.BASE_DIR)
 
@@ -96,7 +96,7 @@ print("RESULT " + json.dumps(out))
 def platform_writes(broker_url: str, plan: dict) -> dict:
     env = {
         **os.environ,
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": broker_url,
         "CELERY_BROKER_URL": broker_url,
         "PLAN": json.dumps(plan),

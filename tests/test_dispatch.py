@@ -55,9 +55,9 @@ def test_every_task_name_is_published_to_its_own_queue_on_the_real_broker(privat
     assert {queue_of(name) for name in TaskName} == set(Queue)  # both queues are really exercised
 
 
-def test_a_name_that_is_not_a_task_is_refused_before_anything_is_sent(private_broker):
+def test_a_name_that_is_not_a_task_is_refused_before_anything_is_sent(private_broker) -> None:
     with pytest.raises(ValueError):
-        publish("tasks.recording.record_source_chnage")  # type: ignore[arg-type]
+        publish("tasks.recording.record_source_chnage")  # type: ignore[arg-type]  # the mistake under test
     assert all(queued_tasks(private_broker, queue) == [] for queue in Queue)
 
 

@@ -20,7 +20,7 @@ from tasks.recording import drain_pending, drain_pending_changes
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
 from tests.prefork_worker import PreforkWorker
-from tests.private_services import test_database_url
+from tests.private_services import subprocess_database_url
 
 COINS = "economy.deltacrowntransaction"
 
@@ -138,7 +138,7 @@ def test_a_drain_killed_mid_batch_is_redelivered_and_records_every_row_without_a
     # The ledger row of one entry of the batch, inserted and not committed, as a concurrent recorder would hold it:
     # the drain's INSERT .. ON CONFLICT waits on it with the whole batch in its open transaction.
     held = first_batch[3]
-    blocker = psycopg.connect(test_database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
         "INSERT INTO activity_useractivity (user_id, event_type, timestamp, recorded_at, amount, metadata,"
         " source_model, source_id, seq, visibility)"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from project.embedded import EmbeddedStack, choose, choose_backends, postgres_answers, redis_answers
-from tests.private_services import free_port, test_database_url
+from tests.private_services import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_worker_and_beat_refuse_to_start_without_a_broker_url(role, transactiona
     # transactional_db: beat writes its built-in entries before refusing; the flush afterwards keeps them out of
     # the tests that count periodic tasks.
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL")}
-    env["DATABASE_URL"] = test_database_url()  # beat reads its schedule tables before it checks
+    env["DATABASE_URL"] = subprocess_database_url()  # beat reads its schedule tables before it checks
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "project", role, "-l", "warning"],
         cwd=ROOT,

@@ -214,12 +214,13 @@ def _exposed_series_names() -> set[str]:
     names = set()
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase):
-            base = metric._name
+            base, kind = metric._name, metric._type
+            assert kind is not None, f"{base}: only the abstract base has no type"
             names |= {
                 "counter": {f"{base}_total"},
                 "gauge": {base},
                 "histogram": {f"{base}_bucket", f"{base}_count", f"{base}_sum"},
-            }[metric._type]
+            }[kind]
     return names
 
 

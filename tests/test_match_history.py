@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.utils import timezone
 
@@ -15,7 +17,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 def outcomes(user_id: int) -> list[str]:
-    return [e.outcome.value for e in match_history(ViewerRelation(ViewerClass.SELF, user_id)).items]
+    # Any: each item carries `.outcome`, set by the selector, not a field the model declares.
+    items: list[Any] = match_history(ViewerRelation(ViewerClass.SELF, user_id)).items
+    return [e.outcome.value for e in items]
 
 
 def record(match: Match) -> None:

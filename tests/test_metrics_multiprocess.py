@@ -20,7 +20,7 @@ from tasks.recording import record_source_change
 from tests.conftest import wait_until
 from tests.factories import TransactionFactory, UserFactory
 from tests.prefork_worker import PreforkWorker
-from tests.private_services import test_database_url
+from tests.private_services import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = str(ROOT / "scripts" / "with-metrics-dir")
@@ -111,7 +111,12 @@ def test_events_recorded_by_a_real_worker_process_show_on_web_metrics(
 
 
 def _command(shared_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": test_database_url(), metrics_dir.ENV: str(shared_dir), **with_venv_on_path()}
+    env = {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        metrics_dir.ENV: str(shared_dir),
+        **with_venv_on_path(),
+    }
     return subprocess.run([WRAPPER, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -3,6 +3,7 @@ a fixed number per request, the same whether the player has a handful of events 
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -103,12 +104,11 @@ def test_query_counts_are_bounded_and_do_not_grow_with_the_data(client, settings
     urls = {**page_urls(alice), **api_urls(alice)}
 
     # Cold caches on both measurements: clear per-user stats and boards by switching to a fresh key prefix.
-    def measure() -> dict[str, int]:
-        settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"pages-{measure.round}"}}
-        measure.round += 1
-        return {name: count_queries(client, url)[0] for name, url in urls.items()}
+    rounds = itertools.count()
 
-    measure.round = 0
+    def measure() -> dict[str, int]:
+        settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"pages-{next(rounds)}"}}
+        return {name: count_queries(client, url)[0] for name, url in urls.items()}
 
     small = measure()
     add_more_history(alice, 40)

@@ -57,7 +57,7 @@ def _key(row) -> tuple:
     return (row.timestamp, row.id)
 
 
-def test_timeline_pages_through_1200_events_without_gaps_or_repeats_while_new_events_arrive():
+def test_timeline_pages_through_1200_events_without_gaps_or_repeats_while_new_events_arrive() -> None:
     rng = random.Random(1)
     user = UserFactory()
     original = _seed_timeline(user, 1200, rng)

@@ -8,10 +8,11 @@ the pages) and must show exactly what `sees()` allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from activity.event_types import EventType as E
 from activity.privacy import NotPermitted, relation_between
@@ -102,12 +103,13 @@ def cell(request) -> Cell:
     UserProfile.objects.filter(pk=subject.pk).update(
         show_match_history=flags.show_match_history, show_tournament_stats=flags.show_tournament_stats
     )
-    viewer = {
+    viewers: dict[str, Callable[[], User | AnonymousUser]] = {
         "anonymous": lambda: AnonymousUser(),
         "other": UserFactory,
         "self": lambda: subject,
         "staff": lambda: UserFactory(is_staff=True),
-    }.get(viewer_kind, UserFactory)()
+    }
+    viewer = viewers.get(viewer_kind, UserFactory)()
     if viewer_kind == "follower":
         FollowFactory(follower=viewer, followee=subject)
     else:

@@ -45,7 +45,7 @@ TX_LABEL = "economy.deltacrowntransaction"
 def record_everything() -> None:
     """Record every source row through the one service, as live recording would have."""
     for label, kind in SOURCES.items():
-        ids = list(kind.model.objects.values_list(kind.model._meta.pk.attname, flat=True))
+        ids = list(kind.model._default_manager.values_list(kind.model._meta.pk.attname, flat=True))
         if ids:
             record_events_for(label, ids)
 
@@ -302,7 +302,7 @@ def test_command_with_wrong_arguments_gives_a_clear_error(db, args, message):
 @pytest.mark.slow
 def test_reconciliation_while_a_thread_records_events_reports_zero_drift_and_repairs_nothing(
     transactional_db, enqueued
-):
+) -> None:
     users = UserFactory.create_batch(80)
     record_everything()
     wallets = list(DeltaCrownWallet.objects.filter(profile_id__in=[u.pk for u in users]).values_list("id", flat=True))

@@ -42,7 +42,7 @@ from tests.private_services import (
     PrivateRedis,
     broker_at,
     run_outage_probe,
-    test_database_url,
+    subprocess_database_url,
 )
 
 WRITE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)\"?", re.IGNORECASE)
@@ -230,7 +230,7 @@ def test_the_request_path_benchmark_runs_to_its_report(tmp_path):
     publish timings to the name of the publish function it timed and crashed before the report. It gets a database
     of its own (dropped after) and a private redis-server, since it purges the broker's queues."""
     bench_db = f"{connection.settings_dict['NAME']}_reqbench"
-    server = urlsplit(test_database_url())
+    server = urlsplit(subprocess_database_url())
     env = {
         **os.environ,
         "DATABASE_URL": server._replace(path="/postgres").geturl(),

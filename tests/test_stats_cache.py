@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.usefixtures("fresh_cache", "enqueued")]
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(django_settings.CACHES["default"]["LOCATION"])
+    return redis.Redis.from_url(str(django_settings.CACHES["default"]["LOCATION"]))
 
 
 @pytest.mark.django_db

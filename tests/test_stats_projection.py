@@ -16,7 +16,7 @@ from activity.derivation import Derivation
 from activity.event_types import EventType as E
 from activity.events import NewEvent
 from activity.models import UserActivity
-from esports.tournaments.models import Registration
+from esports.tournaments.models import Match, Registration
 from stats.counters import COUNTER_FIELDS
 from stats.models import UserProfileStats
 from stats.recompute import recompute_stats
@@ -29,6 +29,8 @@ from tests.factories import (
     UserAchievementFactory,
     UserFactory,
     complete_match,
+    solo_user,
+    solo_user_id,
 )
 from tests.ledger_helpers import all_counters, counters, nonzero, record
 
@@ -69,7 +71,12 @@ EXPECTED_EFFECT: dict[str, dict[str, int]] = {
     E.TEAM_JOINED_REVERSED: {"teams_joined": -1, "current_teams_count": -1},
     E.TEAM_LEFT_REVERSED: {"current_teams_count": 1},
 }
-AMOUNTS = {E.COINS_EARNED: 250, E.COINS_SPENT: 40, E.COINS_EARNED_REVERSED: 250, E.COINS_SPENT_REVERSED: 40}
+AMOUNTS: dict[str, int] = {
+    E.COINS_EARNED: 250,
+    E.COINS_SPENT: 40,
+    E.COINS_EARNED_REVERSED: 250,
+    E.COINS_SPENT_REVERSED: 40,
+}
 # Events that take a counter down need it above zero first.
 PRECONDITION = {
     E.TEAM_LEFT: E.TEAM_JOINED,
@@ -275,7 +282,7 @@ def play_a_small_season() -> list[int]:
     tournament = TournamentFactory()
     regs = RegistrationFactory.create_batch(4, tournament=tournament)
     no_show = RegistrationFactory(tournament=tournament, status=Registration.Status.NO_SHOW, checked_in=False)
-    record(*[r.user.profile for r in regs + [no_show]])  # every user has a stats row from their profile on
+    record(*[solo_user(r).profile for r in regs + [no_show]])  # every user has a stats row from their profile on
     record(*regs, no_show)
     semis = [
         MatchFactory(tournament=tournament, participant1=regs[0], participant2=regs[1], round="SF"),
@@ -286,7 +293,7 @@ def play_a_small_season() -> list[int]:
     final = MatchFactory(tournament=tournament, participant1=regs[0], participant2=regs[3], round="F")
     complete_match(final, regs[3])
     record(*semis, final)
-    final.state = "disputed"
+    final.state = Match.State.DISPUTED
     final.save()
     complete_match(final, regs[0])
     record(final)
@@ -296,11 +303,11 @@ def play_a_small_season() -> list[int]:
         )
     )
     record(
-        TransactionFactory(wallet=regs[0].user.profile.wallet, amount=1000),
-        TransactionFactory(wallet=regs[0].user.profile.wallet, amount=-300),
+        TransactionFactory(wallet=solo_user(regs[0]).profile.wallet, amount=1000),
+        TransactionFactory(wallet=solo_user(regs[0]).profile.wallet, amount=-300),
     )
-    record(UserAchievementFactory(user=regs[3].user))
-    return [r.user_id for r in regs] + [no_show.user_id]
+    record(UserAchievementFactory(user=solo_user(regs[3])))
+    return [solo_user_id(r) for r in regs + [no_show]]
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.db import OperationalError, connection, transaction
 
 from stats import cache as stats_cache
 from tests.factories import UserFactory
-from tests.private_services import ROOT, BlackHoleListener, test_database_url
+from tests.private_services import ROOT, BlackHoleListener, subprocess_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_a_statement_longer_than_the_web_timeout_is_cancelled():
 
 
 def _run(code: str, *argv: str) -> str:
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "project.settings"}
+    env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "DJANGO_SETTINGS_MODULE": "project.settings"}
     return subprocess.run(
         [sys.executable, *argv] if argv else [sys.executable, "-c", code],
         env=env,

@@ -5,6 +5,7 @@ statements run under their own timeout; usernames with control characters 404 on
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from django.core.cache import caches
@@ -32,13 +33,18 @@ def test_an_unknown_game_is_a_404_on_the_page_and_the_api_without_touching_the_l
     assert not any("activity_useractivity" in q["sql"] for q in captured.captured_queries)
 
 
-def test_many_limit_and_min_matches_values_make_one_cache_key_per_board_and_game(client, monkeypatch):
+def test_many_limit_and_min_matches_values_make_one_cache_key_per_board_and_game(client, monkeypatch) -> None:
     user = UserFactory()
     play_match(user, "won", game="valorant")
     backend = caches["default"]
     stored: set[str] = set()
     real_set = backend.set
-    monkeypatch.setattr(backend, "set", lambda key, *a, **k: stored.add(key) or real_set(key, *a, **k))
+
+    def noting_set(key: str, *args: Any, **kwargs: Any) -> Any:
+        stored.add(key)
+        return real_set(key, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "set", noting_set)
     for limit in range(1, 41):
         for min_matches in (1, 2, 3, 7, 10, 99, 1000):
             for game in ("", "valorant"):
@@ -81,7 +87,7 @@ def test_the_cached_win_rate_board_answers_every_min_matches_exactly_as_a_fresh_
             )
 
 
-def test_the_win_rate_skyline_keeps_exactly_the_players_some_threshold_ranks():
+def test_the_win_rate_skyline_keeps_exactly_the_players_some_threshold_ranks() -> None:
     rng = random.Random(3)
     players = [(uid, rng.randint(0, p), p) for uid, p in ((uid, rng.randint(1, 30)) for uid in range(1, 400))]
     depth = 10
