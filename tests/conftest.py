@@ -27,7 +27,8 @@ SERVICE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_worker", 
 
 
 def needs_services(item: pytest.Item) -> bool:
-    return item.get_closest_marker("django_db") is not None or bool(SERVICE_FIXTURES & set(item.fixturenames))
+    fixtures = set(getattr(item, "fixturenames", ()))  # a test function's item has them; other item kinds do not
+    return item.get_closest_marker("django_db") is not None or bool(SERVICE_FIXTURES & fixtures)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
