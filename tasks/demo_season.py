@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from esports.economy import services as economy
+from esports.economy.payouts import pay_prizes
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 PRIZE = 5000
@@ -88,7 +89,7 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     )
     tournament.status = Tournament.Status.COMPLETED
     tournament.save()
-    # Money moves through the economy service; the result keys the prize, so a re-run of this step cannot pay twice.
-    economy.credit(users[0], PRIZE, f"prize: {tournament.name}", idempotency_key=f"prize:result:{result.pk}")
+    # Money moves through the economy service; the result keys the prize, so a retried payout cannot pay twice.
+    pay_prizes(result, {"winner": PRIZE})
     economy.debit(users[0], 250, "shop: profile banner")
     return SeasonReport(tournament, users[0].id, users[7].id, final.id)  # regs[7] is users[7]'s entry

@@ -4,15 +4,19 @@ mirror move with the transaction row in one database transaction, never below 0,
 from __future__ import annotations
 
 import importlib
+import random
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from activity.event_types import EventType as E
 from esports.economy import services as economy
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+from esports.economy.payouts import pay_prizes
 from esports.profiles.models import UserProfile
-from tests.factories import UserFactory
+from tests.factories import RegistrationFactory, TeamFactory, TournamentFactory, TournamentResultFactory, UserFactory
 from tests.ledger_helpers import counters, ledger_counts, nonzero, record, run_in_threads
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
@@ -211,3 +215,62 @@ def test_ten_threads_retrying_one_payout_pay_it_once():
     assert run_in_threads(10, payout) == []
     assert len(set(seen)) == 1
     assert money(user) == (1000, 1000, 0, 1000, 1000)
+
+
+def test_prize_payouts_credit_the_placed_solo_entrants_once_per_result_and_place():
+    tournament = TournamentFactory(name="Spring Cup")
+    winner, runner_up = UserFactory(), UserFactory()
+    team_entry = RegistrationFactory(tournament=tournament, user=None, team=TeamFactory())
+    result = TournamentResultFactory(
+        tournament=tournament,
+        winner=RegistrationFactory(tournament=tournament, user=winner),
+        runner_up=RegistrationFactory(tournament=tournament, user=runner_up),
+        third_place=team_entry,
+    )
+    prizes = {"winner": 1000, "runner_up": 400, "third_place": 200}
+    paid = pay_prizes(result, prizes)
+    assert [(t.wallet.profile_id, t.amount) for t in paid] == [(winner.pk, 1000), (runner_up.pk, 400)]
+    assert pay_prizes(result, prizes) == paid  # the retried payout returns the same transactions
+    assert money(winner) == (1000, 1000, 0, 1000, 1000) and money(runner_up)[0] == 400
+    with pytest.raises(ValueError, match="not a place"):
+        pay_prizes(result, {"fifth": 10})
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(("credit", "debit", "reverse", "retry")), st.integers(0, 2), st.integers(1, 300)),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, seed=st.integers(0, 2**16))
+def test_after_any_workload_wallets_mirror_ledger_and_stats_equal_the_transactions(ops, seed):
+    with transaction.atomic():  # each example in a savepoint rolled back at its end
+        users = [UserFactory() for _ in range(3)]
+        rng, made = random.Random(seed), []
+        for op, who, amount in ops:
+            try:
+                if op == "credit":
+                    made.append(economy.credit(users[who], amount, "earn"))
+                elif op == "debit":
+                    made.append(economy.debit(users[who], amount, "spend"))
+                elif op == "retry":  # a payout retried with its key: at most one row per key
+                    made.append(economy.credit(users[who], amount, "payout", idempotency_key=f"k{amount % 3}"))
+                elif made:
+                    made.append(economy.reverse(rng.choice(made)))
+            except (economy.InsufficientFunds, economy.NotReversible, economy.IdempotencyConflict):
+                pass
+        rows = list(DeltaCrownTransaction.objects.filter(wallet__profile_id__in=[u.pk for u in users]))
+        if rows:
+            record(*rows)
+        for user in users:
+            mine = [t for t in rows if t.wallet.profile_id == user.pk]
+            earned = sum(t.amount for t in mine if (t.amount > 0) == (t.reverses_id is None))
+            spent = -sum(t.amount for t in mine if (t.amount > 0) != (t.reverses_id is None))
+            balance = sum(t.amount for t in mine)
+            assert balance >= 0
+            assert money(user) == (balance, earned, spent, balance, earned)
+            got = counters(user)
+            assert (got["total_earned"], got["total_spent"]) == (earned, spent)
+        transaction.set_rollback(True)
