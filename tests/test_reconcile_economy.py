@@ -1,5 +1,6 @@
 """reconcile_economy (issue 13, item 3): drift of each kind, injected the only way it can arise (raw SQL), is found per
-wallet and kind, repaired from the transactions, and a second run finds none; --dry-run writes nothing."""
+wallet and kind, repaired from the transactions, and a second run finds none; --dry-run writes nothing. Kinds: the
+wallet's caches, the profile mirror, a transaction missing from the ledger, the stats' totals."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from esports.economy.balances import refresh_wallets_of
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 from esports.profiles.models import UserProfile
 from tests.factories import UserFactory
+from tests.ledger_helpers import counters, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
@@ -37,13 +39,13 @@ def reconcile(*args: str) -> str:
 
 @pytest.fixture
 def drifted():
-    """Four users with 100 earned and 40 spent each; then, by raw SQL: a's wallet caches changed (the balance check
-    constraint kept), b's profile mirror changed, c given a transaction that bypassed the service; d untouched."""
-    users = {name: UserFactory() for name in "abcd"}
+    """Five users with 100 earned and 40 spent each, recorded in the ledger; then, by raw SQL: a's wallet caches
+    changed (the balance check constraint kept), b's profile mirror changed, c given a transaction that bypassed the
+    service (and so the ledger), e's stats total_spent changed; d untouched."""
+    users = {name: UserFactory() for name in "abcde"}
     for user in users.values():
-        economy.credit(user, 100, "prize")
-        economy.debit(user, 40, "shop")
-    a, b, c, _ = users.values()
+        record(economy.credit(user, 100, "prize"), economy.debit(user, 40, "shop"))
+    a, b, c, _, e = users.values()
     sql(
         "UPDATE economy_deltacrownwallet SET cached_balance = cached_balance + 7, "
         "lifetime_earned = lifetime_earned + 7 WHERE profile_id = %s",
@@ -55,18 +57,18 @@ def drifted():
         "VALUES (%s, 25, 'raw', now())",
         [c.profile.wallet.id],
     )
+    sql("UPDATE stats_userprofilestats SET total_spent = total_spent + 1 WHERE profile_id = %s", [e.pk])
     return users
 
 
 def line_of(output: str, user) -> str:
-    lines = [line for line in output.splitlines() if f"(user {user.pk})" in line]
-    assert len(lines) <= 1, lines
-    return lines[0] if lines else ""
+    """The report's lines about the user's wallet (one per pass that found drift), joined."""
+    return " | ".join(line for line in output.splitlines() if f"(user {user.pk})" in line)
 
 
 def test_drift_of_each_kind_is_reported_per_wallet_and_kind_and_dry_run_writes_nothing(drifted):
-    a, b, c, d = drifted.values()
-    before = {name: money(u) for name, u in drifted.items()}
+    a, b, c, d, e = drifted.values()
+    before = {name: (money(u), counters(u)) for name, u in drifted.items()}
     out = StringIO()
     with pytest.raises(CommandError, match="drift found") as raised:
         call_command("reconcile_economy", "--all", "--dry-run", "--batch-size", "1", stdout=out)
@@ -76,22 +78,26 @@ def test_drift_of_each_kind_is_reported_per_wallet_and_kind_and_dry_run_writes_n
     assert "67/107/40" in line_of(report, a) and "transactions say 60/100/40" in line_of(report, a)
     assert " mirror: " in line_of(report, b) and "profile balance/earnings 57/100" in line_of(report, b)
     assert " wallet+mirror: " in line_of(report, c) and "transactions say 85/125/40" in line_of(report, c)
+    assert " ledger+stats: 1 transaction(s) without a ledger event" in line_of(report, c)
+    assert " stats: " in line_of(report, e) and "stats earned/spent 100/41" in line_of(report, e)
     assert line_of(report, d) == ""
-    assert {name: money(u) for name, u in drifted.items()} == before
+    assert {name: (money(u), counters(u)) for name, u in drifted.items()} == before
 
 
-def test_repair_sets_wallet_and_mirror_from_the_transactions_and_a_second_run_finds_none(drifted):
-    a, b, c, d = drifted.values()
+def test_repair_sets_everything_from_the_transactions_and_a_second_run_finds_none(drifted):
+    a, b, c, d, e = drifted.values()
     report = reconcile("--all", "--batch-size", "2")
-    assert "repaired" in report
-    assert money(a) == money(b) == money(d) == (60, 100, 40, 60, 100)
+    assert "recorded 1 missing event(s)" in report
+    assert money(a) == money(b) == money(d) == money(e) == (60, 100, 40, 60, 100)
     assert money(c) == (85, 125, 40, 85, 125)
+    assert (counters(c)["total_earned"], counters(c)["total_spent"]) == (125, 40)
+    assert (counters(e)["total_earned"], counters(e)["total_spent"]) == (100, 40)
     again = reconcile("--all", "--dry-run")
     assert again.startswith("0 drifted wallet(s) (none)"), again
 
 
 def test_user_id_checks_and_repairs_only_that_users_wallet(drifted):
-    a, b, _, _ = drifted.values()
+    a, b, *_ = drifted.values()
     report = reconcile("--user-id", str(b.pk))
     assert line_of(report, b) and not line_of(report, a)
     assert money(b) == (60, 100, 40, 60, 100)
@@ -102,7 +108,10 @@ def test_limit_stops_after_that_many_drifted_wallets(drifted):
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("reconcile_economy", "--all", "--dry-run", "--limit", "1", stdout=out)
-    assert "1 drifted wallet(s)" in out.getvalue() and "[limit reached]" in out.getvalue()
+    lines = out.getvalue().splitlines()
+    assert sum("wallet balance/earned/spent" in line for line in lines) == 1
+    assert sum("without a ledger event" in line for line in lines) == 1
+    assert "[limit reached]" in lines[-1]
 
 
 def test_scope_is_required():
@@ -119,5 +128,6 @@ def test_a_bulk_history_brought_to_the_wallets_by_refresh_has_no_drift():
     )
     assert refresh_wallets_of([w.id for w in wallets]) == (3, 3)
     assert all(money(u) == (35, 55, 20, 35, 55) for u in users)
+    record(*DeltaCrownTransaction.objects.filter(wallet__in=wallets))
     for u in users:
         assert line_of(reconcile("--user-id", str(u.pk)), u) == ""
