@@ -13,7 +13,9 @@ from django.db import connection
 from esports.economy import services as economy
 from esports.economy.balances import refresh_wallets_of
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+from esports.economy.reconciliation import reconcile_economy
 from esports.profiles.models import UserProfile
+from esports.tournaments.synthetic import generate_platform
 from tests.factories import UserFactory
 from tests.ledger_helpers import counters, record
 
@@ -131,3 +133,14 @@ def test_a_bulk_history_brought_to_the_wallets_by_refresh_has_no_drift():
     record(*DeltaCrownTransaction.objects.filter(wallet__in=wallets))
     for u in users:
         assert line_of(reconcile("--user-id", str(u.pk)), u) == ""
+
+
+def test_a_generated_platform_has_wallets_and_mirrors_equal_to_its_transactions():
+    """generate_platform writes its money history in bulk (no service): it brings the wallets to it set-based."""
+    generate_platform(60, 4, seed=31)
+    wallets = set(
+        DeltaCrownWallet.objects.filter(profile__user__username__startswith="gen31_").values_list("id", flat=True)
+    )
+    assert DeltaCrownTransaction.objects.filter(wallet_id__in=wallets).exists()
+    assert DeltaCrownWallet.objects.filter(id__in=wallets, lifetime_earned__gt=0).exists()
+    assert [d for d in reconcile_economy().drift if d.wallet_id in wallets] == []
