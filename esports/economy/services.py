@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 from esports.profiles.models import UserProfile
@@ -78,10 +78,13 @@ def reverse(txn: DeltaCrownTransaction | int, reason: str | None = None) -> Delt
     if reason is not None:
         _check_text(reason, None)
     with transaction.atomic():
-        original = DeltaCrownTransaction.objects.select_related("wallet").filter(pk=txn_id).first()
+        original = DeltaCrownTransaction.objects.filter(pk=txn_id).first()
         if original is None:
             raise NotReversible(f"transaction {txn_id} does not exist")
-        wallet = _lock_wallet(original.wallet.profile_id, require_active=False)
+        # By wallet id: the wallet may have changed hands (erasure moves it to a tombstone) since it was loaded.
+        wallet = _lock_wallet(
+            DeltaCrownWallet.objects.filter(pk=original.wallet_id), f"wallet {original.wallet_id}", require_active=False
+        )
         if original.reverses_id is not None:
             raise NotReversible(f"transaction {txn_id} is itself a reversal and cannot be reversed")
         already = DeltaCrownTransaction.objects.filter(reverses_id=txn_id).values_list("pk", flat=True).first()
@@ -94,7 +97,9 @@ def reverse(txn: DeltaCrownTransaction | int, reason: str | None = None) -> Delt
 def _move(user_id: int, signed: int, reason: str, key: str | None) -> DeltaCrownTransaction:
     _check_text(reason, key)
     with transaction.atomic():
-        wallet = _lock_wallet(user_id, require_active=True)
+        wallet = _lock_wallet(
+            DeltaCrownWallet.objects.filter(profile_id=user_id), f"user {user_id}", require_active=True
+        )
         if key is not None:
             # Under the wallet lock: a concurrent retry with this key waits above and then finds this row here.
             first = DeltaCrownTransaction.objects.filter(wallet=wallet, idempotency_key=key).first()
@@ -135,17 +140,14 @@ def _apply(
     return txn
 
 
-def _lock_wallet(user_id: int, *, require_active: bool) -> DeltaCrownWallet:
-    wallet = (
-        DeltaCrownWallet.objects.select_for_update(of=("self",))
-        .select_related("profile__user")
-        .filter(profile_id=user_id)
-        .first()
-    )
+def _lock_wallet(wallets: QuerySet[DeltaCrownWallet], what: str, *, require_active: bool) -> DeltaCrownWallet:
+    """Lock and return the one wallet `wallets` selects (its user loaded, to check the account); `what` names it in
+    the error when there is none."""
+    wallet = wallets.select_for_update(of=("self",)).select_related("profile__user").first()
     if wallet is None:
-        raise AccountUnavailable(f"user {user_id} does not exist or has no wallet")
+        raise AccountUnavailable(f"{what} does not exist or has no wallet")
     if require_active and not wallet.profile.user.is_active:
-        raise AccountUnavailable(f"user {user_id} is deactivated; no money moves on their wallet")
+        raise AccountUnavailable(f"user {wallet.profile_id} is deactivated; no money moves on their wallet")
     return wallet
 
 
