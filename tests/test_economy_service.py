@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from activity.erasure import erase_user
 from activity.event_types import EventType as E
 from esports.economy import services as economy
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
@@ -274,3 +275,13 @@ def test_after_any_workload_wallets_mirror_ledger_and_stats_equal_the_transactio
             got = counters(user)
             assert (got["total_earned"], got["total_spent"]) == (earned, spent)
         transaction.set_rollback(True)
+
+
+def test_an_erased_players_wallet_and_mirror_move_to_the_tombstone_which_cannot_be_paid():
+    user = UserFactory()
+    economy.credit(user, 300, "prize")
+    economy.debit(user, 100, "shop")
+    tombstone = erase_user(user.pk).tombstone_id
+    assert money(type(user)(pk=tombstone)) == (200, 300, 100, 200, 300)
+    with pytest.raises(economy.AccountUnavailable, match="deactivated"):
+        economy.credit(tombstone, 10, "prize")
