@@ -55,6 +55,7 @@ from activity.derivation import PROFILE
 from activity.models import ErasureLog, UserActivity
 from activity.recording import record_events_for
 from esports.achievements.models import UserAchievement
+from esports.economy.balances import copy_wallet_to_mirror
 from esports.economy.models import DeltaCrownWallet
 from esports.profiles.models import Follow, UserProfile
 from esports.profiles.services import provision_users
@@ -219,6 +220,7 @@ def _repoint_sources(user_id: int, tombstone_id: int) -> dict[str, int]:
         # wallet was created a moment ago and is empty.
         DeltaCrownWallet.objects.filter(profile_id=tombstone_id).delete()
         moved = DeltaCrownWallet.objects.filter(profile_id=user_id).update(profile_id=tombstone_id)
+        copy_wallet_to_mirror(tombstone_id)  # the tombstone's profile mirrors the wallet it now holds
     counts["economy.deltacrownwallet"] = moved
     return counts
 

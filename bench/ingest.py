@@ -110,6 +110,7 @@ def make_rows(ids: list[int], wallets: dict[int, int], coins: int, matches: int,
     """Source rows for one throughput run (no signals: the run hands them to the enqueue path itself)."""
     from django.utils import timezone
 
+    from esports.economy.balances import refresh_wallets_of
     from esports.economy.models import DeltaCrownTransaction
     from esports.tournaments.models import Match, Registration, Tournament
 
@@ -124,6 +125,7 @@ def make_rows(ids: list[int], wallets: dict[int, int], coins: int, matches: int,
         ],
         batch_size=5000,
     )
+    refresh_wallets_of([t.wallet_id for t in txs])  # bulk rows bypass the economy service: keep the caches true
     tournament = Tournament.objects.create(name=f"Ingest bench {stamp}-{seed}", game="valorant", status="ongoing")
     regs = Registration.objects.bulk_create(
         [
@@ -228,7 +230,7 @@ def stamp_now(stamp: list[float]) -> None:
 def lag(app, wallets: dict[int, int], args, mode: str) -> None:
     from django.db import connection, transaction
 
-    from esports.economy.models import DeltaCrownTransaction
+    from esports.economy import services as economy
 
     commits: dict[int, float] = {}
     hooks_done: dict[int, float] = {}  # the after-commit hooks (the enqueue) have returned
@@ -267,9 +269,7 @@ def lag(app, wallets: dict[int, int], args, mode: str) -> None:
                     # Runs first after the commit. partial binds this row's list, not what the loop variable holds
                     # by the time the hook runs.
                     transaction.on_commit(partial(stamp_now, stamp))
-                    tx = DeltaCrownTransaction.objects.create(
-                        wallet_id=wallets[rng.choice(users)], amount=rng.randint(1, 100), reason="lag bench"
-                    )
+                    tx = economy.credit(rng.choice(users), rng.randint(1, 100), "lag bench")
                 hooks_done[tx.id] = time.perf_counter()
                 commits[tx.id] = stamp[0]
         finally:
@@ -317,6 +317,7 @@ def batch_probe(wallets: dict[int, int], rows: int, batch: int) -> None:
     """The same service without Celery, in this process: one row per call (one transaction per event, as each task
     does) against `batch` rows per call. Shows what batching several source rows per transaction would buy."""
     from activity.recording import record_events_for
+    from esports.economy.balances import refresh_wallets_of
     from esports.economy.models import DeltaCrownTransaction
 
     rng = random.Random(5)
@@ -332,6 +333,7 @@ def batch_probe(wallets: dict[int, int], rows: int, batch: int) -> None:
             ]
         )
     ]
+    refresh_wallets_of(list(wallets.values()))  # bulk rows bypass the economy service: keep the caches true
     started = time.perf_counter()
     for pk in ids[:rows]:
         record_events_for(COINS, [pk])

@@ -339,19 +339,18 @@ class Traffic:
         return list(Registration.objects.filter(tournament_id=t).values_list("id", flat=True))
 
     def op_coins(self) -> bool:
-        from esports.economy.models import DeltaCrownTransaction
+        from esports.economy import services as economy
 
         user = self.rng.choice(self.users)
-        amount = self.rng.choice((1, 5, 10, 50, 100, 250)) * (1 if self.rng.random() < 0.6 else -1)
-        DeltaCrownTransaction.objects.create(wallet_id=self._wallet(user), amount=amount, reason="soak")
+        amount = self.rng.choice((1, 5, 10, 50, 100, 250))
+        if self.rng.random() < 0.6:
+            economy.credit(user, amount, "soak")
+            return True
+        try:
+            economy.debit(user, amount, "soak")
+        except economy.InsufficientFunds:
+            return False  # nothing to spend: no source change (not counted)
         return True
-
-    def _wallet(self, user_id: int) -> int:
-        if not hasattr(self, "_wallets"):
-            from esports.economy.models import DeltaCrownWallet
-
-            self._wallets = dict(DeltaCrownWallet.objects.values_list("profile_id", "id"))
-        return self._wallets[user_id]
 
     def op_team_join(self) -> bool:
         from django.utils import timezone

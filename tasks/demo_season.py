@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from esports.economy.models import DeltaCrownTransaction
+from esports.economy import services as economy
+from esports.economy.payouts import pay_prizes
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 PRIZE = 5000
@@ -79,7 +80,7 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     with transaction.atomic():
         final.state, final.winner, final.loser = Match.State.COMPLETED, regs[0], regs[6]
         final.save()
-    TournamentResult.objects.create(
+    result = TournamentResult.objects.create(
         tournament=tournament,
         winner=regs[0],
         runner_up=regs[6],
@@ -88,8 +89,7 @@ def play_demo_season(player_ids: Sequence[int]) -> SeasonReport:
     )
     tournament.status = Tournament.Status.COMPLETED
     tournament.save()
-    DeltaCrownTransaction.objects.create(
-        wallet=users[0].profile.wallet, amount=PRIZE, reason=f"prize: {tournament.name}"
-    )
-    DeltaCrownTransaction.objects.create(wallet=users[0].profile.wallet, amount=-250, reason="shop: profile banner")
+    # Money moves through the economy service; the result keys the prize, so a retried payout cannot pay twice.
+    pay_prizes(result, {"winner": PRIZE})
+    economy.debit(users[0], 250, "shop: profile banner")
     return SeasonReport(tournament, users[0].id, users[7].id, final.id)  # regs[7] is users[7]'s entry

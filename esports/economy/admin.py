@@ -5,7 +5,9 @@ from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 
 @admin.register(DeltaCrownWallet)
 class DeltaCrownWalletAdmin(admin.ModelAdmin):
-    list_display = ("id", "profile", "created_at")
+    # The caches are written by the economy service only (reconcile_economy proves and repairs them): shown, not edited.
+    list_display = ("id", "profile", "cached_balance", "lifetime_earned", "lifetime_spent", "created_at")
+    readonly_fields = ("cached_balance", "lifetime_earned", "lifetime_spent")
     raw_id_fields = ("profile",)
     search_fields = ("=profile__user__id", "profile__user__username")
     show_full_result_count = False

@@ -5,6 +5,26 @@ from django.db.models import Q
 class DeltaCrownWallet(models.Model):
     profile = models.OneToOneField("profiles.UserProfile", on_delete=models.CASCADE, related_name="wallet")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Caches of the wallet's transactions, written only by esports.economy.services in the same database transaction
+    # as the transaction row (reconcile_economy proves and repairs them). A reversal un-earns or refunds: it moves the
+    # lifetime of the side it cancels, so lifetime_earned - lifetime_spent is always the balance.
+    cached_balance = models.BigIntegerField(default=0, editable=False)
+    lifetime_earned = models.BigIntegerField(default=0, editable=False)
+    lifetime_spent = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cached_balance=models.F("lifetime_earned") - models.F("lifetime_spent")),
+                name="wallet_balance_is_earned_minus_spent",
+                violation_error_message="A wallet's balance is its lifetime earnings minus its lifetime spending.",
+            ),
+            models.CheckConstraint(
+                condition=Q(lifetime_earned__gte=0) & Q(lifetime_spent__gte=0),
+                name="wallet_lifetimes_not_negative",
+                violation_error_message="Lifetime earnings and spending are never negative.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"wallet of {self.profile_id}"
@@ -34,6 +54,10 @@ class DeltaCrownTransaction(models.Model):
     amount = models.BigIntegerField(help_text="DeltaCoins; positive earns, negative spends, never zero.")
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by a caller that may retry (a prize payout keyed by its result): unique per wallet, so a retry finds the
+    # first transaction instead of paying twice.
+    # NULL, not "": the uniqueness is partial (only keyed movements), and "" would be one shared key.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     reverses = models.OneToOneField(
         "self",
         null=True,
@@ -51,6 +75,11 @@ class DeltaCrownTransaction(models.Model):
                 condition=~Q(amount=0),
                 name="transaction_amount_not_zero",
                 violation_error_message="A transaction amount is never 0.",
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="transaction_idempotency_key_per_wallet",
             ),
         ]
         indexes = [models.Index(fields=["wallet", "-created_at"], name="transaction_wallet_idx")]

@@ -21,6 +21,10 @@ class UserProfile(models.Model):
     # changed; nullable only until the backfill has run. A database trigger refuses a new profile without one and
     # any change of an assigned one (migration 0002).
     public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, null=True, blank=True, editable=False)
+    # Mirror of the wallet (cached_balance, lifetime_earned), written by esports.economy.services in the same
+    # transaction as the wallet: the profile page reads them without a join, reconcile_economy proves them.
+    deltacoin_balance = models.BigIntegerField(default=0, editable=False)
+    lifetime_earnings = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         indexes = [

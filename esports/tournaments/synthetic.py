@@ -40,6 +40,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 
 from esports.achievements.models import Achievement, UserAchievement
+from esports.economy.balances import refresh_wallets_of
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 from esports.profiles.models import Follow, UserProfile
 from esports.profiles.services import provision_users
@@ -669,6 +670,8 @@ class _Builder:
         counts["transactions"] = len(
             insert_rows(DeltaCrownTransaction, ("wallet_id", "amount", "reason", "created_at"), rows())
         )
+        # A bulk history bypasses the economy service: bring the wallet caches and profile mirrors to it, set-based.
+        refresh_wallets_of(self.wallets)
 
     def achievements(self) -> None:
         rng = self.rng("achievements")
