@@ -8,9 +8,9 @@ class DeltaCrownWallet(models.Model):
     # Caches of the wallet's transactions, written only by esports.economy.services in the same database transaction
     # as the transaction row (reconcile_economy proves and repairs them). A reversal un-earns or refunds: it moves the
     # lifetime of the side it cancels, so lifetime_earned - lifetime_spent is always the balance.
-    cached_balance = models.BigIntegerField(default=0, editable=False)
-    lifetime_earned = models.BigIntegerField(default=0, editable=False)
-    lifetime_spent = models.BigIntegerField(default=0, editable=False)
+    cached_balance = models.BigIntegerField(default=0, db_default=0, editable=False)
+    lifetime_earned = models.BigIntegerField(default=0, db_default=0, editable=False)
+    lifetime_spent = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         constraints = [

@@ -23,8 +23,9 @@ class UserProfile(models.Model):
     public_id = models.CharField(max_length=PUBLIC_ID_MAX_LENGTH, unique=True, null=True, blank=True, editable=False)
     # Mirror of the wallet (cached_balance, lifetime_earned), written by esports.economy.services in the same
     # transaction as the wallet: the profile page reads them without a join, reconcile_economy proves them.
-    deltacoin_balance = models.BigIntegerField(default=0, editable=False)
-    lifetime_earnings = models.BigIntegerField(default=0, editable=False)
+    # db_default too: a profile inserted by raw SQL (bulk generators, benchmarks) starts at zero, as a new one is.
+    deltacoin_balance = models.BigIntegerField(default=0, db_default=0, editable=False)
+    lifetime_earnings = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         indexes = [

@@ -40,17 +40,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="deltacrownwallet",
             name="cached_balance",
-            field=models.BigIntegerField(default=0, editable=False),
+            field=models.BigIntegerField(default=0, db_default=0, editable=False),
         ),
         migrations.AddField(
             model_name="deltacrownwallet",
             name="lifetime_earned",
-            field=models.BigIntegerField(default=0, editable=False),
+            field=models.BigIntegerField(default=0, db_default=0, editable=False),
         ),
         migrations.AddField(
             model_name="deltacrownwallet",
             name="lifetime_spent",
-            field=models.BigIntegerField(default=0, editable=False),
+            field=models.BigIntegerField(default=0, db_default=0, editable=False),
         ),
         # Reverse: nothing to undo, the columns go with the fields.
         migrations.RunSQL([FILL_WALLETS, FILL_PROFILES], migrations.RunSQL.noop),
