@@ -17,18 +17,12 @@ from django.db import connection
 
 from activity.derivation import TRANSACTION
 from activity.recording import record_events_for
-from esports.economy.balances import wallet_id_bounds
+from esports.economy.balances import TRANSACTION_SUMS_SQL, wallet_id_bounds
 from stats.recompute import recompute_stats
 
-_LEDGER_DRIFT = """
-WITH sums AS (
-    SELECT wallet_id,
-           COALESCE(SUM(amount) FILTER (WHERE (amount > 0) = (reverses_id IS NULL)), 0) AS earned,
-           COALESCE(-SUM(amount) FILTER (WHERE (amount > 0) <> (reverses_id IS NULL)), 0) AS spent
-      FROM economy_deltacrowntransaction
-     WHERE wallet_id >= %(lo)s AND wallet_id < %(hi)s
-  GROUP BY wallet_id
-), gaps AS (
+# The wallet-side sums are the economy's own (one side rule for reversals), so both legs compare the same figures.
+_LEDGER_DRIFT = f"""
+WITH sums AS ({TRANSACTION_SUMS_SQL}), gaps AS (
     SELECT t.wallet_id, ARRAY_AGG(t.id) AS ids
       FROM economy_deltacrowntransaction t
      WHERE t.wallet_id >= %(lo)s AND t.wallet_id < %(hi)s
@@ -36,7 +30,7 @@ WITH sums AS (
   GROUP BY t.wallet_id
 )
 SELECT w.id, w.profile_id, COALESCE(s.earned, 0), COALESCE(s.spent, 0),
-       COALESCE(st.total_earned, 0), COALESCE(st.total_spent, 0), COALESCE(g.ids, '{}')
+       COALESCE(st.total_earned, 0), COALESCE(st.total_spent, 0), COALESCE(g.ids, '{{}}')
   FROM economy_deltacrownwallet w
   LEFT JOIN sums s ON s.wallet_id = w.id
   LEFT JOIN gaps g ON g.wallet_id = w.id

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 # A reversal counts on the side it cancels (see services._apply): earning side = positive plain or negative reversal.
-_SUMS = """
+TRANSACTION_SUMS_SQL = """
 SELECT wallet_id,
        COALESCE(SUM(amount) FILTER (WHERE (amount > 0) = (reverses_id IS NULL)), 0) AS earned,
        COALESCE(-SUM(amount) FILTER (WHERE (amount > 0) <> (reverses_id IS NULL)), 0) AS spent
@@ -24,7 +24,7 @@ SELECT wallet_id,
 """
 
 _DRIFT = f"""
-WITH sums AS ({_SUMS})
+WITH sums AS ({TRANSACTION_SUMS_SQL})
 SELECT w.id, w.profile_id,
        w.cached_balance, w.lifetime_earned, w.lifetime_spent,
        COALESCE(s.earned, 0) - COALESCE(s.spent, 0), COALESCE(s.earned, 0), COALESCE(s.spent, 0),
@@ -47,7 +47,7 @@ SELECT id FROM economy_deltacrownwallet
 """
 
 _REFRESH_WALLETS = f"""
-WITH sums AS ({_SUMS})
+WITH sums AS ({TRANSACTION_SUMS_SQL})
 UPDATE economy_deltacrownwallet w
    SET cached_balance = COALESCE(s.earned, 0) - COALESCE(s.spent, 0),
        lifetime_earned = COALESCE(s.earned, 0), lifetime_spent = COALESCE(s.spent, 0)

@@ -41,7 +41,7 @@ from django.db import transaction
 from django.utils import timezone as dj_timezone
 
 from esports.profiles.services import create_users_bulk
-from esports.tournaments.bulk_insert import insert_rows
+from esports.tournaments.bulk_insert import MATCH_ROW_COLUMNS, insert_rows
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 MATCHES_FILE = "atp_tour_matches.csv.gz"
@@ -438,20 +438,7 @@ def _ensure_matches(
         )
     created = insert_rows(
         Match,
-        (
-            "tournament_id",
-            "round",
-            "match_num",
-            "participant1_id",
-            "participant2_id",
-            "winner_id",
-            "loser_id",
-            "state",
-            "score",
-            "completed_at",
-            "created_at",
-            "updated_at",
-        ),
+        MATCH_ROW_COLUMNS,
         values,
         ignore_conflicts=True,
         returning=("tournament_id", "match_num"),

@@ -132,3 +132,20 @@ def _cursor(conn):
     conn.validate_thread_sharing()
     raw = psycopg.Cursor(conn.connection)
     return conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+
+
+# The columns a bulk-inserted match row carries, in order (the ATP import and the synthetic platform build such rows).
+MATCH_ROW_COLUMNS = (
+    "tournament_id",
+    "round",
+    "match_num",
+    "participant1_id",
+    "participant2_id",
+    "winner_id",
+    "loser_id",
+    "state",
+    "score",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)

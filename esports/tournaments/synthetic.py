@@ -45,7 +45,7 @@ from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 from esports.profiles.models import Follow, UserProfile
 from esports.profiles.services import provision_users
 from esports.teams.models import Team, TeamMembership
-from esports.tournaments.bulk_insert import insert_rows
+from esports.tournaments.bulk_insert import MATCH_ROW_COLUMNS, insert_rows
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -613,20 +613,7 @@ class _Builder:
         counts["matches"] += len(
             insert_rows(
                 Match,
-                (
-                    "tournament_id",
-                    "round",
-                    "match_num",
-                    "participant1_id",
-                    "participant2_id",
-                    "winner_id",
-                    "loser_id",
-                    "state",
-                    "score",
-                    "completed_at",
-                    "created_at",
-                    "updated_at",
-                ),
+                MATCH_ROW_COLUMNS,
                 match_rows,
             )
         )
