@@ -116,15 +116,17 @@ def make_rows(ids: list[int], wallets: dict[int, int], coins: int, matches: int,
 
     stamp = time.strftime("%Y%m%d%H%M%S")
     rng = random.Random(seed)
-    txs = DeltaCrownTransaction.objects.bulk_create(
-        [
-            DeltaCrownTransaction(
-                wallet_id=wallets[rng.choice(ids)], amount=rng.choice([1, -1]) * rng.randint(1, 500), reason="bench"
-            )
-            for _ in range(coins)
-        ],
-        batch_size=5000,
-    )
+    # A spend the wallet could not cover (counting from 0: what it held before only adds) becomes an earning, so the
+    # history never overdraws and the refresh below can cache it (CHECK cached_balance >= 0).
+    added: dict[int, int] = {}
+    rows = []
+    for _ in range(coins):
+        wallet_id, amount = wallets[rng.choice(ids)], rng.choice([1, -1]) * rng.randint(1, 500)
+        if added.get(wallet_id, 0) + amount < 0:
+            amount = -amount
+        added[wallet_id] = added.get(wallet_id, 0) + amount
+        rows.append(DeltaCrownTransaction(wallet_id=wallet_id, amount=amount, reason="bench"))
+    txs = DeltaCrownTransaction.objects.bulk_create(rows, batch_size=5000)
     refresh_wallets_of([t.wallet_id for t in txs])  # bulk rows bypass the economy service: keep the caches true
     tournament = Tournament.objects.create(name=f"Ingest bench {stamp}-{seed}", game="valorant", status="ongoing")
     regs = Registration.objects.bulk_create(

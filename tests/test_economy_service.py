@@ -109,6 +109,15 @@ def test_the_database_refuses_a_second_row_with_a_wallets_idempotency_key():
         DeltaCrownTransaction.objects.create(wallet=first.wallet, amount=5, reason="x", idempotency_key="k")
 
 
+def test_the_database_refuses_a_negative_wallet_balance_whoever_writes_it():
+    """Behind debit's InsufficientFunds: a raw UPDATE (earned and spent kept consistent) cannot overdraw either."""
+    user = UserFactory()
+    economy.credit(user, 5, "x")
+    with pytest.raises(IntegrityError, match="wallet_balance_not_negative"), transaction.atomic():
+        DeltaCrownWallet.objects.filter(profile_id=user.pk).update(cached_balance=-5, lifetime_spent=10)
+    assert money(user)[0] == 5
+
+
 @pytest.mark.parametrize(
     ("amount", "message"),
     [

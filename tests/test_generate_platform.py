@@ -109,6 +109,21 @@ def test_coin_amounts_are_never_zero_and_go_both_ways(platform):
     assert amounts.filter(amount__gt=0).exists() and amounts.filter(amount__lt=0).exists()
 
 
+def test_no_generated_wallet_is_ever_overdrawn(platform):
+    """In time order every wallet's running balance stays >= 0: a history the economy service would have accepted
+    (and one the wallet's CHECK cached_balance >= 0 lets the bulk refresh cache)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FILTER (WHERE running < 0), COUNT(*) FILTER (WHERE amount < 0) FROM ("
+            "  SELECT t.amount, SUM(t.amount) OVER (PARTITION BY t.wallet_id ORDER BY t.created_at, t.id) AS running"
+            "    FROM economy_deltacrowntransaction t JOIN economy_deltacrownwallet w ON w.id = t.wallet_id"
+            "    JOIN auth_user u ON u.id = w.profile_id WHERE u.username LIKE %s) AS history",
+            ["gen7\\_%"],
+        )
+        overdrawn, spends = cursor.fetchone()
+    assert spends > 0 and overdrawn == 0
+
+
 def test_follows_and_achievements_exist_and_times_are_spread_over_the_platform_year(platform):
     assert Follow.objects.count() > USERS and not Follow.objects.filter(follower=F("followee")).exists()
     assert UserAchievement.objects.count() > 0

@@ -55,6 +55,9 @@ UPDATE economy_deltacrownwallet w
  WHERE w.id = w2.id AND w.id >= %(lo)s AND w.id < %(hi)s AND (%(ids)s::bigint[] IS NULL OR w.id = ANY(%(ids)s))
    AND (w.cached_balance, w.lifetime_earned, w.lifetime_spent)
        IS DISTINCT FROM (COALESCE(s.earned, 0) - COALESCE(s.spent, 0), COALESCE(s.earned, 0), COALESCE(s.spent, 0))
+   -- A history that overdraws (raw SQL only: the service refuses) cannot be cached under the wallet's CHECKs; such a
+   -- wallet is left as it is and reported unrepairable (WalletDrift.repairable), never half-written.
+   AND COALESCE(s.earned, 0) >= COALESCE(s.spent, 0) AND COALESCE(s.spent, 0) >= 0
 """
 
 _REFRESH_MIRROR = """
@@ -80,6 +83,13 @@ class WalletDrift:
         """'wallet' when the caches differ from the transactions, 'mirror' when the profile differs from them."""
         kinds = ["wallet"] if self.cached != self.expected else []
         return kinds + (["mirror"] if self.mirror != self.expected[:2] else [])
+
+    @property
+    def repairable(self) -> bool:
+        """False when the transactions themselves overdraw (balance or spending below 0): no cache can hold that
+        under the wallet's CHECK constraints, so the history needs a person (a reversing credit), not a refresh."""
+        balance, _earned, spent = self.expected
+        return balance >= 0 and spent >= 0
 
 
 def wallet_id_bounds() -> tuple[int, int] | None:

@@ -19,6 +19,13 @@ class DeltaCrownWallet(models.Model):
                 name="wallet_balance_is_earned_minus_spent",
                 violation_error_message="A wallet's balance is its lifetime earnings minus its lifetime spending.",
             ),
+            # The last word behind debit's InsufficientFunds: no writer (a raw UPDATE, a bulk refresh over a history
+            # that overdraws) can leave a wallet below zero.
+            models.CheckConstraint(
+                condition=Q(cached_balance__gte=0),
+                name="wallet_balance_not_negative",
+                violation_error_message="A wallet's balance never goes below 0 (debit refuses an overdraft).",
+            ),
             models.CheckConstraint(
                 condition=Q(lifetime_earned__gte=0) & Q(lifetime_spent__gte=0),
                 name="wallet_lifetimes_not_negative",

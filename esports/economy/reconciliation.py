@@ -22,6 +22,7 @@ class EconomyReport:
     repaired_wallets: int = 0
     repaired_mirrors: int = 0
     truncated: bool = False  # --limit reached: wallets past the last reported one were not examined
+    unrepairable: list[int] = field(default_factory=list)  # wallets whose transactions overdraw: left as they are
 
     @property
     def clean(self) -> bool:
@@ -48,6 +49,7 @@ def reconcile_economy(
             hi = found[-1].wallet_id + 1 if found else hi
         report.drift.extend(found)
         report.by_kind.update(kind for d in found for kind in d.kinds)
+        report.unrepairable.extend(d.wallet_id for d in found if not d.repairable)
         if repair and found:
             wallets, mirrors = refresh_wallets(lo, hi, [d.wallet_id for d in found])
             report.repaired_wallets += wallets
@@ -66,4 +68,5 @@ def describe(drift: WalletDrift) -> str:
         f"wallet balance/earned/spent {bal}/{earned}/{spent}, "
         f"profile balance/earnings {drift.mirror[0]}/{drift.mirror[1]}, "
         f"transactions say {e_bal}/{e_earned}/{e_spent}"
+        + ("" if drift.repairable else " (the transactions overdraw: not repairable from them)")
     )

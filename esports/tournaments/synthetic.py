@@ -16,7 +16,7 @@ What it builds (sizes scale with `users` / `tournaments`):
   disputed), ones open for registration (pending / confirmed), upcoming and cancelled ones; registrations of every
   status (confirmed and checked in, no_show, cancelled, pending). A team entry is registered after the team was
   created, when its creator's membership (never ended) is active;
-* DeltaCoin transactions (earn and spend, never 0; prizes for solo winners and runners-up);
+* DeltaCoin transactions (earn and spend, never 0, never overdrawing; prizes for solo winners and runners-up);
 * an achievement catalogue and unlocks.
 
 Rows go in with `insert_rows` (chunked multi-row inserts keeping the generated timestamps). Bulk paths send no
@@ -639,20 +639,31 @@ class _Builder:
         rng = self.rng("transactions")
         counts = self.report.counts
 
+        prizes_of: dict[int, list[tuple[datetime, int, str, str]]] = {}
+        for user, amount, reason, at in self.prizes:
+            prizes_of.setdefault(user, []).append((at, amount, reason, "prize"))
+
         def rows() -> Iterator[tuple]:
             for i in range(self.n):
                 span = (AS_OF - self.joined[i]).total_seconds()
+                moves: list[tuple[datetime, int, str, str]] = []
                 for _ in range(rng.choices((0, 1, 2, 3, 5, 8, 12), weights=(10, 15, 20, 20, 15, 12, 8))[0]):
                     at = self.joined[i] + timedelta(seconds=rng.uniform(0, span))
                     if rng.random() < 0.6:
-                        amount, reason = rng.randint(5, 500), rng.choice(EARN_REASONS)
+                        moves.append((at, rng.randint(5, 500), rng.choice(EARN_REASONS), "earn"))
                     else:
-                        amount, reason = -rng.randint(5, 300), rng.choice(SPEND_REASONS)
-                    counts["transactions.earn" if amount > 0 else "transactions.spend"] += 1
+                        moves.append((at, -rng.randint(5, 300), rng.choice(SPEND_REASONS), "spend"))
+                # In time order with a running balance: a spend never takes more than the wallet holds at that moment
+                # (the service would refuse it, and the wallet's CHECK cached_balance >= 0 would refuse the refresh).
+                balance = 0
+                for at, amount, reason, kind in sorted(moves + prizes_of.get(i, []), key=lambda move: move[0]):
+                    if amount < 0:
+                        amount = -min(-amount, balance)
+                        if amount == 0:
+                            continue
+                    balance += amount
+                    counts[f"transactions.{kind}"] += 1
                     yield self.wallets[i], amount, reason, at
-            for user, amount, reason, at in self.prizes:
-                counts["transactions.prize"] += 1
-                yield self.wallets[user], amount, reason, at
 
         counts["transactions"] = len(
             insert_rows(DeltaCrownTransaction, ("wallet_id", "amount", "reason", "created_at"), rows())
