@@ -83,3 +83,15 @@ POISON_UNRESOLVED = Gauge(
     "Unresolved poison rows, as counted by the last poison retry run.",
     multiprocess_mode="mostrecent",
 )
+ECONOMY_WALLETS_DRIFTED = Gauge(
+    "stats_economy_wallets_drifted",
+    "Wallets differing from their transactions in the last full reconciliation, per kind "
+    "(wallet caches, profile mirror, ledger coin events, stats totals).",
+    ["kind"],
+    multiprocess_mode="mostrecent",
+)
+ECONOMY_WALLETS_UNREPAIRABLE = Gauge(
+    "stats_economy_wallets_unrepairable",
+    "Wallets whose transactions overdraw (written by raw SQL), found by the last full reconciliation.",
+    multiprocess_mode="mostrecent",
+)

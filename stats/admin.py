@@ -87,6 +87,7 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         "users_fixed",
         "missing_events_total",
         "drift_percent",
+        "economy_wallets_drifted",
         "duration_seconds",
     )
     list_filter = ("status", "fix", "trigger", "scope")
@@ -110,6 +111,13 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         "poison_rows",
         "field_drift_pretty",
         "drift_sample_pretty",
+        "economy_checked",
+        "economy_wallets_checked",
+        "economy_wallets_drifted",
+        "economy_wallets_repaired",
+        "economy_drift_pretty",
+        "economy_unrepairable",
+        "economy_sample_pretty",
         "error",
     )
     readonly_fields = fields
@@ -137,6 +145,14 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
     @admin.display(description="drifted users (sample)")
     def drift_sample_pretty(self, run: ReconciliationRun) -> str:
         return _pre(run.drift_sample)
+
+    @admin.display(description="economy drift (wallets per kind)")
+    def economy_drift_pretty(self, run: ReconciliationRun) -> str:
+        return _pre(run.economy_drift)
+
+    @admin.display(description="drifted wallets (sample)")
+    def economy_sample_pretty(self, run: ReconciliationRun) -> str:
+        return _pre(run.economy_sample)
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("stats.run_reconciliation")

@@ -144,6 +144,31 @@ class ReconciliationRun(models.Model):
     duration_seconds = models.FloatField(default=0.0)
     drift_rate = models.FloatField(default=0.0, help_text="users_drifted / users_checked.")
     error = models.TextField(blank=True)
+    # The economy pass (stats.economy_pass): wallets against their transactions.
+    economy_checked = models.BooleanField(default=False, help_text="Whether the DeltaCoin economy pass ran.")
+    economy_wallets_checked = models.PositiveIntegerField(default=0)
+    economy_wallets_drifted = models.PositiveIntegerField(
+        default=0, help_text="Wallets differing from their transactions in any of the four kinds."
+    )
+    economy_wallets_repaired = models.PositiveIntegerField(
+        default=0,
+        help_text="Wallets whose caches and profile mirror this run set to their transactions. Ledger and stats "
+        "gaps are repaired by the run's other passes (missing events, users fixed).",
+    )
+    economy_drift = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="kind -> drifted wallets: wallet (caches vs transactions), mirror (profile vs transactions), "
+        "ledger (transactions without a coin event), stats (total earned/spent vs transactions).",
+    )
+    economy_sample = models.JSONField(
+        default=list, blank=True, help_text="The first drifted wallets with both sides of what differed."
+    )
+    economy_unrepairable = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Wallets whose transactions overdraw (raw SQL only): left as they are, a person must correct them.",
+    )
 
     class Meta:
         ordering = ("-started_at", "-id")

@@ -39,6 +39,7 @@ from esports.profiles.models import UserProfile
 from monitoring import metrics
 from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, quote_event_type
 from stats.derived import refresh_derived_figures
+from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.recompute import recompute_stats
 
@@ -134,6 +135,8 @@ def run_reconciliation(
         )
         began = time.monotonic()
         try:
+            # First, so its ledger/stats findings are what the passes below then repair (stats.economy_pass).
+            run_economy_pass(run, progress=say)
             if run.sources_checked:
                 poison: Counter = Counter()
                 missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say, poison=poison)
@@ -452,6 +455,7 @@ def format_report(run: ReconciliationRun) -> str:
     for d in run.drift_sample[:10]:
         diffs = ", ".join(f"{f} {v['stats']} != {v['ledger']}" for f, v in d["fields"].items())
         lines.append(f"    user {d['user_id']}{' (no stats row)' if d['missing_row'] else ''}: {diffs}")
+    lines += format_economy_report(run)
     if run.drift_rate > DRIFT_ALERT_RATIO:
         lines.append(f"  ALERT: drift above {100 * DRIFT_ALERT_RATIO:.0f}% of the users checked")
     if run.error:

@@ -7,12 +7,11 @@ transactions, (b) the profile mirror with them, (c) the ledger's coin events and
 from __future__ import annotations
 
 from argparse import ArgumentTypeError
-from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from esports.economy.reconciliation import BATCH_SIZE, describe, reconcile_economy
-from stats.economy_check import describe_ledger, reconcile_economy_ledger
+from esports.economy.reconciliation import BATCH_SIZE
+from stats.economy_pass import check_economy
 
 
 def _positive(value: str) -> int:
@@ -44,22 +43,33 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        repair, user_id, batch = not options["dry_run"], options["user_id"], options["batch_size"]
-        report = reconcile_economy(user_id=user_id, repair=repair, batch_size=batch, limit=options["limit"])
-        for drift in report.drift:
-            self.stdout.write(describe(drift))
-        # After the wallet pass: the ledger side is compared with the transactions, which the wallets now equal.
-        ledger = reconcile_economy_ledger(user_id=user_id, repair=repair, batch_size=batch, limit=options["limit"])
-        for ledger_drift in ledger.drift:
-            self.stdout.write(describe_ledger(ledger_drift))
-        kinds = report.by_kind + Counter(kind for d in ledger.drift for kind in d.kinds)
-        summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items())) or "none"
-        drifted = len({d.wallet_id for d in report.drift} | {d.wallet_id for d in ledger.drift})
+        repair, user_id = not options["dry_run"], options["user_id"]
+        # The service the nightly reconciliation's economy pass calls (stats.economy_pass); here it also repairs the
+        # ledger side, which in a reconciliation run the run's own passes do.
+        check = check_economy(
+            repair_wallets=repair,
+            repair_ledger=repair,
+            user_id=user_id,
+            batch_size=options["batch_size"],
+            limit=options["limit"],
+        )
+        for line in check.lines():
+            self.stdout.write(line)
+        report, ledger = check.wallet_side, check.ledger_side
+        summary = ", ".join(f"{kind}: {n}" for kind, n in sorted(check.by_kind.items())) or "none"
+        drifted = len(check.drifted_wallets)
         self.stdout.write(f"{drifted} drifted wallet(s) ({summary})" + (" [limit reached]" if report.truncated else ""))
         if repair:
             self.stdout.write(
                 f"repaired {report.repaired_wallets} wallet(s), {report.repaired_mirrors} profile mirror(s); "
                 f"recorded {ledger.events_recorded} missing event(s), recomputed {ledger.stats_recomputed} stats row(s)"
             )
-        elif drifted:
+        if check.unrepairable:
+            self.stdout.write(
+                f"{len(check.unrepairable)} wallet(s) whose transactions overdraw, left as they are (correct them "
+                f"with a reversing credit): {check.unrepairable[:20]}"
+            )
+        if not repair and drifted:
             raise CommandError("drift found (dry run: nothing repaired)", returncode=1)
+        if check.unrepairable:
+            raise CommandError("drift remains: transactions that overdraw cannot be repaired from", returncode=1)
