@@ -22,7 +22,7 @@ from activity.events import NewEvent
 from activity.projection import InsertedEvent
 from activity.recording import record_events_for
 from activity.sources import SOURCES
-from esports.economy.models import DeltaCrownTransaction
+from esports.economy import services as economy
 from esports.tournaments.models import Match, TournamentResult
 from tests.factories import (
     AchievementFactory,
@@ -168,9 +168,9 @@ def build_platform_history():
         MatchFactory(tournament=league, round="F", participant1=team_entry, participant2=bob_entry), team_entry
     )
 
-    wallet = alice.profile.wallet
-    DeltaCrownTransaction.objects.create(wallet=wallet, amount=500, reason="Prize for Spring Cup")
-    DeltaCrownTransaction.objects.create(wallet=wallet, amount=-120, reason="Gift from alice_w to bobby_b")
+    # Through the economy service, as money moves in production: the wallet's balance and lifetimes follow.
+    economy.credit(alice, 500, "Prize for Spring Cup")
+    economy.debit(alice, 120, "Gift from alice_w to bobby_b")
     UserAchievementFactory(user=alice, achievement=AchievementFactory(code="first-blood", name="First Blood"))
     FollowFactory(follower=alice, followee=bob)
     FollowFactory(follower=carol, followee=alice)

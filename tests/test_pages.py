@@ -157,7 +157,7 @@ def test_the_player_sees_their_economy_and_export_on_their_own_pages(client):
     assert "You</span>" in html and "Download my data" in html and "DeltaCoins</a>" in html
     economy = text_of(client.get(f"/u/{alice.username}/economy/"))
     assert "Earned 500 DeltaCoins" in economy and "Spent 120 DeltaCoins" in economy
-    assert re.search(r'Net</div><div class="value">380<', economy)
+    assert re.search(r'Balance</div><div class="value">380<', economy)
 
 
 def test_the_timeline_page_pages_with_older_links(client):

@@ -26,6 +26,7 @@ from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
+from web.money import transaction_row
 from web.presenters import describe_event
 
 PROFILE_RECENT = 8
@@ -198,8 +199,8 @@ def economy_page(request, username: str):
             profile,
             relation,
             summary=summary,
-            entries=_entries(summary.recent.items),
-            next_url=_next_url(request, summary.recent.next_cursor),
+            transactions=[transaction_row(t) for t in summary.history.items],
+            next_url=_next_url(request, summary.history.next_cursor),
             first_page=not request.GET.get("cursor"),
         ),
     )

@@ -188,11 +188,24 @@ class ProfileSerializer(serializers.Serializer):
     links = serializers.DictField(child=serializers.URLField())
 
 
+class TransactionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    amount = serializers.IntegerField(help_text="DeltaCoins, signed: positive credits the wallet, negative debits it.")
+    reason = serializers.CharField()
+    side = serializers.ChoiceField(
+        ["earned", "spent"], help_text="The lifetime it counts in (a reversal counts on the side it cancels)."
+    )
+    title = serializers.CharField()
+    reverses = serializers.IntegerField(allow_null=True, help_text="The transaction this one reverses.")
+    reversed_by = serializers.IntegerField(allow_null=True, help_text="The transaction that reversed this one.")
+
+
 class EconomySerializer(_PageFields):
-    total_earned = serializers.IntegerField()
-    total_spent = serializers.IntegerField()
-    net_earnings = serializers.IntegerField()
-    results = EventSerializer(many=True, help_text="Coin events, newest first.")
+    balance = serializers.IntegerField(help_text="The wallet's balance now.")
+    lifetime_earned = serializers.IntegerField()
+    lifetime_spent = serializers.IntegerField()
+    results = TransactionSerializer(many=True, help_text="The wallet's transactions, newest first.")
 
 
 class LeaderboardEntrySerializer(serializers.Serializer):

@@ -31,6 +31,7 @@ from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
+from web.money import transaction_row
 from web.views import export_with_public_id
 
 _USER_ID = re.compile(r"^[1-9][0-9]{0,18}$")
@@ -223,7 +224,8 @@ class UserTournamentsView(SubjectView):
 class UserEconomyView(SubjectView):
     @extend_schema(
         summary="DeltaCoin economy",
-        description="Totals and coin events; the player and staff only.",
+        description="The wallet's balance and lifetimes and its transaction history (newest first, 20 per page by "
+        "default, reversal links as transaction ids); the player and staff only.",
         parameters=[_USER_ID_PARAM, s.PageQuery],
         responses={200: s.EconomySerializer, **_PRIVATE_ERRORS},
     )
@@ -232,10 +234,10 @@ class UserEconomyView(SubjectView):
         params = _query(request, s.PageQuery)
         summary = economy_summary(relation, cursor=params.get("cursor"), limit=params.get("limit"))
         document = {
-            "total_earned": summary.total_earned,
-            "total_spent": summary.total_spent,
-            "net_earnings": summary.net_earnings,
-            **_page(request, summary.recent),
+            "balance": summary.balances.balance,
+            "lifetime_earned": summary.balances.lifetime_earned,
+            "lifetime_spent": summary.balances.lifetime_spent,
+            **_page(request, summary.history, transaction_row),
         }
         return Response(s.EconomySerializer(document).data)
 
