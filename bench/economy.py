@@ -141,6 +141,7 @@ def reconcile_figures(args) -> None:
     from esports.economy.models import DeltaCrownWallet
     from esports.economy.reconciliation import reconcile_economy
     from stats.economy_check import reconcile_economy_ledger
+    from stats.economy_pass import check_economy
 
     mine = DeltaCrownWallet.objects.filter(profile__user__username__startswith="econ-recon-")
     started = time.perf_counter()
@@ -177,6 +178,12 @@ def reconcile_figures(args) -> None:
     print(
         f"  ledger and stats leg (dry run): {time.perf_counter() - started:.2f} s "
         f"({len(ledger.drift):,} wallets with drift: the bench's transactions are not recorded, receivers muted)"
+    )
+    started = time.perf_counter()
+    check = check_economy(repair_wallets=False, repair_ledger=False, batch_size=args.batch_size)
+    print(
+        f"  economy pass of a reconciliation run (all three sides, report only): {time.perf_counter() - started:.2f} s "
+        f"({check.wallets_checked:,} wallets checked, {len(check.drifted_wallets):,} drifted)"
     )
 
 

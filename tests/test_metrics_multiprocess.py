@@ -134,12 +134,16 @@ def test_a_management_commands_figures_show_on_web_metrics_and_a_reset_keeps_onl
     assert samples[missing] >= 1
     last_success = samples[("stats_reconcile_last_success_timestamp_seconds", ())]
     assert last_success > 0
+    # The economy pass of the same run, counted in the command's process: the wallet's caches miss the 25 coins.
+    economy_drift = ("stats_economy_wallets_drifted", (("kind", "wallet"),))
+    assert samples[economy_drift] == 1
 
     result = _command(shared_dir, "--reset", "true")  # the release step
     assert result.returncode == 0, result.stderr
     samples = scrape(client)
     assert missing not in samples  # counters restart at the deploy (Prometheus reads a counter reset)
     assert samples[("stats_reconcile_last_success_timestamp_seconds", ())] == last_success  # ReconciliationOverdue
+    assert samples[economy_drift] == 1  # a fact about the database: DeltaCoinWalletDrift stays until the next run
     assert os.listdir(shared_dir) == [metrics_dir.CARRIED_OVER_FILE]  # stays quiet
 
 
