@@ -19,8 +19,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection
-
 from esports.economy.models import DeltaCrownWallet
 from esports.economy.reconciliation import BATCH_SIZE, EconomyReport, describe, reconcile_economy
 from monitoring import metrics
@@ -109,12 +107,8 @@ def check_economy(
 
 
 def count_wallets(user_id: int | None = None) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {DeltaCrownWallet._meta.db_table} WHERE %(u)s::bigint IS NULL OR profile_id = %(u)s",
-            {"u": user_id},
-        )
-        return int(cursor.fetchone()[0])
+    wallets = DeltaCrownWallet.objects.all()
+    return (wallets if user_id is None else wallets.filter(profile_id=user_id)).count()
 
 
 def run_economy_pass(run: ReconciliationRun, *, progress: Progress | None = None) -> EconomyCheck:
