@@ -94,6 +94,8 @@ def make_followee(viewer, *, show_matches: bool, show_tournaments: bool, followe
     )
     if followed:
         follow(follower_id=viewer.pk, followee_id=user.pk)
+    else:  # followed by someone else: another viewer's follow never widens this one's feed
+        follow(follower_id=UserFactory().pk, followee_id=user.pk)
     rows = []
     for i, (event_type, visibility) in enumerate((t, v) for t in CATEGORY for v in VISIBILITIES):
         rows.append(event(user, event_type, at=at + minutes(i), visibility=visibility))
@@ -160,8 +162,8 @@ def test_unfollowing_between_two_pages_removes_that_player_from_the_next_page(st
 def test_the_feed_order_equals_a_merge_made_here(strategy):
     rng = random.Random(18)
     viewer = UserFactory()
-    followees = [UserFactory() for _ in range(9)]
-    for f in followees[:7]:
+    followees = [UserFactory() for _ in range(12)]
+    for f in followees[:9]:
         follow(follower_id=viewer.pk, followee_id=f.pk)
     # No corrections or team_left among them: random ones would drive the stats projection's counters negative.
     types = sorted(t for t in FEED_DEFAULT_TYPES | {E.MATCH_PLAYED, E.COINS_EARNED} if "reversed" not in t)
@@ -178,7 +180,9 @@ def test_the_feed_order_equals_a_merge_made_here(strategy):
             )
         )
     record(*rows)
-    followed = [f.pk for f in followees[:7]]
+    followed = [f.pk for f in followees[:9]]
+    # Pages smaller than the follow count (the heads' bound decides) and larger (every followee contributes).
+    assert [e.id for e in walk(viewer, strategy, limit=3)] == expected_merge(followed)
     assert [e.id for e in walk(viewer, strategy, limit=7)] == expected_merge(followed)
     assert [e.id for e in walk(viewer, strategy, limit=50)] == expected_merge(followed)
     picked = frozenset({E.MATCH_PLAYED, E.TEAM_JOINED})
@@ -225,6 +229,8 @@ def test_erased_and_deactivated_players_vanish_from_the_feed(strategy):
     for p in (kept, erased, banned):
         follow(follower_id=viewer.pk, followee_id=p.pk)
         record(*[event(p, E.TEAM_JOINED, at=BASE_TIME - minutes(i)) for i in range(3)])
+    # Enough of the kept player's own events to fill pages: no page query can lean on the other one's answer.
+    record(*[event(kept, E.TOURNAMENT_WON, at=BASE_TIME - minutes(10 + i)) for i in range(20)])
     assert {e.user_id for e in walk(viewer, strategy)} == {kept.pk, erased.pk, banned.pk}
     erase_user(erased.pk)
     User.objects.filter(pk=banned.pk).update(is_active=False)

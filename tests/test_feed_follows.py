@@ -83,6 +83,36 @@ def test_concurrent_follows_of_the_same_pair_make_one_row():
     assert Follow.objects.filter(follower=a, followee=b).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_follow_racing_a_deactivation_waits_for_it_and_is_refused():
+    """The erasure's order (lock the account FOR UPDATE, delete its follows, deactivate, commit): a follow arriving
+    meanwhile must wait for that commit and then see the account inactive, not slip a new row in after the delete."""
+    from django.db import transaction
+
+    a, b = UserFactory(), UserFactory()
+    outcome: list[object] = []
+
+    def follower() -> None:
+        try:
+            outcome.append(follow(follower_id=a.pk, followee_id=b.pk))
+        except BaseException as exc:  # noqa: BLE001 - the assertion below names it
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=b.pk)
+        Follow.objects.filter(followee_id=b.pk).delete()
+        User.objects.filter(pk=b.pk).update(is_active=False)
+        thread = threading.Thread(target=follower)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), f"the follow did not wait for the deactivation: {outcome}"
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], FollowUnavailable), outcome
+    assert not follows_of(a)
+
+
 # --- pages ---------------------------------------------------------------------------------------------------------
 
 
