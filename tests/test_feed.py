@@ -18,7 +18,14 @@ from activity.cursors import InvalidCursorError
 from activity.erasure import erase_user
 from activity.event_types import EventType as E
 from activity.models import UserActivity
-from activity.selectors.feed import FEED_DEFAULT_TYPES, InvalidFeedTypeError, Strategy, feed, parse_types
+from activity.selectors.feed import (
+    FEED_DEFAULT_TYPES,
+    InvalidFeedTypeError,
+    Strategy,
+    feed,
+    page_query_for,
+    parse_types,
+)
 from activity.selectors.match_history import InvalidGameError
 from activity.selectors.timeline import TIMELINE_EVENTS
 from esports.profiles.follows import follow, unfollow
@@ -334,3 +341,10 @@ def test_a_short_recent_first_scan_falls_back_to_the_per_followee_query(monkeypa
         page = feed(viewer.pk, strategy=Strategy.RECENT_FIRST)
     assert [e.user_id for e in page.items] == [quiet.pk]
     assert len(queries) == 5
+
+
+def test_the_page_query_follows_the_follow_count():
+    # 21 rows over 100k players: a scan of ~21 x 100k / F rows against F probes.
+    assert page_query_for(10, 100_000, 21) is Strategy.PER_FOLLOWEE
+    assert page_query_for(10_000, 100_000, 21) is Strategy.RECENT_FIRST
+    assert page_query_for(10_000, 100_000, 21, Strategy.PER_FOLLOWEE) is Strategy.PER_FOLLOWEE

@@ -154,6 +154,7 @@ def test_the_feed_page_pages_with_its_filters(client):
     assert len(first.context["entries"]) == 20 and "types=tournament_won" in next_url
     second = client.get(next_url)
     assert second.status_code == 200 and len(second.context["entries"]) == 5
+    assert second.context["newest_url"] == "/feed/?types=tournament_won"
 
 
 def test_the_feed_page_costs_the_same_queries_at_3_and_at_40_followees(client):

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from activity.selectors.feed import feed, parse_types
@@ -38,6 +39,11 @@ def feed_entries(items) -> list[dict]:
     ]
 
 
+def _filtered_url(request, **params) -> str:
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{request.path}?{query}" if query else request.path
+
+
 @require_GET
 @login_required
 @read_errors
@@ -51,6 +57,7 @@ def feed_page(request):
         {
             "entries": feed_entries(page.items),
             "next_url": _next_url(request, page.next_cursor, types=types_raw, game=game),
+            "newest_url": _filtered_url(request, types=types_raw, game=game),
             "first_page": not request.GET.get("cursor"),
             "game": game or "",
             "types": types_raw,

@@ -36,10 +36,11 @@ _PLAYER = "p.public_id AS player_public_id, p.display_name AS player_display_nam
 PER_FOLLOWEE = """
 WITH followees AS MATERIALIZED (
     -- Two primary-key probes per followee; the LIMIT keeps the planner from hashing both tables whole instead.
-    SELECT f.followee_id AS user_id, fl.smh, fl.sts
+    -- The player's names ride along to the page (no join after the merge).
+    SELECT f.followee_id AS user_id, fl.*
     FROM {follow} f
     CROSS JOIN LATERAL (
-        SELECT p.show_match_history AS smh, p.show_tournament_stats AS sts
+        SELECT p.show_match_history AS smh, p.show_tournament_stats AS sts, {player}
         FROM {user} u JOIN {profile} p ON p.user_id = u.id
         WHERE u.id = f.followee_id AND u.is_active
         LIMIT 1
@@ -47,7 +48,7 @@ WITH followees AS MATERIALIZED (
     WHERE f.follower_id = %(viewer)s
 ),
 heads AS MATERIALIZED (
-    SELECT fo.user_id, fo.smh, fo.sts, h.timestamp, h.id
+    SELECT fo.*, h.timestamp AS head_timestamp, h.id AS head_id
     FROM followees fo
     CROSS JOIN LATERAL (
         SELECT a.timestamp, a.id FROM {ledger} a
@@ -60,10 +61,11 @@ bound AS (
     SELECT b.timestamp, b.id
     FROM (SELECT 1) one
     LEFT JOIN LATERAL (
-        SELECT timestamp, id FROM heads ORDER BY timestamp DESC, id DESC OFFSET %(bound_offset)s LIMIT 1
+        SELECT head_timestamp AS timestamp, head_id AS id FROM heads
+        ORDER BY head_timestamp DESC, head_id DESC OFFSET %(bound_offset)s LIMIT 1
     ) b ON true
 )
-SELECT e.*, {player}
+SELECT e.*, fo.player_public_id, fo.player_display_name, fo.player_username
 FROM heads fo
 CROSS JOIN bound
 CROSS JOIN LATERAL (
@@ -73,9 +75,7 @@ CROSS JOIN LATERAL (
     ORDER BY a.timestamp DESC, a.id DESC
     LIMIT %(rows)s
 ) e
-JOIN {profile} p ON p.user_id = fo.user_id
-JOIN {user} u ON u.id = fo.user_id
-WHERE bound.id IS NULL OR (fo.timestamp, fo.id) >= (bound.timestamp, bound.id)
+WHERE bound.id IS NULL OR (fo.head_timestamp, fo.head_id) >= (bound.timestamp, bound.id)
 ORDER BY e.timestamp DESC, e.id DESC
 LIMIT %(rows)s
 """
