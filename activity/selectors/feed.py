@@ -18,7 +18,7 @@ feed_sql.py has both and their costs):
   it, so the page's last event is no older than it, and only followees whose head is at or after it can contribute
   (exactly `limit` of them, positions being unique). Their newest `limit` events between bound and cursor (LATERAL
   top-N on the (user, -timestamp, -id) index) are merged by one sort of at most limit^2 rows.
-* many followees (2 x followees^2 > limit x players: the scanned rows cost less than the probes): RECENT_FIRST,
+* many followees (4 x followees^2 > limit x players: the scanned rows cost less than the probes): RECENT_FIRST,
   the newest events of the requested types across all players, kept when followed; its scan is capped and a page it
   cannot fill within the cap is answered by PER_FOLLOWEE (a third query, still independent of the follow count).
 Deeper pages cost the same as the first: keyset on (timestamp, id), the cursor an index condition of every scan.
@@ -109,9 +109,10 @@ def page_query_for(followees: int, players: int, rows: int, strategy: Strategy =
 
 def _scan_is_cheaper(followees: int, players: int, rows: int) -> bool:
     # Rows RECENT_FIRST expects to scan (rows x players / followees, activity being alike) against PER_FOLLOWEE's
-    # probes (one per followee); a probe (follow, account, profile, ledger index and row) costs about two scanned
-    # rows (ledger row, follow pair): measured on 100k players, the two meet near 1,000 followees.
-    return 2 * followees * followees > rows * players
+    # probes (one per followee). A probe (follow, account, profile, ledger index and row) costs about four scanned
+    # rows (ledger row, follow pair): bench/read_path.py on 100k players measured ~38 us a probe at 1,000 followees
+    # and ~10 us a scanned row, so the two meet near 700 followees there.
+    return 4 * followees * followees > rows * players
 
 
 def feed(
