@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from web.api import views
+from web.api import feed, views
 
 app_name = "api"
 
@@ -17,4 +17,8 @@ urlpatterns = [
     path("users/<str:user_id>/economy/", views.UserEconomyView.as_view(), name="user-economy"),
     path("users/<str:user_id>/export/", views.UserExportView.as_view(), name="user-export"),
     path("leaderboards/<str:board>/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path("feed/", feed.FeedView.as_view(), name="feed"),
+    path("users/<str:user_id>/follow/", feed.FollowView.as_view(), name="user-follow"),
+    path("users/<str:user_id>/followers/", feed.FollowersView.as_view(), name="user-followers"),
+    path("users/<str:user_id>/following/", feed.FollowingView.as_view(), name="user-following"),
 ]
