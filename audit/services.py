@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +21,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from psycopg import sql
 
-from audit.chain import HASHED_COLUMNS, row_hash
+from audit.chain import HASHED_COLUMNS, format_time, row_hash
 from audit.context import RequestContext, context_of, current_request_context
 from audit.event_types import ActorKind, AuditEventType
 from audit.models import GENESIS_HASH, AuditChainHead, UserAuditEvent
 from audit.redaction import redact
 
 # "job:reconcile_stats", "command:erase_user", "task:...": what ran, never who (a system actor has no person).
-SYSTEM_ACTOR = re.compile(r"^(job|command|task|signal|migration):[a-z0-9_.:-]{1,90}$")
+BULK_CHUNK = 5_000
+SYSTEM_ACTOR = re.compile(r"^(job|command|task|signal|service|migration):[a-z0-9_.:-]{1,90}$")
 
 
 class AuditError(ValueError):
@@ -64,6 +65,54 @@ def resolve_actor(actor: ActorLike, subject_user_id: int | None) -> Actor:
     if subject_user_id is not None and int(actor.pk) != subject_user_id:
         raise AuditError(f"user {actor.pk} is not staff and cannot act on user {subject_user_id}'s data")
     return Actor(ActorKind.USER, int(actor.pk))
+
+
+def actor_from_context(default: str, subject_user_id: int | None = None) -> Actor:
+    """Who is acting, for a service that is not told: the signed-in staff user (or the user themself, on their own
+    data) of the current request, else the system actor `default` (a task, a command, a job)."""
+    context = current_request_context()
+    if context is not None and context.user_id is not None:
+        if context.user_is_staff:
+            return Actor(ActorKind.STAFF, context.user_id)
+        if subject_user_id is not None and context.user_id == subject_user_id:
+            return Actor(ActorKind.USER, context.user_id)
+    return Actor.system(default)
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    """One event of a bulk write: what differs between the events of one action over many rows."""
+
+    subject_user_id: int | None = None
+    obj: ObjectLike = None
+    changes: Mapping[str, Any] | None = None
+
+
+def record_audit_events(
+    *,
+    actor: ActorLike,
+    event_type: AuditEventType | str,
+    items: Sequence[AuditItem],
+    request: HttpRequest | None = None,
+) -> int:
+    """Append one event per item (a set-based action over many rows: a bulk import, a repair of many users) in the
+    caller's transaction: the head is locked once and the rows go in one statement per chunk. Returns the count."""
+    rows = [_fields(actor, event_type, item.subject_user_id, item.obj, item.changes, request) for item in items]
+    if not rows:
+        return 0
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(_LOCK_HEAD, [GENESIS_HASH])
+        last_id, last_hash = cursor.fetchone()
+        now = timezone.now()
+        for fields in rows:
+            last_id += 1
+            fields.update(id=last_id, occurred_at=now, prev_hash=last_hash)
+            last_hash = fields["hash"] = row_hash(fields)
+        for start in range(0, len(rows), BULK_CHUNK):
+            chunk = [{**f, "occurred_at": format_time(f["occurred_at"])} for f in rows[start : start + BULK_CHUNK]]
+            cursor.execute(_INSERT_MANY, [json.dumps(chunk)])
+        cursor.execute(_ADVANCE, [last_id, last_hash])
+    return len(rows)
 
 
 def record_audit_event(
@@ -165,5 +214,24 @@ _INSERT_AND_ADVANCE = (
             sql.SQL("%s::jsonb") if c == "changes" else sql.Placeholder() for c in (*HASHED_COLUMNS, "hash")
         ),
     )
+    .as_string(None)
+)
+_TYPES = {"id": "bigint", "occurred_at": "timestamptz", "actor_user_id": "bigint", "subject_user_id": "bigint"}
+_ALL = (*HASHED_COLUMNS, "hash")
+_INSERT_MANY = (
+    sql.SQL("INSERT INTO {events} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({typed})")
+    .format(
+        events=sql.Identifier(_EVENTS),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in _ALL),
+        typed=sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL("jsonb" if c == "changes" else _TYPES.get(c, "text")))
+            for c in _ALL
+        ),
+    )
+    .as_string(None)
+)
+_ADVANCE = (
+    sql.SQL("UPDATE {head} SET last_id = %s, last_hash = %s WHERE id = 1")
+    .format(head=sql.Identifier(_HEAD))
     .as_string(None)
 )
