@@ -30,15 +30,26 @@ HASHED_COLUMNS: tuple[str, ...] = (
 )
 
 
+# One encoder, built once (json.dumps with options builds a new one per call: a third of the verifier's time).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The same spelling, made by PostgreSQL (the verifier reads the time already formatted).
+SQL_TIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
 def format_time(value: dt.datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("audit times are timezone-aware")
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).strftime(TIME_FORMAT)
 
 
 def row_hash(fields: dict[str, Any]) -> str:
     """The hash of one row given its HASHED_COLUMNS (occurred_at a datetime, changes the decoded JSON)."""
     payload = {name: fields[name] for name in HASHED_COLUMNS}
     payload["occurred_at"] = format_time(payload["occurred_at"])
-    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(encoded.encode("ascii")).hexdigest()
+    return hash_payload(payload)
+
+
+def hash_payload(payload: dict[str, Any]) -> str:
+    """The hash of HASHED_COLUMNS -> value with the time already formatted (the verifier's fast path)."""
+    return hashlib.sha256(_ENCODER.encode(payload).encode("ascii")).hexdigest()

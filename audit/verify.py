@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db import connection
 from psycopg import sql
 
-from audit.chain import HASHED_COLUMNS, row_hash
+from audit.chain import HASHED_COLUMNS, SQL_TIME_FORMAT, hash_payload
 from audit.models import GENESIS_HASH, AuditChainHead, UserAuditEvent
 
 CHUNK_SIZE = 20_000
@@ -49,9 +49,19 @@ class VerifyReport:
         return self.problem is None
 
 
-_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in (*HASHED_COLUMNS, "hash"))
+# The time comes formatted by PostgreSQL exactly as the writer formats it, so no datetime is built per row.
+_COLUMNS = sql.SQL(", ").join(
+    sql.SQL("to_char(occurred_at AT TIME ZONE 'UTC', {})").format(sql.Literal(SQL_TIME_FORMAT))
+    if c == "occurred_at"
+    else sql.Identifier(c)
+    for c in (*HASHED_COLUMNS, "hash")
+)
 _TABLE = sql.Identifier(UserAuditEvent._meta.db_table)
-_CHUNK = sql.SQL("SELECT {cols} FROM {table} WHERE id >= %s ORDER BY id LIMIT %s").format(cols=_COLUMNS, table=_TABLE)
+_CHUNK = (
+    sql.SQL("SELECT {cols} FROM {table} WHERE id >= %s ORDER BY id LIMIT %s")
+    .format(cols=_COLUMNS, table=_TABLE)
+    .as_string(None)
+)
 _ANCHOR = sql.SQL("SELECT id, prev_hash FROM {table} WHERE occurred_at >= %s ORDER BY occurred_at, id LIMIT 1").format(
     table=_TABLE
 )
@@ -80,7 +90,7 @@ def verify_chain(
             next_id, expected_prev = anchor
         while report.problem is None and (limit is None or report.rows_checked < limit):
             size = chunk_size if limit is None else min(chunk_size, limit - report.rows_checked)
-            cursor.execute(_CHUNK.as_string(None), [next_id, size])
+            cursor.execute(_CHUNK, [next_id, size])
             rows = cursor.fetchall()
             for row in rows:
                 report.problem = _check(row, next_id, expected_prev)
@@ -115,7 +125,7 @@ def _check(row: tuple, expected_id: int, expected_prev: str) -> Problem | None:
     fields = dict(zip(HASHED_COLUMNS, row, strict=False))
     changes = fields["changes"]
     fields["changes"] = json.loads(changes) if isinstance(changes, str) else changes
-    if row_hash(fields) != row[_HASH_AT]:
+    if hash_payload(fields) != row[_HASH_AT]:
         return Problem(row_id, "changed", f"row {row_id}: content does not match its hash: a field was changed")
     return None
 
