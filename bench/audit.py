@@ -42,6 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["BENCH_DATABASE_NAME"] = NAME
     url = use_bench_database(NAME)
+    from project.db_timeouts import use_job_timeouts
+
+    use_job_timeouts()  # a batch job: the COPY of 1M rows is one statement
     try:
         writes(args.writes, args.threads, args.repeats)
         verify(args.rows, min(args.repeats, 3))

@@ -300,3 +300,55 @@ def test_no_audit_event_is_left_when_the_database_refuses_the_change():
         credit(user, 5, "then the transaction fails")
         cursor.execute("SELECT 1/0")
     assert len(events()) == before
+
+
+# --- one transaction: the change and its event commit or roll back together -----------------------------------------
+
+
+def _prepare_all() -> dict:
+    user, drifted, staff = UserFactory(), UserFactory(), UserFactory(is_staff=True)
+    credit(user, 20, "prize")
+    DeltaCrownWallet.objects.filter(profile_id=drifted.pk).update(cached_balance=7, lifetime_earned=7)
+    _drift(drifted)
+    mark_stale([user.pk], reason="test")
+    return {"user": user, "drifted": drifted, "staff": staff}
+
+
+ACTIONS = {
+    "credit": lambda c: credit(c["user"], 5, "x"),
+    "debit": lambda c: debit(c["user"], 5, "x"),
+    "economy repair": lambda c: reconcile_economy(repair=True),
+    "stats repair and run": lambda c: run_reconciliation(fix=True, skip_sources=True),
+    "stale recompute": lambda c: recompute_stale_stats(),
+    "backfill start": lambda c: backfill.start_backfill(None, batch_size=50, enqueue=False),
+    "gdpr export": lambda c: user_export(relation_between(c["user"], c["user"].profile), c["user"].profile),
+    "gdpr erasure": lambda c: erase_user(c["user"].pk, requested_by=c["staff"]),
+}
+
+
+@pytest.mark.parametrize("name", ACTIONS)
+def test_a_call_site_inside_a_transaction_that_rolls_back_leaves_no_event(name):
+    context = _prepare_all()
+    before = len(events())
+    rolled_back(lambda: ACTIONS[name](context))
+    assert len(events()) == before
+    ACTIONS[name](context)  # and the same action, committed, does write
+    assert len(events()) > before
+
+
+@pytest.mark.parametrize("name", ["credit", "gdpr erasure", "economy repair"])
+def test_when_the_audit_event_cannot_be_written_the_change_is_not_made_either(name, monkeypatch):
+    import audit.services
+
+    context = _prepare_all()
+    balance = DeltaCrownWallet.objects.get(profile_id=context["drifted"].pk).cached_balance
+
+    def broken(fields):
+        raise RuntimeError("audit write failed")
+
+    monkeypatch.setattr(audit.services, "row_hash", broken)
+    with pytest.raises(RuntimeError, match="audit write failed"):
+        ACTIONS[name](context)
+    assert DeltaCrownWallet.objects.get(profile_id=context["user"].pk).cached_balance == 20
+    assert DeltaCrownWallet.objects.get(profile_id=context["drifted"].pk).cached_balance == balance
+    assert UserProfile.objects.filter(pk=context["user"].pk).exists()  # not erased
