@@ -4,7 +4,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/3 \\
         .venv/bin/python bench/audit.py [--writes 2000] [--threads 4] [--rows 1000000] [--repeats 3] [--keep]
 
-Runs in a database of its own (`activity_audit_bench`, dropped at the end unless --keep):
+Runs in a database of its own (`activity_audit_bench` or BENCH_DATABASE_NAME, dropped at the end unless --keep):
 1. writes: `--writes` events, one transaction each, from 1 thread and from `--threads` threads released together,
    through record_audit_event (head lock, hash) and as a plain INSERT of the same row into a copy of the table with
    no chain (no lock, no hash); medians of `--repeats` runs and the ratio;
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_db import use_bench_database  # noqa: E402
 
-NAME = "activity_audit_bench"
+NAME = os.environ.get("BENCH_DATABASE_NAME") or "activity_audit_bench"
 PLAIN = "audit_bench_plain"
 
 
@@ -40,7 +40,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
-    os.environ["BENCH_DATABASE_NAME"] = NAME
     url = use_bench_database(NAME)
     from project.db_timeouts import use_job_timeouts
 
