@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from audit.event_types import AuditEventType
-from audit.services import AuditItem, actor_from_context, record_audit_events
 from esports.economy.balances import WalletDrift, find_drift, refresh_wallets, wallet_id_bounds
+from esports.economy.movement_audit import audit_repairs
 
 BATCH_SIZE = 10_000
 
@@ -72,25 +71,4 @@ def describe(drift: WalletDrift) -> str:
         f"wallet balance/earned/spent {bal}/{earned}/{spent}, "
         f"profile balance/earnings {drift.mirror[0]}/{drift.mirror[1]}, "
         f"transactions say {e_bal}/{e_earned}/{e_spent}"
-    )
-
-
-def audit_repairs(repaired: list[WalletDrift]) -> None:
-    """One economy_drift_repaired event per wallet: what the wallet and the mirror held, and what they hold now."""
-    record_audit_events(
-        actor=actor_from_context("command:reconcile_economy"),
-        event_type=AuditEventType.ECONOMY_DRIFT_REPAIRED,
-        items=[
-            AuditItem(
-                d.user_id,
-                ("economy.deltacrownwallet", d.wallet_id),
-                {
-                    "kinds": d.kinds,
-                    # int(): the expected sums come back from SQL as Decimal
-                    "wallet": {"before": [*map(int, d.cached)], "after": [*map(int, d.expected)]},
-                    "mirror": {"before": [*map(int, d.mirror)], "after": [*map(int, d.expected[:2])]},
-                },
-            )
-            for d in repaired
-        ],
     )

@@ -13,9 +13,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from audit.event_types import AuditEventType
-from audit.services import actor_from_context, record_audit_event
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+from esports.economy.movement_audit import audit_movement
 from esports.profiles.models import UserProfile
 
 # One movement above this is a bug or an abuse, not a payout: refused before anything is written.
@@ -139,19 +138,7 @@ def _apply(
     UserProfile.objects.filter(pk=wallet.profile_id).update(
         deltacoin_balance=wallet.cached_balance + signed, lifetime_earnings=wallet.lifetime_earned + earned
     )
-    # Last in the transaction: the audit chain's lock is then held only until the commit.
-    record_audit_event(
-        actor=actor_from_context("service:economy", wallet.profile_id),
-        event_type=AuditEventType.WALLET_CREDITED if signed > 0 else AuditEventType.WALLET_DEBITED,
-        subject_user_id=wallet.profile_id,
-        obj=txn,
-        changes={
-            "amount": signed,
-            "reason": reason,
-            "reverses": reverses.pk if reverses is not None else None,
-            "balance": {"before": wallet.cached_balance, "after": wallet.cached_balance + signed},
-        },
-    )
+    audit_movement(wallet, txn, signed)  # last: the audit chain's lock is then held only until the commit
     return txn
 
 
