@@ -259,3 +259,15 @@ def test_eight_concurrent_writers_leave_one_valid_chain():
     assert report.ok, report.problem
     assert report.rows_checked == 8 * per_writer == UserAuditEvent.objects.count()
     assert len(set(UserAuditEvent.objects.values_list("prev_hash", flat=True))) == 8 * per_writer  # no fork
+
+
+def test_the_command_parses_since_and_limit_and_refuses_bad_values(capsys):
+    write_events(3)
+    call_command("audit_verify_integrity", "--since", "2000-01-01", "--limit", "2")
+    assert "2 row(s) verified (rows 1..2)" in capsys.readouterr().out
+    call_command("audit_verify_integrity", "--since", "2999-01-01T00:00:00Z")
+    assert "0 row(s) verified" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="expected a date"):
+        call_command("audit_verify_integrity", "--since", "yesterday")
+    with pytest.raises(CommandError, match="positive integer"):
+        call_command("audit_verify_integrity", "--limit", "0")
