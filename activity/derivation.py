@@ -69,10 +69,16 @@ def _tournament_metadata(tournament) -> dict:
     return {"tournament_id": tournament.id, "tournament": tournament.name, "game": tournament.game}
 
 
+def _scope(tournament) -> dict:
+    """The event's game and season columns (the per-game / per-season projections' keys)."""
+    return {"game": tournament.game or None, "season": tournament.season if tournament.game else None}
+
+
 def derive_registration(registration, members: Members) -> Derivation:
     events: list[NewEvent] = []
     if registration.status == "confirmed":
         meta = _tournament_metadata(registration.tournament)
+        scope = _scope(registration.tournament)
         if registration.team_id is not None:
             meta["team_id"] = registration.team_id
         for user_id in registration_members(registration, members):
@@ -84,12 +90,15 @@ def derive_registration(registration, members: Members) -> Derivation:
                     REGISTRATION,
                     registration.id,
                     meta,
+                    **scope,
                 )
             )
             if registration.checked_in:
                 joined_at = registration.checked_in_at or registration.updated_at
                 events.append(
-                    NewEvent(user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta)
+                    NewEvent(
+                        user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta, **scope
+                    )
                 )
     # pending, cancelled, no_show: nothing new; what was recorded earlier stays.
     return Derivation(REGISTRATION, registration.id, tuple(events))
@@ -101,21 +110,23 @@ def derive_match(match, members: Members) -> Derivation:
         return Derivation(MATCH, match.id)
     at = match.completed_at or match.updated_at
     meta = {**_tournament_metadata(match.tournament), "round": match.round}
+    scope = _scope(match.tournament)
     events: list[NewEvent] = []
     for side in (match.participant1, match.participant2):
         for user_id in registration_members(side, members):
-            events.append(NewEvent(user_id, EventType.MATCH_PLAYED, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_PLAYED, at, MATCH, match.id, meta, **scope))
     if match.state == "completed":
         for user_id in registration_members(match.winner, members):
-            events.append(NewEvent(user_id, EventType.MATCH_WON, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_WON, at, MATCH, match.id, meta, **scope))
         for user_id in registration_members(match.loser, members):
-            events.append(NewEvent(user_id, EventType.MATCH_LOST, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_LOST, at, MATCH, match.id, meta, **scope))
     return Derivation(MATCH, match.id, tuple(events), authority=MATCH_OUTCOME_EVENTS, corrected_at=match.updated_at)
 
 
 def derive_tournament_result(result, checked_in: Sequence, members: Members) -> Derivation:
     """`checked_in`: the tournament's checked-in registrations, each earns `tournament_completed` for its members."""
     meta = _tournament_metadata(result.tournament)
+    scope = _scope(result.tournament)
     at = result.created_at
     events: list[NewEvent] = []
     placements = (
@@ -126,10 +137,12 @@ def derive_tournament_result(result, checked_in: Sequence, members: Members) -> 
     for event_type, registrations in placements:
         for registration in registrations:
             for user_id in registration_members(registration, members):
-                events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta))
+                events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta, **scope))
     for registration in checked_in:
         for user_id in registration_members(registration, members):
-            events.append(NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta))
+            events.append(
+                NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta, **scope)
+            )
     return Derivation(
         TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at
     )

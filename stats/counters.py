@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
 
 from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
@@ -69,14 +70,26 @@ assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, re
 )
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
     """Sum the counter changes of events (objects with user_id, event_type, amount), per user."""
-    deltas: dict[int, dict[str, int]] = {}
+    return deltas_by(events, lambda event: event.user_id)
+
+
+def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[str, int]]:
+    """Sum the counter changes of events per `key(event)` (per user, per (user, game)...); events keyed None are
+    left out (e.g. an event without a game, for the per-game rows)."""
+    deltas: dict[K, dict[str, int]] = {}
     for event in events:
+        k = key(event)
+        if k is None:
+            continue
         effects = EFFECTS[event.event_type]
-        user = deltas.setdefault(event.user_id, dict.fromkeys(COUNTER_FIELDS, 0))
+        row = deltas.setdefault(k, dict.fromkeys(COUNTER_FIELDS, 0))
         for counter, sign in effects:
-            user[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
+            row[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
     return deltas
 
 

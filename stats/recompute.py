@@ -12,6 +12,7 @@ from stats.cache import invalidate_on_commit
 from stats.counters import COUNTER_FIELDS, counter_sql
 from stats.models import UserProfileStats
 from stats.rows import lock_stats_rows
+from stats.scoped_recompute import recompute_scoped
 
 _STATS = UserProfileStats._meta.db_table
 _LEDGER = UserActivity._meta.db_table
@@ -37,6 +38,7 @@ def recompute_stats(user_ids: Iterable[int]) -> int:
         with transaction.atomic():
             lock_stats_rows(chunk)
             written += _write_aggregates(chunk)
+            recompute_scoped(chunk)  # the per-game / per-season rows, under the same locks
             invalidate_on_commit(chunk)  # cached lifetime stats of these users are stale once this commits
     return written
 

@@ -20,7 +20,7 @@ from activity.event_types import (
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CUP = Row(id=7, name="Spring Cup", game="valorant")
+CUP = Row(id=7, name="Spring Cup", game="valorant", season=2026)
 
 
 def reg(id, user_id=None, team_id=None, status="confirmed", checked_in=True, created_at=T0, checked_in_at=None):

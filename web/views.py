@@ -239,14 +239,16 @@ def _int_param(request, name: str, default: int) -> int:
 def leaderboards_page(request):
     board = parse_board(request.GET.get("board") or Board.TOURNAMENTS_WON)
     game = request.GET.get("game", "").strip() or None
+    season = _int_param(request, "season", 0) if request.GET.get("season", "") != "" else None
     min_matches = _int_param(request, "min_matches", DEFAULT_MIN_MATCHES)
-    entries = leaderboard(board, game=game, min_matches=min_matches)
+    entries = leaderboard(board, game=game, season=season, min_matches=min_matches)
+    scope = {**({"game": game} if game else {}), **({"season": season} if season is not None else {})}
     tabs = [
         {
             "board": b,
             "title": BOARD_TITLES[b],
             "active": b is board,
-            "url": f"{request.path}?{urlencode({'board': b.value, **({'game': game} if game else {})})}",
+            "url": f"{request.path}?{urlencode({'board': b.value, **scope})}",
         }
         for b in Board
         if not (game and b is Board.TOTAL_EARNED)
@@ -260,6 +262,7 @@ def leaderboards_page(request):
             "tabs": tabs,
             "entries": entries,
             "game": game or "",
+            "season": "" if season is None else season,
             "min_matches": min_matches,
             "is_win_rate": board is Board.WIN_RATE,
         },

@@ -9,7 +9,14 @@ from activity.event_types import EventType, Visibility
 from activity.privacy import ViewerClass
 from activity.selectors.match_history import Outcome
 from stats.counters import COUNTER_FIELDS
-from stats.selectors.leaderboards import DEFAULT_LIMIT, DEFAULT_MIN_MATCHES, MAX_LIMIT, MAX_MIN_MATCHES, Board
+from stats.selectors.leaderboards import (
+    DEFAULT_LIMIT,
+    DEFAULT_MIN_MATCHES,
+    MAX_LIMIT,
+    MAX_MIN_MATCHES,
+    MAX_SEASON,
+    Board,
+)
 from web.presenters import describe_event
 
 # --- query parameters --------------------------------------------------------------------------------------------
@@ -42,6 +49,12 @@ class LeaderboardQuery(serializers.Serializer):
         allow_blank=True,
         max_length=50,
         help_text="Rank within one game (not available for total_earned).",
+    )
+    season = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SEASON,
+        help_text="Rank within one season of the game (needs game).",
     )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     min_matches = serializers.IntegerField(
@@ -214,6 +227,7 @@ class LeaderboardSerializer(serializers.Serializer):
     board = serializers.ChoiceField(choices=[(b.value, b.value) for b in Board])
     title = serializers.CharField()
     game = serializers.CharField(allow_null=True)
+    season = serializers.IntegerField(allow_null=True)
     min_matches = serializers.IntegerField(allow_null=True, help_text="win_rate board only.")
     results = LeaderboardEntrySerializer(many=True)
 

@@ -259,7 +259,7 @@ class UserExportView(SubjectView):
 class LeaderboardView(APIView):
     @extend_schema(
         summary="Leaderboard",
-        description="Top players of a board, overall or for one game, with "
+        description="Top players of a board, overall, for one game or one season of a game, with "
         "deterministic tie-breaking. Cached for up to a minute.",
         parameters=[
             OpenApiParameter("board", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[b.value for b in Board]),
@@ -275,12 +275,16 @@ class LeaderboardView(APIView):
         chosen = parse_board(board)
         params = _query(request, s.LeaderboardQuery)
         game = params.get("game") or None
-        entries = leaderboard(chosen, limit=params["limit"], game=game, min_matches=params["min_matches"])
+        season = params.get("season")
+        entries = leaderboard(
+            chosen, limit=params["limit"], game=game, season=season, min_matches=params["min_matches"]
+        )
         public_ids = public_ids_of(e.user_id for e in entries)  # one query; boards are cached without them
         document = {
             "board": chosen.value,
             "title": BOARD_TITLES[chosen],
             "game": game,
+            "season": season,
             "min_matches": params["min_matches"] if chosen is Board.WIN_RATE else None,
             "results": [{**asdict(e), "public_id": public_ids.get(e.user_id)} for e in entries],
         }
