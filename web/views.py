@@ -19,7 +19,7 @@ from activity.privacy import NotPermitted, ViewerClass, relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import match_history
 from activity.selectors.profiles import profile_by_id, profile_by_username
-from activity.selectors.timeline import timeline
+from activity.selectors.timeline import parse_types, timeline
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.selectors import user_id_for_public_id
 from stats.selectors.economy import economy_summary
@@ -127,7 +127,8 @@ def _profile_overview(request, profile, relation):
 @read_errors
 def activity_page(request, username: str):
     profile, relation = _subject(request, username)
-    page = timeline(relation, cursor=request.GET.get("cursor"))
+    raw_types = request.GET.get("types", "")
+    page = timeline(relation, cursor=request.GET.get("cursor"), types=parse_types(raw_types))
     return render(
         request,
         "web/activity.html",
@@ -136,8 +137,9 @@ def activity_page(request, username: str):
             profile,
             relation,
             entries=_entries(page.items),
-            next_url=_next_url(request, page.next_cursor),
+            next_url=_next_url(request, page.next_cursor, types=raw_types),
             first_page=not request.GET.get("cursor"),
+            types=raw_types,
         ),
     )
 

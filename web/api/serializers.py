@@ -37,6 +37,15 @@ class PageQuery(serializers.Serializer):
     )
 
 
+class TimelineQuery(PageQuery):
+    types = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Comma-separated event types to show instead of the major events (privacy still applies).",
+    )
+
+
 class MatchQuery(PageQuery):
     game = serializers.CharField(
         required=False, allow_blank=True, max_length=50, help_text="Only matches of this game (the tournament's game)."

@@ -22,7 +22,7 @@ from activity.privacy import relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import match_history
 from activity.selectors.profiles import is_possible_username, profile_by_id, profile_by_username
-from activity.selectors.timeline import timeline
+from activity.selectors.timeline import parse_types, timeline
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.public_ids import looks_like_public_id
 from esports.profiles.selectors import public_ids_of, user_id_for_public_id
@@ -179,14 +179,15 @@ class UserStatsView(SubjectView):
 class UserActivityView(SubjectView):
     @extend_schema(
         summary="Activity timeline",
-        description="Major events, newest first (20 per page by default).",
-        parameters=[_USER_ID_PARAM, s.PageQuery],
+        description="Major events, newest first (20 per page by default); `types` shows other event types instead.",
+        parameters=[_USER_ID_PARAM, s.TimelineQuery],
         responses={200: s.EventPageSerializer, **_ERRORS},
     )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
-        params = _query(request, s.PageQuery)
-        page = timeline(relation, cursor=params.get("cursor"), limit=params.get("limit"))
+        params = _query(request, s.TimelineQuery)
+        types = parse_types(params.get("types"))
+        page = timeline(relation, cursor=params.get("cursor"), limit=params.get("limit"), types=types)
         return Response(s.EventPageSerializer(_page(request, page)).data)
 
 
