@@ -218,6 +218,30 @@ def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[
     return Derivation(source_model, source_id, (), authority=recorded_types, corrected_at=at)
 
 
+LEVEL_STEP = 5  # a level_up event for every multiple of 5 reached
+
+
 def derive_profile(profile) -> Derivation:
-    event = NewEvent(profile.user_id, EventType.PROFILE_CREATED, profile.created_at, PROFILE, profile.user_id, {})
-    return Derivation(PROFILE, profile.user_id, (event,))
+    """profile_created; a level_up per multiple of 5 up to the profile's level (seq = level / 5: one event per
+    level, whenever it is recorded); kyc_verified once verified. What a lowered level or cleared verification
+    recorded earlier stays (no authority)."""
+    events = [NewEvent(profile.user_id, EventType.PROFILE_CREATED, profile.created_at, PROFILE, profile.user_id, {})]
+    # When a level was reached is not kept at the source: the profile's last change is the best time it has.
+    reached_at = profile.updated_at or profile.created_at
+    for level in range(LEVEL_STEP, (profile.level or 0) + 1, LEVEL_STEP):
+        events.append(
+            NewEvent(
+                profile.user_id,
+                EventType.LEVEL_UP,
+                reached_at,
+                PROFILE,
+                profile.user_id,
+                {"level": level},
+                seq=level // LEVEL_STEP,
+            )
+        )
+    if profile.kyc_verified_at is not None:
+        events.append(
+            NewEvent(profile.user_id, EventType.KYC_VERIFIED, profile.kyc_verified_at, PROFILE, profile.user_id, {})
+        )
+    return Derivation(PROFILE, profile.user_id, tuple(events))

@@ -20,6 +20,8 @@ class EventType(models.TextChoices):
     TEAM_JOINED = "team_joined"
     TEAM_LEFT = "team_left"
     PROFILE_CREATED = "profile_created"
+    LEVEL_UP = "level_up"  # metadata `level`: a multiple of 5 the profile's level reached
+    KYC_VERIFIED = "kyc_verified"  # private
     # Compensations: appended when a recorded outcome is later changed at the source (a dispute resolved the
     # other way, a corrected result). The original event stays; its compensation cancels its effect on the stats.
     MATCH_PLAYED_REVERSED = "match_played_reversed"
@@ -76,11 +78,13 @@ PLACEMENT_EVENTS = frozenset({EventType.TOURNAMENT_WON, EventType.TOURNAMENT_RUN
 _DEFAULT_VISIBILITY: dict[str, str] = {
     EventType.COINS_EARNED: Visibility.PRIVATE,
     EventType.COINS_SPENT: Visibility.PRIVATE,
+    EventType.KYC_VERIFIED: Visibility.PRIVATE,
 }
 
 
 def default_visibility(event_type: str) -> str:
-    """Coin events are private; everything else (placements, registrations, matches, teams...) is public.
+    """Coin events and identity verification are private; everything else (placements, registrations, matches,
+    teams...) is public.
 
     A compensation inherits the visibility of the event it cancels.
     """

@@ -107,7 +107,8 @@ def _load_profiles(ids: Sequence[int]) -> list[Derivation]:
 SOURCES: dict[str, SourceKind] = {
     kind.label: kind
     for kind in (
-        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "created_at"),
+        # updated_at: a level or verification change implies new events (the wallet mirror's updates leave it alone).
+        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "updated_at"),
         SourceKind(
             rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})
         ),

@@ -62,6 +62,8 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.TEAM_LEFT: (("current_teams_count", -1),),
     E.TEAM_LEFT_REVERSED: (("current_teams_count", 1),),
     E.PROFILE_CREATED: (),
+    E.LEVEL_UP: (),
+    E.KYC_VERIFIED: (),
 }
 assert set(EFFECTS) == set(E.values), "every event type needs an entry in EFFECTS"
 # A compensation exactly cancels its base event, counter by counter (deletes and corrections rely on it).

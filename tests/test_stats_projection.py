@@ -55,6 +55,8 @@ EXPECTED_EFFECT: dict[str, dict[str, int]] = {
     E.TEAM_JOINED: {"teams_joined": 1, "current_teams_count": 1},
     E.TEAM_LEFT: {"current_teams_count": -1},
     E.PROFILE_CREATED: {},
+    E.LEVEL_UP: {},
+    E.KYC_VERIFIED: {},
     E.MATCH_PLAYED_REVERSED: {"matches_played": -1},
     E.MATCH_WON_REVERSED: {"matches_won": -1},
     E.MATCH_LOST_REVERSED: {"matches_lost": -1},

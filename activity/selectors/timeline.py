@@ -5,7 +5,8 @@ The default (UP-05's major events, MAJOR_EVENTS):
 * joining the platform (profile_created, the first entry of everyone's timeline);
 * tournament registrations and check-ins (joined);
 * titles and podiums: the official placements (won / runner-up / top 4);
-* achievements of the major tier only (metadata `tier`); team joins.
+* achievements of the major tier only (metadata `tier`); team joins; level-ups (every 5 levels); identity
+  verification (a private event: the player and staff only).
 Left out by default: every match (the match history lists them), DeltaCoins, minor achievements, completions, teams
 created or left. `types` names the event types to show instead (any of EventType); privacy still applies to each
 (activity.privacy.visible_events): asking for coins as another player shows nothing.
@@ -44,6 +45,8 @@ MAJOR_EVENTS: frozenset[str] = _with_reversals(
         E.TOURNAMENT_RUNNER_UP,
         E.TOURNAMENT_TOP4,
         E.TEAM_JOINED,
+        E.LEVEL_UP,
+        E.KYC_VERIFIED,  # private: only the player (and staff) see it
     }
 )
 # Shown by default only when of the major tier (their metadata says which).
