@@ -24,6 +24,7 @@ USER_ACHIEVEMENT = "achievements.userachievement"
 TEAM = "teams.team"
 TEAM_MEMBERSHIP = "teams.teammembership"
 PROFILE = "profiles.userprofile"
+DISPUTE = "moderation.dispute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,22 @@ def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[
     """A source row that no longer exists implies nothing: authoritative over every type its source records, so the
     append path compensates whatever the ledger still counts for it (who and how much come from the ledger itself)."""
     return Derivation(source_model, source_id, (), authority=recorded_types, corrected_at=at)
+
+
+def derive_dispute(dispute) -> Derivation:
+    """dispute_filed for the filer, in the disputed match's game and season; the reason stays with the moderators."""
+    match = dispute.match
+    meta = {**_tournament_metadata(match.tournament), "match_id": match.id, "round": match.round}
+    event = NewEvent(
+        dispute.filed_by_id,
+        EventType.DISPUTE_FILED,
+        dispute.created_at,
+        DISPUTE,
+        dispute.id,
+        meta,
+        **_scope(match.tournament),
+    )
+    return Derivation(DISPUTE, dispute.id, (event,))
 
 
 LEVEL_STEP = 5  # a level_up event for every multiple of 5 reached

@@ -24,6 +24,7 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "teams_created",
     "teams_joined",
     "current_teams_count",
+    "disputes_filed",
 )
 # Counters that sum the event's amount instead of counting events.
 AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
@@ -62,6 +63,8 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.TEAM_LEFT: (("current_teams_count", -1),),
     E.TEAM_LEFT_REVERSED: (("current_teams_count", 1),),
     E.PROFILE_CREATED: (),
+    E.DISPUTE_FILED: (("disputes_filed", 1),),
+    E.DISPUTE_FILED_REVERSED: (("disputes_filed", -1),),
     E.LEVEL_UP: (),
     E.KYC_VERIFIED: (),
 }

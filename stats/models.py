@@ -30,6 +30,7 @@ class UserProfileStats(models.Model):
     teams_created = models.PositiveIntegerField(default=0)
     teams_joined = models.PositiveIntegerField(default=0)
     current_teams_count = models.PositiveIntegerField(default=0)
+    disputes_filed = models.PositiveIntegerField(default=0, db_default=0)  # private (activity.privacy)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 

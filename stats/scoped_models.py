@@ -39,6 +39,7 @@ class ScopedCounters(models.Model):
     teams_created = models.PositiveIntegerField(default=0)
     teams_joined = models.PositiveIntegerField(default=0)
     current_teams_count = models.PositiveIntegerField(default=0)
+    disputes_filed = models.PositiveIntegerField(default=0)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

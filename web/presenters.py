@@ -30,6 +30,7 @@ _TITLES: dict[str, str] = {
     E.PROFILE_CREATED: "Joined DeltaCrown",
     E.LEVEL_UP: "Reached level {level}",
     E.KYC_VERIFIED: "Identity verified",
+    E.DISPUTE_FILED: "Disputed a {round} match at {tournament}",
 }
 _CORRECTIONS: dict[str, str] = {
     E.TOURNAMENT_WON: "Correction: title at {tournament} withdrawn",
@@ -58,6 +59,7 @@ _KINDS: dict[str, str] = {
     E.PROFILE_CREATED: "profile",
     E.LEVEL_UP: "level",
     E.KYC_VERIFIED: "verified",
+    E.DISPUTE_FILED: "match",
 }
 _ICONS: dict[str, str] = {
     "trophy": "\U0001f3c6",

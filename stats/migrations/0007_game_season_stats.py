@@ -286,5 +286,39 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        # disputes_filed (issue 15 item 3), on every stats row
+        migrations.AddField(
+            model_name="usergamestats",
+            name="disputes_filed",
+            field=models.PositiveIntegerField(default=0),
+        ),
+        migrations.AddField(
+            model_name="userprofilestats",
+            name="disputes_filed",
+            field=models.PositiveIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name="userseasonstats",
+            name="disputes_filed",
+            field=models.PositiveIntegerField(default=0),
+        ),
+        migrations.AddConstraint(
+            model_name="usergamestats",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("disputes_filed__gte", 0)), name="game_stats_disputes_filed_non_negative"
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="userprofilestats",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("disputes_filed__gte", 0)), name="stats_disputes_filed_non_negative"
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="userseasonstats",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("disputes_filed__gte", 0)), name="season_stats_disputes_filed_non_negative"
+            ),
+        ),
         migrations.RunPython(fill_from_ledger, migrations.RunPython.noop, elidable=True),
     ]

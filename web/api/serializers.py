@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from activity.cursors import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from activity.event_types import EventType, Visibility
-from activity.privacy import ViewerClass
+from activity.privacy import PRIVATE_STAT_FIELDS, ViewerClass
 from activity.selectors.match_history import Outcome
 from stats.counters import COUNTER_FIELDS
 from stats.selectors.leaderboards import (
@@ -167,7 +167,7 @@ def _stats_fields() -> dict:
     for name in COUNTER_FIELDS:  # every counter of the projection, whatever it grows to
         fields[name] = (
             serializers.IntegerField(required=False, help_text=private)
-            if name == "total_spent"
+            if name in PRIVATE_STAT_FIELDS  # total_spent, disputes_filed
             else serializers.IntegerField()
         )
     fields.update(
