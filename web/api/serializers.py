@@ -161,6 +161,12 @@ def _public_id_field(**kwargs) -> serializers.CharField:
     )
 
 
+class CurrentTeamSerializer(serializers.Serializer):
+    team_id = serializers.IntegerField()
+    team = serializers.CharField()
+    joined_at = serializers.DateTimeField()
+
+
 def _stats_fields() -> dict:
     private = "Self and staff only."
     fields: dict = {"user_id": serializers.IntegerField(), "public_id": _public_id_field(required=False)}
@@ -178,6 +184,7 @@ def _stats_fields() -> dict:
         net_earnings=serializers.DecimalField(max_digits=20, decimal_places=0, required=False, help_text=private),
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
+        current_teams=CurrentTeamSerializer(many=True, required=False, help_text="Active team memberships."),
     )
     return fields
 
