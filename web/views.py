@@ -17,13 +17,13 @@ from django.views.decorators.http import require_GET
 
 from activity.privacy import NotPermitted, ViewerClass, relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
-from activity.selectors.match_history import match_history
 from activity.selectors.profiles import profile_by_id, profile_by_username
-from activity.selectors.timeline import parse_types, timeline
+from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.selectors import user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
+from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.presenters import describe_event
@@ -106,8 +106,8 @@ def public_profile_page(request, public_id: str):
 
 def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
-    recent = timeline(relation, limit=PROFILE_RECENT)
-    matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
+    recent = timeline_page(relation, limit=PROFILE_RECENT)
+    matches = match_history_page(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
     return render(
         request,
         "web/profile.html",
@@ -128,7 +128,7 @@ def _profile_overview(request, profile, relation):
 def activity_page(request, username: str):
     profile, relation = _subject(request, username)
     raw_types = request.GET.get("types", "")
-    page = timeline(relation, cursor=request.GET.get("cursor"), types=parse_types(raw_types))
+    page = timeline_page(relation, cursor=request.GET.get("cursor"), types=parse_types(raw_types))
     return render(
         request,
         "web/activity.html",
@@ -151,7 +151,7 @@ def matches_page(request, username: str):
     game = request.GET.get("game", "").strip() or None
     page = None
     if relation.can_see_match_history:
-        page = match_history(relation, cursor=request.GET.get("cursor"), game=game)
+        page = match_history_page(relation, cursor=request.GET.get("cursor"), game=game)
     return render(
         request,
         "web/matches.html",

@@ -20,14 +20,14 @@ from rest_framework.views import APIView
 
 from activity.privacy import relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
-from activity.selectors.match_history import match_history
 from activity.selectors.profiles import is_possible_username, profile_by_id, profile_by_username
-from activity.selectors.timeline import parse_types, timeline
+from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.public_ids import looks_like_public_id
 from esports.profiles.selectors import public_ids_of, user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
+from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
@@ -187,7 +187,7 @@ class UserActivityView(SubjectView):
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.TimelineQuery)
         types = parse_types(params.get("types"))
-        page = timeline(relation, cursor=params.get("cursor"), limit=params.get("limit"), types=types)
+        page = timeline_page(relation, cursor=params.get("cursor"), limit=params.get("limit"), types=types)
         return Response(s.EventPageSerializer(_page(request, page)).data)
 
 
@@ -202,7 +202,9 @@ class UserMatchesView(SubjectView):
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.MatchQuery)
-        page = match_history(relation, cursor=params.get("cursor"), limit=params.get("limit"), game=params.get("game"))
+        page = match_history_page(
+            relation, cursor=params.get("cursor"), limit=params.get("limit"), game=params.get("game")
+        )
         return Response(s.MatchPageSerializer(_page(request, page, s.match_data)).data)
 
 
