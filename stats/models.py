@@ -170,3 +170,7 @@ class StaleStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.profile_id} stale since {self.marked_at:%Y-%m-%d %H:%M:%S} ({self.reason})"
+
+
+# The rating projection lives in its own package; its models are registered with the stats app from here.
+from stats.ratings.models import PlayerRating, RatingGame, RatingHistory, RatingReplayMark  # noqa: E402, F401

@@ -40,6 +40,7 @@ from monitoring import metrics
 from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, quote_event_type
 from stats.derived import refresh_derived_figures
 from stats.models import ReconciliationRun, UserProfileStats
+from stats.ratings.check import reconcile_ratings
 from stats.recompute import recompute_stats
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,8 @@ def run_reconciliation(
             else:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
             result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+            if user_id is None:  # ratings: a sample of players against a fresh fold (stats.ratings.check)
+                reconcile_ratings(fix=fix, progress=say)
         except Exception as exc:
             _finish(run, began, status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
             logger.exception("reconciliation #%s failed", run.pk)
