@@ -12,11 +12,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from psycopg import sql
 
 from activity.event_types import REVERSED_BASE
+from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.projection import InsertedEvent
 from dispatch.names import TaskName
@@ -30,7 +32,7 @@ from stats.ratings.rules import OrderKey
 
 # Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
 # ordered by id, not by rating order, and must not serialise on the game's row.
-LIVE_BATCH_MAX = 20
+LIVE_BATCH_MAX = 100
 OUTCOME_TYPES = frozenset(t.value for t in source.OUTCOME_TYPES)
 _REVERSALS = [t for t in OUTCOME_TYPES if t in REVERSED_BASE]
 
@@ -42,7 +44,9 @@ class Touched:
     key: OrderKey | None  # None: the match row is gone
     at: datetime | None
     reversed: bool  # this recording compensated an outcome
-    rated_key: OrderKey | None  # the earliest position the match holds in the history, if rated before
+    rated_key: OrderKey | None  # the position the match holds in the history, if rated before
+    winners: tuple[int, ...]  # as the ledger nets them now (empty: not decided)
+    losers: tuple[int, ...]
 
 
 def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
@@ -60,15 +64,15 @@ def _handle(game: str, touched: list[Touched]) -> None:
     if len(touched) > LIVE_BATCH_MAX or any(t.key is None or t.reversed or t.rated_key for t in touched):
         _mark(game, touched)
         return
-    new = sorted(touched, key=lambda t: t.key)  # type: ignore[arg-type, return-value]
-    RatingGame.objects.get_or_create(game=game)
-    row = RatingGame.objects.select_for_update().get(game=game)
-    last = None if row.match_id is None else (row.key_at, row.key_ext, row.key_round, row.key_num, row.match_id)
-    if row.status != RatingGame.Status.IDLE or (last is not None and new[0].key <= last):  # type: ignore[operator]
+    first = min(t.key for t in touched if t.key is not None)
+    status, last = _lock_game(game)
+    if status != RatingGame.Status.IDLE or (last is not None and first <= last):
         _mark(game, touched)
         return
-    decided = source.outcomes([t.match_id for t in new])
-    rated = [RatedMatch(t.key, t.at, *decided[t.match_id]) for t in new if t.match_id in decided]  # type: ignore[arg-type]
+    rated = sorted(
+        (RatedMatch(t.key, t.at, t.winners, t.losers) for t in touched if t.key and t.at and t.winners and t.losers),
+        key=lambda m: m.key,
+    )
     if not rated:
         return
     players = {u for m in rated for u in (*m.winners, *m.losers)}
@@ -76,10 +80,7 @@ def _handle(game: str, touched: list[Touched]) -> None:
     history = []
     for match in rated:
         history.extend(fold_match(states, match))
-    store.insert_history(game, history)
-    store.upsert_ratings(game, states, players)
-    row.key_at, row.key_ext, row.key_round, row.key_num, row.match_id = rated[-1].key
-    row.save(update_fields=["key_at", "key_ext", "key_round", "key_num", "match_id", "updated_at"])
+    store.write_live(game, history, states, rated[-1].key)
     metrics.RATING_LIVE_UPDATES.labels(path="live").inc(len(rated))
 
 
@@ -93,11 +94,32 @@ def _mark(game: str, touched: list[Touched]) -> None:
         publish_on_commit(TaskName.REPLAY_RATINGS, recovery="the minutely replay job takes the marks")
 
 
+_LOCK_GAME_SQL = sql.SQL(
+    "INSERT INTO {g} (game, status, replay_chunks, updated_at) VALUES (%s, %s, 0, now()) "
+    "ON CONFLICT (game) DO UPDATE SET game = EXCLUDED.game "
+    "RETURNING status, key_at, key_ext, key_round, key_num, match_id"
+).format(g=sql.Identifier(RatingGame._meta.db_table))
+
+
+def _lock_game(game: str) -> tuple[str, OrderKey | None]:
+    """The game's state row, created if missing and locked (ON CONFLICT DO UPDATE locks it), in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_GAME_SQL, [game, RatingGame.Status.IDLE.value])
+        status, ka, ke, kr, kn, mi = cursor.fetchone()
+    return status, None if mi is None else (ka, ke, kr, kn, mi)
+
+
 _TOUCHED_SQL = sql.SQL(
     "WITH s AS (SELECT source_id, bool_or(event_type = ANY(%s)) AS rev FROM {ledger} "
-    "WHERE id = ANY(%s) AND source_model = %s GROUP BY source_id) "
+    "WHERE id = ANY(%s) AND source_model = %s GROUP BY source_id), "
+    "o AS (SELECT source_id, user_id, SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS won, "
+    "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS lost FROM {ledger} "
+    "WHERE source_model = %s AND source_id IN (SELECT source_id FROM s) AND event_type = ANY(%s) "
+    "GROUP BY source_id, user_id) "
     "SELECT s.source_id, s.rev, COALESCE(k.game, h.game), k.key_at, k.key_ext, k.key_round, k.key_num, k.at, "
-    "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM s "
+    "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id, "
+    "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND won > 0 ORDER BY user_id), "
+    "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND lost > 0 ORDER BY user_id) FROM s "
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = s.source_id) k ON true "
     "LEFT JOIN LATERAL (SELECT game, key_at, key_ext, key_round, key_num, match_id FROM {h} "
@@ -112,15 +134,27 @@ _TOUCHED_SQL = sql.SQL(
 
 
 def _touched(event_ids: list[int]) -> list[Touched]:
-    """The matches of these outcome events, with their game, position and prior history: one query."""
+    """The matches of these outcome events, with their game, position, prior history and the ledger's net outcome:
+    one query."""
+    params: list[Any] = [
+        _REVERSALS,
+        event_ids,
+        source.MATCH_SOURCE,
+        E.MATCH_WON.value,
+        E.MATCH_WON_REVERSED.value,
+        E.MATCH_LOST.value,
+        E.MATCH_LOST_REVERSED.value,
+        source.MATCH_SOURCE,
+        sorted(OUTCOME_TYPES),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_TOUCHED_SQL, [_REVERSALS, event_ids, source.MATCH_SOURCE])
+        cursor.execute(_TOUCHED_SQL, params)
         rows = cursor.fetchall()
     found = []
-    for match_id, rev, game, ka, ke, kr, kn, at, ha, he, hr, hn, hm in rows:
+    for match_id, rev, game, ka, ke, kr, kn, at, ha, he, hr, hn, hm, winners, losers in rows:
         if game is None:
             continue  # deleted before it was ever rated: nothing to undo
         key = None if ka is None else (ka, ke, kr, kn, match_id)
         rated_key = None if hm is None else (ha, he, hr, hn, hm)
-        found.append(Touched(match_id, game, key, at, bool(rev), rated_key))
+        found.append(Touched(match_id, game, key, at, bool(rev), rated_key, tuple(winners), tuple(losers)))
     return found

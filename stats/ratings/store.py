@@ -4,13 +4,14 @@ from the fold's states, states loaded, player rows rebuilt from history, history
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 from psycopg import sql
 
 from stats.ratings.fold import HistoryRow, PlayerState
-from stats.ratings.models import PlayerRating, RatingHistory, RatingReplayMark
+from stats.ratings.models import PlayerRating, RatingGame, RatingHistory, RatingReplayMark
 from stats.ratings.rules import START, OrderKey
 
 _HISTORY = sql.Identifier(RatingHistory._meta.db_table)
@@ -160,3 +161,42 @@ def take_marks(game: str) -> OrderKey | None:
         cursor.execute(query, [game])
         keys = [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
     return min(keys) if keys else None
+
+
+_GAMES = sql.Identifier(RatingGame._meta.db_table)
+
+
+def write_live(game: str, rows: Sequence[HistoryRow], states: dict[int, PlayerState], last: OrderKey) -> None:
+    """The live update's writes in one statement: its history rows, its players' rows, the game's last position."""
+    ids = sorted({r.profile_id for r in rows})
+    query = sql.SQL(
+        "WITH h AS (INSERT INTO {h} (profile_id, game, key_at, key_ext, key_round, key_num, match_id, at, before, "
+        "after) SELECT p, %s, ka, ke, kr, kn, mi, a, b, af FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], "
+        "%s::smallint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[]) "
+        "AS x(p, ka, ke, kr, kn, mi, a, b, af)), "
+        "r AS (INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
+        "SELECT p, %s, r, pk, pa, n, now() FROM unnest(%s::bigint[], %s::float8[], %s::float8[], "
+        "%s::timestamptz[], %s::int[]) AS x(p, r, pk, pa, n) "
+        "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
+        "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at) "
+        "UPDATE {g} SET key_at = %s, key_ext = %s, key_round = %s, key_num = %s, match_id = %s, updated_at = now() "
+        "WHERE game = %s"
+    ).format(h=_HISTORY, r=_RATINGS, g=_GAMES)
+    params: list[Any] = [
+        game,
+        [r.profile_id for r in rows],
+        *([r.key[i] for r in rows] for i in range(5)),
+        [r.at for r in rows],
+        [r.before for r in rows],
+        [r.after for r in rows],
+        game,
+        ids,
+        [states[i].rating for i in ids],
+        [states[i].peak for i in ids],
+        [states[i].peak_at for i in ids],
+        [states[i].matches_rated for i in ids],
+        *last,
+        game,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
