@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from esports.tournaments.models import Match, Registration, Tournament
 from stats.ratings.models import PlayerRating
@@ -27,9 +28,9 @@ class Player:
     count: int = 0
 
 
-def fold_from_scratch(decided: Iterable[tuple[tuple, list[int], list[int]]]) -> dict[int, Player]:
+def fold_from_scratch(decided: Iterable[tuple[tuple, list, list]]) -> dict[Any, Player]:
     """(sort key, winners, losers) in any order -> players; team entries rate as their members' mean."""
-    players: dict[int, Player] = {}
+    players: dict[Any, Player] = {}
     for _key, winners, losers in sorted(decided, key=lambda d: d[0]):
         for u in (*winners, *losers):
             players.setdefault(u, Player())

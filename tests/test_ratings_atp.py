@@ -42,7 +42,7 @@ def csv_fold(path) -> dict[str, tuple[float, float, int]]:
                 continue  # a forfeit
             order = (row["tourney_date"], row["tourney_id"], RANKS.get(row["round"].strip(), 0), int(row["match_num"]))
             decided.append((order, [row["winner_id"]], [row["loser_id"]]))
-    players = fold_from_scratch(decided)  # type: ignore[arg-type]
+    players = fold_from_scratch(decided)
     return {pid: (p.rating, p.peak, p.count) for pid, p in players.items()}
 
 
