@@ -36,7 +36,7 @@ ops = st.lists(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(ops=ops, seed=st.integers(0, 2**16))
-def test_ratings_after_random_late_inserts_and_corrections_equal_a_fold_from_scratch(ops, seed):
+def test_ratings_after_random_late_inserts_and_corrections_equal_a_fold_from_scratch(ops, seed) -> None:
     with transaction.atomic():  # each example in a savepoint rolled back at its end
         rng = random.Random(seed)
         users = [UserFactory() for _ in range(5)]

@@ -22,10 +22,12 @@ from activity.selectors.profiles import profile_by_id, profile_by_username
 from activity.selectors.timeline import timeline
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.selectors import user_id_for_public_id
+from stats.ratings.selectors import ratings_of
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
+from web.api.rating_fields import attach_rating_changes
 from web.presenters import describe_event
 
 PROFILE_RECENT = 8
@@ -119,6 +121,7 @@ def _profile_overview(request, profile, relation):
             recent=_entries(recent.items),
             more_activity=recent.has_more,
             matches=_entries(matches.items) if matches else None,
+            ratings=ratings_of(profile.pk),
         ),
     )
 
@@ -150,6 +153,7 @@ def matches_page(request, username: str):
     page = None
     if relation.can_see_match_history:
         page = match_history(relation, cursor=request.GET.get("cursor"), game=game)
+        attach_rating_changes(relation.subject_id, page.items)
     return render(
         request,
         "web/matches.html",

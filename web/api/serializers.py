@@ -10,6 +10,7 @@ from activity.privacy import ViewerClass
 from activity.selectors.match_history import Outcome
 from stats.counters import COUNTER_FIELDS
 from stats.selectors.leaderboards import DEFAULT_LIMIT, DEFAULT_MIN_MATCHES, MAX_LIMIT, MAX_MIN_MATCHES, Board
+from web.api.rating_fields import RatingSerializer
 from web.presenters import describe_event
 
 # --- query parameters --------------------------------------------------------------------------------------------
@@ -83,6 +84,7 @@ def match_data(event) -> dict:
         "tournament": meta.get("tournament"),
         "game": meta.get("game"),
         "round": meta.get("round"),
+        "rating_change": getattr(event, "rating_change", None),
     }
 
 
@@ -107,6 +109,7 @@ class MatchEntrySerializer(EventSerializer):
     tournament = serializers.CharField(allow_null=True)
     game = serializers.CharField(allow_null=True)
     round = serializers.CharField(allow_null=True)
+    rating_change = serializers.FloatField(allow_null=True, help_text="The player's Elo change; null when unrated.")
 
 
 class _PageFields(serializers.Serializer):
@@ -156,6 +159,7 @@ def _stats_fields() -> dict:
         net_earnings=serializers.DecimalField(max_digits=20, decimal_places=0, required=False, help_text=private),
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
+        ratings=RatingSerializer(many=True, help_text="Elo rating and peak per game (stats.ratings)."),
     )
     return fields
 

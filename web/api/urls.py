@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from web.api import views
+from web.api import ratings, views
 
 app_name = "api"
 
@@ -17,4 +17,10 @@ urlpatterns = [
     path("users/<str:user_id>/economy/", views.UserEconomyView.as_view(), name="user-economy"),
     path("users/<str:user_id>/export/", views.UserExportView.as_view(), name="user-export"),
     path("leaderboards/<str:board>/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path(
+        "users/<str:user_id>/ratings/<str:game>/history/",
+        ratings.UserRatingHistoryView.as_view(),
+        name="user-rating-history",
+    ),
+    path("ratings/<str:game>/leaderboard/", ratings.RatingLeaderboardView.as_view(), name="rating-leaderboard"),
 ]
