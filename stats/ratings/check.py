@@ -38,12 +38,11 @@ def rated_games() -> list[str]:
     return sorted(Tournament.objects.values_list("game", flat=True).distinct())
 
 
-def fresh_fold(game: str, chunk_size: int = 20000) -> dict[int, PlayerState]:
+def fresh_fold(game: str) -> dict[int, PlayerState]:
     """Every player's state after folding the game's whole history as the ledger has it now (no writes)."""
     states: dict[int, PlayerState] = {}
-    for chunk in source.iter_rated(game, None, chunk_size):
-        for match in chunk:
-            fold_match(states, match)
+    for match in source.rated_after(game, None):
+        fold_match(states, match)
     return states
 
 

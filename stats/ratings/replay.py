@@ -96,7 +96,7 @@ def _begin(game: str, started: float) -> bool:
         cursor = _cursor(row)
         if mark is not None and (cursor is None or mark <= cursor):
             _rewind(row, mark)
-        elif mark is None and not source.candidates_after(game, cursor):
+        elif mark is None and not source.rated_after(game, cursor, limit=1):
             # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
             row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
             row.save()
@@ -116,25 +116,26 @@ def _rewind(row: RatingGame, position: OrderKey) -> None:
 def _run_chunks(
     game: str, chunk_size: int, result: ReplayResult, on_chunk: Callable[[ReplayResult], None] | None
 ) -> None:
+    """One pass: the rated matches after the cursor read once (outcomes included), folded chunk by chunk. An
+    outcome changed meanwhile leaves a mark at or before the pass's last match, which rewinds the next pass."""
     row = RatingGame.objects.get(game=game)
-    found = source.candidates_after(game, _cursor(row))
+    rated = source.rated_after(game, _cursor(row))
     states: dict[int, PlayerState] = {}  # exact as of the cursor: only this replayer writes ratings while RUNNING
-    for start in range(0, len(found), chunk_size):
-        part = found[start : start + chunk_size]
+    for start in range(0, len(rated), chunk_size):
+        part = rated[start : start + chunk_size]
         with transaction.atomic():
             row = _lock_game(game)
-            rated = source.rated_matches(part)
-            unseen = {u for m in rated for u in (*m.winners, *m.losers)} - states.keys()
+            unseen = {u for m in part for u in (*m.winners, *m.losers)} - states.keys()
             states.update(store.load_states(game, unseen))
             history = []
-            for match in rated:
+            for match in part:
                 history.extend(fold_match(states, match))
             store.insert_history(game, history)
             store.upsert_ratings(game, states, (h.profile_id for h in history))
             _set_cursor(row, part[-1].key)
             row.replay_chunks += 1
             row.save()
-        result.matches += len(rated)
+        result.matches += len(part)
         result.chunks += 1
         if on_chunk is not None:
             on_chunk(result)

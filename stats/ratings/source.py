@@ -9,7 +9,7 @@ appended, and every change the ratings must follow reaches the ledger (which is 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,8 +105,45 @@ def rated_matches(candidates: Sequence[Candidate]) -> list[RatedMatch]:
     return [RatedMatch(c.key, c.at, *decided[c.key[4]]) for c in candidates if c.key[4] in decided]
 
 
-def iter_rated(game: str, after: OrderKey | None, chunk_size: int) -> Iterator[list[RatedMatch]]:
-    """The game's rated matches after `after`, chunk by chunk (one outcomes query per chunk)."""
-    found = candidates_after(game, after)
-    for start in range(0, len(found), chunk_size):
-        yield rated_matches(found[start : start + chunk_size])
+_RATED_SQL = sql.SQL(
+    "WITH k AS MATERIALIZED (SELECT * FROM (SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
+    "WHERE t.game = %s) c {where}), "
+    "o AS (SELECT source_id, user_id, SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS won, "
+    "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS lost FROM {ledger} "
+    "WHERE source_model = %s AND event_type = ANY(%s) AND source_id IN (SELECT match_id FROM k) "
+    "GROUP BY source_id, user_id), "
+    "d AS (SELECT source_id, array_agg(user_id ORDER BY user_id) FILTER (WHERE won > 0) AS winners, "
+    "array_agg(user_id ORDER BY user_id) FILTER (WHERE lost > 0) AS losers FROM o GROUP BY source_id) "
+    "SELECT k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id, k.at, d.winners, d.losers "
+    "FROM k JOIN d ON d.source_id = k.match_id WHERE d.winners IS NOT NULL AND d.losers IS NOT NULL "
+    "ORDER BY k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id {limit}"
+)
+
+
+def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) -> list[RatedMatch]:
+    """The game's matches after `after` (all when None) that the ledger counts as decided, in rating order, with
+    their winners and losers: one statement (the positions from the source rows, the outcomes from the ledger)."""
+    where: sql.Composable = sql.SQL("")
+    params: list[Any] = [game]
+    if after is not None:
+        where = sql.SQL("WHERE ({}) > (%s, %s, %s, %s, %s)").format(KEY_COLS)
+        params.extend(after)
+    params += [
+        E.MATCH_WON.value,
+        E.MATCH_WON_REVERSED.value,
+        E.MATCH_LOST.value,
+        E.MATCH_LOST_REVERSED.value,
+        MATCH_SOURCE,
+        [t.value for t in OUTCOME_TYPES],
+    ]
+    query = _RATED_SQL.format(
+        cols=KEY_COLUMNS_SQL,
+        m=_MATCHES,
+        t=_TOURNAMENTS,
+        where=where,
+        ledger=_LEDGER,
+        limit=sql.SQL("") if limit is None else sql.SQL("LIMIT {}").format(sql.Literal(int(limit))),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [RatedMatch((r[0], r[1], r[2], r[3], r[4]), r[5], tuple(r[6]), tuple(r[7])) for r in cursor.fetchall()]

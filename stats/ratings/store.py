@@ -18,6 +18,8 @@ _HISTORY = sql.Identifier(RatingHistory._meta.db_table)
 _RATINGS = sql.Identifier(PlayerRating._meta.db_table)
 _MARKS = sql.Identifier(RatingReplayMark._meta.db_table)
 _KEY = sql.SQL("key_at, key_ext, key_round, key_num, match_id")
+# Every column descending (a trailing DESC would apply to the last one only).
+_KEY_DESC = sql.SQL("key_at DESC, key_ext DESC, key_round DESC, key_num DESC, match_id DESC")
 
 
 def insert_history(game: str, rows: Sequence[HistoryRow]) -> None:
@@ -113,12 +115,12 @@ def rebuild_ratings(game: str, profile_ids: Sequence[int]) -> None:
         return
     upsert = sql.SQL(
         "INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
-        "SELECT profile_id, game, (array_agg(after ORDER BY {key} DESC))[1], GREATEST(%s, MAX(after)), "
+        "SELECT profile_id, game, (array_agg(after ORDER BY {desc}))[1], GREATEST(%s, MAX(after)), "
         "CASE WHEN MAX(after) > %s THEN (array_agg(at ORDER BY after DESC, {key}))[1] END, COUNT(*), %s "
         "FROM {h} WHERE game = %s AND profile_id = ANY(%s) GROUP BY profile_id, game "
         "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
         "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
-    ).format(r=_RATINGS, h=_HISTORY, key=_KEY)
+    ).format(r=_RATINGS, h=_HISTORY, key=_KEY, desc=_KEY_DESC)
     orphans = sql.SQL(
         "DELETE FROM {r} r WHERE r.game = %s AND r.profile_id = ANY(%s) AND NOT EXISTS "
         "(SELECT 1 FROM {h} h WHERE h.profile_id = r.profile_id AND h.game = r.game)"
@@ -131,9 +133,7 @@ def rebuild_ratings(game: str, profile_ids: Sequence[int]) -> None:
 
 def last_history_key(game: str) -> OrderKey | None:
     query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s ORDER BY {desc} LIMIT 1").format(
-        key=_KEY,
-        h=_HISTORY,
-        desc=sql.SQL("key_at DESC, key_ext DESC, key_round DESC, key_num DESC, match_id DESC"),
+        key=_KEY, h=_HISTORY, desc=_KEY_DESC
     )
     with connection.cursor() as cursor:
         cursor.execute(query, [game])
