@@ -96,7 +96,7 @@ def _begin(game: str, started: float) -> bool:
         cursor = _cursor(row)
         if mark is not None and (cursor is None or mark <= cursor):
             _rewind(row, mark)
-        elif mark is None and not source.rated_after(game, cursor, limit=1):
+        elif mark is None and not source.rated_matches(source.candidates_after(game, cursor)):
             # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
             row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
             row.save()

@@ -8,7 +8,7 @@ appended, and every change the ratings must follow reaches the ledger (which is 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,26 +108,39 @@ def rated_matches(candidates: Sequence[Candidate]) -> list[RatedMatch]:
 _RATED_SQL = sql.SQL(
     "WITH k AS MATERIALIZED (SELECT * FROM (SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE t.game = %s) c {where}), "
-    "o AS (SELECT source_id, user_id, SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS won, "
-    "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS lost FROM {ledger} "
-    "WHERE source_model = %s AND event_type = ANY(%s) AND source_id IN (SELECT match_id FROM k) "
-    "GROUP BY source_id, user_id), "
-    "d AS (SELECT source_id, array_agg(user_id ORDER BY user_id) FILTER (WHERE won > 0) AS winners, "
-    "array_agg(user_id ORDER BY user_id) FILTER (WHERE lost > 0) AS losers FROM o GROUP BY source_id) "
-    "SELECT k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id, k.at, d.winners, d.losers "
-    "FROM k JOIN d ON d.source_id = k.match_id WHERE d.winners IS NOT NULL AND d.losers IS NOT NULL "
-    "ORDER BY k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id {limit}"
+    "d AS (SELECT source_id, array_agg(user_id) FILTER (WHERE event_type = %s) AS w, "
+    "array_agg(user_id) FILTER (WHERE event_type = %s) AS wr, array_agg(user_id) FILTER (WHERE event_type = %s) AS l, "
+    "array_agg(user_id) FILTER (WHERE event_type = %s) AS lr FROM {ledger} "
+    "WHERE source_model = %s AND event_type = ANY(%s) AND source_id IN (SELECT match_id FROM k) GROUP BY source_id) "
+    "SELECT k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id, k.at, d.w, d.wr, d.l, d.lr "
+    "FROM k JOIN d ON d.source_id = k.match_id WHERE d.w IS NOT NULL AND d.l IS NOT NULL "
+    "ORDER BY k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id"
 )
+
+
+def _net(events: list[int], compensations: list[int] | None) -> tuple[int, ...]:
+    """The users an outcome still counts for: each compensation cancels one event of its user."""
+    if not compensations:
+        return tuple(sorted(set(events)))
+    left = Counter(events)
+    left.subtract(compensations)
+    return tuple(sorted(u for u, n in left.items() if n > 0))
 
 
 def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) -> list[RatedMatch]:
     """The game's matches after `after` (all when None) that the ledger counts as decided, in rating order, with
-    their winners and losers: one statement (the positions from the source rows, the outcomes from the ledger)."""
+    their winners and losers: one statement (the positions from the source rows, the outcome events from the ledger,
+    one aggregation per match; compensations netted here)."""
+    if after is not None:
+        # A partial replay: few matches after the position, their outcomes read through the ledger's source index
+        # (the one-statement form below hash-joins every outcome event of the ledger, right for a full replay only).
+        after_it = candidates_after(game, after)
+        rated: list[RatedMatch] = []
+        for start in range(0, len(after_it), 5000):
+            rated.extend(rated_matches(after_it[start : start + 5000]))
+        return rated if limit is None else rated[:limit]
     where: sql.Composable = sql.SQL("")
     params: list[Any] = [game]
-    if after is not None:
-        where = sql.SQL("WHERE ({}) > (%s, %s, %s, %s, %s)").format(KEY_COLS)
-        params.extend(after)
     params += [
         E.MATCH_WON.value,
         E.MATCH_WON_REVERSED.value,
@@ -136,14 +149,14 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
         MATCH_SOURCE,
         [t.value for t in OUTCOME_TYPES],
     ]
-    query = _RATED_SQL.format(
-        cols=KEY_COLUMNS_SQL,
-        m=_MATCHES,
-        t=_TOURNAMENTS,
-        where=where,
-        ledger=_LEDGER,
-        limit=sql.SQL("") if limit is None else sql.SQL("LIMIT {}").format(sql.Literal(int(limit))),
-    )
+    query = _RATED_SQL.format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, where=where, ledger=_LEDGER)
+    found: list[RatedMatch] = []
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        return [RatedMatch((r[0], r[1], r[2], r[3], r[4]), r[5], tuple(r[6]), tuple(r[7])) for r in cursor.fetchall()]
+        for ka, ke, kr, kn, mi, at, w, wr, lo, lr in cursor.fetchall():
+            winners, losers = _net(w, wr), _net(lo, lr)
+            if winners and losers:
+                found.append(RatedMatch((ka, ke, kr, kn, mi), at, winners, losers))
+                if limit is not None and len(found) >= limit:
+                    break
+    return found

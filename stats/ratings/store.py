@@ -4,6 +4,7 @@ from the fold's states, states loaded, player rows rebuilt from history, history
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -22,31 +23,54 @@ _KEY = sql.SQL("key_at, key_ext, key_round, key_num, match_id")
 _KEY_DESC = sql.SQL("key_at DESC, key_ext DESC, key_round DESC, key_num DESC, match_id DESC")
 
 
+_HISTORY_COLUMNS = (
+    "profile_id",
+    "game",
+    "key_at",
+    "key_ext",
+    "key_round",
+    "key_num",
+    "match_id",
+    "at",
+    "before",
+    "after",
+)
+_COPY_HISTORY = sql.SQL("COPY {h} ({cols}) FROM STDIN").format(
+    h=_HISTORY, cols=sql.SQL(", ").join(sql.Identifier(c) for c in _HISTORY_COLUMNS)
+)
+
+
 def insert_history(game: str, rows: Sequence[HistoryRow]) -> None:
+    """COPY, not INSERT, of rows formatted here (psycopg's per-value write_row cost more than the whole fold): a
+    full replay writes every history row of the game again. Floats as repr (round-trips exactly)."""
     if not rows:
         return
-    query = sql.SQL(
-        "INSERT INTO {h} (profile_id, game, key_at, key_ext, key_round, key_num, match_id, at, before, after) "
-        "SELECT p, %s, ka, ke, kr, kn, mi, a, b, af FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], "
-        "%s::smallint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[]) "
-        "AS x(p, ka, ke, kr, kn, mi, a, b, af)"
-    ).format(h=_HISTORY)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            query,
-            [
-                game,
-                [r.profile_id for r in rows],
-                [r.key[0] for r in rows],
-                [r.key[1] for r in rows],
-                [r.key[2] for r in rows],
-                [r.key[3] for r in rows],
-                [r.key[4] for r in rows],
-                [r.at for r in rows],
-                [r.before for r in rows],
-                [r.after for r in rows],
-            ],
+    stamps: dict[datetime, str] = {}  # few distinct times (tournament dates): format each once
+
+    def stamp(at: datetime) -> str:
+        text = stamps.get(at)
+        if text is None:
+            text = stamps[at] = at.isoformat()
+        return text
+
+    texts: dict[str, str] = {}
+    game_text = _copy_text(game)
+    lines = []
+    for r in rows:
+        ext = texts.get(r.key[1])
+        if ext is None:
+            ext = texts[r.key[1]] = _copy_text(r.key[1])
+        lines.append(
+            f"{r.profile_id}\t{game_text}\t{stamp(r.key[0])}\t{ext}\t{r.key[2]}\t{r.key[3]}\t{r.key[4]}\t"
+            f"{stamp(r.at)}\t{r.before!r}\t{r.after!r}\n"
         )
+    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_HISTORY) as copy:
+        copy.write("".join(lines))
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def upsert_ratings(game: str, states: dict[int, PlayerState], profile_ids: Iterable[int]) -> None:
