@@ -221,3 +221,26 @@ def test_recompute_ratings_dry_run_reports_drift_and_a_run_from_a_date_repairs_i
     assert not check_ratings(sample=None).drift
     with pytest.raises(CommandError, match="no tournaments of game"):
         call_command("recompute_ratings", "--game", "nope", stdout=out)
+
+
+def test_a_replay_under_steady_live_traffic_ends_with_the_live_matches_folded():
+    users = [UserFactory() for _ in range(6)]
+    for day in range(6):
+        t = tournament(starts_at=JAN + timedelta(days=6 - day), external_id=f"T{day}")  # newest first: marks
+        e = entries(t, users)
+        play(t, e[day % 6], e[(day + 1) % 6])
+        play(t, e[(day + 2) % 6], e[(day + 3) % 6], round="F")
+    live_cup = tournament(starts_at=JAN + timedelta(days=30), external_id="LIVE")
+    live_entries = entries(live_cup, users)
+    calls = []
+
+    def live_match_after_each_chunk(_result) -> None:  # a recording arrives while the replay runs
+        calls.append(1)
+        if len(calls) <= 50:  # bounded: a replay that chases live traffic pass after pass fails here, not hangs
+            n = len(calls)
+            play(live_cup, live_entries[n % 6], live_entries[(n + 1) % 6], num=n)
+
+    result = run_replay("chess", chunk_size=4, on_chunk=live_match_after_each_chunk)
+    assert len(calls) == 3  # the first pass's chunks only: the live matches were folded at its end, under the lock
+    assert result.matches == 12 + 3 and RatingGame.objects.get(game="chess").status == RatingGame.Status.IDLE
+    assert_close(stored("chess"), solo_fold("chess"))

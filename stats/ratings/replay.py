@@ -18,11 +18,13 @@ from django.utils import timezone
 
 from monitoring import metrics
 from stats.ratings import source, store
-from stats.ratings.fold import PlayerState, fold_match
+from stats.ratings.fold import PlayerState, RatedMatch, fold_match
 from stats.ratings.models import RatingGame
 from stats.ratings.rules import KEY_MIN, OrderKey
 
 CHUNK_SIZE = 5000
+# A pass ends by folding what is left after the cursor under the game's lock when it is at most this many matches.
+TAIL_MAX = 500
 _LOCK_SPACE = 1717  # advisory lock space of rating replays (pg_advisory_lock(space, hashtext(game)))
 
 
@@ -52,7 +54,7 @@ def run_replay(
     if not locked:
         return result
     try:
-        while _begin(game, started):
+        while _begin(game, started, result):
             result.ran = True
             _run_chunks(game, chunk_size, result, on_chunk)
             # Loop: a mark that arrived meanwhile (a correction behind the cursor, a match added after the list was
@@ -82,9 +84,12 @@ def _set_cursor(row: RatingGame, key: OrderKey | None) -> None:
 
 
 @transaction.atomic
-def _begin(game: str, started: float) -> bool:
-    """Take the marks; rewind to the earliest one when it lies at or before the cursor. True: there is work. The
-    last pass ends here, in the same transaction that found nothing left, so no live update slips in between."""
+def _begin(game: str, started: float, result: ReplayResult) -> bool:
+    """Take the marks; rewind to the earliest one when it lies at or before the cursor. True: another pass.
+
+    The last pass ends here, under the game's row lock: a short tail (what live recordings added after the cursor
+    during the pass) is folded in this transaction and the game goes IDLE in it, so no live update slips in between
+    and a replay under steady live traffic terminates instead of chasing it pass after pass."""
     row = _lock_game(game)
     mark = store.take_marks(game)
     if row.status == RatingGame.Status.IDLE:
@@ -92,17 +97,39 @@ def _begin(game: str, started: float) -> bool:
             return False
         row.status, row.replay_started_at, row.replay_chunks = RatingGame.Status.RUNNING, timezone.now(), 0
         _rewind(row, mark)
-    else:
-        cursor = _cursor(row)
-        if mark is not None and (cursor is None or mark <= cursor):
-            _rewind(row, mark)
-        elif mark is None and not source.rated_matches(source.candidates_after(game, cursor)):
-            # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
-            row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
-            row.save()
-            return False
+        row.save()
+        return True
+    cursor = _cursor(row)
+    if mark is not None and (cursor is None or mark <= cursor):
+        _rewind(row, mark)
+        row.save()
+        return True
+    tail = source.rated_after(game, cursor)  # marks after the cursor are matches not folded yet: in the tail
+    if len(tail) > TAIL_MAX:
+        row.save()
+        return True
+    result.ran = True
+    if tail:
+        _fold_chunk(row, tail, {})
+        result.matches += len(tail)
+    # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
+    row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
     row.save()
-    return True
+    return False
+
+
+def _fold_chunk(row: RatingGame, part: list[RatedMatch], states: dict[int, PlayerState]) -> None:
+    """Fold `part` onto `states` (completed from the stored rows first), write its history and players, move the
+    cursor. In the caller's transaction, which holds the game's row lock."""
+    unseen = {u for m in part for u in (*m.winners, *m.losers)} - states.keys()
+    states.update(store.load_states(row.game, unseen))
+    history = []
+    for match in part:
+        history.extend(fold_match(states, match))
+    store.insert_history(row.game, history)
+    store.upsert_ratings(row.game, states, (h.profile_id for h in history))
+    _set_cursor(row, part[-1].key)
+    row.replay_chunks += 1
 
 
 def _rewind(row: RatingGame, position: OrderKey) -> None:
@@ -125,15 +152,7 @@ def _run_chunks(
         part = rated[start : start + chunk_size]
         with transaction.atomic():
             row = _lock_game(game)
-            unseen = {u for m in part for u in (*m.winners, *m.losers)} - states.keys()
-            states.update(store.load_states(game, unseen))
-            history = []
-            for match in part:
-                history.extend(fold_match(states, match))
-            store.insert_history(game, history)
-            store.upsert_ratings(game, states, (h.profile_id for h in history))
-            _set_cursor(row, part[-1].key)
-            row.replay_chunks += 1
+            _fold_chunk(row, part, states)
             row.save()
         result.matches += len(part)
         result.chunks += 1
