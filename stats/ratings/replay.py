@@ -54,9 +54,9 @@ def run_replay(
     if not locked:
         return result
     try:
-        while _begin(game, started, result):
+        while (horizon := _begin(game, started, result)) is not None:
             result.ran = True
-            _run_chunks(game, chunk_size, result, on_chunk)
+            _run_chunks(game, chunk_size, result, on_chunk, horizon)
             # Loop: a mark that arrived meanwhile (a correction behind the cursor, a match added after the list was
             # read) starts another pass before the game goes back to IDLE.
         if result.ran:
@@ -84,8 +84,10 @@ def _set_cursor(row: RatingGame, key: OrderKey | None) -> None:
 
 
 @transaction.atomic
-def _begin(game: str, started: float, result: ReplayResult) -> bool:
-    """Take the marks; rewind to the earliest one when it lies at or before the cursor. True: another pass.
+def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
+    """Take the marks; rewind to the earliest one when it lies at or before the cursor. The position the next pass
+    folds up to (the game's last match now, read under the lock: a live match recorded during the pass lies after
+    it and goes to the tail instead of leaving a mark inside the pass), or None when done.
 
     The last pass ends here, under the game's row lock: a short tail (what live recordings added after the cursor
     during the pass) is folded in this transaction and the game goes IDLE in it, so no live update slips in between
@@ -94,20 +96,20 @@ def _begin(game: str, started: float, result: ReplayResult) -> bool:
     mark = store.take_marks(game)
     if row.status == RatingGame.Status.IDLE:
         if mark is None:
-            return False
+            return None
         row.status, row.replay_started_at, row.replay_chunks = RatingGame.Status.RUNNING, timezone.now(), 0
         _rewind(row, mark)
         row.save()
-        return True
+        return source.last_position(game) or KEY_MIN
     cursor = _cursor(row)
     if mark is not None and (cursor is None or mark <= cursor):
         _rewind(row, mark)
         row.save()
-        return True
+        return source.last_position(game) or KEY_MIN
     tail = source.rated_after(game, cursor)  # marks after the cursor are matches not folded yet: in the tail
     if len(tail) > TAIL_MAX:
         row.save()
-        return True
+        return source.last_position(game) or KEY_MIN
     result.ran = True
     if tail:
         _fold_chunk(row, tail, {})
@@ -115,7 +117,7 @@ def _begin(game: str, started: float, result: ReplayResult) -> bool:
     # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
     row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
     row.save()
-    return False
+    return None
 
 
 def _fold_chunk(row: RatingGame, part: list[RatedMatch], states: dict[int, PlayerState]) -> None:
@@ -141,12 +143,16 @@ def _rewind(row: RatingGame, position: OrderKey) -> None:
 
 
 def _run_chunks(
-    game: str, chunk_size: int, result: ReplayResult, on_chunk: Callable[[ReplayResult], None] | None
+    game: str,
+    chunk_size: int,
+    result: ReplayResult,
+    on_chunk: Callable[[ReplayResult], None] | None,
+    horizon: OrderKey,
 ) -> None:
     """One pass: the rated matches after the cursor read once (outcomes included), folded chunk by chunk. An
     outcome changed meanwhile leaves a mark at or before the pass's last match, which rewinds the next pass."""
     row = RatingGame.objects.get(game=game)
-    rated = source.rated_after(game, _cursor(row))
+    rated = [m for m in source.rated_after(game, _cursor(row)) if m.key <= horizon]
     states: dict[int, PlayerState] = {}  # exact as of the cursor: only this replayer writes ratings while RUNNING
     for start in range(0, len(rated), chunk_size):
         part = rated[start : start + chunk_size]

@@ -160,3 +160,17 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
                 if limit is not None and len(found) >= limit:
                     break
     return found
+
+
+def last_position(game: str) -> OrderKey | None:
+    """The position of the game's last match now (decided or not): a pass folds up to it, what comes later is the
+    tail the pass's end folds under the game's lock."""
+    query = sql.SQL(
+        "SELECT key_at, key_ext, key_round, key_num, match_id FROM (SELECT {cols} FROM {m} m JOIN {t} t "
+        "ON t.id = m.tournament_id WHERE t.game = %s) k ORDER BY key_at DESC, key_ext DESC, key_round DESC, "
+        "key_num DESC, match_id DESC LIMIT 1"
+    ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS)
+    with connection.cursor() as cursor:
+        cursor.execute(query, [game])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
