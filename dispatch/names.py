@@ -24,6 +24,7 @@ class TaskName(StrEnum):
     RECONCILE_STATS = "tasks.reconciliation.reconcile_stats"
     RECOMPUTE_STALE = "tasks.reconciliation.recompute_stale"
     VERIFY_AUDIT_CHAIN = "tasks.audit_integrity.verify_audit_chain"
+    REPLAY_RATINGS = "tasks.reconciliation.replay_ratings"
 
 
 _QUEUE_OF: dict[TaskName, Queue] = {
@@ -37,6 +38,7 @@ _QUEUE_OF: dict[TaskName, Queue] = {
     TaskName.RECONCILE_STATS: Queue.MAINTENANCE,
     TaskName.RECOMPUTE_STALE: Queue.MAINTENANCE,
     TaskName.VERIFY_AUDIT_CHAIN: Queue.MAINTENANCE,
+    TaskName.REPLAY_RATINGS: Queue.MAINTENANCE,
 }
 
 

@@ -115,3 +115,20 @@ ECONOMY_WALLETS_UNREPAIRABLE = Gauge(
     "Wallets whose transactions overdraw (written by raw SQL), found by the last full reconciliation.",
     multiprocess_mode="mostrecent",
 )
+
+# Ratings (issue 17)
+RATING_REPLAY_SECONDS = Histogram(
+    "stats_rating_replay_seconds",
+    "Duration of one rating replay run of a game (every pass until the game is idle again).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900),
+)
+RATING_REPLAY_LAG = Gauge(
+    "stats_rating_replay_lag_seconds",
+    "Age of the oldest pending replay mark (a correction or late match not yet reflected in the ratings).",
+    multiprocess_mode="mostrecent",
+)
+RATING_LIVE_UPDATES = Counter(
+    "stats_rating_live_updates_total",
+    "Recordings of match outcomes handled by the rating projection: O(1) in the recording or marked for replay.",
+    ["path"],
+)

@@ -12,6 +12,10 @@ class StatsConfig(AppConfig):
         # The ledger calls this inside the transaction that inserted the events (stats subscribes; activity never
         # imports stats).
         register_projector(apply_inserted_events)
+        # Ratings: a new latest match folded in the same transaction, anything else marked for a replay.
+        from stats.ratings.live import on_events_inserted
+
+        register_projector(on_events_inserted)
         # After the counters: drop the cached lifetime stats of exactly the touched users, once the transaction commits.
         from stats.cache import invalidate_touched_users
 

@@ -42,6 +42,7 @@ from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, 
 from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
+from stats.ratings.check import reconcile_ratings
 from stats.recompute import recompute_stats
 from stats.scoped_reconcile import ScopedDrift, scoped_drift
 
@@ -151,6 +152,8 @@ def run_reconciliation(
             else:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
             result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+            if user_id is None:  # ratings: a sample of players against a fresh fold (stats.ratings.check)
+                reconcile_ratings(fix=fix, progress=say)
         except Exception as exc:
             _finish(run, began, status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
             logger.exception("reconciliation #%s failed", run.pk)

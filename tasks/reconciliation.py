@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from dispatch.names import TaskName
+from stats.ratings.pending import replay_pending_games
 from stats.reconcile import ReconciliationAlreadyRunning, ReconciliationError, run_reconciliation
 from stats.stale import recompute_stale_stats
 
@@ -58,3 +59,9 @@ def recompute_stale() -> dict:
         "marks_cleared": report.marks_cleared,
         "duration_seconds": report.duration_seconds,
     }
+
+
+@shared_task(name=TaskName.REPLAY_RATINGS, acks_late=True, ignore_result=True)
+def replay_ratings() -> list[dict]:
+    """Every minute (beat), and after a recording that marked a game: carry out the pending rating replays."""
+    return [{"game": r.game, "ran": r.ran, "matches": r.matches, "seconds": r.seconds} for r in replay_pending_games()]

@@ -81,6 +81,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         expire_seconds=290,
     ),
     Schedule(
+        "stats: replay ratings",
+        TaskName.REPLAY_RATINGS,
+        Every(1),
+        Queue.MAINTENANCE,
+        "Replay the Elo ratings of games marked by a correction, a late match or a deletion (or resume a replay "
+        "interrupted by a dead worker, from its stored cursor).",
+        expire_seconds=55,
+    ),
+    Schedule(
         "stats: nightly reconciliation",
         TaskName.RECONCILE_STATS,
         Cron(minute="0", hour="3"),

@@ -242,7 +242,7 @@ def test_recording_many_rows_takes_as_many_queries_as_recording_one():
     one = recording_queries(1)
     assert recording_queries(40) == one
     assert UserProfileStats.objects.filter(matches_played=1).count() == 82
-    assert one <= 12
+    assert one <= 16  # 12, plus 4 of the live rating update (stats.ratings.live) for a new latest match
 
 
 # --- durability of the recording transaction ------------------------------------------------------------------

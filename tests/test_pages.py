@@ -52,19 +52,19 @@ def api_urls(user) -> dict[str, str]:
 
 # Upper bounds per request, signed in as the player (session + user: 2 queries before the view starts).
 MAX_QUERIES = {
-    "profile": 6,
+    "profile": 7,  # + the ratings (stats.ratings.selectors): one indexed read
     "activity": 4,
-    "matches": 4,
-    "matches-by-game": 4,
+    "matches": 5,  # + the page's rating changes: one indexed read
+    "matches-by-game": 5,  # + the page's rating changes: one indexed read
     "tournaments": 4,
     "economy": 5,
     "export": 5 + 3,  # + the gdpr_export audit event (lock the chain head, insert) and the audit events read
     "api-user": 3,
     "api-lookup": 3,
-    "api-stats": 4,
+    "api-stats": 5,  # + the ratings (stats.ratings.selectors): one indexed read
     "api-activity": 4,
-    "api-matches": 4,
-    "api-matches-by-game": 4,
+    "api-matches": 5,  # + the page's rating changes: one indexed read
+    "api-matches-by-game": 5,  # + the page's rating changes: one indexed read
     "api-tournaments": 4,
     "api-economy": 5,
     "api-export": 5 + 3,  # as "export"
@@ -124,7 +124,7 @@ def test_a_warm_profile_page_reads_its_stats_and_first_pages_from_the_cache(clie
     alice, _bob, _carol = build_platform_history()
     client.get(f"/u/{alice.username}/")  # anonymous: no session queries
     cold_free, _ = count_queries(client, f"/u/{alice.username}/")
-    assert cold_free == 1  # profile + counts; stats, recent activity and latest matches come from Redis
+    assert cold_free == 2  # profile + counts, ratings; stats, recent activity and latest matches come from Redis
 
 
 def text_of(response) -> str:
@@ -245,6 +245,7 @@ def test_api_responses_match_their_documented_shape(client):
         "tournament",
         "game",
         "round",
+        "rating_change",
     }
     assert sorted(m["outcome"] for m in body["results"]) == ["forfeit", "won", "won"]
     profile = client.get(f"/api/users/{alice.pk}/").json()

@@ -24,6 +24,7 @@ EXPECTED = {
     ),
     "activity: retry poison rows": ("tasks.maintenance.retry_poison_rows", "maintenance", "every 1 minutes", {}),
     "stats: recompute stale users": ("tasks.reconciliation.recompute_stale", "maintenance", "every 5 minutes", {}),
+    "stats: replay ratings": ("tasks.reconciliation.replay_ratings", "maintenance", "every 1 minutes", {}),
     "stats: nightly reconciliation": (
         "tasks.reconciliation.reconcile_stats",
         "maintenance",

@@ -21,11 +21,13 @@ from activity.selectors.profiles import profile_by_id, profile_by_username
 from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.selectors import user_id_for_public_id
+from stats.ratings.selectors import ratings_of
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
+from web.api.rating_fields import attach_rating_changes
 from web.money import transaction_row
 from web.presenters import describe_event
 
@@ -120,6 +122,7 @@ def _profile_overview(request, profile, relation):
             recent=_entries(recent.items),
             more_activity=recent.has_more,
             matches=_entries(matches.items) if matches else None,
+            ratings=ratings_of(profile.pk),
         ),
     )
 
@@ -153,6 +156,7 @@ def matches_page(request, username: str):
     page = None
     if relation.can_see_match_history:
         page = match_history_page(relation, cursor=request.GET.get("cursor"), game=game)
+        attach_rating_changes(relation.subject_id, page.items)
     return render(
         request,
         "web/matches.html",

@@ -17,6 +17,7 @@ from stats.selectors.leaderboards import (
     MAX_SEASON,
     Board,
 )
+from web.api.rating_fields import RatingSerializer
 from web.presenters import describe_event
 
 # --- query parameters --------------------------------------------------------------------------------------------
@@ -105,6 +106,7 @@ def match_data(event) -> dict:
         "tournament": meta.get("tournament"),
         "game": meta.get("game"),
         "round": meta.get("round"),
+        "rating_change": getattr(event, "rating_change", None),
     }
 
 
@@ -129,6 +131,7 @@ class MatchEntrySerializer(EventSerializer):
     tournament = serializers.CharField(allow_null=True)
     game = serializers.CharField(allow_null=True)
     round = serializers.CharField(allow_null=True)
+    rating_change = serializers.FloatField(allow_null=True, help_text="The player's Elo change; null when unrated.")
 
 
 class _PageFields(serializers.Serializer):
@@ -185,6 +188,7 @@ def _stats_fields() -> dict:
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         current_teams=CurrentTeamSerializer(many=True, required=False, help_text="Active team memberships."),
+        ratings=RatingSerializer(many=True, help_text="Elo rating and peak per game (stats.ratings)."),
     )
     return fields
 

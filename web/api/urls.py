@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from web.api import feed, views
+from web.api import feed, ratings, views
 
 app_name = "api"
 
@@ -21,4 +21,10 @@ urlpatterns = [
     path("users/<str:user_id>/follow/", feed.FollowView.as_view(), name="user-follow"),
     path("users/<str:user_id>/followers/", feed.FollowersView.as_view(), name="user-followers"),
     path("users/<str:user_id>/following/", feed.FollowingView.as_view(), name="user-following"),
+    path(
+        "users/<str:user_id>/ratings/<str:game>/history/",
+        ratings.UserRatingHistoryView.as_view(),
+        name="user-rating-history",
+    ),
+    path("ratings/<str:game>/leaderboard/", ratings.RatingLeaderboardView.as_view(), name="rating-leaderboard"),
 ]

@@ -25,12 +25,14 @@ from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.public_ids import looks_like_public_id
 from esports.profiles.selectors import public_ids_of, user_id_for_public_id
+from stats.ratings.selectors import ratings_of
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
+from web.api.rating_fields import attach_rating_changes
 from web.money import transaction_row
 from web.views import export_with_public_id
 
@@ -174,7 +176,8 @@ class UserStatsView(SubjectView):
     )
     def get(self, request: Request, user_id: str) -> Response:
         profile, relation = self.subject(request, user_id)
-        return Response(s.StatsSerializer({**lifetime_stats(relation), "public_id": profile.public_id}).data)
+        document = {**lifetime_stats(relation), "public_id": profile.public_id, "ratings": ratings_of(profile.pk)}
+        return Response(s.StatsSerializer(document).data)
 
 
 class UserActivityView(SubjectView):
@@ -206,6 +209,7 @@ class UserMatchesView(SubjectView):
         page = match_history_page(
             relation, cursor=params.get("cursor"), limit=params.get("limit"), game=params.get("game")
         )
+        attach_rating_changes(relation.subject_id, page.items)
         return Response(s.MatchPageSerializer(_page(request, page, s.match_data)).data)
 
 

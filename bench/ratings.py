@@ -1,0 +1,280 @@
+"""Benchmark: Elo ratings (issue 17) on the whole ATP tour history. Prints figures (medians, ratios), no thresholds.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/4 \
+        .venv/bin/python bench/ratings.py [--atp-dir ../shared/data/atp] [--runs 3] [--live-seconds 20] [--regenerate]
+
+The data set (database `activity_ratings_bench`, or BENCH_DATABASE_NAME) is built once: import_atp of every season,
+then a backfill of the matches (the ledger's match events; ratings read nothing else). Printed:
+
+1. full replay of the whole history through the replay code (recompute_ratings' path), median of --runs, beside the
+   naive way (per match: ORM reads of both players' rows, two saves, one history create) timed on a sample and
+   extrapolated;
+2. the cost a new latest match adds to its recording (the O(1) fold in the recording transaction): record_events_for
+   of one new match with and without the rating projector, medians and p99 - the rating is visible when the
+   recording commits, so this is also its visibility lag;
+3. a correction one season back (a final flipped) replayed while live matches are recorded at --events-per-second:
+   the replay's duration and the live recordings' latency p50/p99 meanwhile (each waits at most one replay chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_db import percentile, use_bench_database  # noqa: E402
+
+GAME = "tennis"
+
+
+def build(atp_dir: str, regenerate: bool) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from activity import backfill
+    from activity.models import BackfillRun, UserActivity
+    from esports.tournaments.models import Match
+
+    if regenerate or not Match.objects.exists():
+        started = time.monotonic()
+        call_command("import_atp", atp_dir, verbosity=0)
+        print(f"import_atp: {Match.objects.count():,} matches in {time.monotonic() - started:.1f} s")
+    if not BackfillRun.objects.filter(status=BackfillRun.Status.SUCCEEDED).exists():
+        with connection.cursor() as cursor:  # a half-done earlier build: start the ledger over (bench database)
+            cursor.execute(f"TRUNCATE {UserActivity._meta.db_table}")
+        started = time.monotonic()
+        run = backfill.start_backfill(["tournaments.match"], batch_size=5000, enqueue=False)
+        backfill.drive_inline(run.pk)
+        print(f"backfill of the matches: {UserActivity.objects.count():,} events in {time.monotonic() - started:.1f} s")
+
+
+def full_replay(runs: int) -> float:
+    from stats.ratings.models import RatingHistory
+    from stats.ratings.replay import request_replay, run_replay
+
+    times = []
+    for i in range(runs):
+        request_replay(GAME)
+        started = time.monotonic()
+        result = run_replay(GAME)
+        times.append(time.monotonic() - started)
+        print(f"  run {i + 1}: {result.matches:,} rated matches, {result.chunks} chunks, {times[-1]:.2f} s")
+    print(f"  history rows: {RatingHistory.objects.filter(game=GAME).count():,}")
+    return statistics.median(times)
+
+
+def naive_replay(sample: int) -> tuple[float, int]:
+    """The seeds' way on the first `sample` rated matches: per match, get_or_create both rows, compute, save each,
+    create the history rows. Rolled back. Returns (seconds per match, rated matches in the game)."""
+    from django.db import transaction
+
+    from stats.ratings import source
+    from stats.ratings.models import PlayerRating, RatingHistory
+    from stats.ratings.rules import winner_gain
+
+    candidates = source.candidates_after(GAME, None)
+    rated = source.rated_matches(candidates[: sample * 2])[:sample]
+    started = time.monotonic()
+    with transaction.atomic():
+        for match in rated:
+            (w,), (lo,) = match.winners, match.losers
+            rw, _ = PlayerRating.objects.get_or_create(
+                profile_id=w, game="naive", defaults={"rating": 1500, "peak": 1500, "updated_at": match.at}
+            )
+            rl, _ = PlayerRating.objects.get_or_create(
+                profile_id=lo, game="naive", defaults={"rating": 1500, "peak": 1500, "updated_at": match.at}
+            )
+            delta = winner_gain(rw.rating, rl.rating)
+            for row, sign in ((rw, 1), (rl, -1)):
+                before = row.rating
+                row.rating += sign * delta
+                row.peak = max(row.peak, row.rating)
+                row.matches_rated += 1
+                row.save()
+                RatingHistory.objects.create(
+                    profile_id=row.profile_id,
+                    game="naive",
+                    key_at=match.key[0],
+                    key_ext=match.key[1],
+                    key_round=match.key[2],
+                    key_num=match.key[3],
+                    match_id=-match.key[4],  # beside the real history rows (unique per match and player)
+                    at=match.at,
+                    before=before,
+                    after=row.rating,
+                )
+        transaction.set_rollback(True)
+    per_match = (time.monotonic() - started) / len(rated)
+    total = len(source.rated_after(GAME, None))
+    return per_match, total
+
+
+def live_fixture(n: int):
+    """A tournament after every other, with `n` fresh entries of existing players, for new latest matches."""
+    from django.contrib.auth import get_user_model
+
+    from esports.tournaments.models import Registration, Tournament
+
+    last = (
+        Tournament.objects.filter(game=GAME, starts_at__isnull=False)
+        .order_by("-starts_at")
+        .values_list("starts_at", flat=True)
+        .first()
+    )
+    assert last is not None, "no tournament to follow"
+    cup = Tournament.objects.create(
+        name=f"bench live {time.time()}", game=GAME, status="ongoing", starts_at=last + timedelta(days=365)
+    )
+    users = list(
+        get_user_model().objects.filter(username__startswith="atp").order_by("id").values_list("id", flat=True)[:n]
+    )
+    regs = Registration.objects.bulk_create(
+        [Registration(tournament=cup, user_id=u, status="confirmed", checked_in=True) for u in users]
+    )
+    return cup, regs
+
+
+def record_new_match(cup, regs, num: int) -> float:
+    from django.utils import timezone
+
+    from activity.recording import record_events_for
+    from esports.tournaments.models import Match
+
+    a, b = regs[(2 * num) % len(regs)], regs[(2 * num + 1) % len(regs)]
+    match = Match.objects.create(
+        tournament=cup,
+        round="R32",
+        match_num=num,
+        participant1=a,
+        participant2=b,
+        winner=a,
+        loser=b,
+        state="completed",
+        completed_at=timezone.now(),
+    )
+    started = time.monotonic()
+    record_events_for("tournaments.match", [match.pk])
+    return time.monotonic() - started
+
+
+def update_latency(samples: int) -> None:
+    from activity import projection
+    from stats.ratings.live import on_events_inserted
+    from stats.ratings.models import RatingReplayMark
+
+    cup, regs = live_fixture(2 * samples)
+    with_ratings = [record_new_match(cup, regs, i) * 1000 for i in range(samples)]
+    assert not RatingReplayMark.objects.exists(), "a new latest match must fold live, not mark"
+    projection._projectors.remove(on_events_inserted)
+    try:
+        without = [record_new_match(cup, regs, samples + i) * 1000 for i in range(samples)]
+    finally:
+        projection._projectors.append(on_events_inserted)
+    print(
+        f"  record one new latest match: {statistics.median(with_ratings):.2f} ms p50 / "
+        f"{percentile(with_ratings, 99):.2f} ms p99 with the rating fold, {statistics.median(without):.2f} / "
+        f"{percentile(without, 99):.2f} ms without (+{statistics.median(with_ratings) - statistics.median(without):.2f}"
+        " ms p50); the rating is visible at the recording's commit"
+    )
+
+
+def replay_under_traffic(seconds: float, events_per_second: float) -> None:
+    from django.db import connection
+
+    from activity.recording import record_events_for
+    from esports.tournaments.models import Match, Tournament
+    from stats.ratings.models import RatingHistory
+    from stats.ratings.pending import replay_pending_games
+
+    season = (
+        Tournament.objects.filter(game=GAME, season__isnull=False)
+        .order_by("-season")
+        .values_list("season", flat=True)
+        .first()
+    )
+    assert season is not None, "no imported season"
+    final = Match.objects.filter(
+        tournament__game=GAME, tournament__season=season - 1, round="F", state="completed"
+    ).first()
+    assert final is not None, f"no final in {season - 1}"
+    cup, regs = live_fixture(400)
+    per_match = 4  # match_played x2, match_won, match_lost
+    interval = per_match / events_per_second
+    latencies: list[float] = []
+    stop = threading.Event()
+    live_ids: list[int] = []
+
+    def traffic() -> None:
+        num = 10_000
+        next_at = time.monotonic()
+        while not stop.is_set():
+            latencies.append(record_new_match(cup, regs, num) * 1000)
+            live_ids.append(num)
+            num += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        connection.close()
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    time.sleep(2)
+    baseline = len(latencies)
+    # the correction: the final of the season before the last, won by the other player
+    final.winner_id, final.loser_id = final.loser_id, final.winner_id
+    final.save()
+    record_events_for("tournaments.match", [final.pk])
+    started = time.monotonic()
+    results = replay_pending_games()
+    replay_seconds = time.monotonic() - started
+    time.sleep(max(0.0, seconds - replay_seconds))
+    stop.set()
+    thread.join()
+    during = latencies[baseline:]
+    rated = RatingHistory.objects.filter(match_id__in=Match.objects.filter(tournament=cup).values("id")).count() // 2
+    print(
+        f"  correction of a {season - 1} final replayed in {replay_seconds:.2f} s "
+        f"({sum(r.matches for r in results):,} matches refolded) while {len(latencies)} live matches "
+        f"({events_per_second:.0f} events/s) were recorded: recording latency {statistics.median(during):.1f} ms p50 / "
+        f"{percentile(during, 99):.1f} ms p99 / {max(during):.1f} ms max; {rated} of them rated by the end "
+        f"(those after the replay's last pass: by the next job run or live)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--atp-dir", default=str(Path(__file__).resolve().parent.parent.parent / "shared/data/atp"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--naive-sample", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=200, help="new matches timed for the update latency")
+    parser.add_argument("--live-seconds", type=float, default=20)
+    parser.add_argument("--events-per-second", type=float, default=200)
+    parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--skip-traffic", action="store_true")
+    args = parser.parse_args()
+    use_bench_database("activity_ratings_bench")
+    from project.db_timeouts import use_job_timeouts
+
+    use_job_timeouts()  # a job, like the worker that replays: no web statement timeout
+    build(args.atp_dir, args.regenerate)
+    print("1. full replay of the ATP history")
+    replay = full_replay(args.runs)
+    per_match, total = naive_replay(args.naive_sample)
+    print(
+        f"  median {replay:.2f} s; naive per-match ORM loop {per_match * 1000:.2f} ms/match x {total:,} = "
+        f"{per_match * total:.0f} s extrapolated ({per_match * total / replay:.0f}x)"
+    )
+    print("2. rating update after a new match")
+    update_latency(args.samples)
+    if not args.skip_traffic:
+        print("3. replay under live traffic")
+        replay_under_traffic(args.live_seconds, args.events_per_second)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The live path: a projector called in the transaction that inserted ledger events (registered in StatsConfig).
+
+A newly decided match that sorts after everything its game has rated is folded right here, O(1): its players'
+rating rows locked (profile order), one history insert, one upsert. Anything else - a compensation, more events for
+an already rated match, a match sorting before the last rated one, a deleted match, a big batch (backfill), or a
+game being replayed - only appends a replay mark (no lock) for the maintenance task.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from psycopg import sql
+
+from activity.event_types import REVERSED_BASE
+from activity.event_types import EventType as E
+from activity.models import UserActivity
+from activity.projection import InsertedEvent
+from dispatch.names import TaskName
+from dispatch.publish import publish_on_commit
+from esports.tournaments.models import Match, Tournament
+from monitoring import metrics
+from stats.ratings import source, store
+from stats.ratings.fold import RatedMatch, fold_match
+from stats.ratings.models import RatingGame, RatingHistory
+from stats.ratings.rules import OrderKey
+
+# Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
+# ordered by id, not by rating order, and must not serialise on the game's row.
+LIVE_BATCH_MAX = 100
+OUTCOME_TYPES = frozenset(t.value for t in source.OUTCOME_TYPES)
+_REVERSALS = [t for t in OUTCOME_TYPES if t in REVERSED_BASE]
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    match_id: int
+    game: str
+    key: OrderKey | None  # None: the match row is gone
+    at: datetime | None
+    reversed: bool  # this recording compensated an outcome
+    rated_key: OrderKey | None  # the position the match holds in the history, if rated before
+    winners: tuple[int, ...]  # as the ledger nets them now (empty: not decided)
+    losers: tuple[int, ...]
+
+
+def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
+    ids = [e.id for e in events if e.event_type in OUTCOME_TYPES]
+    if not ids:
+        return
+    by_game: dict[str, list[Touched]] = defaultdict(list)
+    for t in _touched(ids):
+        by_game[t.game].append(t)
+    for game in sorted(by_game):
+        _handle(game, by_game[game])
+
+
+def _handle(game: str, touched: list[Touched]) -> None:
+    if len(touched) > LIVE_BATCH_MAX or any(t.key is None or t.reversed or t.rated_key for t in touched):
+        _mark(game, touched)
+        return
+    first = min(t.key for t in touched if t.key is not None)
+    status, last = _lock_game(game)
+    if status != RatingGame.Status.IDLE or (last is not None and first <= last):
+        _mark(game, touched)
+        return
+    rated = sorted(
+        (RatedMatch(t.key, t.at, t.winners, t.losers) for t in touched if t.key and t.at and t.winners and t.losers),
+        key=lambda m: m.key,
+    )
+    if not rated:
+        return
+    players = {u for m in rated for u in (*m.winners, *m.losers)}
+    states = store.load_states(game, players, lock=True)
+    history = []
+    for match in rated:
+        history.extend(fold_match(states, match))
+    store.write_live(game, history, states, rated[-1].key)
+    metrics.RATING_LIVE_UPDATES.labels(path="live").inc(len(rated))
+
+
+def _mark(game: str, touched: list[Touched]) -> None:
+    positions = [k for t in touched for k in (t.key, t.rated_key) if k is not None]
+    store.add_marks(game, [min(positions)])
+    metrics.RATING_LIVE_UPDATES.labels(path="marked").inc(len(touched))
+    if len(touched) <= LIVE_BATCH_MAX:
+        # A live correction: replay now. A big batch (a backfill chunk) leaves it to the minutely job, so a backfill
+        # does not start a replay per chunk.
+        publish_on_commit(TaskName.REPLAY_RATINGS, recovery="the minutely replay job takes the marks")
+
+
+_LOCK_GAME_SQL = sql.SQL(
+    "INSERT INTO {g} (game, status, replay_chunks, updated_at) VALUES (%s, %s, 0, now()) "
+    "ON CONFLICT (game) DO UPDATE SET game = EXCLUDED.game "
+    "RETURNING status, key_at, key_ext, key_round, key_num, match_id"
+).format(g=sql.Identifier(RatingGame._meta.db_table))
+
+
+def _lock_game(game: str) -> tuple[str, OrderKey | None]:
+    """The game's state row, created if missing and locked (ON CONFLICT DO UPDATE locks it), in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_GAME_SQL, [game, RatingGame.Status.IDLE.value])
+        status, ka, ke, kr, kn, mi = cursor.fetchone()
+    return status, None if mi is None else (ka, ke, kr, kn, mi)
+
+
+_TOUCHED_SQL = sql.SQL(
+    "WITH s AS (SELECT source_id, bool_or(event_type = ANY(%s)) AS rev FROM {ledger} "
+    "WHERE id = ANY(%s) AND source_model = %s GROUP BY source_id), "
+    "o AS (SELECT source_id, user_id, SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS won, "
+    "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) AS lost FROM {ledger} "
+    "WHERE source_model = %s AND source_id IN (SELECT source_id FROM s) AND event_type = ANY(%s) "
+    "GROUP BY source_id, user_id) "
+    "SELECT s.source_id, s.rev, COALESCE(k.game, h.game), k.key_at, k.key_ext, k.key_round, k.key_num, k.at, "
+    "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id, "
+    "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND won > 0 ORDER BY user_id), "
+    "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND lost > 0 ORDER BY user_id) FROM s "
+    "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
+    "WHERE m.id = s.source_id) k ON true "
+    "LEFT JOIN LATERAL (SELECT game, key_at, key_ext, key_round, key_num, match_id FROM {h} "
+    "WHERE match_id = s.source_id LIMIT 1) h ON true"
+).format(
+    ledger=sql.Identifier(UserActivity._meta.db_table),
+    cols=source.KEY_COLUMNS_SQL,
+    m=sql.Identifier(Match._meta.db_table),
+    t=sql.Identifier(Tournament._meta.db_table),
+    h=sql.Identifier(RatingHistory._meta.db_table),
+)
+
+
+def _touched(event_ids: list[int]) -> list[Touched]:
+    """The matches of these outcome events, with their game, position, prior history and the ledger's net outcome:
+    one query."""
+    params: list[Any] = [
+        _REVERSALS,
+        event_ids,
+        source.MATCH_SOURCE,
+        E.MATCH_WON.value,
+        E.MATCH_WON_REVERSED.value,
+        E.MATCH_LOST.value,
+        E.MATCH_LOST_REVERSED.value,
+        source.MATCH_SOURCE,
+        sorted(OUTCOME_TYPES),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_TOUCHED_SQL, params)
+        rows = cursor.fetchall()
+    found = []
+    for match_id, rev, game, ka, ke, kr, kn, at, ha, he, hr, hn, hm, winners, losers in rows:
+        if game is None:
+            continue  # deleted before it was ever rated: nothing to undo
+        key = None if ka is None else (ka, ke, kr, kn, match_id)
+        rated_key = None if hm is None else (ha, he, hr, hn, hm)
+        found.append(Touched(match_id, game, key, at, bool(rev), rated_key, tuple(winners), tuple(losers)))
+    return found

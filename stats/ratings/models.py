@@ -1,0 +1,130 @@
+"""The rating projection (issue 17): one PlayerRating per (profile, game), the RatingHistory it folds from, and the
+replay state of each game as rows (RatingGame, RatingReplayMark), not JSON.
+
+Every history row carries its match's order key (at, ext, round rank, match_num, match id) so "the ratings before
+position P" and "everything from P on" are index range reads; the key's text part uses the "C" collation so the
+database orders it exactly as Python compares str.
+"""
+
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.db.models import F, Q
+
+
+class OrderKeyFields(models.Model):
+    """The five columns of a match's position in its game's order (stats.ratings.order)."""
+
+    key_at = models.DateTimeField()
+    key_ext = models.CharField(max_length=64, db_collation="C")
+    key_round = models.SmallIntegerField()
+    key_num = models.BigIntegerField()
+    match_id = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class PlayerRating(models.Model):
+    """Current Elo of a profile in a game; always equal to what its RatingHistory rows say (rebuilt from them)."""
+
+    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="ratings")
+    game = models.CharField(max_length=50)
+    rating = models.FloatField()
+    peak = models.FloatField()
+    # When the peak was first reached; null while the peak is the starting rating.
+    peak_at = models.DateTimeField(null=True, blank=True)
+    matches_rated = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["profile", "game"], name="rating_unique_profile_game")]
+        indexes = [
+            # The per-game leaderboard: its whole ORDER BY, filtered by the minimum-matches threshold in the scan.
+            models.Index("game", F("rating").desc(), "profile", "matches_rated", name="rating_lb_game_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.game}: {self.rating:.1f}"
+
+
+class RatingHistory(OrderKeyFields):
+    """One rated match of one profile: its rating before and after. Rewritten from a position on by a replay."""
+
+    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="+")
+    game = models.CharField(max_length=50)
+    # Not a foreign key: a deleted match keeps its rows until the replay its deletion triggers removes them (their
+    # key tells where that replay starts).
+    before = models.FloatField()
+    after = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["match_id", "profile"], name="rating_history_unique")]
+        indexes = [
+            # "From position P on" (a replay's cut, the last rated match): rows are written in key order (replays
+            # fold in order, live updates append after the last), so a BRIN range index on the key's time serves
+            # it at a fraction of a b-tree's cost per insert - a full replay writes every row again.
+            BrinIndex(fields=["key_at"], name="rating_history_at_brin"),
+            # A player's history (pages, rebuilds after a cut): at most a career of rows, sorted after the read.
+            # Two columns, not the whole key: every history row of a full replay is written through this index.
+            models.Index(fields=["profile", "game"], name="rating_history_profile"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} match {self.match_id}: {self.before:.1f} -> {self.after:.1f}"
+
+
+class RatingGame(models.Model):
+    """Replay state of one game (FillState-like). `key_*` is the replay cursor while RUNNING (the last match folded,
+    all columns null = before the first), and the last rated match while IDLE (what a live O(1) update must follow).
+    Locked FOR UPDATE by the live update and by each replay chunk, never longer than one chunk."""
+
+    class Status(models.TextChoices):
+        IDLE = "idle"
+        RUNNING = "running"
+
+    game = models.CharField(max_length=50, primary_key=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.IDLE)
+    key_at = models.DateTimeField(null=True)
+    key_ext = models.CharField(max_length=64, db_collation="C", null=True)  # noqa: DJ001 (null = no cursor, like the others)
+    key_round = models.SmallIntegerField(null=True)
+    key_num = models.BigIntegerField(null=True)
+    match_id = models.BigIntegerField(null=True)
+    replay_started_at = models.DateTimeField(null=True, blank=True)
+    replay_chunks = models.PositiveIntegerField(default=0)
+    last_replay_seconds = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(key_at__isnull=True, match_id__isnull=True)
+                | Q(
+                    key_at__isnull=False,
+                    key_ext__isnull=False,
+                    key_round__isnull=False,
+                    key_num__isnull=False,
+                    match_id__isnull=False,
+                ),
+                name="rating_game_key_all_or_none",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"ratings of {self.game}: {self.status}"
+
+
+class RatingReplayMark(OrderKeyFields):
+    """A "replay this game from this position" request: appended (no lock taken) by a recording that changed an earlier
+    match, a late insert, a deletion, or a batch too large for the O(1) path; consumed by the replay."""
+
+    game = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index("game", "key_at", "key_ext", "key_round", "key_num", "match_id", name="rating_mark_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"replay {self.game} from match {self.match_id}"

@@ -1,0 +1,26 @@
+"""The maintenance job: carry out every game's pending replay (marks left by recordings, or a replay interrupted by
+a dead worker, whose RUNNING state and cursor let it resume), and publish the replay-lag metric."""
+
+from __future__ import annotations
+
+from django.db.models import Min
+from django.utils import timezone
+
+from monitoring import metrics
+from stats.ratings.models import RatingGame, RatingReplayMark
+from stats.ratings.replay import ReplayResult, run_replay
+
+
+def replay_lag_seconds() -> float:
+    """Age of the oldest mark not taken yet (0 when none): how long a correction waits to show in the ratings."""
+    oldest = RatingReplayMark.objects.aggregate(at=Min("created_at"))["at"]
+    return 0.0 if oldest is None else max((timezone.now() - oldest).total_seconds(), 0.0)
+
+
+def replay_pending_games() -> list[ReplayResult]:
+    metrics.RATING_REPLAY_LAG.set(replay_lag_seconds())
+    marked = set(RatingReplayMark.objects.values_list("game", flat=True).distinct())
+    running = set(RatingGame.objects.filter(status=RatingGame.Status.RUNNING).values_list("game", flat=True))
+    results = [run_replay(game) for game in sorted(marked | running)]
+    metrics.RATING_REPLAY_LAG.set(replay_lag_seconds())
+    return results

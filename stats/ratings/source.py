@@ -1,0 +1,176 @@
+"""What the fold reads, set-based: the game's matches in rating order (from the source Match/Tournament rows) and
+each match's outcome as the ledger counts it (match_won / match_lost net of their compensations).
+
+The outcome comes from the ledger, not from Match.state: team entries are already resolved to the members at the
+registration's created_at by the derivation rules, a dispute or a deletion is exactly the compensations it
+appended, and every change the ratings must follow reaches the ledger (which is what triggers a replay).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from psycopg import sql
+
+from activity.event_types import EventType as E
+from activity.models import UserActivity
+from esports.tournaments.models import Match, Tournament
+from stats.ratings.fold import RatedMatch
+from stats.ratings.rules import NO_MATCH_NUM, ROUND_RANK, OrderKey
+
+MATCH_SOURCE = "tournaments.match"
+OUTCOME_TYPES = (E.MATCH_WON, E.MATCH_LOST, E.MATCH_WON_REVERSED, E.MATCH_LOST_REVERSED)
+
+_ROUND_CASE = sql.SQL("CASE m.round {} ELSE 0 END").format(
+    sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(name), sql.Literal(rank)) for name, rank in ROUND_RANK.items()
+    )
+)
+# The SQL twin of rules.order_key (same fallbacks); the text part in the "C" collation, as Python compares str.
+KEY_COLUMNS_SQL = sql.SQL(
+    'COALESCE(t.starts_at, m.completed_at, m.created_at) AS key_at, COALESCE(t.external_id, t.id::text) COLLATE "C" '
+    "AS key_ext, {round_case} AS key_round, COALESCE(m.match_num, {no_num}) AS key_num, m.id AS match_id, "
+    "COALESCE(m.completed_at, t.starts_at, m.created_at) AS at"
+).format(round_case=_ROUND_CASE, no_num=sql.Literal(NO_MATCH_NUM))
+KEY_COLS = sql.SQL("key_at, key_ext, key_round, key_num, match_id")
+_MATCHES = sql.Identifier(Match._meta.db_table)
+_TOURNAMENTS = sql.Identifier(Tournament._meta.db_table)
+_LEDGER = sql.Identifier(UserActivity._meta.db_table)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    key: OrderKey
+    at: datetime
+
+
+def candidates_after(game: str, after: OrderKey | None) -> list[Candidate]:
+    """Every match of the game positioned after `after` (all of them when None), in rating order: one query."""
+    where: sql.Composable = sql.SQL("")
+    params: list[Any] = [game]
+    if after is not None:
+        where = sql.SQL("WHERE ({}) > (%s, %s, %s, %s, %s)").format(KEY_COLS)
+        params.extend(after)
+    query = sql.SQL(
+        "SELECT key_at, key_ext, key_round, key_num, match_id, at FROM ("
+        "SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id WHERE t.game = %s) k {where} "
+        "ORDER BY {key}"
+    ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, where=where, key=KEY_COLS)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [Candidate((r[0], r[1], r[2], r[3], r[4]), r[5]) for r in cursor.fetchall()]
+
+
+def outcomes(match_ids: Sequence[int]) -> dict[int, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """match id -> (winners, losers) as the ledger nets them; matches without both sides are left out (never
+    completed, forfeits, fully compensated)."""
+    if not match_ids:
+        return {}
+    query = sql.SQL(
+        "SELECT source_id, user_id, "
+        "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END), "
+        "SUM(CASE event_type WHEN %s THEN 1 WHEN %s THEN -1 ELSE 0 END) "
+        "FROM {ledger} WHERE source_model = %s AND source_id = ANY(%s) AND event_type = ANY(%s) "
+        "GROUP BY source_id, user_id"
+    ).format(ledger=_LEDGER)
+    params: list[Any] = [
+        E.MATCH_WON.value,
+        E.MATCH_WON_REVERSED.value,
+        E.MATCH_LOST.value,
+        E.MATCH_LOST_REVERSED.value,
+        MATCH_SOURCE,
+        list(match_ids),
+        [t.value for t in OUTCOME_TYPES],
+    ]
+    winners: dict[int, list[int]] = defaultdict(list)
+    losers: dict[int, list[int]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for match_id, user_id, won, lost in cursor.fetchall():
+            if won > 0:
+                winners[match_id].append(user_id)
+            if lost > 0:
+                losers[match_id].append(user_id)
+    return {m: (tuple(sorted(winners[m])), tuple(sorted(losers[m]))) for m in winners if m in losers}
+
+
+def rated_matches(candidates: Sequence[Candidate]) -> list[RatedMatch]:
+    """The candidates that the ledger counts as decided, in the candidates' order (one query)."""
+    decided = outcomes([c.key[4] for c in candidates])
+    return [RatedMatch(c.key, c.at, *decided[c.key[4]]) for c in candidates if c.key[4] in decided]
+
+
+_RATED_SQL = sql.SQL(
+    "WITH k AS MATERIALIZED (SELECT * FROM (SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
+    "WHERE t.game = %s) c {where}), "
+    "d AS (SELECT source_id, array_agg(user_id) FILTER (WHERE event_type = %s) AS w, "
+    "array_agg(user_id) FILTER (WHERE event_type = %s) AS wr, array_agg(user_id) FILTER (WHERE event_type = %s) AS l, "
+    "array_agg(user_id) FILTER (WHERE event_type = %s) AS lr FROM {ledger} "
+    "WHERE source_model = %s AND event_type = ANY(%s) AND source_id IN (SELECT match_id FROM k) GROUP BY source_id) "
+    "SELECT k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id, k.at, d.w, d.wr, d.l, d.lr "
+    "FROM k JOIN d ON d.source_id = k.match_id WHERE d.w IS NOT NULL AND d.l IS NOT NULL "
+    "ORDER BY k.key_at, k.key_ext, k.key_round, k.key_num, k.match_id"
+)
+
+
+def _net(events: list[int], compensations: list[int] | None) -> tuple[int, ...]:
+    """The users an outcome still counts for: each compensation cancels one event of its user."""
+    if not compensations:
+        return tuple(sorted(set(events)))
+    left = Counter(events)
+    left.subtract(compensations)
+    return tuple(sorted(u for u, n in left.items() if n > 0))
+
+
+def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) -> list[RatedMatch]:
+    """The game's matches after `after` (all when None) that the ledger counts as decided, in rating order, with
+    their winners and losers: one statement (the positions from the source rows, the outcome events from the ledger,
+    one aggregation per match; compensations netted here)."""
+    if after is not None:
+        # A partial replay: few matches after the position, their outcomes read through the ledger's source index
+        # (the one-statement form below hash-joins every outcome event of the ledger, right for a full replay only).
+        after_it = candidates_after(game, after)
+        rated: list[RatedMatch] = []
+        for start in range(0, len(after_it), 5000):
+            rated.extend(rated_matches(after_it[start : start + 5000]))
+        return rated if limit is None else rated[:limit]
+    where: sql.Composable = sql.SQL("")
+    params: list[Any] = [game]
+    params += [
+        E.MATCH_WON.value,
+        E.MATCH_WON_REVERSED.value,
+        E.MATCH_LOST.value,
+        E.MATCH_LOST_REVERSED.value,
+        MATCH_SOURCE,
+        [t.value for t in OUTCOME_TYPES],
+    ]
+    query = _RATED_SQL.format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, where=where, ledger=_LEDGER)
+    found: list[RatedMatch] = []
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for ka, ke, kr, kn, mi, at, w, wr, lo, lr in cursor.fetchall():
+            winners, losers = _net(w, wr), _net(lo, lr)
+            if winners and losers:
+                found.append(RatedMatch((ka, ke, kr, kn, mi), at, winners, losers))
+                if limit is not None and len(found) >= limit:
+                    break
+    return found
+
+
+def last_position(game: str) -> OrderKey | None:
+    """The position of the game's last match now (decided or not): a pass folds up to it, what comes later is the
+    tail the pass's end folds under the game's lock."""
+    query = sql.SQL(
+        "SELECT key_at, key_ext, key_round, key_num, match_id FROM (SELECT {cols} FROM {m} m JOIN {t} t "
+        "ON t.id = m.tournament_id WHERE t.game = %s) k ORDER BY key_at DESC, key_ext DESC, key_round DESC, "
+        "key_num DESC, match_id DESC LIMIT 1"
+    ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS)
+    with connection.cursor() as cursor:
+        cursor.execute(query, [game])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
