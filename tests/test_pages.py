@@ -51,11 +51,12 @@ def api_urls(user) -> dict[str, str]:
 
 
 # Upper bounds per request, signed in as the player (session + user: 2 queries before the view starts).
+# The match lists' opponents and scores: one query per page for the matches' sides (activity.selectors.match_facts).
 MAX_QUERIES = {
-    "profile": 6,
+    "profile": 7,
     "activity": 4,
-    "matches": 4,
-    "matches-by-game": 4,
+    "matches": 5,
+    "matches-by-game": 5,
     "tournaments": 4,
     "economy": 5,
     "export": 5,
@@ -63,8 +64,8 @@ MAX_QUERIES = {
     "api-lookup": 3,
     "api-stats": 4,
     "api-activity": 4,
-    "api-matches": 4,
-    "api-matches-by-game": 4,
+    "api-matches": 5,
+    "api-matches-by-game": 5,
     "api-tournaments": 4,
     "api-economy": 5,
     "api-export": 5,
@@ -124,7 +125,8 @@ def test_a_warm_profile_page_reads_its_stats_from_the_cache(client):
     alice, _bob, _carol = build_platform_history()
     client.get(f"/u/{alice.username}/")  # anonymous: no session queries
     cold_free, _ = count_queries(client, f"/u/{alice.username}/")
-    assert cold_free == 3  # profile + counts, timeline page, match history page; stats come from Redis
+    # profile + counts, timeline page, match history page and its sides; stats come from Redis
+    assert cold_free == 4
 
 
 def text_of(response) -> str:
@@ -243,6 +245,10 @@ def test_api_responses_match_their_documented_shape(client):
         "tournament",
         "game",
         "round",
+        "match_id",
+        "opponent",
+        "score",
+        "tournament_id",
     }
     assert sorted(m["outcome"] for m in body["results"]) == ["forfeit", "won", "won"]
     profile = client.get(f"/api/users/{alice.pk}/").json()

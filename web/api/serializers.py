@@ -60,6 +60,15 @@ class UsernameQuery(serializers.Serializer):
 # --- responses ---------------------------------------------------------------------------------------------------
 
 
+def _public_id_field(help_text_suffix: str = "", **kwargs) -> serializers.CharField:
+    return serializers.CharField(
+        allow_null=True,
+        help_text="The player's public ID, DC-YY-NNNNNN (always public; null only for a profile not yet backfilled)."
+        + help_text_suffix,
+        **kwargs,
+    )
+
+
 def event_data(event) -> dict:
     view = describe_event(event)
     return {
@@ -75,12 +84,27 @@ def event_data(event) -> dict:
     }
 
 
+def opponent_data(opponent) -> dict | None:
+    if opponent is None:
+        return None
+    return {
+        "kind": opponent.kind,
+        "name": opponent.name,
+        "public_id": opponent.public_id,
+        "username": opponent.username,
+    }
+
+
 def match_data(event) -> dict:
     meta = event.metadata or {}
     return {
         **event_data(event),
+        "match_id": event.match_id,
         "outcome": event.outcome,
+        "opponent": opponent_data(event.opponent),
+        "score": event.score,
         "tournament": meta.get("tournament"),
+        "tournament_id": meta.get("tournament_id"),
         "game": meta.get("game"),
         "round": meta.get("round"),
     }
@@ -100,11 +124,22 @@ class EventSerializer(serializers.Serializer):
     metadata = serializers.DictField(help_text="Event-specific details copied from the source at recording time.")
 
 
+class OpponentSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(["player", "team"])
+    name = serializers.CharField(help_text="Display name (or username) of the player, or the team's name.")
+    public_id = _public_id_field(help_text_suffix=" Null for a team.")
+    username = serializers.CharField(allow_null=True)
+
+
 class MatchEntrySerializer(EventSerializer):
+    match_id = serializers.IntegerField(help_text="The match's id.")
     outcome = serializers.ChoiceField(
         choices=[(o.value, o.value) for o in Outcome], help_text="As it stands now, corrections included."
     )
+    opponent = OpponentSerializer(allow_null=True, help_text="Null when the match row no longer exists.")
+    score = serializers.CharField(allow_blank=True, help_text="As recorded by the source, e.g. '6-4 3-6 7-6(5)'.")
     tournament = serializers.CharField(allow_null=True)
+    tournament_id = serializers.IntegerField(allow_null=True)
     game = serializers.CharField(allow_null=True)
     round = serializers.CharField(allow_null=True)
 
@@ -128,14 +163,6 @@ class TournamentPageSerializer(EventPageSerializer):
     participation_hidden = serializers.BooleanField(
         help_text="True when the player hides their participation from this viewer: "
         "only official placements are listed."
-    )
-
-
-def _public_id_field(**kwargs) -> serializers.CharField:
-    return serializers.CharField(
-        allow_null=True,
-        help_text="The player's public ID, DC-YY-NNNNNN (always public; null only for a profile not yet backfilled).",
-        **kwargs,
     )
 
 

@@ -129,7 +129,7 @@ def _profile_document(request: Request, profile, relation) -> dict:
         "public_id": profile.public_id,
         "username": profile.user.get_username(),
         "display_name": profile.display_name,
-        "member_since": profile.created_at,
+        "member_since": profile.member_since,
         "followers_count": profile.followers_count,
         "following_count": profile.following_count,
         "viewer": relation.viewer_class.value,
