@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from activity.cursors import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
@@ -235,13 +237,22 @@ class EconomySerializer(_PageFields):
     results = TransactionSerializer(many=True, help_text="The wallet's transactions, newest first.")
 
 
+@extend_schema_field(OpenApiTypes.NUMBER)
+class RankedValueField(serializers.Field):
+    """A board's figure as a JSON number (the selector keeps it as the text it shows, e.g. "66.67")."""
+
+    def to_representation(self, value):
+        text = str(value)
+        return float(text) if "." in text else int(text)
+
+
 class LeaderboardEntrySerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     user_id = serializers.IntegerField()
     public_id = _public_id_field()
     username = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
-    value = serializers.CharField(help_text="The ranked figure: a count, DeltaCoins, or a percentage.")
+    value = RankedValueField(help_text="The ranked figure, a number: a count, DeltaCoins, or a percentage.")
     tournaments_won = serializers.IntegerField()
     tournaments_runner_up = serializers.IntegerField()
     matches_played = serializers.IntegerField()
