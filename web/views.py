@@ -20,7 +20,7 @@ from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import match_history
 from activity.selectors.profiles import profile_by_id, profile_by_username
 from activity.selectors.timeline import timeline
-from activity.selectors.tournament_history import tournament_history
+from activity.selectors.tournament_rows import tournament_rows
 from esports.profiles.selectors import user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
@@ -169,8 +169,11 @@ def matches_page(request, username: str):
 @require_GET
 @read_errors
 def tournaments_page(request, username: str):
+    """One row per tournament (finish, W-L, date), filterable by game and season."""
     profile, relation = _subject(request, username)
-    page = tournament_history(relation, cursor=request.GET.get("cursor"))
+    game = request.GET.get("game", "").strip() or None
+    season = request.GET.get("season", "").strip() or None
+    page = tournament_rows(relation, cursor=request.GET.get("cursor"), game=game, season=season)
     return render(
         request,
         "web/tournaments.html",
@@ -178,8 +181,10 @@ def tournaments_page(request, username: str):
             request,
             profile,
             relation,
-            entries=_entries(page.items),
-            next_url=_next_url(request, page.next_cursor),
+            rows=page.items,
+            game=game or "",
+            season=season or "",
+            next_url=_next_url(request, page.next_cursor, game=game, season=season),
             participation_hidden=not relation.can_see_tournament_participation,
             first_page=not request.GET.get("cursor"),
         ),
