@@ -17,11 +17,16 @@ def round_rank(name: str | None) -> int:
     return ROUND_RANK.get(name or "", 0)
 
 
+def round_rank_case(metadata_column: str) -> str:
+    """The rank of `<metadata_column> ->> 'round'` as a SQL CASE over constants (unknown rounds 0).
+
+    Literal constants, not parameters, and character for character the expression of the index that serves the
+    match lists' order (activity migration 0010_match_round_order_idx): PostgreSQL uses an expression index only
+    for the same expression. Built from ROUND_RANK alone (no input reaches it)."""
+    whens = " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in ROUND_RANK.items())
+    return f"CASE ({metadata_column} ->> 'round') {whens} ELSE 0 END"
+
+
 def metadata_round_rank(table: str) -> RawSQL:
-    """The rank of `<table>.metadata->>'round'` as SQL (a CASE over constants; unknown rounds 0)."""
-    whens = " ".join("WHEN %s THEN %s" for _ in ROUND_ORDER)
-    params: list[object] = []
-    for name, rank in ROUND_RANK.items():
-        params += [name, rank]
-    sql = f"(CASE ({table}.metadata ->> 'round') {whens} ELSE 0 END)"
-    return RawSQL(sql, params, output_field=IntegerField())
+    """The rank of `<table>.metadata->>'round'` as an ORM expression."""
+    return RawSQL(f"({round_rank_case(f'{table}.metadata')})", (), output_field=IntegerField())

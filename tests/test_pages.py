@@ -53,7 +53,7 @@ def api_urls(user) -> dict[str, str]:
 # Upper bounds per request, signed in as the player (session + user: 2 queries before the view starts).
 # The match lists' opponents and scores: one query per page for the matches' sides (activity.selectors.match_facts).
 MAX_QUERIES = {
-    "profile": 7,
+    "profile": 8,
     "activity": 4,
     "matches": 5,
     "matches-by-game": 5,
@@ -125,8 +125,8 @@ def test_a_warm_profile_page_reads_its_stats_from_the_cache(client):
     alice, _bob, _carol = build_platform_history()
     client.get(f"/u/{alice.username}/")  # anonymous: no session queries
     cold_free, _ = count_queries(client, f"/u/{alice.username}/")
-    # profile + counts, timeline page, match history page and its sides; stats come from Redis
-    assert cold_free == 4
+    # profile + counts, timeline page, match history page and its sides, the season record; stats come from Redis
+    assert cold_free == 5
 
 
 def text_of(response) -> str:

@@ -26,6 +26,7 @@ from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
+from web.career import FORM_LENGTH, career_charts
 from web.money import transaction_row
 from web.presenters import describe_event
 
@@ -108,7 +109,8 @@ def public_profile_page(request, public_id: str):
 def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
     recent = timeline(relation, limit=PROFILE_RECENT)
-    matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
+    # One page serves both the latest matches and the recent-form chart (the last FORM_LENGTH results).
+    matches = match_history(relation, limit=FORM_LENGTH) if relation.can_see_match_history else None
     return render(
         request,
         "web/profile.html",
@@ -119,7 +121,8 @@ def _profile_overview(request, profile, relation):
             stats=stats,
             recent=_entries(recent.items),
             more_activity=recent.has_more,
-            matches=_entries(matches.items) if matches else None,
+            matches=_entries(matches.items[:PROFILE_MATCHES]) if matches else None,
+            **career_charts(profile, matches.items if matches else None),
         ),
     )
 

@@ -3,10 +3,11 @@ similarity), ranked, paginated.
 
 Ranking: 0 an exact name, 1 a name (or a word of it: a surname) starting with the query, 2 a name containing a word
 close to it (`q <% name`: pg_trgm's word similarity >= WORD_SIMILARITY, 0.5 - "medevdev" finds Medvedev, "wavrinka"
-Wawrinka; pg_trgm's default 0.6 misses both); within a rank by similarity, then by user id (a stable order for paging). Both names are compared lowercased; the four branches of the candidate set
-each use their own index (migration 0005_search_trgm): a btree prefix range per name, a GIN trigram scan per name.
-Each branch is capped at CANDIDATES rows so a one-letter query costs what a full one does; a list that long is not
-read past its first pages anyway. Deactivated (erased) accounts are never found.
+Wawrinka; pg_trgm's default 0.6 misses both); within a rank by similarity, then by user id (a stable order for
+paging). Both names are compared lowercased; the four branches of the candidate set each use their own index
+(migration 0005_search_trgm): a btree prefix range per name, a GIN trigram scan per name. Each branch is capped at
+CANDIDATES rows so a one-letter query costs what a full one does; a list that long is not read past its first pages
+anyway. Deactivated (erased) accounts are never found.
 
 Names are public (DESIGN §7: public IDs and names identify a player on every public page), so search applies no
 profile flag; what a result links to applies its own rules.

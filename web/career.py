@@ -1,0 +1,42 @@
+"""The profile's career section: the season-by-season record and the charts drawn from it and from the recent form."""
+
+from __future__ import annotations
+
+from activity.selectors.season_record import SeasonRecord, season_record
+from web.charts import Series, bar_chart, form_chart
+
+FORM_LENGTH = 20
+_FORM_LETTER = {"won": "W", "lost": "L", "forfeit": "WO"}
+
+
+def form_letters(matches_newest_first) -> list[str]:
+    return [_FORM_LETTER[str(m.outcome)] for m in reversed(list(matches_newest_first))]
+
+
+def career_charts(profile, recent_matches) -> dict:
+    """Charts of the profile page; `recent_matches` the latest FORM_LENGTH matches (newest first), or None when the
+    viewer may not see the match history (no form chart then: it is match history)."""
+    name = profile.display_name or profile.user.get_username()
+    seasons: list[SeasonRecord] = season_record(profile.pk)
+    labels = [str(s.season) for s in seasons]
+    charts = {"seasons": seasons}
+    if seasons:
+        charts["record_chart"] = bar_chart(
+            f"{name}: matches won and lost per season",
+            "; ".join(f"{s.season}: {s.wins} won, {s.losses} lost" for s in seasons) + ".",
+            labels,
+            [
+                Series("won", "solid", [s.wins for s in seasons], "#2f8f4e"),
+                Series("lost", "hatch", [s.losses for s in seasons]),
+            ],
+        )
+        charts["titles_chart"] = bar_chart(
+            f"{name}: titles per season",
+            "; ".join(f"{s.season}: {s.titles} titles" for s in seasons) + ".",
+            labels,
+            [Series("titles", "solid", [s.titles for s in seasons], "#c08a00")],
+        )
+    if recent_matches is not None:
+        charts["form"] = form_letters(recent_matches)
+        charts["form_chart"] = form_chart(f"{name}: recent form", charts["form"])
+    return charts
