@@ -18,11 +18,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import IntegerField
-from django.db.models.expressions import RawSQL
+from django.db import connection
 
 from activity.cursors import Page
-from activity.derivation import MATCH
 from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
 from activity.models import UserActivity
@@ -59,26 +57,33 @@ class HeadToHead:
         return self.matches is not None
 
 
-def _net_of(user_id: int, event_type: str) -> RawSQL:
-    """`user_id`'s net count of `event_type` for the outer row's match (the idempotency-key index)."""
-    sql = (
-        f"(SELECT COALESCE(SUM(CASE WHEN n.event_type = %s THEN 1 ELSE -1 END), 0) FROM {_LEDGER} n "
-        f"WHERE n.source_model = {_LEDGER}.source_model AND n.source_id = {_LEDGER}.source_id "
-        f"AND n.user_id = %s AND n.event_type IN (%s, %s))"
+def _net(side: str, kind: str) -> str:
+    # Built from constants only (event type names; the side's parameter name): no input reaches the SQL text.
+    return (
+        f"SUM(CASE WHEN user_id = %({side})s AND event_type = '{kind}' THEN 1 "
+        f"WHEN user_id = %({side})s AND event_type = '{REVERSAL_OF[kind]}' THEN -1 ELSE 0 END)"
     )
-    return RawSQL(sql, (event_type, user_id, event_type, REVERSAL_OF[event_type]), output_field=IntegerField())
 
 
-def _meetings_of(a_id: int, b_id: int):
-    """A's match_played rows of the matches B played too (both still counting)."""
-    b_matches = UserActivity.objects.filter(user_id=b_id, event_type=E.MATCH_PLAYED, source_model=MATCH, seq=1)
-    return UserActivity.objects.filter(
-        user_id=a_id,
-        event_type=E.MATCH_PLAYED,
-        source_model=MATCH,
-        seq=1,
-        source_id__in=b_matches.values("source_id"),
-    )
+_TYPES = sorted({E.MATCH_PLAYED, E.MATCH_WON, *(REVERSAL_OF[t] for t in (E.MATCH_PLAYED, E.MATCH_WON)), E.MATCH_WON})
+# Both players' match rows (the (user, event_type) index), netted per match; a meeting is a match both still played.
+# Grouping first and filtering after keeps the plan one pass over ~2 careers whatever the statistics say. No
+# source_model condition: match events only ever come from matches (activity.derivation.derive_match), and with one
+# the planner may AND in the idempotency-key index's whole tournaments.match range.
+_MEETINGS_SQL = f"""
+SELECT source_id, MAX(metadata ->> 'game') AS game, {_net("b", E.MATCH_WON)} AS b_won, {_net("a", E.MATCH_WON)} AS a_won
+  FROM {_LEDGER}
+ WHERE user_id IN (%(a)s, %(b)s) AND event_type = ANY(%(types)s)
+ GROUP BY source_id
+HAVING {_net("a", E.MATCH_PLAYED)} > 0 AND {_net("b", E.MATCH_PLAYED)} > 0
+"""
+
+
+def _meetings(a_id: int, b_id: int) -> list[tuple[int, str | None, int, int]]:
+    """(match id, game, B's net wins, A's net wins) of every match both players played."""
+    with connection.cursor() as cur:
+        cur.execute(_MEETINGS_SQL, {"a": a_id, "b": b_id, "types": _TYPES})
+        return cur.fetchall()
 
 
 def head_to_head(
@@ -94,16 +99,10 @@ def head_to_head(
     a_id, b_id = relation_a.subject_id, relation_b.subject_id
     if a_id == b_id:
         raise SamePlayerError("A head-to-head needs two different players.")
-    rows = (
-        _meetings_of(a_id, b_id)
-        .alias(a_played=_net_of(a_id, E.MATCH_PLAYED), b_played=_net_of(b_id, E.MATCH_PLAYED))
-        .filter(a_played__gt=0, b_played__gt=0)
-        .annotate(a_won=_net_of(a_id, E.MATCH_WON), b_won=_net_of(b_id, E.MATCH_WON))
-        .values_list("metadata__game", "a_won", "b_won")
-    )
+    meetings = _meetings(a_id, b_id)
     total = Tally()
     by_game: dict[str, Tally] = defaultdict(Tally)
-    for game, a_won, b_won in rows:
+    for _match_id, game, b_won, a_won in meetings:
         for tally in (total, by_game[game or ""]):
             if a_won > 0:
                 tally.a_wins += 1
@@ -113,8 +112,7 @@ def head_to_head(
                 tally.walkovers += 1
     result = HeadToHead(total, dict(sorted(by_game.items())))
     if relation_a.can_see_match_history and relation_b.can_see_match_history:
-        shared = _meetings_of(b_id, a_id).values("source_id")
-        listed = played_rows(relation_a).filter(source_id__in=shared)
+        listed = played_rows(relation_a).filter(source_id__in=[m[0] for m in meetings])
         result.matches = page_of_matches(
             listed, relation_a, cursor=cursor, limit=limit or H2H_LIMIT, scope=f"h2h:{a_id}:{b_id}"
         )

@@ -7,8 +7,9 @@ off no W-L (the matches are not theirs to see).
 The finish, in order of authority:
   1. the official placement: tournament_won "W", tournament_runner_up "F", a `tournament_placed` placement
      (1 W, 2 F, 3-4 SF, 5 QF, 9 R16, 17 R32, 33 R64, 65 R128), tournament_top4 "SF";
-  2. else the round of the player's last loss in the event (a loss in the QF: "QF");
-  3. else the furthest round played (an event still running, or left after a walkover), or "-" (no match).
+  2. else the furthest round the player played in the event (out in the QF: "QF"; a round-robin event left in the
+     group stage: "RR"), which is also right when the last match was a walkover (no won/lost events to read), or
+     "-" (no match: registered only).
 Per match, outcomes are netted of compensations first (a flipped result counts as it stands now).
 
 One SQL statement per page: the visible events grouped per match, then per tournament, joined to the tournament for
@@ -104,14 +105,13 @@ rows AS (
            t.placement,
            COUNT(*) FILTER (WHERE m.played > 0 AND m.won > 0) AS wins,
            COUNT(*) FILTER (WHERE m.played > 0 AND m.lost > 0) AS losses,
-           MAX(m.rk) FILTER (WHERE m.played > 0 AND m.lost > 0) AS loss_rank,
            MAX(m.rk) FILTER (WHERE m.played > 0) AS reached
       FROM per_tournament t
       LEFT JOIN per_match m ON m.tid = t.tid
       LEFT JOIN tournaments_tournament tt ON tt.id = t.tid
      GROUP BY t.tid, t.name, t.game, tt.season, tt.starts_at, t.first_at, t.titles, t.finals, t.top4, t.placement
 )
-SELECT tid, name, game, season, date, titles, finals, top4, placement, wins, losses, loss_rank, reached
+SELECT tid, name, game, season, date, titles, finals, top4, placement, wins, losses, reached
   FROM rows
  WHERE (%s::int IS NULL OR season = %s::int)
    AND (%s::timestamptz IS NULL OR (date, tid) < (%s::timestamptz, %s::bigint))
@@ -121,7 +121,7 @@ SELECT tid, name, game, season, date, titles, finals, top4, placement, wins, los
 """
 
 
-def finish_of(titles: int, finals: int, top4: int, placement: int | None, loss_rank, reached) -> str:
+def finish_of(titles: int, finals: int, top4: int, placement: int | None, reached: int | None) -> str:
     if titles > 0 or placement == 1:
         return "W"
     if finals > 0 or placement == 2:
@@ -130,8 +130,6 @@ def finish_of(titles: int, finals: int, top4: int, placement: int | None, loss_r
         return _PLACEMENT_FINISH[placement]
     if top4 > 0:
         return "SF"
-    if loss_rank:
-        return _RANK_ROUND.get(loss_rank, "-")
     if reached:
         return _RANK_ROUND.get(reached, "-")
     return "-"
@@ -195,7 +193,7 @@ def tournament_rows(
             date=date,
             wins=wins,
             losses=losses,
-            finish=finish_of(titles, finals, top4, placement, loss_rank, reached),
+            finish=finish_of(titles, finals, top4, placement, reached),
             placement=placement,
         )
         for (
@@ -210,7 +208,6 @@ def tournament_rows(
             placement,
             wins,
             losses,
-            loss_rank,
             reached,
         ) in fetched
     ]
