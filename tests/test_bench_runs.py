@@ -76,7 +76,13 @@ def test_the_read_path_benchmark_runs_to_its_report() -> None:
         )
         assert_public_ids_are_one_block(url, users)
     report = result.stdout[-3000:] + result.stderr[-3000:]
-    for line in ("timeline first page, anonymous viewer", "stats lookup, cached", "profile page, signed in"):
+    for line in (
+        "timeline first page, anonymous viewer",
+        "stats lookup, cached",
+        "feed first page, 10 followees",
+        "feed tenth page, 199 followees",
+        "profile page, signed in",
+    ):
         assert line in result.stdout, report
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from web import h2h_views, search_views, views
+from web import feed_views, h2h_views, search_views, views
 
 pages = [
     path("", views.home, name="home"),
@@ -15,6 +15,11 @@ pages = [
     path("u/<str:username>/tournaments/", views.tournaments_page, name="tournaments"),
     path("u/<str:username>/economy/", views.economy_page, name="economy"),
     path("u/<str:username>/export.json", views.export_download, name="export"),
+    path("feed/", feed_views.feed_page, name="feed"),
+    path("u/<str:username>/follow/", feed_views.follow_view, name="follow"),
+    path("u/<str:username>/unfollow/", feed_views.unfollow_view, name="unfollow"),
+    path("u/<str:username>/followers/", feed_views.followers_page, name="followers"),
+    path("u/<str:username>/following/", feed_views.following_page, name="following"),
 ]
 
 # Included from project/urls.py at the root: the pages under the "web" namespace, the API, and the sign-in pages

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from web.api import views
+from web.api import feed, views
 from web.api.career import UserTournamentRowsView
 from web.api.errors import unknown_api_path
 from web.api.h2h import HeadToHeadView
@@ -26,6 +26,10 @@ urlpatterns = [
     path("users/<str:user_id>/economy/", views.UserEconomyView.as_view(), name="user-economy"),
     path("users/<str:user_id>/export/", views.UserExportView.as_view(), name="user-export"),
     path("leaderboards/<str:board>/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path("feed/", feed.FeedView.as_view(), name="feed"),
+    path("users/<str:user_id>/follow/", feed.FollowView.as_view(), name="user-follow"),
+    path("users/<str:user_id>/followers/", feed.FollowersView.as_view(), name="user-followers"),
+    path("users/<str:user_id>/following/", feed.FollowingView.as_view(), name="user-following"),
     # Last: any other /api/ path is a JSON 404 (not the HTML page the site's 404 is).
     re_path(r"^.*$", unknown_api_path, name="not-found"),
 ]

@@ -1,0 +1,155 @@
+"""The two page queries of the following feed (see activity/selectors/feed.py for when each one runs).
+
+Both select the same rows: events of active followees of the viewer, of the requested types, that a follower may
+see (the privacy condition, built once below from activity.privacy), before the cursor, newest first. They differ in
+which index drives them:
+
+* PER_FOLLOWEE (few followees): a top-N per followee on the (user, -timestamp, -id) index, bounded by the heads'
+  pass, then merged. Cost: one index probe of one row per followee, plus limit^2 rows; never the followees' history.
+* RECENT_FIRST (many followees): the newest events of the requested types, merged across the per-type
+  (event_type, -timestamp) index ranges, each kept if its player is followed (an index probe of the follow pair),
+  active and allows it. Cost: the rows scanned, about limit x players / followees; capped (`scan`): when the cap is
+  reached before the page is full, the caller runs PER_FOLLOWEE instead, so no page ever costs more than both.
+
+Named placeholders (%(name)s) are bound by the driver; what is composed in is identifiers and fixed SQL only.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from psycopg import sql
+
+from activity.models import UserActivity
+from esports.profiles.models import Follow, UserProfile
+
+# The privacy condition for one ledger row `a` of a followee whose flags are {smh} / {sts}. The type lists come from
+# activity.privacy (feed.py): the types shown at all, and those withheld when the respective flag is off.
+_VISIBLE = """a.event_type = ANY (%(types)s) AND a.visibility = ANY (%(visibilities)s)
+          AND ({smh} OR a.event_type <> ALL (%(match_types)s))
+          AND ({sts} OR a.event_type <> ALL (%(participation_types)s))"""
+# The cursor as an index condition: timestamp <= t bounds the range scan, the row comparison settles ties at t.
+_BEFORE = "AND a.timestamp <= %(before_ts)s AND (a.timestamp, a.id) < (%(before_ts)s, %(before_id)s)"
+_GAME = "AND a.metadata ->> 'game' = %(game)s"
+_PLAYER = "p.public_id AS player_public_id, p.display_name AS player_display_name, u.username AS player_username"
+
+PER_FOLLOWEE = """
+WITH followees AS MATERIALIZED (
+    -- Two primary-key probes per followee; the LIMIT keeps the planner from hashing both tables whole instead.
+    -- The player's names ride along to the page (no join after the merge).
+    SELECT f.followee_id AS user_id, fl.*
+    FROM {follow} f
+    CROSS JOIN LATERAL (
+        SELECT p.show_match_history AS smh, p.show_tournament_stats AS sts, {player}
+        FROM {user} u JOIN {profile} p ON p.user_id = u.id
+        WHERE u.id = f.followee_id AND u.is_active
+        LIMIT 1
+    ) fl
+    WHERE f.follower_id = %(viewer)s
+),
+heads AS MATERIALIZED (
+    SELECT fo.*, h.timestamp AS head_timestamp, h.id AS head_id
+    FROM followees fo
+    CROSS JOIN LATERAL (
+        SELECT a.timestamp, a.id FROM {ledger} a
+        WHERE a.user_id = fo.user_id AND {visible} {before} {game}
+        ORDER BY a.timestamp DESC, a.id DESC
+        LIMIT 1
+    ) h
+),
+bound AS (
+    SELECT b.timestamp, b.id
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (
+        SELECT head_timestamp AS timestamp, head_id AS id FROM heads
+        ORDER BY head_timestamp DESC, head_id DESC OFFSET %(bound_offset)s LIMIT 1
+    ) b ON true
+)
+SELECT e.*, fo.player_public_id, fo.player_display_name, fo.player_username
+FROM heads fo
+CROSS JOIN bound
+CROSS JOIN LATERAL (
+    SELECT a.* FROM {ledger} a
+    WHERE a.user_id = fo.user_id AND {visible} {before} {game}
+          AND (bound.id IS NULL OR (a.timestamp, a.id) >= (bound.timestamp, bound.id))
+    ORDER BY a.timestamp DESC, a.id DESC
+    LIMIT %(rows)s
+) e
+WHERE bound.id IS NULL OR (fo.head_timestamp, fo.head_id) >= (bound.timestamp, bound.id)
+ORDER BY e.timestamp DESC, e.id DESC
+LIMIT %(rows)s
+"""
+
+RECENT_FIRST = """
+SELECT c.*, {player}
+FROM (
+    SELECT s.* FROM ({branches}) s
+    ORDER BY s.timestamp DESC, s.id DESC
+    LIMIT %(scan)s
+) c
+JOIN {follow} f ON f.follower_id = %(viewer)s AND f.followee_id = c.user_id
+JOIN {user} u ON u.id = c.user_id AND u.is_active
+JOIN {profile} p ON p.user_id = c.user_id
+WHERE (p.show_match_history OR c.event_type <> ALL (%(match_types)s))
+      AND (p.show_tournament_stats OR c.event_type <> ALL (%(participation_types)s))
+ORDER BY c.timestamp DESC, c.id DESC
+LIMIT %(rows)s
+"""
+# One branch per requested type: an ordered range of the (event_type, -timestamp) index.
+_BRANCH = """(SELECT a.* FROM {ledger} a
+     WHERE a.event_type = {type} AND a.visibility = ANY (%(visibilities)s) {before} {game}
+     ORDER BY a.timestamp DESC, a.id DESC LIMIT %(scan)s)"""
+
+
+def _tables() -> dict[str, sql.Composable]:
+    return {
+        "follow": sql.Identifier(Follow._meta.db_table),
+        "user": sql.Identifier(get_user_model()._meta.db_table),
+        "profile": sql.Identifier(UserProfile._meta.db_table),
+        "ledger": sql.Identifier(UserActivity._meta.db_table),
+        "player": sql.SQL(_PLAYER),
+    }
+
+
+def _filters(*, with_cursor: bool, with_game: bool) -> dict[str, sql.Composable]:
+    return {"before": sql.SQL(_BEFORE if with_cursor else ""), "game": sql.SQL(_GAME if with_game else "")}
+
+
+def per_followee_query(*, with_cursor: bool, with_game: bool) -> str:
+    visible = sql.SQL(_VISIBLE).format(smh=sql.SQL("fo.smh"), sts=sql.SQL("fo.sts"))
+    query = sql.SQL(PER_FOLLOWEE).format(
+        visible=visible, **_tables(), **_filters(with_cursor=with_cursor, with_game=with_game)
+    )
+    return query.as_string(connection.connection)
+
+
+def recent_first_query(*, type_count: int, with_cursor: bool, with_game: bool) -> str:
+    """The RECENT_FIRST query for `type_count` types, bound as %(type_0)s, %(type_1)s..."""
+    tables = _tables()
+    filters = _filters(with_cursor=with_cursor, with_game=with_game)
+    branches = sql.SQL(" UNION ALL ").join(
+        sql.SQL(_BRANCH).format(ledger=tables["ledger"], type=sql.Placeholder(f"type_{i}"), **filters)
+        for i in range(type_count)
+    )
+    return sql.SQL(RECENT_FIRST).format(branches=branches, **tables).as_string(connection.connection)
+
+
+# Also turns JIT off for the rest of the transaction: the page queries' cost estimates (many LATERAL loops) pass
+# jit_above_cost, and compiling them would take far longer (~0.8 s at 10,000 followees) than running them.
+_COUNTS = (
+    "SELECT set_config('jit', 'off', true), (SELECT count(*) FROM {follow} WHERE follower_id = %s), "
+    "(SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass)"
+)
+
+
+def follow_count_and_players(viewer_id: int) -> tuple[int, int]:
+    """(followees of the viewer, players on the platform); the latter from the planner's statistics (no count).
+
+    Call it in the transaction of the page queries (it turns JIT off for them).
+    """
+    query = sql.SQL(_COUNTS).format(follow=sql.Identifier(Follow._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection), [viewer_id, get_user_model()._meta.db_table])
+        _jit, followees, players = cursor.fetchone()
+    # reltuples is -1 before the first ANALYZE: never fewer players than followees.
+    return int(followees), max(int(players), int(followees), 1)
