@@ -19,7 +19,7 @@ def career_charts(profile, recent_matches) -> dict:
     name = profile.display_name or profile.user.get_username()
     seasons: list[SeasonRecord] = season_record(profile.pk)
     labels = [str(s.season) for s in seasons]
-    charts = {"seasons": seasons}
+    charts: dict[str, object] = {"seasons": seasons}
     if seasons:
         charts["record_chart"] = bar_chart(
             f"{name}: matches won and lost per season",
@@ -37,6 +37,7 @@ def career_charts(profile, recent_matches) -> dict:
             [Series("titles", "solid", [s.titles for s in seasons], "#c08a00")],
         )
     if recent_matches is not None:
-        charts["form"] = form_letters(recent_matches)
-        charts["form_chart"] = form_chart(f"{name}: recent form", charts["form"])
+        form = form_letters(recent_matches)
+        charts["form"] = form
+        charts["form_chart"] = form_chart(f"{name}: recent form", form)
     return charts

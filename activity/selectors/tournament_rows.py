@@ -154,7 +154,7 @@ def tournament_rows(
     limit: int | None = None,
     game: str | None = None,
     season: int | str | None = None,
-) -> Page[TournamentRow]:
+) -> Page:
     """One page of tournaments (default 20, at most 50), newest first; raises InvalidCursorError,
     InvalidPageSizeError, InvalidGameError, InvalidSeasonError."""
     size = page_size(limit, DEFAULT_LIMIT)
@@ -213,4 +213,4 @@ def tournament_rows(
     ]
     items = rows[:size]
     next_cursor = encode_cursor(Position(items[-1].date, items[-1].tournament_id), scope) if len(rows) > size else None
-    return Page(items, next_cursor)  # type: ignore[arg-type]
+    return Page(items, next_cursor)

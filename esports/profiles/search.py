@@ -118,7 +118,7 @@ def search_players(raw_query: object, *, cursor: str | None = None, limit: int |
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:
         raise InvalidSearchError(f"limit must be an integer between 1 and {MAX_LIMIT}.")
     offset = _offset(q, cursor)
-    params = {
+    params: dict[str, str | int] = {
         "q": q,
         "prefix": _like_prefix(q),
         "word_prefix": "% " + _like_prefix(q),

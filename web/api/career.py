@@ -1,4 +1,5 @@
-"""Career endpoints over one player: the tournament history as one row per tournament (finish, W-L, date)."""
+"""Career endpoints over one player: the tournament history as one row per tournament (finish, W-L, date), and the
+season-by-season record."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from activity.selectors.season_record import season_record
 from activity.selectors.tournament_rows import tournament_rows
 from web.api import serializers as s
 from web.api.paging import page_document
@@ -72,3 +74,41 @@ class UserTournamentRowsView(SubjectView):
             "participation_hidden": not relation.can_see_tournament_participation,
         }
         return Response(TournamentRowPageSerializer(document).data)
+
+
+class SeasonSerializer(serializers.Serializer):
+    season = serializers.IntegerField()
+    played = serializers.IntegerField(help_text="Completed matches (walkovers are neither won nor lost).")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.FloatField(help_text="Percent of completed matches won, 2 decimals.")
+    titles = serializers.IntegerField()
+    finals = serializers.IntegerField(help_text="Finals reached (won or lost).")
+
+
+class SeasonsSerializer(serializers.Serializer):
+    results = SeasonSerializer(many=True, help_text="Oldest season first.")
+
+
+class UserSeasonsView(SubjectView):
+    @extend_schema(
+        summary="Season-by-season record",
+        description="Aggregate results per season (public, like the lifetime counters).",
+        parameters=[_USER_ID_PARAM],
+        responses={200: SeasonsSerializer, **_ERRORS},
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        profile, _relation = self.subject(request, user_id)
+        results = [
+            {
+                "season": s.season,
+                "played": s.played,
+                "wins": s.wins,
+                "losses": s.losses,
+                "win_rate": round(100 * s.wins / s.played, 2) if s.played else 0.0,
+                "titles": s.titles,
+                "finals": s.finals,
+            }
+            for s in season_record(profile.pk)
+        ]
+        return Response(SeasonsSerializer({"results": results}).data)

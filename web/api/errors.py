@@ -6,7 +6,7 @@ no bad input can surface as a 500.
 
 from __future__ import annotations
 
-from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -58,7 +58,7 @@ def api_exception_handler(exc, context):
     return response
 
 
-def unknown_api_path(request, *args, **kwargs) -> JsonResponse:
+def unknown_api_path(request, *args, **kwargs) -> HttpResponse:
     """Any /api/ path no endpoint answers: the API's JSON error shape, not the site's HTML 404 page. A path missing
     only its trailing slash is redirected, as CommonMiddleware's APPEND_SLASH did before this catch-all existed."""
     if not request.path.endswith("/"):

@@ -2,7 +2,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from web.api import feed, views
-from web.api.career import UserTournamentRowsView
+from web.api.career import UserSeasonsView, UserTournamentRowsView
 from web.api.errors import unknown_api_path
 from web.api.h2h import HeadToHeadView
 from web.api.search import UserSearchView
@@ -23,6 +23,7 @@ urlpatterns = [
     path("users/<str:user_id>/matches/", views.UserMatchesView.as_view(), name="user-matches"),
     path("users/<str:user_id>/tournaments/", views.UserTournamentsView.as_view(), name="user-tournaments"),
     path("users/<str:user_id>/tournament-history/", UserTournamentRowsView.as_view(), name="user-tournament-rows"),
+    path("users/<str:user_id>/seasons/", UserSeasonsView.as_view(), name="user-seasons"),
     path("users/<str:user_id>/economy/", views.UserEconomyView.as_view(), name="user-economy"),
     path("users/<str:user_id>/export/", views.UserExportView.as_view(), name="user-export"),
     path("leaderboards/<str:board>/", views.LeaderboardView.as_view(), name="leaderboard"),
