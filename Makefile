@@ -43,7 +43,7 @@ services:
 # ruff (lint rules and formatting, pyproject.toml) over everything; mypy with django-stubs over the application
 # packages, the tests and the benchmarks (settings are imported by the plugin: DEBUG=1 supplies a throwaway key, no
 # server is contacted).
-TYPED := activity dispatch esports monitoring project stats tasks web tests bench
+TYPED := activity audit dispatch esports monitoring project stats tasks web tests bench
 lint: $(INSTALL)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -54,6 +54,8 @@ from django.db.models.expressions import RawSQL
 from activity.derivation import PROFILE
 from activity.models import ErasureLog, UserActivity
 from activity.recording import record_events_for
+from audit.event_types import AuditEventType
+from audit.services import actor_from_context, record_audit_event
 from esports.achievements.models import UserAchievement
 from esports.economy.balances import copy_wallet_to_mirror
 from esports.economy.models import DeltaCrownWallet
@@ -152,6 +154,13 @@ def erase_user(user_id: int, *, requested_by=None, reason: str = "") -> ErasureR
             metadata_scrubbed=scrubbed,
             source_rows=source_rows,
             reason=reason[:200],
+        )
+        # By id only: the trail holds no personal data, so erasure rewrites nothing in it (README: Audit trail).
+        record_audit_event(
+            actor=requested_by if _is_saved_user(requested_by) else actor_from_context("command:erase_user", user_id),
+            event_type=AuditEventType.GDPR_ERASURE,
+            subject_user_id=user_id,
+            changes={"events_rewritten": events, "metadata_scrubbed": scrubbed, "source_rows": source_rows},
         )
     logger.info(
         "GDPR erasure of user %s: %d event(s) re-pointed to a tombstone, %d scrubbed, %d of other users "

@@ -23,6 +23,7 @@ class TaskName(StrEnum):
     RETRY_POISON_ROWS = "tasks.maintenance.retry_poison_rows"
     RECONCILE_STATS = "tasks.reconciliation.reconcile_stats"
     RECOMPUTE_STALE = "tasks.reconciliation.recompute_stale"
+    VERIFY_AUDIT_CHAIN = "tasks.audit_integrity.verify_audit_chain"
 
 
 _QUEUE_OF: dict[TaskName, Queue] = {
@@ -35,6 +36,7 @@ _QUEUE_OF: dict[TaskName, Queue] = {
     TaskName.RETRY_POISON_ROWS: Queue.MAINTENANCE,
     TaskName.RECONCILE_STATS: Queue.MAINTENANCE,
     TaskName.RECOMPUTE_STALE: Queue.MAINTENANCE,
+    TaskName.VERIFY_AUDIT_CHAIN: Queue.MAINTENANCE,
 }
 
 

@@ -73,6 +73,26 @@ RECONCILE_LAST_SUCCESS = Gauge(
     multiprocess_mode="mostrecent",
 )
 STATS_RECOMPUTED = Counter("stats_recomputed_users_total", "Users whose stats the stale-stats job recomputed.")
+AUDIT_VERIFY_OK = Gauge(
+    "audit_verify_ok",
+    "1 when the last audit_verify_integrity run found the chain intact, 0 when it found a broken row.",
+    multiprocess_mode="mostrecent",
+)
+AUDIT_VERIFY_ROWS = Gauge(
+    "audit_verify_rows_checked",
+    "Rows the last audit chain verification checked.",
+    multiprocess_mode="mostrecent",
+)
+AUDIT_VERIFY_DURATION = Gauge(
+    "audit_verify_duration_seconds",
+    "Duration of the last audit chain verification.",
+    multiprocess_mode="mostrecent",
+)
+AUDIT_VERIFY_LAST_RUN = Gauge(
+    "audit_verify_last_run_timestamp_seconds",
+    "Unix time the last audit chain verification finished (intact or not).",
+    multiprocess_mode="mostrecent",
+)
 POISON_ROWS = Counter(
     "activity_poison_rows_total",
     "Source rows set aside as poison rows (each failed attempt counts).",

@@ -22,6 +22,7 @@ app.autodiscover_tasks(["tasks"], related_name="recording")
 app.autodiscover_tasks(["tasks"], related_name="maintenance")
 app.autodiscover_tasks(["tasks"], related_name="sweeps")
 app.autodiscover_tasks(["tasks"], related_name="reconciliation")
+app.autodiscover_tasks(["tasks"], related_name="audit_integrity")
 
 
 @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="project.celery.metrics_process_dead")

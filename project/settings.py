@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "esports.economy",
     "esports.teams",
     "esports.achievements",
+    "audit",
     "activity",
     "stats",
     "tasks",
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request id (X-Request-ID in and out) and the client's network for audit events recorded during the request.
+    "audit.context.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -137,6 +140,10 @@ DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
 DB_JOB_STATEMENT_TIMEOUT_MS = env_int("DB_JOB_STATEMENT_TIMEOUT_MS", 0)
 # The per-game leaderboard aggregates the ledger: its statement gets its own bound, wherever it runs.
 LEADERBOARD_STATEMENT_TIMEOUT_MS = env_int("LEADERBOARD_STATEMENT_TIMEOUT_MS", 3000)
+# Field names redacted from audit events in addition to audit.redaction.FORBIDDEN_FIELDS (comma-separated).
+AUDIT_FORBIDDEN_FIELDS = tuple(
+    f.strip().lower() for f in os.environ.get("AUDIT_FORBIDDEN_FIELDS", "").split(",") if f.strip()
+)
 # /healthz probes the database on its own short-lived connection, never the request's (project/health.py).
 HEALTHZ_DB_TIMEOUT_SECONDS = float(os.environ.get("HEALTHZ_DB_TIMEOUT_SECONDS", "0.5"))
 HEALTHZ_DATABASE: dict | None = None  # None: probe DATABASES["default"]; tests point it at a hung port

@@ -37,6 +37,7 @@ from activity.poison import isolate_and_record
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
 from monitoring import metrics
+from stats.audit_trail import audit_drift_repaired, audit_reconciliation_run
 from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, quote_event_type
 from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
@@ -233,7 +234,9 @@ def compare_ledger_to_stats(
             if fix:
                 # Users with no profile cannot have a stats row (its key is the profile): reported, not repaired.
                 result.unrepairable.extend(d.user_id for d in drifted if not d.has_profile)
-                result.users_fixed += recompute_stats([d.user_id for d in drifted if d.has_profile])
+                with transaction.atomic():  # the repair and its audit events commit together
+                    result.users_fixed += recompute_stats([d.user_id for d in drifted if d.has_profile])
+                    audit_drift_repaired([d for d in drifted if d.has_profile])
         if user_id is None:
             say(
                 f"ledger -> stats: users up to {hi if hi != _MAX_ID else 'the last'}: {result.users_checked} checked, "
@@ -391,7 +394,9 @@ def _finish(run: ReconciliationRun, began: float, *, status: str, error: str) ->
     run.error = error
     run.finished_at = timezone.now()
     run.duration_seconds = round(time.monotonic() - began, 3)
-    run.save()
+    with transaction.atomic():
+        run.save()
+        audit_reconciliation_run(run)
 
 
 def _observe(run: ReconciliationRun) -> None:

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from esports.profiles.models import UserProfile
 from monitoring import metrics
+from stats.audit_trail import audit_recomputed
 from stats.derived import refresh_derived_figures
 from stats.models import StaleStats
 from stats.recompute import CHUNK, recompute_stats
@@ -80,8 +81,10 @@ def recompute_stale_stats(chunk_size: int = CHUNK) -> RecomputeReport:
         )
         if not marks:
             break
-        recomputed += recompute_stats([uid for uid, _ in marks])
-        cleared += _clear_marks(marks)
+        with transaction.atomic():  # the recompute, its marks and its audit events commit together
+            recomputed += recompute_stats([uid for uid, _ in marks])
+            cleared += _clear_marks(marks)
+            audit_recomputed([uid for uid, _ in marks])
         cursor = marks[-1][0]
     if recomputed:
         metrics.STATS_RECOMPUTED.inc(recomputed)

@@ -90,6 +90,15 @@ SCHEDULES: tuple[Schedule, ...] = (
         kwargs={"fix": True, "trigger": "beat"},
         expire_seconds=6 * 3600,
     ),
+    Schedule(
+        "audit: nightly chain verification",
+        TaskName.VERIFY_AUDIT_CHAIN,
+        Cron(minute="30", hour="2"),
+        Queue.MAINTENANCE,
+        "02:30 UTC: re-compute the audit trail's SHA-256 chain (audit_verify_integrity); the audit_verify_* "
+        "metrics and the AuditChainBroken alert report the outcome.",
+        expire_seconds=6 * 3600,
+    ),
 )
 
 CODE_OWNED = ("task", "queue", "exchange", "routing_key", "description")

@@ -23,6 +23,10 @@ pytest_plugins = [
 
 # Fixtures that mean "this test talks to PostgreSQL or the broker". A test without any of them (the derivation rules,
 # the settings probes, the import-graph checks) runs with nothing installed: `pytest tests/test_derivation_rules.py`.
+# The teardown flush of transactional tests TRUNCATEs every table; the audit trail refuses that unless the session opts
+# in (audit/migrations/0001_initial.py). Set before any connection is opened.
+settings.DATABASES["default"]["OPTIONS"]["options"] += " -c audit.allow_truncate=on"
+
 SERVICE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_worker", "celery_session_worker"}
 
 

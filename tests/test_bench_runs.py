@@ -98,3 +98,16 @@ def test_the_reconcile_benchmark_runs_to_its_report() -> None:
     report = result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("ledger -> stats (report only)", "both passes with repair", "seeds' per-user loop", "ratio:"):
         assert line in result.stdout, report
+
+
+def test_the_audit_benchmark_runs_to_its_report() -> None:
+    with scratch_database("auditbench") as url:
+        server = urlsplit(url)
+        result = run_bench(
+            "audit.py",
+            ["--writes", "40", "--threads", "2", "--rows", "3000", "--repeats", "1"],
+            {"DATABASE_URL": server._replace(path="/postgres").geturl(), "BENCH_DATABASE_NAME": server.path[1:]},
+        )
+    report = result.stdout[-3000:] + result.stderr[-3000:]
+    for line in ("ratio chained/plain", "audit_verify_integrity over 3,000 rows", "dropped"):
+        assert line in result.stdout, report

@@ -198,6 +198,26 @@ def test_nothing_below_tasks_imports_tasks():
     assert offences == []
 
 
+# audit may be called from every layer (the economy service, the ledger's erasure, the projection's repairs), so it
+# imports none of them: Django, and of the project only the leaf modules below.
+AUDIT_MAY_IMPORT = {"monitoring", "monitoring.metrics", "project.progress"}
+PROJECT_PACKAGES = {"activity", "stats", "esports", "tasks", "web", "dispatch", "project", "monitoring"}
+
+
+def test_audit_imports_no_layer_of_the_project_so_every_layer_may_call_it():
+    files = [p for p in production_files() if p.relative_to(ROOT).parts[0] == "audit"]
+    assert any(p.name == "services.py" for p in files)
+    offences = [
+        f"{module_name(p)} imports {name}"
+        for p in files
+        for name in imports_of(p)
+        if name.split(".")[0] in PROJECT_PACKAGES
+        and name not in AUDIT_MAY_IMPORT
+        and not name.startswith("project.progress.")
+    ]
+    assert offences == []
+
+
 def test_tasks_modules_depend_one_way_enqueue_recording_batching_without_cycles():
     modules = {module_name(p): p for p in (ROOT / "tasks").rglob("*.py") if "migrations" not in p.parts}
     graph = {name: {i for i in imports_of(path) if i in modules and i != name} for name, path in modules.items()}

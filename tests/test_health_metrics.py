@@ -227,7 +227,7 @@ def _exposed_series_names() -> set[str]:
 def _referenced_series(text: str) -> set[str]:
     import re
 
-    return set(re.findall(r"\b((?:activity|stats)_[a-z0-9_]+)", text))
+    return set(re.findall(r"\b((?:activity|stats|audit)_[a-z0-9_]+)", text))
 
 
 def test_the_dashboard_and_alert_rules_query_only_series_the_code_exposes():

@@ -30,6 +30,12 @@ EXPECTED = {
         "cron 0 3 * * * UTC",
         {"fix": True, "trigger": "beat"},
     ),
+    "audit: nightly chain verification": (
+        "tasks.audit_integrity.verify_audit_chain",
+        "maintenance",
+        "cron 30 2 * * * UTC",
+        {},
+    ),
 }
 
 

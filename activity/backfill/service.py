@@ -22,6 +22,8 @@ from activity.backfill.chunks import ChunkOutcome, run_backfill_chunk
 from activity.backfill.planning import plan_sources, validate_batch_size, validate_lanes, validate_sources
 from activity.backfill.scheduling import schedule_on_commit
 from activity.models import BackfillLane, BackfillRun
+from audit.event_types import AuditEventType
+from audit.services import actor_from_context, record_audit_event
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,12 @@ def start_backfill(
         if enqueue:
             for lane in range(n_lanes):
                 schedule_on_commit(run.pk, lane, 0)
+        record_audit_event(
+            actor=created_by or actor_from_context("command:backfill_user_activity"),
+            event_type=AuditEventType.BACKFILL_STARTED,
+            obj=run,
+            changes={"sources": labels, "dry_run": run.dry_run, "batch_size": size, "lanes": n_lanes},
+        )
     logger.info(
         "backfill #%s created: sources=%s dry_run=%s batch_size=%s lanes=%s rows=%s",
         run.pk,
@@ -97,6 +105,12 @@ def cancel_backfill(run_id: int) -> BackfillRun:
             fields += ["status", "finished_at"]
             state.stop_idle_lanes(run_id, run.finished_at)
         run.save(update_fields=fields)
+        record_audit_event(
+            actor=actor_from_context("command:backfill_user_activity"),
+            event_type=AuditEventType.BACKFILL_CANCELLED,
+            obj=run,
+            changes={"status": run.status, "rows_done": run.rows_done},
+        )
     logger.info("backfill #%s: cancel requested (%s)", run_id, run.status)
     return run
 

@@ -18,6 +18,8 @@ from activity.backfill.planning import next_size, next_source
 from activity.backfill.work import ChunkWork
 from activity.catchup import advance_watermarks
 from activity.models import BackfillLane, BackfillRun
+from audit.event_types import AuditEventType
+from audit.services import record_audit_event
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,7 @@ def _settle_run(run: BackfillRun, row: BackfillLane, end: datetime) -> None:
     run.status, run.finished_at = Status.SUCCEEDED, end
     # Done rows can fall short of the counted total when rows were deleted meanwhile: 100 % is 100 %.
     run.rows_total = run.rows_done
+    audit_finished(run)
     if not run.dry_run:
         # Every row of these sources as of the run's start is recorded: the catch-up sweep starts from there,
         # instead of rescanning (and counting as lost) what an import wrote before the run.
@@ -191,10 +194,22 @@ def finish_failed(run_id: int, lane: int, exc: BaseException) -> None:
     error = f"{detail}\n{tail}"[:4000]
     now = timezone.now()
     with transaction.atomic():
-        BackfillRun.objects.filter(pk=run_id, status__in=BackfillRun.ACTIVE_STATUSES).update(
+        ended = BackfillRun.objects.filter(pk=run_id, status__in=BackfillRun.ACTIVE_STATUSES).update(
             status=Status.FAILED, finished_at=now, last_error=error
         )
         BackfillLane.objects.filter(run_id=run_id, lane=lane, status__in=BackfillLane.ACTIVE_STATUSES).update(
             status=LaneStatus.FAILED, finished_at=now, last_error=error
         )
         stop_idle_lanes(run_id, now)
+        if ended:
+            audit_finished(BackfillRun.objects.get(pk=run_id))
+
+
+def audit_finished(run: BackfillRun) -> None:
+    """backfill_finished (succeeded or failed), in the transaction that ends the run."""
+    record_audit_event(
+        actor="job:backfill",
+        event_type=AuditEventType.BACKFILL_FINISHED,
+        obj=run,
+        changes={"status": run.status, "rows_done": run.rows_done, "events_created": run.events_created},
+    )

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from audit.admin_mixin import AuditedAdmin
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
 
 
 @admin.register(DeltaCrownWallet)
-class DeltaCrownWalletAdmin(admin.ModelAdmin):
+class DeltaCrownWalletAdmin(AuditedAdmin):
     # The caches are written by the economy service only (reconcile_economy proves and repairs them): shown, not edited.
     list_display = ("id", "profile", "cached_balance", "lifetime_earned", "lifetime_spent", "created_at")
     readonly_fields = ("cached_balance", "lifetime_earned", "lifetime_spent")
@@ -14,7 +15,7 @@ class DeltaCrownWalletAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeltaCrownTransaction)
-class DeltaCrownTransactionAdmin(admin.ModelAdmin):
+class DeltaCrownTransactionAdmin(AuditedAdmin):
     """Read-only: money is append-only (the model and a database trigger refuse edits and deletes). Transactions are
     written by the economy service; a correction is a new transaction that reverses one."""
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.db import transaction
+
 from esports.economy.balances import WalletDrift, find_drift, refresh_wallets, wallet_id_bounds
+from esports.economy.movement_audit import audit_repairs
 
 BATCH_SIZE = 10_000
 
@@ -51,7 +54,9 @@ def reconcile_economy(
         report.by_kind.update(kind for d in found for kind in d.kinds)
         report.unrepairable.extend(d.wallet_id for d in found if not d.repairable)
         if repair and found:
-            wallets, mirrors = refresh_wallets(lo, hi, [d.wallet_id for d in found])
+            with transaction.atomic():  # the repair and its audit events commit together
+                wallets, mirrors = refresh_wallets(lo, hi, [d.wallet_id for d in found])
+                audit_repairs(found)
             report.repaired_wallets += wallets
             report.repaired_mirrors += mirrors
         report.wallets_checked_up_to = hi

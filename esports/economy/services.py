@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 
 from esports.economy.models import DeltaCrownTransaction, DeltaCrownWallet
+from esports.economy.movement_audit import audit_movement
 from esports.profiles.models import UserProfile
 
 # One movement above this is a bug or an abuse, not a payout: refused before anything is written.
@@ -137,6 +138,7 @@ def _apply(
     UserProfile.objects.filter(pk=wallet.profile_id).update(
         deltacoin_balance=wallet.cached_balance + signed, lifetime_earnings=wallet.lifetime_earned + earned
     )
+    audit_movement(wallet, txn, signed)  # last: the audit chain's lock is then held only until the commit
     return txn
 
 

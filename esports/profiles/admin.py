@@ -1,12 +1,13 @@
 from django.contrib import admin, messages
 
+from audit.admin_mixin import AuditedAdmin
 from esports.profiles.models import Follow, PublicIDCounter, UserProfile
 from esports.profiles.public_id_backfill import backfill_public_ids
 from esports.profiles.public_ids import InvalidPublicID, canonical_public_id, looks_like_public_id
 
 
 @admin.register(UserProfile)
-class UserProfileAdmin(admin.ModelAdmin):
+class UserProfileAdmin(AuditedAdmin):
     list_display = ("user_id", "public_id", "display_name", "show_match_history", "show_tournament_stats", "created_at")
     list_filter = ("show_match_history", "show_tournament_stats")
     search_fields = ("=user__id", "=public_id", "user__username", "display_name")
@@ -35,7 +36,7 @@ class UserProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(PublicIDCounter)
-class PublicIDCounterAdmin(admin.ModelAdmin):
+class PublicIDCounterAdmin(AuditedAdmin):
     """The counters are advanced only by the assignment code: the admin shows them and cannot change them."""
 
     list_display = ("year", "last_value")
@@ -52,7 +53,7 @@ class PublicIDCounterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Follow)
-class FollowAdmin(admin.ModelAdmin):
+class FollowAdmin(AuditedAdmin):
     list_display = ("follower", "followee", "created_at")
     raw_id_fields = ("follower", "followee")
     show_full_result_count = False

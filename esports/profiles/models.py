@@ -3,7 +3,7 @@ from django.db import models, transaction
 
 from esports.profiles.public_ids import MAX_LENGTH as PUBLIC_ID_MAX_LENGTH
 from esports.profiles.public_ids import STORED_REGEX as PUBLIC_ID_REGEX
-from esports.profiles.public_ids import next_public_id
+from esports.profiles.public_ids import audit_public_ids, next_public_id
 
 
 class UserProfile(models.Model):
@@ -52,6 +52,7 @@ class UserProfile(models.Model):
             with transaction.atomic():
                 self.public_id = next_public_id(self.created_at)
                 super().save(*args, **kwargs)
+                audit_public_ids({self.user_id: self.public_id})
             return
         super().save(*args, **kwargs)
 

@@ -17,6 +17,9 @@ from typing import NamedTuple
 from django.apps import apps
 from django.db import connection
 
+from audit.event_types import AuditEventType
+from audit.services import AuditItem, actor_from_context, record_audit_events
+
 PREFIX = "DC"
 MAX_LENGTH = 16  # "DC-YY-" and up to ten digits: far beyond any year's sign-ups
 # The stored spelling (upper case), also a CHECK constraint on the column.
@@ -94,3 +97,15 @@ def next_public_id(created_at: datetime | None = None) -> str:
     """One fresh public ID for a profile created at `created_at` (now by default), inside the caller's transaction."""
     year = creation_year(created_at)
     return format_public_id(year, reserve_block(year, 1)[0])
+
+
+def audit_public_ids(assigned: dict[int, str]) -> None:
+    """One public_id_assigned audit event per user, in the assigning transaction (set-based for bulk paths)."""
+    record_audit_events(
+        actor=actor_from_context("service:public_ids"),
+        event_type=AuditEventType.PUBLIC_ID_ASSIGNED,
+        items=[
+            AuditItem(uid, ("profiles.userprofile", uid), {"public_id": {"before": None, "after": public_id}})
+            for uid, public_id in assigned.items()
+        ],
+    )

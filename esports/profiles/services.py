@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from esports.profiles.models import UserProfile
-from esports.profiles.public_ids import creation_year, format_public_id, reserve_block
+from esports.profiles.public_ids import audit_public_ids, creation_year, format_public_id, reserve_block
 
 CHUNK = 5000
 
@@ -72,6 +72,7 @@ def assign_public_ids(rows: Sequence[tuple[int, datetime]]) -> dict[int, str]:
     assigned: dict[int, str] = {}
     for year, uids in by_year.items():
         assigned.update(zip(uids, (format_public_id(year, n) for n in reserve_block(year, len(uids)))))
+    audit_public_ids(assigned)  # in the caller's transaction, which writes the IDs
     return assigned
 
 

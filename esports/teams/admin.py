@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from audit.admin_mixin import AuditedAdmin
 from esports.teams.models import Team, TeamMembership
 
 
@@ -10,7 +11,7 @@ class TeamMembershipInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
     list_display = ("id", "name", "game", "created_by", "created_at")
     raw_id_fields = ("created_by",)
     search_fields = ("name",)
@@ -19,7 +20,7 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(TeamMembership)
-class TeamMembershipAdmin(admin.ModelAdmin):
+class TeamMembershipAdmin(AuditedAdmin):
     list_display = ("id", "team", "user", "joined_at", "left_at")
     raw_id_fields = ("team", "user")
     show_full_result_count = False

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from audit.admin_mixin import AuditedAdmin
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 
 @admin.register(Tournament)
-class TournamentAdmin(admin.ModelAdmin):
+class TournamentAdmin(AuditedAdmin):
     list_display = ("id", "name", "game", "season", "status", "starts_at")
     list_filter = ("status", "game", "season")
     search_fields = ("name", "=external_id")
@@ -12,7 +13,7 @@ class TournamentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Registration)
-class RegistrationAdmin(admin.ModelAdmin):
+class RegistrationAdmin(AuditedAdmin):
     list_display = ("id", "tournament", "user", "team", "status", "checked_in", "created_at")
     list_filter = ("status", "checked_in")
     list_select_related = ("tournament", "user", "team")
@@ -22,7 +23,7 @@ class RegistrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Match)
-class MatchAdmin(admin.ModelAdmin):
+class MatchAdmin(AuditedAdmin):
     list_display = ("id", "tournament", "round", "state", "winner", "loser", "completed_at")
     list_filter = ("state", "round")
     list_select_related = ("tournament",)
@@ -32,7 +33,7 @@ class MatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(TournamentResult)
-class TournamentResultAdmin(admin.ModelAdmin):
+class TournamentResultAdmin(AuditedAdmin):
     list_display = ("tournament", "winner", "runner_up", "third_place", "fourth_place", "created_at")
     list_select_related = ("tournament",)
     raw_id_fields = ("tournament", "winner", "runner_up", "third_place", "fourth_place")
