@@ -4,6 +4,8 @@ erased accounts never found); and the API polish: JSON 404s, Swagger UI and ReDo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -17,8 +19,10 @@ from tests.factories import (
     UserFactory,
     complete_match,
 )
+from tests.read_side import BASE_TIME, event, play_match, record
 
 pytestmark = pytest.mark.django_db
+BASE = BASE_TIME
 VIEWERS = ("anonymous", "other", "follower_of_a", "a", "staff")
 FLAGS = ((True, True), (False, True), (True, False), (False, False))  # show_match_history of (a, b)
 
@@ -137,3 +141,25 @@ def test_leaderboard_values_and_rates_are_json_numbers(client, pair):
     assert rates and all(isinstance(e["value"], (int, float)) for e in rates)
     assert isinstance(client.get(f"/api/users/{a.pk}/stats/").json()["win_rate"], (int, float))
     assert get_user_model().objects.filter(pk=a.pk).exists()
+
+
+@pytest.mark.parametrize("surface", ["activity", "matches"])
+def test_previous_cursors_walk_back_through_the_same_pages(client, surface):
+    player = UserFactory()
+    for i in range(23):
+        play_match(player, "won", at=BASE + timedelta(minutes=i // 2), round=("QF", "SF", "F")[i % 3])
+    record(*(event(player, "achievement_unlocked", at=BASE + timedelta(minutes=i)) for i in range(3)))
+    client.force_login(player)
+    url = f"/api/users/{player.pk}/{surface}/"
+    pages, body = [], client.get(url, {"limit": 5}).json()
+    assert body["previous_cursor"] is None and body["previous"] is None  # the first page
+    pages.append(body)
+    while body["next_cursor"]:
+        body = client.get(url, {"limit": 5, "cursor": body["next_cursor"]}).json()
+        pages.append(body)
+    assert len(pages) >= 3
+    for i in range(len(pages) - 1, 0, -1):
+        back = client.get(url, {"limit": 5, "cursor": pages[i]["previous_cursor"]}).json()
+        assert [r["id"] for r in back["results"]] == [r["id"] for r in pages[i - 1]["results"]], i
+        assert (back["previous_cursor"] is None) == (i == 1)
+        assert back["next_cursor"] is not None

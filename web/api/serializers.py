@@ -151,6 +151,10 @@ class _PageFields(serializers.Serializer):
         allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
     )
     next = serializers.URLField(allow_null=True, help_text="The next page's URL; null at the end.")
+    previous_cursor = serializers.CharField(
+        allow_null=True, required=False, help_text="Pass as `cursor` for the previous page; null on the first page."
+    )
+    previous = serializers.URLField(allow_null=True, required=False, help_text="The previous page's URL.")
 
 
 class EventPageSerializer(_PageFields):
