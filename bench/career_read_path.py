@@ -41,9 +41,11 @@ def prepare(users: int) -> list[str]:
         cur.execute("SELECT count(*) FROM profiles_userprofile WHERE display_name LIKE 'Player %%'")
         if cur.fetchone()[0]:
             cur.execute(
-                "UPDATE profiles_userprofile p SET display_name = f.names[1 + (p.user_id * 7919) %% f.n] || ' ' || "
-                "l.names[1 + (p.user_id * 104729) %% l.n] FROM (SELECT %s::text[] AS names, %s AS n) f, "
-                "(SELECT %s::text[] AS names, %s AS n) l WHERE p.display_name LIKE 'Player %%'",
+                "UPDATE profiles_userprofile p SET display_name = "
+                "f.names[1 + ((p.user_id::bigint * 7919) %% f.n)::int] || ' ' || "
+                "l.names[1 + ((p.user_id::bigint * 104729) %% l.n)::int] "
+                "FROM (SELECT %s::text[] AS names, %s AS n) f, (SELECT %s::text[] AS names, %s AS n) l "
+                "WHERE p.display_name LIKE 'Player %%'",
                 [firsts, len(firsts), lasts, len(lasts)],
             )
         # Pair (2k-1, 2k): the second's first H2H_MEETINGS match rows take the first's source ids (slots 0..9 of
@@ -125,3 +127,18 @@ def career_figures(users: int, n: int, timed, report) -> None:
         "search API (test client)",
         timed(lambda: client.get("/api/users/search/?q=" + rng.choice(queries["misspelled surname"])), n),
     )
+
+
+if __name__ == "__main__":  # the career figures alone, on read_path.py's data (same arguments)
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import read_path
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--iterations", type=int, default=500)
+    args = parser.parse_args()
+    read_path.use_bench_database("activity_read_bench")
+    career_figures(args.users, args.iterations, read_path.timed, read_path.report)
