@@ -155,8 +155,15 @@ def parse_entry(item: str | bytes) -> tuple[str, int] | None:
 def push_pending(source_label: str, pk: int) -> bool:
     """Append one committed change to the pending list; returns True when the caller must publish a drain (none was
     scheduled). One round trip. Raises whatever redis-py raises when Redis is unreachable."""
+    return push_pending_many([entry(source_label, pk)])
+
+
+def push_pending_many(entries: list[str]) -> bool:
+    """push_pending for many entries at once (tasks/handoff.py's sender): still one round trip."""
+    if not entries:
+        return False
     pipe = redis_client().pipeline(transaction=False)
-    pipe.rpush(PENDING_KEY, entry(source_label, pk))
+    pipe.rpush(PENDING_KEY, *entries)
     pipe.set(DRAIN_FLAG_KEY, "1", nx=True, ex=DRAIN_FLAG_SECONDS)
     _, scheduled_now = pipe.execute()
     return bool(scheduled_now)

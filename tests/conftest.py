@@ -48,9 +48,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def _no_broker_pause():
     """dispatch's broker-down pause is per process: a test that broke the broker must not make the next one skip its
-    publishes."""
+    publishes. Batch mode's pushes run on a sender thread (tasks/handoff.py): the ones a test handed off land (or fail)
+    before the pause is reset, so none fails into the next test."""
+    from tasks.enqueue import flush_handed_off
+
+    flush_handed_off()
     reset_pause()
     yield
+    flush_handed_off()
     reset_pause()
 
 

@@ -160,6 +160,9 @@ class TaskTracker:
             return bool(self.published) and all(self.finished[t] >= n for t, n in self.published.items())
 
     def wait_idle(self, timeout: float = 30) -> None:
+        from tasks.enqueue import flush_handed_off
+
+        flush_handed_off()  # batch mode pushes (and publishes its drains) on a sender thread: let it finish first
         wait_until(self.idle, timeout=timeout, message="the worker to finish every published recording task")
 
     def states(self) -> list[str]:

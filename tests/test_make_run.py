@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
+from tasks.schedules import SCHEDULES
 from tests.private_services import free_port
 from tests.test_demo import _fresh_copy
 
@@ -77,13 +78,12 @@ def test_make_run_migrates_first_serves_on_its_port_and_ignores_a_production_env
         # Plain HTTP, local DEBUG run, on the configured database (migrated before web started: the board reads it).
         assert _status(f"http://127.0.0.1:{port}/leaderboards/") == 200
         with psycopg.connect(**{**admin, "dbname": name}) as conn:
-            # setup_schedules' five (beat, once up, adds Celery's own celery.backend_cleanup beside them)
-            assert (
-                conn.execute(
-                    "SELECT count(*) FROM django_celery_beat_periodictask WHERE task LIKE 'tasks.%'"
-                ).fetchone()[0]
-                == 5
-            )
+            # every schedule setup_schedules declares (beat, once up, adds Celery's own celery.backend_cleanup)
+            stored = {
+                row[0]
+                for row in conn.execute("SELECT task FROM django_celery_beat_periodictask WHERE task LIKE 'tasks.%'")
+            }
+            assert stored == {schedule.task for schedule in SCHEDULES}
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
         try:

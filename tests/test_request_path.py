@@ -254,3 +254,10 @@ def test_the_request_path_benchmark_runs_to_its_report(tmp_path):
     assert result.returncode == 0, report
     for line in ("save, no receivers", "save + async enqueue (production)", "one bare Celery publish", "ratios:"):
         assert line in result.stdout, report
+    for line in (
+        "4 threads committing at once",
+        "save + push in the request (before)",
+        "waiting (wall - CPU",
+        "pushes",
+    ):
+        assert line in result.stdout, report  # the concurrent run and its breakdown (issue 19's where-the-tail-is)
