@@ -63,9 +63,11 @@ def prepare(users: int) -> list[str]:
             )
         cur.execute("SELECT display_name FROM profiles_userprofile ORDER BY user_id LIMIT 5000")
         names = [r[0] for r in cur.fetchall()]
-    with connection.cursor() as cur:
+    with connection.cursor() as cur:  # fresh statistics for what was just rewritten (plans follow them)
         cur.execute("ANALYZE profiles_userprofile")
         cur.execute("ANALYZE auth_user")
+        cur.execute("ANALYZE tournaments_tournament")
+        cur.execute("ANALYZE activity_useractivity")
     return names
 
 

@@ -1,13 +1,14 @@
 """Find a player by display name or username: prefix matches first, then partial and misspelled names (pg_trgm word
 similarity), ranked, paginated.
 
-Ranking: 0 an exact name, 1 a name (or a word of it: a surname) starting with the query, 2 a name containing a word
-close to it (`q <% name`: pg_trgm's word similarity >= WORD_SIMILARITY, 0.5 - "medevdev" finds Medvedev, "wavrinka"
-Wawrinka; pg_trgm's default 0.6 misses both); within a rank by similarity, then by user id (a stable order for
-paging). Both names are compared lowercased; the four branches of the candidate set each use their own index
-(migration 0005_search_trgm): a btree prefix range per name, a GIN trigram scan per name. Each branch is capped at
-CANDIDATES rows so a one-letter query costs what a full one does; a list that long is not read past its first pages
-anyway. Deactivated (erased) accounts are never found.
+Ranking: 0 an exact name, 1 a name (or a word of it: a surname) starting with the query, 2 a name containing it or
+a word close to it (`q <% name`: pg_trgm's word similarity >= WORD_SIMILARITY, 0.5 - "medevdev" finds Medvedev,
+"wavrinka" Wawrinka; pg_trgm's default 0.6 misses both); within a rank by similarity, then by user id (a stable
+order for paging). Both names are compared lowercased; the six branches of the candidate set each use their own
+index (migration 0005_search_trgm): a btree prefix range per name, GIN trigram scans per name for a part of it
+(LIKE '%q%', 3+ characters) and for similar words (`<%`, 5+ characters). Each branch is capped at CANDIDATES rows
+so a short query costs what a full one does; a list that long is not read past its first pages anyway. Deactivated
+(erased) accounts are never found.
 
 Names are public (DESIGN §7: public IDs and names identify a player on every public page), so search applies no
 profile flag; what a result links to applies its own rules.
@@ -26,6 +27,7 @@ MAX_LIMIT = 50
 DEFAULT_LIMIT = 20
 CANDIDATES = 200
 WORD_SIMILARITY = 0.5
+FUZZY_MIN_LENGTH = 5
 _SALT = "profiles.search.v1"
 
 _SQL = """
@@ -35,6 +37,10 @@ WITH candidates AS (
     UNION
     (SELECT u.id FROM auth_user u
       WHERE lower(u.username) LIKE %(prefix)s ORDER BY lower(u.username) LIMIT %(cap)s)
+    UNION
+    (SELECT p.user_id FROM profiles_userprofile p WHERE lower(p.display_name) LIKE %(infix)s LIMIT %(infix_cap)s)
+    UNION
+    (SELECT u.id FROM auth_user u WHERE lower(u.username) LIKE %(infix)s LIMIT %(infix_cap)s)
     UNION
     (SELECT p.user_id FROM profiles_userprofile p WHERE %(q)s <%% lower(p.display_name) LIMIT %(fuzzy_cap)s)
     UNION
@@ -123,8 +129,11 @@ def search_players(raw_query: object, *, cursor: str | None = None, limit: int |
         "prefix": _like_prefix(q),
         "word_prefix": "% " + _like_prefix(q),
         "cap": CANDIDATES,
-        # Trigram similarity needs three characters to mean anything: a two-letter query is a prefix search.
-        "fuzzy_cap": CANDIDATES if len(q) >= 3 else 0,
+        "infix": "%" + _like_prefix(q),
+        # A part of a name (3+ characters, through the trigram index); misspellings from 5 characters: a shorter
+        # query's few trigrams are close to too many names to rank (and "mrat" is rarely a misspelled "mart").
+        "infix_cap": CANDIDATES if len(q) >= 3 else 0,
+        "fuzzy_cap": CANDIDATES if len(q) >= FUZZY_MIN_LENGTH else 0,
         "limit": size + 1,
         "offset": offset,
     }
