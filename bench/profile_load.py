@@ -54,7 +54,16 @@ def start_gunicorn(port: int, db_url: str) -> subprocess.Popen:
         "METRICS_TOKEN": "bench",
     }
     workers = str(2 * (os.cpu_count() or 1))
-    cmd = [str(ROOT / ".venv/bin/gunicorn"), "project.wsgi", "-b", f"127.0.0.1:{port}", "-w", workers, "-q"]
+    cmd = [
+        str(ROOT / ".venv/bin/gunicorn"),
+        "project.wsgi",
+        "-b",
+        f"127.0.0.1:{port}",
+        "-w",
+        workers,
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
