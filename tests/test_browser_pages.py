@@ -6,10 +6,13 @@ Two seasons of real ATP history, recorded once for the module; one browser sessi
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test.utils import override_settings
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 
@@ -25,7 +28,13 @@ ADMIN, PASSWORD = "browser-admin", "browser-admin-password"
 
 @pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker):
-    with recorded_atp_history(django_db_blocker, *SEASONS), django_db_blocker.unblock():
+    # A cache of the module's own: a board or stats cached by an earlier module name users of a flushed database.
+    own_cache = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"browser-{uuid.uuid4().hex[:8]}"}}
+    with (
+        override_settings(CACHES=own_cache),
+        recorded_atp_history(django_db_blocker, *SEASONS),
+        django_db_blocker.unblock(),
+    ):
         get_user_model().objects.create_superuser(ADMIN, "admin@example.com", PASSWORD)
         now = timezone.now()
         for i, (drifted, missing) in enumerate(((0, 0), (3, 12), (1, 4))):
