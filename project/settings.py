@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "esports.economy",
     "esports.teams",
     "esports.achievements",
+    "esports.moderation",
     "audit",
     "activity",
     "stats",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from activity.selectors.season_record import SeasonRecord, season_record
+from stats import cache as stats_cache
 from web.charts import Series, bar_chart, form_chart
 
 FORM_LENGTH = 20
+SEASONS_TTL = 300  # like the lifetime stats: under the player's stats generation, so a change drops it at once
 _FORM_LETTER = {"won": "W", "lost": "L", "forfeit": "WO"}
 
 
@@ -17,7 +19,12 @@ def career_charts(profile, recent_matches) -> dict:
     """Charts of the profile page; `recent_matches` the latest FORM_LENGTH matches (newest first), or None when the
     viewer may not see the match history (no form chart then: it is match history)."""
     name = profile.display_name or profile.user.get_username()
-    seasons: list[SeasonRecord] = season_record(profile.pk)
+    seasons: list[SeasonRecord] = stats_cache.generational_get(
+        f"seasons:v1:{profile.pk}",
+        stats_cache.generation_key(profile.pk),
+        lambda: season_record(profile.pk),
+        SEASONS_TTL,
+    )
     labels = [str(s.season) for s in seasons]
     charts: dict[str, object] = {"seasons": seasons}
     if seasons:

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("activity", "0008_backfill_lane_rows"),
+        ("activity", "0009_event_game_season"),
     ]
 
     operations = [

@@ -20,7 +20,7 @@ INDEXES = {
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("profiles", "0003_wallet_mirror"),
+        ("profiles", "0004_level_kyc"),
         ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
