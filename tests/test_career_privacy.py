@@ -148,7 +148,8 @@ def test_previous_cursors_walk_back_through_the_same_pages(client, surface):
     player = UserFactory()
     for i in range(23):
         play_match(player, "won", at=BASE + timedelta(minutes=i // 2), round=("QF", "SF", "F")[i % 3])
-    record(*(event(player, "achievement_unlocked", at=BASE + timedelta(minutes=i)) for i in range(3)))
+    # Major timeline events (the activity list's default), some sharing a timestamp.
+    record(*(event(player, "team_joined", at=BASE + timedelta(minutes=i // 2)) for i in range(23)))
     client.force_login(player)
     url = f"/api/users/{player.pk}/{surface}/"
     pages, body = [], client.get(url, {"limit": 5}).json()
