@@ -83,10 +83,10 @@ def career_figures(users: int, n: int, timed, report) -> None:
 
     from activity.privacy import ViewerClass, ViewerRelation
     from activity.selectors.head_to_head import head_to_head
-    from activity.selectors.season_record import season_record
     from activity.selectors.tournament_rows import tournament_rows
     from esports.profiles.models import UserProfile
     from esports.profiles.search import search_players
+    from stats.selectors.seasons import season_table
 
     print("career surfaces (issue 16): head-to-head, seasons, tournament rows, search, profile with charts")
     names = prepare(users)
@@ -100,7 +100,7 @@ def career_figures(users: int, n: int, timed, report) -> None:
         timed(lambda: head_to_head(*(anon(u) for u in rng.choice(pairs))), n),
     )
     users_pool = rng.sample(range(1, users + 1), 500)
-    report("season table (selector)", timed(lambda: season_record(rng.choice(users_pool)), n))
+    report("season table (selector)", timed(lambda: season_table(rng.choice(users_pool)), n))
     report(
         "tournament history, one row per event (selector)",
         timed(lambda: tournament_rows(anon(rng.choice(users_pool))), n),

@@ -14,10 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from activity.privacy import ViewerClass, ViewerRelation
 from activity.selectors.head_to_head import head_to_head
 from activity.selectors.match_history import match_history, played_rows
-from activity.selectors.season_record import season_record
 from activity.selectors.tournament_rows import tournament_rows
 from esports.profiles.search import search_players
 from esports.tournaments.models import Tournament
+from stats.scoped_models import UserSeasonStats
+from stats.selectors.seasons import season_table
 from tests.career_data import RANK, atp_rows, is_walkover, recorded_atp_history
 
 DECADE = (2015, 2024)
@@ -162,7 +163,7 @@ def test_head_to_head_totals_equal_a_count_made_from_the_csv(rows):
     assert len(queries) <= 3  # totals, the page, the page's sides: whatever the number of meetings
 
 
-def test_the_season_table_equals_the_csv_per_season(rows):
+def test_the_season_table_equals_the_per_season_projection_and_the_csv(rows):
     champion, _final = champion_of_own_latest_tournament(rows)
     expected: dict[int, Counter] = defaultdict(Counter)
     finals = defaultdict(list)
@@ -176,11 +177,15 @@ def test_the_season_table_equals_the_csv_per_season(rows):
     for tid, fs in finals.items():
         if len(fs) == 1 and fs[0]["winner_id"] == champion:
             expected[int(tid[:4])]["titles"] += 1
-    got = {
-        s.season: Counter({"wins": s.wins, "losses": s.losses, "titles": s.titles})
-        for s in season_record(user_id(champion))
-    }
+    table = season_table(user_id(champion))
+    got = {s.season: Counter({"wins": s.wins, "losses": s.losses, "titles": s.titles}) for s in table}
     assert {k: +v for k, v in got.items()} == {k: +v for k, v in expected.items()}
+    projection = {
+        (r.season, r.matches_played, r.matches_won, r.matches_lost, r.tournaments_won, r.tournaments_runner_up)
+        for r in UserSeasonStats.objects.filter(profile_id=user_id(champion), game="tennis")
+        if r.matches_played or r.tournaments_won or r.tournaments_runner_up
+    }
+    assert {(s.season, s.played, s.wins, s.losses, s.titles, s.runner_up) for s in table} == projection
 
 
 @pytest.mark.parametrize(

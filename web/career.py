@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activity.selectors.season_record import SeasonRecord, season_record
 from stats import cache as stats_cache
+from stats.selectors.seasons import SeasonRow, season_table
 from web.charts import Series, bar_chart, form_chart
 
 FORM_LENGTH = 20
@@ -19,10 +19,10 @@ def career_charts(profile, recent_matches) -> dict:
     """Charts of the profile page; `recent_matches` the latest FORM_LENGTH matches (newest first), or None when the
     viewer may not see the match history (no form chart then: it is match history)."""
     name = profile.display_name or profile.user.get_username()
-    seasons: list[SeasonRecord] = stats_cache.generational_get(
-        f"seasons:v1:{profile.pk}",
+    seasons: list[SeasonRow] = stats_cache.generational_get(
+        f"seasons:v2:{profile.pk}",
         stats_cache.generation_key(profile.pk),
-        lambda: season_record(profile.pk),
+        lambda: season_table(profile.pk),
         SEASONS_TTL,
     )
     labels = [str(s.season) for s in seasons]

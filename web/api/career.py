@@ -8,8 +8,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from activity.selectors.season_record import season_record
 from activity.selectors.tournament_rows import tournament_rows
+from stats.selectors.seasons import season_table
 from web.api import serializers as s
 from web.api.paging import page_document
 from web.api.views import _ERRORS, _USER_ID_PARAM, SubjectView
@@ -78,7 +78,7 @@ class UserTournamentRowsView(SubjectView):
 
 class SeasonSerializer(serializers.Serializer):
     season = serializers.IntegerField()
-    played = serializers.IntegerField(help_text="Completed matches (walkovers are neither won nor lost).")
+    played = serializers.IntegerField(help_text="Matches played (a walkover is played, neither won nor lost).")
     wins = serializers.IntegerField()
     losses = serializers.IntegerField()
     win_rate = serializers.FloatField(help_text="Percent of completed matches won, 2 decimals.")
@@ -93,7 +93,8 @@ class SeasonsSerializer(serializers.Serializer):
 class UserSeasonsView(SubjectView):
     @extend_schema(
         summary="Season-by-season record",
-        description="Aggregate results per season (public, like the lifetime counters).",
+        description="Aggregate results per season from the per-season projection, games summed (public, like the "
+        "lifetime counters).",
         parameters=[_USER_ID_PARAM],
         responses={200: SeasonsSerializer, **_ERRORS},
     )
@@ -105,10 +106,10 @@ class UserSeasonsView(SubjectView):
                 "played": s.played,
                 "wins": s.wins,
                 "losses": s.losses,
-                "win_rate": round(100 * s.wins / s.played, 2) if s.played else 0.0,
+                "win_rate": s.win_rate,
                 "titles": s.titles,
                 "finals": s.finals,
             }
-            for s in season_record(profile.pk)
+            for s in season_table(profile.pk)
         ]
         return Response(SeasonsSerializer({"results": results}).data)
