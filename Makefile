@@ -52,6 +52,7 @@ lint: $(INSTALL)
 # The configured TEST_* services when they answer (CI, a developer machine), the embedded ones otherwise. Lint first:
 # a style or type error fails in seconds, before the suite's minutes.
 test: $(INSTALL) lint services
+	@$(PY) -m tests.browser  # the browser tests' Chromium starts, or say what to install and stop
 	@$(STACK) run --fallback --database-url $(TEST_DATABASE_URL) --redis-url $(TEST_REDIS_URL) -- \
 		env DB_CONN_MAX_AGE=0 SECRET_KEY=test-only-not-secret HTTPS_ONLY=0 $(VENV)/bin/pytest $(PYTEST_ARGS)
 

@@ -237,6 +237,8 @@ class BackfillRunAdmin(admin.ModelAdmin):
             extra_context.update(
                 progress=backfill.progress_of(run),
                 run=run,
+                # The rate chart: the last 30 runs up to this one, oldest first.
+                rate_runs=list(BackfillRun.objects.filter(pk__lte=run.pk).order_by("-pk")[:30])[::-1],
                 can_cancel=run.is_active and self.has_cancel_permission(request, run),
             )
         return super().change_view(request, object_id, form_url, extra_context)

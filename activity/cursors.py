@@ -1,10 +1,12 @@
 """Keyset pagination on (timestamp, id), newest first, behind opaque signed cursors.
 
-A cursor is the (timestamp, id) of the last row of the previous page, signed with the project's SECRET_KEY and a
-salt naming the list it belongs to (surface and subject). Keyset pages never skip or repeat a row while new events
-arrive (they only ever land before or after the cursor, never shift it, unlike OFFSET), and each page is one index
-range scan on (user, -timestamp, -id) whatever the depth. Signing means a client cannot forge a position or reuse a
-cursor on another list: anything altered, truncated or foreign is rejected with InvalidCursorError (HTTP 400).
+A cursor is the (timestamp, id) of the last row of the previous page (a "next" cursor), or of the first row of the
+page after the one wanted, marked "before" (a "previous" cursor: the page of rows just newer than it), signed with
+the project's SECRET_KEY and a salt naming the list it belongs to (surface and subject). Keyset pages never skip or
+repeat a row while new events arrive (they only ever land before or after the cursor, never shift it, unlike
+OFFSET), and each page is one index range scan on (user, -timestamp, -id) whatever the depth. Signing means a client
+cannot forge a position or reuse a cursor on another list: anything altered, truncated or foreign is rejected with
+InvalidCursorError (HTTP 400).
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class InvalidPageSizeError(InvalidQueryError):
 class Position:
     timestamp: datetime
     id: int
+    before: bool = False  # a "previous" cursor: the rows just newer than this one
 
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: list[T]
     next_cursor: str | None
+    previous_cursor: str | None = None
 
     @property
     def has_more(self) -> bool:
@@ -66,7 +70,8 @@ def page_size(limit: int | None, default: int) -> int:
 
 def encode_cursor(position: Position, scope: str) -> str:
     micros = _to_micros(position.timestamp)
-    return signing.dumps([micros, position.id], salt=f"{_SALT}:{scope}", compress=False)
+    payload = [micros, position.id, 1] if position.before else [micros, position.id]
+    return signing.dumps(payload, salt=f"{_SALT}:{scope}", compress=False)
 
 
 def decode_cursor(raw: str | None, scope: str) -> Position | None:
@@ -83,34 +88,49 @@ def decode_cursor(raw: str | None, scope: str) -> Position | None:
         raise InvalidCursorError("Invalid cursor: malformed.") from None
     if (
         not isinstance(value, list)
-        or len(value) != 2
+        or len(value) not in (2, 3)
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         or value[1] < 1
+        or (len(value) == 3 and value[2] != 1)
     ):
         raise InvalidCursorError("Invalid cursor: malformed.")
     try:
         timestamp = _EPOCH + timedelta(microseconds=value[0])
     except OverflowError:
         raise InvalidCursorError("Invalid cursor: malformed.") from None
-    return Position(timestamp, value[1])
+    return Position(timestamp, value[1], before=len(value) == 3)
 
 
 def paginate(queryset: QuerySet, *, cursor: str | None, limit: int, scope: str) -> Page:
-    """One page of `queryset` (rows with `timestamp` and `id`), newest first, after `cursor`.
+    """One page of `queryset` (rows with `timestamp` and `id`), newest first, after `cursor` (or, for a "previous"
+    cursor, the page just before it), with the cursors of the pages on either side.
 
-    Fetches limit + 1 rows to learn whether another page exists without a COUNT.
+    Fetches limit + 1 rows to learn whether another page exists without a COUNT. A previous page is read oldest
+    first from the cursor up (the same index backwards) and turned around.
     """
     position = decode_cursor(cursor, scope)
+    if position is not None and position.before:
+        newer = Q(timestamp__gt=position.timestamp) | Q(timestamp=position.timestamp, id__gt=position.id)
+        rows: Sequence = list(queryset.filter(newer).order_by("timestamp", "id")[: limit + 1])
+        items = list(reversed(rows[:limit]))
+        return Page(
+            items,
+            encode_cursor(Position(items[-1].timestamp, items[-1].id), scope) if items else None,
+            encode_cursor(Position(items[0].timestamp, items[0].id, before=True), scope) if len(rows) > limit else None,
+        )
     qs = queryset.order_by("-timestamp", "-id")
     if position is not None:
         qs = qs.filter(Q(timestamp__lt=position.timestamp) | Q(timestamp=position.timestamp, id__lt=position.id))
-    rows: Sequence = list(qs[: limit + 1])
+    rows = list(qs[: limit + 1])
     items = list(rows[:limit])
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
         next_cursor = encode_cursor(Position(last.timestamp, last.id), scope)
-    return Page(items, next_cursor)
+    previous_cursor = None
+    if position is not None and items:  # a page after the first: the previous page ends just before this one
+        previous_cursor = encode_cursor(Position(items[0].timestamp, items[0].id, before=True), scope)
+    return Page(items, next_cursor, previous_cursor)
 
 
 def _to_micros(moment: datetime) -> int:

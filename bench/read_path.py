@@ -36,6 +36,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", f"bench-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 
 from bench.bench_db import percentile, public_id_sql, use_bench_database  # noqa: E402
+from bench.career_read_path import career_figures  # noqa: E402
 
 EVENTS_PER_USER = 50
 GAMES = ("valorant", "chess", "tennis", "dota")
@@ -460,6 +461,7 @@ def main() -> None:
         )
 
     feed_figures(users, n)
+    career_figures(users, n, timed, report)
 
     print("profile page (Django test client: URL routing, lookup, privacy, stats, timeline, match history, template)")
     # Production is HTTPS-only behind a TLS-terminating proxy that says so in X-Forwarded-Proto (plain HTTP redirects).

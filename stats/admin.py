@@ -73,6 +73,9 @@ class UserProfileStatsAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{marked} user(s) marked stale. {detail}", messages.SUCCESS)
 
 
+CHART_RUNS = 30
+
+
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyAdmin):
     list_display = (
@@ -165,6 +168,8 @@ class ReconciliationRunAdmin(ReadOnlyAdmin):
         extra = {
             "can_run_reconciliation": self.has_run_permission(request),
             "run_reconciliation_url": reverse("admin:stats_reconciliationrun_run"),
+            # The chart of the last CHART_RUNS runs, oldest first (one indexed query on started_at).
+            "chart_runs": list(ReconciliationRun.objects.order_by("-started_at", "-id")[:CHART_RUNS])[::-1],
         }
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 

@@ -65,7 +65,7 @@ def test_the_admin_diff_of_a_display_name_never_reaches_the_table(client):
     client.force_login(staff)
     url = f"/admin/profiles/userprofile/{user.pk}/change/"
     form = client.get(url).context["adminform"].form
-    data = {n: v for n, v in form.initial.items() if v not in (None, False)}
+    data = {n: v for n, v in form.initial.items() if v is not None and v is not False}  # 0 is a value
     data = {n: ("on" if v is True else v) for n, v in data.items()}
     data["display_name"] = "Jane Q. Secretname"
     assert client.post(url, data).status_code == 302

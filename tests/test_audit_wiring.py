@@ -223,7 +223,7 @@ def _change_data(client: Client, url: str, **changes) -> dict:
         value = changes.get(name, form.initial.get(name, field.initial))
         if value is True:
             data[name] = "on"
-        elif value not in (None, False):
+        elif value is not None and value is not False:  # 0 (a level) is a value, not an unticked box
             data[name] = value
     return data
 

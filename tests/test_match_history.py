@@ -57,7 +57,7 @@ def test_a_forfeit_is_listed_as_such_and_a_completed_match_turned_forfeit_loses_
     assert outcomes(match.participant2.user_id) == ["forfeit"]
 
 
-def test_the_outcomes_of_a_page_cost_no_extra_query(django_assert_num_queries):
+def test_the_outcomes_opponents_and_scores_of_a_page_cost_two_queries(django_assert_num_queries):
     matches = [MatchFactory() for _ in range(12)]
     player = matches[0].participant1.user
     for m in matches[1:]:
@@ -65,6 +65,8 @@ def test_the_outcomes_of_a_page_cost_no_extra_query(django_assert_num_queries):
         m.participant1.save()
     for m in matches:
         record(complete_match(m, m.participant1 if m.pk % 2 else m.participant2))
-    with django_assert_num_queries(1):
+    # The page's query (outcomes included) and one for the matches' sides: whatever the page size.
+    with django_assert_num_queries(2):
         page = match_history(ViewerRelation(ViewerClass.SELF, player.pk), limit=12)
         assert len(page.items) == 12 and {e.outcome.value for e in page.items} == {"won", "lost"}
+        assert all(e.opponent is not None and e.opponent.user_id != player.pk for e in page.items)

@@ -51,11 +51,12 @@ def api_urls(user) -> dict[str, str]:
 
 
 # Upper bounds per request, signed in as the player (session + user: 2 queries before the view starts).
+# The match lists' opponents and scores: one query per page for the matches' sides (activity.selectors.match_facts).
 MAX_QUERIES = {
-    "profile": 7,  # + the ratings (stats.ratings.selectors): one indexed read
+    "profile": 9,  # + the ratings (stats.ratings.selectors): one indexed read
     "activity": 4,
-    "matches": 5,  # + the page's rating changes: one indexed read
-    "matches-by-game": 5,  # + the page's rating changes: one indexed read
+    "matches": 6,  # + the page's rating changes: one indexed read
+    "matches-by-game": 6,  # + the page's rating changes: one indexed read
     "tournaments": 4,
     "economy": 5,
     "export": 5 + 3,  # + the gdpr_export audit event (lock the chain head, insert) and the audit events read
@@ -63,8 +64,8 @@ MAX_QUERIES = {
     "api-lookup": 3,
     "api-stats": 5,  # + the ratings (stats.ratings.selectors): one indexed read
     "api-activity": 4,
-    "api-matches": 5,  # + the page's rating changes: one indexed read
-    "api-matches-by-game": 5,  # + the page's rating changes: one indexed read
+    "api-matches": 6,  # + the page's rating changes: one indexed read
+    "api-matches-by-game": 6,  # + the page's rating changes: one indexed read
     "api-tournaments": 4,
     "api-economy": 5,
     "api-export": 5 + 3,  # as "export"
@@ -124,7 +125,8 @@ def test_a_warm_profile_page_reads_its_stats_and_first_pages_from_the_cache(clie
     alice, _bob, _carol = build_platform_history()
     client.get(f"/u/{alice.username}/")  # anonymous: no session queries
     cold_free, _ = count_queries(client, f"/u/{alice.username}/")
-    assert cold_free == 2  # profile + counts, ratings; stats, recent activity and latest matches come from Redis
+    # profile + counts, ratings; stats, recent activity, latest matches and the season record come from Redis
+    assert cold_free == 2
 
 
 def text_of(response) -> str:
@@ -136,7 +138,7 @@ def test_the_profile_page_shows_stats_cards_recent_activity_and_matches(client):
     html = text_of(client.get(f"/u/{alice.username}/"))
     assert "<title>Alice Wonder · DeltaCrown</title>" in html
     assert "@alice_w" in html and "1</strong> followers" in html
-    assert re.search(r'Titles</div><div class="value">1<', html)
+    assert re.search(r'Titles</div><div class="value"[^>]*>1<', html)
     assert re.search(r'Win rate</div><div class="value">66.67%<', html)  # 2 won of 3 played (one forfeit)
     for title in ("Won Spring Cup", "Joined team Alice&#x27;s Wonderland"):  # recent activity: the major events
         assert title in html, title
@@ -230,7 +232,7 @@ def test_api_responses_match_their_documented_shape(client):
     alice, _bob, _carol = build_platform_history()
     client.force_login(alice)
     body = client.get(f"/api/users/{alice.pk}/matches/").json()
-    assert set(body) == {"results", "next_cursor", "next"}
+    assert set(body) == {"results", "next_cursor", "next", "previous_cursor", "previous"}
     assert set(body["results"][0]) == {
         "id",
         "event_type",
@@ -246,6 +248,10 @@ def test_api_responses_match_their_documented_shape(client):
         "game",
         "round",
         "rating_change",
+        "match_id",
+        "opponent",
+        "score",
+        "tournament_id",
     }
     assert sorted(m["outcome"] for m in body["results"]) == ["forfeit", "won", "won"]
     profile = client.get(f"/api/users/{alice.pk}/").json()

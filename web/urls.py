@@ -1,11 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from web import feed_views, views
+from web import feed_views, h2h_views, search_views, views
 
 pages = [
     path("", views.home, name="home"),
     path("leaderboards/", views.leaderboards_page, name="leaderboards"),
+    path("players/", search_views.search_page, name="search"),
+    path("h2h/<str:a>/<str:b>/", h2h_views.h2h_page, name="h2h"),
     path("p/<str:public_id>/", views.public_profile_page, name="public-profile"),
     path("u/<str:username>/", views.profile_page, name="profile"),
     path("u/<str:username>/activity/", views.activity_page, name="activity"),

@@ -19,7 +19,7 @@ from activity.privacy import NotPermitted, ViewerClass, relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.profiles import profile_by_id, profile_by_username
 from activity.selectors.timeline import parse_types
-from activity.selectors.tournament_history import tournament_history
+from activity.selectors.tournament_rows import tournament_rows
 from esports.profiles.selectors import user_id_for_public_id
 from stats.ratings.selectors import ratings_of
 from stats.selectors.economy import economy_summary
@@ -28,6 +28,7 @@ from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api.rating_fields import attach_rating_changes
+from web.career import FORM_LENGTH, career_charts
 from web.money import transaction_row
 from web.presenters import describe_event
 
@@ -110,7 +111,8 @@ def public_profile_page(request, public_id: str):
 def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
     recent = timeline_page(relation, limit=PROFILE_RECENT)
-    matches = match_history_page(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
+    # One page serves both the latest matches and the recent-form chart (the last FORM_LENGTH results).
+    matches = match_history_page(relation, limit=FORM_LENGTH) if relation.can_see_match_history else None
     return render(
         request,
         "web/profile.html",
@@ -121,8 +123,9 @@ def _profile_overview(request, profile, relation):
             stats=stats,
             recent=_entries(recent.items),
             more_activity=recent.has_more,
-            matches=_entries(matches.items) if matches else None,
+            matches=_entries(matches.items[:PROFILE_MATCHES]) if matches else None,
             ratings=ratings_of(profile.pk),
+            **career_charts(profile, matches.items if matches else None),
         ),
     )
 
@@ -175,8 +178,11 @@ def matches_page(request, username: str):
 @require_GET
 @read_errors
 def tournaments_page(request, username: str):
+    """One row per tournament (finish, W-L, date), filterable by game and season."""
     profile, relation = _subject(request, username)
-    page = tournament_history(relation, cursor=request.GET.get("cursor"))
+    game = request.GET.get("game", "").strip() or None
+    season = request.GET.get("season", "").strip() or None
+    page = tournament_rows(relation, cursor=request.GET.get("cursor"), game=game, season=season)
     return render(
         request,
         "web/tournaments.html",
@@ -184,8 +190,10 @@ def tournaments_page(request, username: str):
             request,
             profile,
             relation,
-            entries=_entries(page.items),
-            next_url=_next_url(request, page.next_cursor),
+            rows=page.items,
+            game=game or "",
+            season=season or "",
+            next_url=_next_url(request, page.next_cursor, game=game, season=season),
             participation_hidden=not relation.can_see_tournament_participation,
             first_page=not request.GET.get("cursor"),
         ),

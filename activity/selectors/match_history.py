@@ -7,6 +7,10 @@ idempotency-key index, no per-row query):
 A match whose `match_played` was itself withdrawn (net 0) is not listed. Corrections therefore show at once: a match
 whose winner was changed flips from won to lost.
 
+Order: newest first by date, then by round within the date (R128 ... QF, SF, F; activity.rounds), then id: an
+imported tournament's matches share its date, so its final is the latest match. Each item also carries the match id,
+the score and the opponent (activity.selectors.match_facts, two queries per page at most).
+
 Game filter: `metadata.game` of the events (the tournament's game, copied in at derivation). The filter applies to one
 player's rows (found through the (user, -timestamp, -id) index), so it needs no index of its own.
 """
@@ -19,13 +23,16 @@ import re
 from django.db.models import IntegerField
 from django.db.models.expressions import RawSQL
 
-from activity.cursors import Page, page_size, paginate
+from activity.cursors import Page, page_size
 from activity.derivation import MATCH
 from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.privacy import ViewerRelation, require, visible_events
+from activity.ranked_cursors import paginate_ranked
+from activity.rounds import metadata_round_rank
 from activity.selectors.errors import InvalidQueryError
+from activity.selectors.match_facts import attach_match_facts
 
 DEFAULT_LIMIT = 10
 MATCH_HISTORY_PRIVATE = "This player keeps their match history private."
@@ -76,24 +83,36 @@ def _outcome(net_won: int, net_lost: int) -> Outcome:
 def match_history(
     relation: ViewerRelation, *, cursor: str | None = None, limit: int | None = None, game: str | None = None
 ) -> Page[UserActivity]:
-    """One page of matches (default 10, at most 50); each item carries `.outcome` (Outcome).
+    """One page of matches (default 10, at most 50); each item carries `.outcome` (Outcome), `.match_id`, `.score`
+    and `.opponent` (match_facts.Opponent or None).
 
     Raises NotPermitted when the subject hides their match history from this viewer, InvalidCursorError,
     InvalidPageSizeError or InvalidGameError on bad input.
     """
     require(relation.can_see_match_history, MATCH_HISTORY_PRIVATE)
-    size = page_size(limit, DEFAULT_LIMIT)
     game = validate_game(game)
+    rows = played_rows(relation, game=game)
+    return page_of_matches(
+        rows, relation, cursor=cursor, limit=limit, scope=f"matches:{relation.subject_id}:{game or ''}"
+    )
+
+
+def played_rows(relation: ViewerRelation, *, game: str | None = None):
+    """The subject's listed matches (match_played rows whose match still counts), with `net_won` / `net_lost`."""
     rows = UserActivity.objects.filter(visible_events(relation), event_type=E.MATCH_PLAYED, source_model=MATCH, seq=1)
     if game is not None:
         rows = rows.filter(metadata__game=game)
-    rows = (
+    return (
         rows.alias(net_played=_net(E.MATCH_PLAYED))
         .filter(net_played__gt=0)
-        .annotate(net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST))
+        .annotate(net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST), round_rank=metadata_round_rank(_LEDGER))
     )
-    scope = f"matches:{relation.subject_id}:{game or ''}"
-    page = paginate(rows, cursor=cursor, limit=size, scope=scope)
+
+
+def page_of_matches(rows, relation: ViewerRelation, *, cursor: str | None, limit: int | None, scope: str) -> Page:
+    size = page_size(limit, DEFAULT_LIMIT)
+    page = paginate_ranked(rows, rank="round_rank", cursor=cursor, limit=size, scope=scope)
     for item in page.items:
         item.outcome = _outcome(item.net_won, item.net_lost)
+    attach_match_facts(page.items, relation.subject_id)
     return page

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Least
 
+from activity.models import UserActivity
 from activity.selectors.errors import SubjectNotFound
 from esports.profiles.models import Follow, UserProfile
 
@@ -30,12 +31,21 @@ def _count_of(**filters) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
+def _member_since() -> Least:
+    """The "member since" date: the player's first recorded activity when it predates the account (imported
+    history: a career that began in 2003 on an account made today), else the account's creation. One index probe on
+    (user, timestamp)."""
+    first = UserActivity.objects.filter(user_id=OuterRef("user_id")).order_by("timestamp").values("timestamp")[:1]
+    return Least(Coalesce(Subquery(first, output_field=DateTimeField()), "created_at"), "created_at")
+
+
 def _lookup(viewer, *, with_counts: bool, **filters) -> UserProfile:
     qs = UserProfile.objects.select_related("user").filter(**filters)
     if with_counts:
         qs = qs.annotate(
             followers_count=_count_of(followee_id=OuterRef("user_id")),
             following_count=_count_of(follower_id=OuterRef("user_id")),
+            member_since=_member_since(),
         )
     profile = qs.first()
     # A deactivated account (erased, banned, or an erasure tombstone) is only visible to staff.

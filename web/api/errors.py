@@ -6,6 +6,8 @@ no bad input can surface as a 500.
 
 from __future__ import annotations
 
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -54,3 +56,19 @@ def api_exception_handler(exc, context):
         code = getattr(response.data["detail"], "code", None) or "error"
         response.data = {"error": str(code), "detail": str(response.data["detail"])}
     return response
+
+
+def unknown_api_path(request, *args, **kwargs) -> HttpResponse:
+    """Any /api/ path no endpoint answers: the API's JSON error shape, not the site's HTML 404 page. A path missing
+    only its trailing slash is redirected, as CommonMiddleware's APPEND_SLASH did before this catch-all existed."""
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "not-found":
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(request.path + "/" + (f"?{query}" if query else ""))
+    return JsonResponse(
+        {"error": "not_found", "detail": f"No API endpoint at {request.path[:200]!s}; see /api/docs/."}, status=404
+    )

@@ -18,7 +18,8 @@ from stats.ratings.selectors import (
     rating_leaderboard,
 )
 from web.api import serializers as s
-from web.api.views import _ERRORS, _PRIVATE_ERRORS, _USER_ID_PARAM, SubjectView, _next_link, _query
+from web.api.paging import next_link
+from web.api.views import _ERRORS, _PRIVATE_ERRORS, _USER_ID_PARAM, SubjectView, _query
 
 _GAME_PARAM = OpenApiParameter("game", OpenApiTypes.STR, OpenApiParameter.PATH, description="The game.")
 
@@ -79,7 +80,7 @@ class UserRatingHistoryView(SubjectView):
                 for h in page.items
             ],
             "next_cursor": page.next_cursor,
-            "next": _next_link(request, page.next_cursor),
+            "next": next_link(request, page.next_cursor),
         }
         return Response(RatingHistoryPageSerializer(document).data)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from activity.cursors import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
@@ -83,6 +85,15 @@ class UsernameQuery(serializers.Serializer):
 # --- responses ---------------------------------------------------------------------------------------------------
 
 
+def _public_id_field(help_text_suffix: str = "", **kwargs) -> serializers.CharField:
+    return serializers.CharField(
+        allow_null=True,
+        help_text="The player's public ID, DC-YY-NNNNNN (always public; null only for a profile not yet backfilled)."
+        + help_text_suffix,
+        **kwargs,
+    )
+
+
 def event_data(event) -> dict:
     view = describe_event(event)
     return {
@@ -98,12 +109,27 @@ def event_data(event) -> dict:
     }
 
 
+def opponent_data(opponent) -> dict | None:
+    if opponent is None:
+        return None
+    return {
+        "kind": opponent.kind,
+        "name": opponent.name,
+        "public_id": opponent.public_id,
+        "username": opponent.username,
+    }
+
+
 def match_data(event) -> dict:
     meta = event.metadata or {}
     return {
         **event_data(event),
+        "match_id": event.match_id,
         "outcome": event.outcome,
+        "opponent": opponent_data(event.opponent),
+        "score": event.score,
         "tournament": meta.get("tournament"),
+        "tournament_id": meta.get("tournament_id"),
         "game": meta.get("game"),
         "round": meta.get("round"),
         "rating_change": getattr(event, "rating_change", None),
@@ -124,11 +150,22 @@ class EventSerializer(serializers.Serializer):
     metadata = serializers.DictField(help_text="Event-specific details copied from the source at recording time.")
 
 
+class OpponentSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(["player", "team"])
+    name = serializers.CharField(help_text="Display name (or username) of the player, or the team's name.")
+    public_id = _public_id_field(help_text_suffix=" Null for a team.")
+    username = serializers.CharField(allow_null=True)
+
+
 class MatchEntrySerializer(EventSerializer):
+    match_id = serializers.IntegerField(help_text="The match's id.")
     outcome = serializers.ChoiceField(
         choices=[(o.value, o.value) for o in Outcome], help_text="As it stands now, corrections included."
     )
+    opponent = OpponentSerializer(allow_null=True, help_text="Null when the match row no longer exists.")
+    score = serializers.CharField(allow_blank=True, help_text="As recorded by the source, e.g. '6-4 3-6 7-6(5)'.")
     tournament = serializers.CharField(allow_null=True)
+    tournament_id = serializers.IntegerField(allow_null=True)
     game = serializers.CharField(allow_null=True)
     round = serializers.CharField(allow_null=True)
     rating_change = serializers.FloatField(allow_null=True, help_text="The player's Elo change; null when unrated.")
@@ -139,6 +176,10 @@ class _PageFields(serializers.Serializer):
         allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
     )
     next = serializers.URLField(allow_null=True, help_text="The next page's URL; null at the end.")
+    previous_cursor = serializers.CharField(
+        allow_null=True, required=False, help_text="Pass as `cursor` for the previous page; null on the first page."
+    )
+    previous = serializers.URLField(allow_null=True, required=False, help_text="The previous page's URL.")
 
 
 class EventPageSerializer(_PageFields):
@@ -153,14 +194,6 @@ class TournamentPageSerializer(EventPageSerializer):
     participation_hidden = serializers.BooleanField(
         help_text="True when the player hides their participation from this viewer: "
         "only official placements are listed."
-    )
-
-
-def _public_id_field(**kwargs) -> serializers.CharField:
-    return serializers.CharField(
-        allow_null=True,
-        help_text="The player's public ID, DC-YY-NNNNNN (always public; null only for a profile not yet backfilled).",
-        **kwargs,
     )
 
 
@@ -241,13 +274,22 @@ class EconomySerializer(_PageFields):
     results = TransactionSerializer(many=True, help_text="The wallet's transactions, newest first.")
 
 
+@extend_schema_field(OpenApiTypes.NUMBER)
+class RankedValueField(serializers.Field):
+    """A board's figure as a JSON number (the selector keeps it as the text it shows, e.g. "66.67")."""
+
+    def to_representation(self, value):
+        text = str(value)
+        return float(text) if "." in text else int(text)
+
+
 class LeaderboardEntrySerializer(serializers.Serializer):
     rank = serializers.IntegerField()
     user_id = serializers.IntegerField()
     public_id = _public_id_field()
     username = serializers.CharField()
     display_name = serializers.CharField(allow_blank=True)
-    value = serializers.CharField(help_text="The ranked figure: a count, DeltaCoins, or a percentage.")
+    value = RankedValueField(help_text="The ranked figure, a number: a count, DeltaCoins, or a percentage.")
     tournaments_won = serializers.IntegerField()
     tournaments_runner_up = serializers.IntegerField()
     matches_played = serializers.IntegerField()

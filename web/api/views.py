@@ -15,7 +15,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from activity.privacy import relation_between
@@ -32,6 +31,7 @@ from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
+from web.api.paging import page_document
 from web.api.rating_fields import attach_rating_changes
 from web.money import transaction_row
 from web.views import export_with_public_id
@@ -73,16 +73,8 @@ def _query(request: Request, serializer_class) -> dict:
     return params.validated_data
 
 
-def _next_link(request: Request, cursor: str | None) -> str | None:
-    return replace_query_param(request.build_absolute_uri(), "cursor", cursor) if cursor else None
-
-
 def _page(request: Request, page, item=s.event_data) -> dict:
-    return {
-        "results": [item(e) for e in page.items],
-        "next_cursor": page.next_cursor,
-        "next": _next_link(request, page.next_cursor),
-    }
+    return page_document(request, page, item)
 
 
 def resolve_user_id(raw: str) -> int:
@@ -131,7 +123,7 @@ def _profile_document(request: Request, profile, relation) -> dict:
         "public_id": profile.public_id,
         "username": profile.user.get_username(),
         "display_name": profile.display_name,
-        "member_since": profile.created_at,
+        "member_since": profile.member_since,
         "followers_count": profile.followers_count,
         "following_count": profile.following_count,
         "viewer": relation.viewer_class.value,

@@ -1,0 +1,46 @@
+"""A player's season-by-season table from the per-season projection (stats.UserSeasonStats, issue 15): one row per
+season, the games of that season summed. Aggregate counters: public like the lifetime stats (DESIGN §7).
+One query on the (profile, game, season) key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Sum
+
+from stats.scoped_models import UserSeasonStats
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonRow:
+    season: int
+    played: int  # matches played (walkovers included, as the projection counts them)
+    wins: int
+    losses: int
+    titles: int
+    runner_up: int
+
+    @property
+    def finals(self) -> int:
+        """Finals reached: won or lost."""
+        return self.titles + self.runner_up
+
+    @property
+    def win_rate(self) -> float:
+        return round(100 * self.wins / self.played, 2) if self.played else 0.0
+
+
+def season_table(user_id: int) -> list[SeasonRow]:
+    rows = (
+        UserSeasonStats.objects.filter(profile_id=user_id)
+        .values("season")
+        .annotate(
+            played=Sum("matches_played"),
+            wins=Sum("matches_won"),
+            losses=Sum("matches_lost"),
+            titles=Sum("tournaments_won"),
+            runner_up=Sum("tournaments_runner_up"),
+        )
+        .order_by("season")
+    )
+    return [SeasonRow(**row) for row in rows if row["played"] or row["titles"] or row["runner_up"]]

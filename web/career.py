@@ -1,0 +1,50 @@
+"""The profile's career section: the season-by-season record and the charts drawn from it and from the recent form."""
+
+from __future__ import annotations
+
+from stats import cache as stats_cache
+from stats.selectors.seasons import SeasonRow, season_table
+from web.charts import Series, bar_chart, form_chart
+
+FORM_LENGTH = 20
+SEASONS_TTL = 300  # like the lifetime stats: under the player's stats generation, so a change drops it at once
+_FORM_LETTER = {"won": "W", "lost": "L", "forfeit": "WO"}
+
+
+def form_letters(matches_newest_first) -> list[str]:
+    return [_FORM_LETTER[str(m.outcome)] for m in reversed(list(matches_newest_first))]
+
+
+def career_charts(profile, recent_matches) -> dict:
+    """Charts of the profile page; `recent_matches` the latest FORM_LENGTH matches (newest first), or None when the
+    viewer may not see the match history (no form chart then: it is match history)."""
+    name = profile.display_name or profile.user.get_username()
+    seasons: list[SeasonRow] = stats_cache.generational_get(
+        f"seasons:v2:{profile.pk}",
+        stats_cache.generation_key(profile.pk),
+        lambda: season_table(profile.pk),
+        SEASONS_TTL,
+    )
+    labels = [str(s.season) for s in seasons]
+    charts: dict[str, object] = {"seasons": seasons}
+    if seasons:
+        charts["record_chart"] = bar_chart(
+            f"{name}: matches won and lost per season",
+            "; ".join(f"{s.season}: {s.wins} won, {s.losses} lost" for s in seasons) + ".",
+            labels,
+            [
+                Series("won", "solid", [s.wins for s in seasons], "#2f8f4e"),
+                Series("lost", "hatch", [s.losses for s in seasons]),
+            ],
+        )
+        charts["titles_chart"] = bar_chart(
+            f"{name}: titles per season",
+            "; ".join(f"{s.season}: {s.titles} titles" for s in seasons) + ".",
+            labels,
+            [Series("titles", "solid", [s.titles for s in seasons], "#c08a00")],
+        )
+    if recent_matches is not None:
+        form = form_letters(recent_matches)
+        charts["form"] = form
+        charts["form_chart"] = form_chart(f"{name}: recent form", form)
+    return charts
