@@ -38,6 +38,8 @@ _COLUMNS = (
     "source_id",
     "seq",
     "visibility",
+    "game",
+    "season",
 )
 
 
@@ -114,6 +116,7 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
     amounts: dict[tuple[str, int, int, str], int] = {}  # coin types: the amounts summed (a compensation cancels them)
     # Rows deleted at the source derive no events: their compensations copy the metadata the ledger recorded.
     recorded_meta: dict[tuple[str, int], dict] = {}
+    recorded_scope: dict[tuple[str, int], tuple[str | None, int | None]] = {}  # ... and its game / season columns
     # (label, source id) -> users with recorded events of the row: looked up per derivation (scanning `counts`
     # for each row instead made a chunk of n rows cost n^2).
     recorded: dict[tuple[str, int], set[int]] = {}
@@ -136,12 +139,13 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
             recorded.setdefault((label, source_id), set()).add(user_id)
         gone = [d.source_id for d in group if not d.events]
         if gone:
-            for source_id, metadata in (
+            for source_id, metadata, game, season in (
                 UserActivity.objects.filter(source_model=label, source_id__in=gone)
                 .order_by("source_id", "id")
-                .values_list("source_id", "metadata")
+                .values_list("source_id", "metadata", "game", "season")
             ):
                 recorded_meta.setdefault((label, source_id), {k: v for k, v in metadata.items() if k != "reverses"})
+                recorded_scope.setdefault((label, source_id), (game, season))
 
     for d in derivations:
         wanted: dict[tuple[int, str], NewEvent] = {}
@@ -150,6 +154,12 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                 wanted.setdefault((e.user_id, e.event_type), e)
         recorded_users = recorded.get((d.source_model, d.source_id), set())
         template_meta = d.events[0].metadata if d.events else recorded_meta.get((d.source_model, d.source_id), {})
+        # A compensation counts in the same game and season as the event it cancels (one source row, one tournament).
+        game, season = (
+            (d.events[0].game, d.events[0].season)
+            if d.events
+            else recorded_scope.get((d.source_model, d.source_id), (None, None))
+        )
         for user_id in sorted({u for u, _ in wanted} | recorded_users):
             for base in sorted(d.authority):
                 reverse = REVERSAL_OF[base]
@@ -179,6 +189,8 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                         {**template_meta, "reverses": base},
                         seq=n_rev + 1,
                         amount=amount,
+                        game=game,
+                        season=season,
                     )
 
 
@@ -226,13 +238,15 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
                 [e.source_id for e, _ in rows],
                 [e.seq for e, _ in rows],
                 [e.resolved_visibility() for e, _ in rows],
+                [e.game for e, _ in rows],
+                [e.season for e, _ in rows],
             ],
         )
         returned = cursor.fetchall()
     inserted = []
     for row_id, *key in returned:
         e = by_key[tuple(key)]
-        inserted.append(InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp))
+        inserted.append(InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season))
     inserted.sort(key=lambda e: e.id)
     return inserted
 
@@ -242,10 +256,11 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
 # client CPU than the whole rest of the insert.
 _INSERT_SQL = f"""
 INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
-SELECT u, t, ts, %s::timestamptz, a, m, sm, sid, sq, v
+SELECT u, t, ts, %s::timestamptz, a, m, sm, sid, sq, v, g, sn
 FROM ROWS FROM (unnest(%s::bigint[]), unnest(%s::varchar[]), unnest(%s::timestamptz[]), unnest(%s::bigint[]),
                 jsonb_array_elements(%s::jsonb), unnest(%s::varchar[]), unnest(%s::bigint[]), unnest(%s::int[]),
-                unnest(%s::varchar[])) AS x(u, t, ts, a, m, sm, sid, sq, v)
+                unnest(%s::varchar[]), unnest(%s::varchar[]), unnest(%s::smallint[]))
+     AS x(u, t, ts, a, m, sm, sid, sq, v, g, sn)
 ON CONFLICT DO NOTHING
 RETURNING id, source_model, source_id, user_id, event_type, seq
 """

@@ -24,6 +24,7 @@ USER_ACHIEVEMENT = "achievements.userachievement"
 TEAM = "teams.team"
 TEAM_MEMBERSHIP = "teams.teammembership"
 PROFILE = "profiles.userprofile"
+DISPUTE = "moderation.dispute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,16 @@ def _tournament_metadata(tournament) -> dict:
     return {"tournament_id": tournament.id, "tournament": tournament.name, "game": tournament.game}
 
 
+def _scope(tournament) -> dict:
+    """The event's game and season columns (the per-game / per-season projections' keys)."""
+    return {"game": tournament.game or None, "season": tournament.season if tournament.game else None}
+
+
 def derive_registration(registration, members: Members) -> Derivation:
     events: list[NewEvent] = []
     if registration.status == "confirmed":
         meta = _tournament_metadata(registration.tournament)
+        scope = _scope(registration.tournament)
         if registration.team_id is not None:
             meta["team_id"] = registration.team_id
         for user_id in registration_members(registration, members):
@@ -84,12 +91,15 @@ def derive_registration(registration, members: Members) -> Derivation:
                     REGISTRATION,
                     registration.id,
                     meta,
+                    **scope,
                 )
             )
             if registration.checked_in:
                 joined_at = registration.checked_in_at or registration.updated_at
                 events.append(
-                    NewEvent(user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta)
+                    NewEvent(
+                        user_id, EventType.TOURNAMENT_JOINED, joined_at, REGISTRATION, registration.id, meta, **scope
+                    )
                 )
     # pending, cancelled, no_show: nothing new; what was recorded earlier stays.
     return Derivation(REGISTRATION, registration.id, tuple(events))
@@ -101,21 +111,23 @@ def derive_match(match, members: Members) -> Derivation:
         return Derivation(MATCH, match.id)
     at = match.completed_at or match.updated_at
     meta = {**_tournament_metadata(match.tournament), "round": match.round}
+    scope = _scope(match.tournament)
     events: list[NewEvent] = []
     for side in (match.participant1, match.participant2):
         for user_id in registration_members(side, members):
-            events.append(NewEvent(user_id, EventType.MATCH_PLAYED, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_PLAYED, at, MATCH, match.id, meta, **scope))
     if match.state == "completed":
         for user_id in registration_members(match.winner, members):
-            events.append(NewEvent(user_id, EventType.MATCH_WON, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_WON, at, MATCH, match.id, meta, **scope))
         for user_id in registration_members(match.loser, members):
-            events.append(NewEvent(user_id, EventType.MATCH_LOST, at, MATCH, match.id, meta))
+            events.append(NewEvent(user_id, EventType.MATCH_LOST, at, MATCH, match.id, meta, **scope))
     return Derivation(MATCH, match.id, tuple(events), authority=MATCH_OUTCOME_EVENTS, corrected_at=match.updated_at)
 
 
 def derive_tournament_result(result, checked_in: Sequence, members: Members) -> Derivation:
     """`checked_in`: the tournament's checked-in registrations, each earns `tournament_completed` for its members."""
     meta = _tournament_metadata(result.tournament)
+    scope = _scope(result.tournament)
     at = result.created_at
     events: list[NewEvent] = []
     placements = (
@@ -126,10 +138,12 @@ def derive_tournament_result(result, checked_in: Sequence, members: Members) -> 
     for event_type, registrations in placements:
         for registration in registrations:
             for user_id in registration_members(registration, members):
-                events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta))
+                events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta, **scope))
     for registration in checked_in:
         for user_id in registration_members(registration, members):
-            events.append(NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta))
+            events.append(
+                NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta, **scope)
+            )
     return Derivation(
         TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at
     )
@@ -205,6 +219,46 @@ def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[
     return Derivation(source_model, source_id, (), authority=recorded_types, corrected_at=at)
 
 
+def derive_dispute(dispute) -> Derivation:
+    """dispute_filed for the filer, in the disputed match's game and season; the reason stays with the moderators."""
+    match = dispute.match
+    meta = {**_tournament_metadata(match.tournament), "match_id": match.id, "round": match.round}
+    event = NewEvent(
+        dispute.filed_by_id,
+        EventType.DISPUTE_FILED,
+        dispute.created_at,
+        DISPUTE,
+        dispute.id,
+        meta,
+        **_scope(match.tournament),
+    )
+    return Derivation(DISPUTE, dispute.id, (event,))
+
+
+LEVEL_STEP = 5  # a level_up event for every multiple of 5 reached
+
+
 def derive_profile(profile) -> Derivation:
-    event = NewEvent(profile.user_id, EventType.PROFILE_CREATED, profile.created_at, PROFILE, profile.user_id, {})
-    return Derivation(PROFILE, profile.user_id, (event,))
+    """profile_created; a level_up per multiple of 5 up to the profile's level (seq = level / 5: one event per
+    level, whenever it is recorded); kyc_verified once verified. What a lowered level or cleared verification
+    recorded earlier stays (no authority)."""
+    events = [NewEvent(profile.user_id, EventType.PROFILE_CREATED, profile.created_at, PROFILE, profile.user_id, {})]
+    # When a level was reached is not kept at the source: the profile's last change is the best time it has.
+    reached_at = profile.updated_at or profile.created_at
+    for level in range(LEVEL_STEP, (profile.level or 0) + 1, LEVEL_STEP):
+        events.append(
+            NewEvent(
+                profile.user_id,
+                EventType.LEVEL_UP,
+                reached_at,
+                PROFILE,
+                profile.user_id,
+                {"level": level},
+                seq=level // LEVEL_STEP,
+            )
+        )
+    if profile.kyc_verified_at is not None:
+        events.append(
+            NewEvent(profile.user_id, EventType.KYC_VERIFIED, profile.kyc_verified_at, PROFILE, profile.user_id, {})
+        )
+    return Derivation(PROFILE, profile.user_id, tuple(events))

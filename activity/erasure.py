@@ -59,6 +59,7 @@ from audit.services import actor_from_context, record_audit_event
 from esports.achievements.models import UserAchievement
 from esports.economy.balances import copy_wallet_to_mirror
 from esports.economy.models import DeltaCrownWallet
+from esports.moderation.models import Dispute
 from esports.profiles.models import Follow, UserProfile
 from esports.profiles.services import provision_users
 from esports.teams.models import Team, TeamMembership
@@ -214,6 +215,9 @@ def _create_tombstone():
     return tombstone
 
 
+ERASED_REASON = "(erased)"
+
+
 def _repoint_sources(user_id: int, tombstone_id: int) -> dict[str, int]:
     """Source rows that derive the player's events now belong to the tombstone (QuerySet.update: no signals, so
     nothing is re-recorded; re-deriving them later finds the tombstone's events already there)."""
@@ -222,6 +226,10 @@ def _repoint_sources(user_id: int, tombstone_id: int) -> dict[str, int]:
         "teams.teammembership": TeamMembership.objects.filter(user_id=user_id).update(user_id=tombstone_id),
         "teams.team": Team.objects.filter(created_by_id=user_id).update(created_by_id=tombstone_id),
         "achievements.userachievement": UserAchievement.objects.filter(user_id=user_id).update(user_id=tombstone_id),
+        # A dispute's reason is the player's own words: scrubbed with the filing handed to the tombstone.
+        "moderation.dispute": Dispute.objects.filter(filed_by_id=user_id).update(
+            filed_by_id=tombstone_id, reason=ERASED_REASON
+        ),
     }
     moved = 0
     if DeltaCrownWallet.objects.filter(profile_id=user_id).exists():

@@ -20,6 +20,9 @@ class EventType(models.TextChoices):
     TEAM_JOINED = "team_joined"
     TEAM_LEFT = "team_left"
     PROFILE_CREATED = "profile_created"
+    LEVEL_UP = "level_up"  # metadata `level`: a multiple of 5 the profile's level reached
+    KYC_VERIFIED = "kyc_verified"  # private
+    DISPUTE_FILED = "dispute_filed"  # private: the filer and staff
     # Compensations: appended when a recorded outcome is later changed at the source (a dispute resolved the
     # other way, a corrected result). The original event stays; its compensation cancels its effect on the stats.
     MATCH_PLAYED_REVERSED = "match_played_reversed"
@@ -39,6 +42,7 @@ class EventType(models.TextChoices):
     TEAM_CREATED_REVERSED = "team_created_reversed"
     TEAM_JOINED_REVERSED = "team_joined_reversed"
     TEAM_LEFT_REVERSED = "team_left_reversed"
+    DISPUTE_FILED_REVERSED = "dispute_filed_reversed"  # a deleted dispute
 
 
 class Visibility(models.TextChoices):
@@ -63,6 +67,7 @@ REVERSAL_OF: dict[str, str] = {
     EventType.TEAM_CREATED: EventType.TEAM_CREATED_REVERSED,
     EventType.TEAM_JOINED: EventType.TEAM_JOINED_REVERSED,
     EventType.TEAM_LEFT: EventType.TEAM_LEFT_REVERSED,
+    EventType.DISPUTE_FILED: EventType.DISPUTE_FILED_REVERSED,
 }
 REVERSED_BASE: dict[str, str] = {rev: base for base, rev in REVERSAL_OF.items()}
 
@@ -76,11 +81,14 @@ PLACEMENT_EVENTS = frozenset({EventType.TOURNAMENT_WON, EventType.TOURNAMENT_RUN
 _DEFAULT_VISIBILITY: dict[str, str] = {
     EventType.COINS_EARNED: Visibility.PRIVATE,
     EventType.COINS_SPENT: Visibility.PRIVATE,
+    EventType.KYC_VERIFIED: Visibility.PRIVATE,
+    EventType.DISPUTE_FILED: Visibility.PRIVATE,
 }
 
 
 def default_visibility(event_type: str) -> str:
-    """Coin events are private; everything else (placements, registrations, matches, teams...) is public.
+    """Coin events and identity verification are private; everything else (placements, registrations, matches,
+    teams...) is public.
 
     A compensation inherits the visibility of the event it cancels.
     """

@@ -31,6 +31,9 @@ class NewEvent:
     amount: int | None = None
     seq: int = 1
     visibility: str = ""
+    # The tournament's game and season (tournament events only): the per-game / per-season projections' keys.
+    game: str | None = None
+    season: int | None = None
 
     @property
     def key(self) -> tuple[str, int, int, str, int]:
@@ -59,6 +62,12 @@ def encode_metadata(event: NewEvent) -> str:
             raise InvalidEventError(f"A coin event needs a positive integer amount, got {event.amount!r} ({where}).")
     elif event.amount is not None:
         raise InvalidEventError(f"Only coin events carry an amount ({where}).")
+    if event.game is not None and (not isinstance(event.game, str) or not 0 < len(event.game) <= 50):
+        raise InvalidEventError(f"game must be a string of 1-50 characters, got {event.game!r} ({where}).")
+    if event.season is not None and (
+        event.game is None or not isinstance(event.season, int) or not 0 <= event.season <= 32767
+    ):
+        raise InvalidEventError(f"season must be a non-negative integer with a game, got {event.season!r} ({where}).")
     if event.visibility and event.visibility not in _VISIBILITIES:
         raise InvalidEventError(f"Unknown visibility {event.visibility!r} ({where}).")
     if not isinstance(event.metadata, Mapping) or not all(isinstance(k, str) for k in event.metadata):

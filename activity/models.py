@@ -39,6 +39,10 @@ class UserActivity(models.Model):
     # flip an outcome back and forth append seq 2, 3, ... so the idempotency key stays unique and deterministic.
     seq = models.PositiveSmallIntegerField(default=1)
     visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
+    # The tournament's game and season, for tournament events (null for coins, teams, achievements...): columns, not
+    # metadata, so the per-game / per-season projections are recomputed and reconciled by a GROUP BY over an index.
+    game = models.CharField(max_length=50, null=True, blank=True)  # noqa: DJ001 - NULL: no game; the index skips it
+    season = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = UserActivityQuerySet.as_manager()
 
@@ -63,6 +67,13 @@ class UserActivity(models.Model):
             models.Index(fields=["user", "-timestamp", "-id"], name="activity_user_time_idx"),
             models.Index(fields=["event_type", "-timestamp"], name="activity_type_time_idx"),
             models.Index(fields=["user", "event_type"], name="activity_user_type_idx"),
+            # Per-game / per-season recompute and reconciliation group a user range by (user, game, season, type):
+            # an index-only scan of this partial index, which holds only the tournament events.
+            models.Index(
+                fields=["user", "game", "season", "event_type"],
+                condition=Q(game__isnull=False),
+                name="activity_user_game_season_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -58,7 +58,13 @@ PARTICIPATION_EVENTS: frozenset[str] = frozenset({E.TOURNAMENT_REGISTERED, E.TOU
 PLACEMENT_EVENTS: frozenset[str] = _with_reversals({E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.TOURNAMENT_TOP4})
 
 # Stats fields only self and staff see (the rest of the projection is public).
-PRIVATE_STAT_FIELDS: tuple[str, ...] = ("total_spent", "net_earnings", "last_activity_at", "stats_updated_at")
+PRIVATE_STAT_FIELDS: tuple[str, ...] = (
+    "total_spent",
+    "net_earnings",
+    "last_activity_at",
+    "stats_updated_at",
+    "disputes_filed",  # counts private dispute_filed events
+)
 
 _EVERYONE = frozenset({Visibility.PUBLIC})
 _FOLLOWERS = frozenset({Visibility.PUBLIC, Visibility.FOLLOWERS})

@@ -19,6 +19,8 @@ class InsertedEvent:
     event_type: str
     amount: int | None
     timestamp: datetime
+    game: str | None = None  # tournament events: the per-game / per-season projections' keys
+    season: int | None = None
 
 
 Projector = Callable[[Sequence[InsertedEvent]], None]

@@ -16,6 +16,7 @@ from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS
 from activity.event_types import EventType as E
 from esports.achievements.models import UserAchievement
 from esports.economy.models import DeltaCrownTransaction
+from esports.moderation.models import Dispute
 from esports.profiles.models import UserProfile
 from esports.teams.models import Team, TeamMembership
 from esports.tournaments.models import Match, Registration, TournamentResult
@@ -104,10 +105,16 @@ def _load_profiles(ids: Sequence[int]) -> list[Derivation]:
     return [rules.derive_profile(p) for p in UserProfile.objects.filter(user_id__in=ids).order_by("user_id")]
 
 
+def _load_disputes(ids: Sequence[int]) -> list[Derivation]:
+    rows = Dispute.objects.filter(id__in=ids).select_related("match__tournament").order_by("id")
+    return [rules.derive_dispute(d) for d in rows]
+
+
 SOURCES: dict[str, SourceKind] = {
     kind.label: kind
     for kind in (
-        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "created_at"),
+        # updated_at: a level or verification change implies new events (the wallet mirror's updates leave it alone).
+        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "updated_at"),
         SourceKind(
             rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})
         ),
@@ -152,6 +159,15 @@ SOURCES: dict[str, SourceKind] = {
             "updated_at",
             lock_space=7,
             recorded_types=frozenset({E.ACHIEVEMENT_UNLOCKED}),
+        ),
+        # A filing is never edited (resolving it changes the match, a source of its own): created_at is its change.
+        SourceKind(
+            rules.DISPUTE,
+            Dispute,
+            _load_disputes,
+            "created_at",
+            lock_space=8,
+            recorded_types=frozenset({E.DISPUTE_FILED}),
         ),
     )
 }

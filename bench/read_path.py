@@ -1,12 +1,14 @@
-"""Read path figures (DESIGN.md §8): timeline first page, stats lookup (cached / uncached), leaderboard top 100,
-the following feed (first and tenth page at 10 / 1,000 / 10,000 followees, beside the naive IN (...) query), profile
-page render; p50 / p95 over many iterations, with the naive way (no projection: aggregate the ledger per
-request) as a ratio in the same run. Prints figures; asserts nothing.
+"""Read path figures (DESIGN.md §8): timeline first page, stats lookup (cached / uncached), leaderboard top 100
+(overall, per game and per season, beside the old per-request ledger aggregate), the following feed (first and tenth
+page at 10 / 1,000 / 10,000 followees, beside the naive IN (...) query), profile page render; p50 / p95 over many
+iterations, with the naive way (no projection: aggregate the ledger per request) as a ratio in the same run.
+Prints figures; asserts nothing.
 
 The ledger is generated directly with set-based SQL in a database of its own: USERS x 50 events (a realistic mix:
 matches with outcomes, registrations, check-ins, completions, one placement, coins, an achievement, teams, the
-profile event; 10% follower-only, coins private), 5 follows per user, then the stats recomputed with
-stats.recompute.recompute_stats. A later run with the same size reuses the data.
+profile event; 10% follower-only, coins private; tournament events carry their tournament's game and season), 5
+follows per user, then the stats (lifetime, per game, per season) recomputed with stats.recompute.recompute_stats.
+A later run with the same size reuses the data.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/5 \\
         .venv/bin/python bench/read_path.py --users 10000 [--iterations 500]
@@ -38,6 +40,8 @@ from bench.bench_db import percentile, public_id_sql, use_bench_database  # noqa
 EVENTS_PER_USER = 50
 GAMES = ("valorant", "chess", "tennis", "dota")
 TOURNAMENTS = 2000  # the events name tournament 1 + hash % TOURNAMENTS, of game GAMES[id % 4]
+FIRST_SEASON, SEASONS = 2015, 10  # tournament id's season: FIRST_SEASON + id % SEASONS
+BOARD_SEASON = FIRST_SEASON + 3
 
 # The per-user template: 49 events + profile_created = 50. (kind, slot): match slots pair match_played with its
 # outcome (same source id and time); the outcome is won or lost per user and match.
@@ -76,9 +80,10 @@ def generate(users: int) -> None:
         )
         # The tournaments the events name: a per-game board is only served for a game some tournament is played in.
         cursor.execute(
-            "INSERT INTO tournaments_tournament (id, name, game, status, created_at, updated_at) "
-            "SELECT t, 'Bench Cup ' || t, (%s::text[])[1 + t %% 4], 'completed', %s, %s FROM generate_series(1, %s) t",
-            [list(GAMES), joined, joined, TOURNAMENTS],
+            "INSERT INTO tournaments_tournament (id, name, game, season, status, created_at, updated_at) "
+            "SELECT t, 'Bench Cup ' || t, (%s::text[])[1 + t %% 4], %s + t %% %s, 'completed', %s, %s "
+            "FROM generate_series(1, %s) t",
+            [list(GAMES), FIRST_SEASON, SEASONS, joined, joined, TOURNAMENTS],
         )
         cursor.execute("SELECT setval(pg_get_serial_sequence('tournaments_tournament', 'id'), %s)", [TOURNAMENTS])
         cursor.execute(
@@ -106,7 +111,15 @@ def generate(users: int) -> None:
             hi = min(users, lo + chunk - 1)
             with transaction.atomic():
                 cursor.execute(
-                    _LEDGER_SQL.format(ledger=ledger, template=template, games=games, tournaments=TOURNAMENTS), [lo, hi]
+                    _LEDGER_SQL.format(
+                        ledger=ledger,
+                        template=template,
+                        games=games,
+                        tournaments=TOURNAMENTS,
+                        first_season=FIRST_SEASON,
+                        seasons=SEASONS,
+                    ),
+                    [lo, hi],
                 )
             print(
                 f"  ledger: users {lo}..{hi} ({hi * EVENTS_PER_USER:,} events, {time.monotonic() - started:.0f}s)",
@@ -123,7 +136,8 @@ def generate(users: int) -> None:
 # Per (user u, template row): deterministic pseudo-random choices from hashes of (u, row).
 _LEDGER_SQL = """
 INSERT INTO {ledger}
-       (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility)
+       (user_id, event_type, timestamp, recorded_at, amount, metadata, source_model, source_id, seq, visibility,
+        game, season)
 SELECT u,
        et,
        at,
@@ -151,7 +165,9 @@ SELECT u,
        END,
        u::bigint * 100 + slot_key,
        1,
-       CASE WHEN et LIKE 'coins%%' THEN 'private' WHEN h %% 10 = 0 THEN 'followers' ELSE 'public' END
+       CASE WHEN et LIKE 'coins%%' THEN 'private' WHEN h %% 10 = 0 THEN 'followers' ELSE 'public' END,
+       CASE WHEN et LIKE 'match%%' OR et LIKE 'tournament%%' THEN ({games})[1 + tid %% 4] END,
+       CASE WHEN et LIKE 'match%%' OR et LIKE 'tournament%%' THEN {first_season} + tid %% {seasons} END
 FROM (
   SELECT u, i, slot, h, tid,
          CASE kind
@@ -301,6 +317,7 @@ def main() -> None:
     from activity.selectors.timeline import timeline
     from esports.profiles.models import UserProfile
     from esports.tournaments.models import Tournament
+    from stats.counters import counter_sql
     from stats.recompute import ledger_aggregate_sql
     from stats.selectors.leaderboards import Board, leaderboard
     from stats.selectors.lifetime import cached_stats, load_stats
@@ -314,7 +331,11 @@ def main() -> None:
         f"database {settings.DATABASES['default']['NAME']}, "
         f"cache {str(settings.CACHES['default']['BACKEND']).rsplit('.', 1)[-1]}"
     )
-    stale = have_users != users or have_events != users * EVENTS_PER_USER or not Tournament.objects.exists()
+    stale = (
+        have_users != users
+        or have_events != users * EVENTS_PER_USER
+        or not Tournament.objects.filter(season__isnull=False).exists()  # data from before events had seasons
+    )
     if args.regenerate or stale:
         print(f"generating (found {have_users:,} users / {have_events:,} events)", flush=True)
         generate(users)
@@ -394,9 +415,49 @@ def main() -> None:
             naive=naive_lb if board is Board.TOURNAMENTS_WON else None,
         )
     report("tournaments_won, cached", timed(lambda: leaderboard(Board.TOURNAMENTS_WON), n), goal=10)
-    per_game = timed(lambda: leaderboard(Board.MATCHES_WON, game="chess", use_cache=False), max(10, n // 50), warmup=2)
-    report("matches_won per game (ledger aggregate), uncached", per_game)
-    report("matches_won per game, cached", timed(lambda: leaderboard(Board.MATCHES_WON, game="chess"), n), goal=10)
+    # The old per-game board, for the ratio: the game's events aggregated from the ledger per request (what the
+    # selector did before the per-game / per-season rows).
+    old_types = ["tournament_won", "tournament_runner_up", "match_played", "match_won"]
+    old_types += [f"{t}_reversed" for t in old_types]
+    old_counters = ", ".join(
+        f"{counter_sql(f)} AS {f}"
+        for f in ("tournaments_won", "tournaments_runner_up", "matches_played", "matches_won")
+    )
+
+    def ledger_board(season: int | None) -> None:
+        where = "metadata ->> 'game' = %s AND event_type = ANY(%s)"
+        params: list = ["chess", old_types]
+        if season is not None:  # the tournament's season: metadata names the tournament only
+            where += (
+                " AND (metadata ->> 'tournament_id')::int IN (SELECT id FROM tournaments_tournament WHERE season = %s)"
+            )
+            params.append(season)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT * FROM (SELECT user_id, {old_counters} FROM {UserActivity._meta.db_table} WHERE {where} "
+                "GROUP BY user_id) a WHERE matches_won > 0 "
+                "ORDER BY matches_won DESC, matches_played, user_id LIMIT 100",
+                params,
+            )
+            cursor.fetchall()
+
+    few = max(5, n // 50)
+    for label, season in (("per game", None), (f"per season ({BOARD_SEASON})", BOARD_SEASON)):
+        naive_scoped = timed(partial(ledger_board, season), few, warmup=1)
+        report(f"ledger aggregate {label} (old board)", naive_scoped)
+        for board in (Board.MATCHES_WON, Board.TOURNAMENTS_WON, Board.WIN_RATE):
+            uncached = partial(leaderboard, board, game="chess", season=season, use_cache=False, min_matches=1)
+            report(
+                f"{board.value} {label}, uncached",
+                timed(uncached, board_n),
+                goal=10,
+                naive=naive_scoped if board is Board.MATCHES_WON else None,
+            )
+        report(
+            f"matches_won {label}, cached",
+            timed(partial(leaderboard, Board.MATCHES_WON, game="chess", season=season), n),
+            goal=10,
+        )
 
     feed_figures(users, n)
 

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "esports.economy",
     "esports.teams",
     "esports.achievements",
+    "esports.moderation",
     "audit",
     "activity",
     "stats",

@@ -13,6 +13,7 @@ from activity.projection import InsertedEvent
 from stats.counters import COUNTER_FIELDS, deltas_by_user
 from stats.models import UserProfileStats
 from stats.rows import lock_stats_rows
+from stats.scoped_apply import apply_scoped_events
 
 _TABLE = UserProfileStats._meta.db_table
 _SET = ", ".join(f"{f} = {_TABLE}.{f} + v.{f}" for f in COUNTER_FIELDS)
@@ -44,3 +45,5 @@ def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL, params)
+    # The per-game / per-season rows, under the lifetime rows' locks just taken (stats.scoped_apply).
+    apply_scoped_events(events)

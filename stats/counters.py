@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TypeVar
 
 from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
@@ -23,6 +24,7 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "teams_created",
     "teams_joined",
     "current_teams_count",
+    "disputes_filed",
 )
 # Counters that sum the event's amount instead of counting events.
 AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
@@ -61,6 +63,10 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.TEAM_LEFT: (("current_teams_count", -1),),
     E.TEAM_LEFT_REVERSED: (("current_teams_count", 1),),
     E.PROFILE_CREATED: (),
+    E.DISPUTE_FILED: (("disputes_filed", 1),),
+    E.DISPUTE_FILED_REVERSED: (("disputes_filed", -1),),
+    E.LEVEL_UP: (),
+    E.KYC_VERIFIED: (),
 }
 assert set(EFFECTS) == set(E.values), "every event type needs an entry in EFFECTS"
 # A compensation exactly cancels its base event, counter by counter (deletes and corrections rely on it).
@@ -69,14 +75,26 @@ assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, re
 )
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
     """Sum the counter changes of events (objects with user_id, event_type, amount), per user."""
-    deltas: dict[int, dict[str, int]] = {}
+    return deltas_by(events, lambda event: event.user_id)
+
+
+def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[str, int]]:
+    """Sum the counter changes of events per `key(event)` (per user, per (user, game)...); events keyed None are
+    left out (e.g. an event without a game, for the per-game rows)."""
+    deltas: dict[K, dict[str, int]] = {}
     for event in events:
+        k = key(event)
+        if k is None:
+            continue
         effects = EFFECTS[event.event_type]
-        user = deltas.setdefault(event.user_id, dict.fromkeys(COUNTER_FIELDS, 0))
+        row = deltas.setdefault(k, dict.fromkeys(COUNTER_FIELDS, 0))
         for counter, sign in effects:
-            user[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
+            row[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
     return deltas
 
 

@@ -1,18 +1,11 @@
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import F, FloatField, Q
 from django.db.models.functions import Cast
 
 from stats.counters import COUNTER_FIELDS
-
-_HUNDRED = Decimal(100)
-
-
-def _percent(numerator: int, denominator: int) -> Decimal:
-    if not denominator:
-        return Decimal(0)
-    return (Decimal(numerator) * _HUNDRED / Decimal(denominator)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+from stats.ratios import percent as _percent
 
 
 class UserProfileStats(models.Model):
@@ -37,6 +30,7 @@ class UserProfileStats(models.Model):
     teams_created = models.PositiveIntegerField(default=0)
     teams_joined = models.PositiveIntegerField(default=0)
     current_teams_count = models.PositiveIntegerField(default=0)
+    disputes_filed = models.PositiveIntegerField(default=0, db_default=0)  # private (activity.privacy)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 
@@ -195,3 +189,7 @@ class StaleStats(models.Model):
 
     def __str__(self) -> str:
         return f"stats of {self.profile_id} stale since {self.marked_at:%Y-%m-%d %H:%M:%S} ({self.reason})"
+
+
+# Per-game and per-season rows: their own module (stats.scoped_models), registered with the app from here.
+from stats.scoped_models import UserGameStats, UserSeasonStats  # noqa: E402, F401

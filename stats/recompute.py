@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -12,6 +12,7 @@ from stats.cache import invalidate_on_commit
 from stats.counters import COUNTER_FIELDS, counter_sql
 from stats.models import UserProfileStats
 from stats.rows import lock_stats_rows
+from stats.scoped_recompute import recompute_scoped
 
 _STATS = UserProfileStats._meta.db_table
 _LEDGER = UserActivity._meta.db_table
@@ -24,8 +25,9 @@ def ledger_aggregate_sql(user_filter: str) -> str:
     return f"SELECT user_id, {counters}, MAX(timestamp) AS last_at FROM {_LEDGER} WHERE {user_filter} GROUP BY user_id"
 
 
-def recompute_stats(user_ids: Iterable[int]) -> int:
-    """Recompute the given users' stats from the ledger alone; returns how many rows were written.
+def recompute_stats(user_ids: Iterable[int], *, progress: Callable[[int, int], None] | None = None) -> int:
+    """Recompute the given users' stats (lifetime, per-game and per-season rows) from the ledger alone; returns how
+    many lifetime rows were written. `progress(users done, lifetime rows written)` is called after each chunk.
 
     Each chunk locks its stats rows first, then aggregates: an append that committed before the lock is counted by
     the aggregate, one that commits after it adds its delta on top, so a concurrent live recording is never lost.
@@ -37,7 +39,10 @@ def recompute_stats(user_ids: Iterable[int]) -> int:
         with transaction.atomic():
             lock_stats_rows(chunk)
             written += _write_aggregates(chunk)
+            recompute_scoped(chunk)  # the per-game / per-season rows, under the same locks
             invalidate_on_commit(chunk)  # cached lifetime stats of these users are stale once this commits
+        if progress is not None:
+            progress(start + len(chunk), written)
     return written
 
 

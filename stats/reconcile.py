@@ -43,6 +43,7 @@ from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.recompute import recompute_stats
+from stats.scoped_reconcile import ScopedDrift, scoped_drift
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def compare_ledger_to_stats(
     ranges = [(user_id - 1, user_id)] if user_id is not None else _user_ranges(chunk_users)
     for lo, hi in ranges:
         checked, drifted = _compare_range(lo, hi)
+        drifted = _with_scoped_drift(drifted, scoped_drift(lo, hi))  # per-game / per-season rows (scoped_reconcile)
         result.users_checked += checked
         if drifted:
             _account(drifted, result)
@@ -243,6 +245,21 @@ def compare_ledger_to_stats(
                 f"{result.users_drifted} drifted" + (f", {result.users_fixed} fixed" if fix else "")
             )
     return result
+
+
+def _with_scoped_drift(drifted: list[DriftedUser], scoped: ScopedDrift) -> list[DriftedUser]:
+    """The lifetime comparison's drifted users, with the per-game / per-season differences of the same range merged in
+    (a user drifted only there is drifted too: recompute_stats repairs all of a user's rows)."""
+    if not scoped:
+        return drifted
+    by_user = {d.user_id: d for d in drifted}
+    for uid, fields in scoped.items():
+        known = by_user.get(uid)
+        if known is None:
+            by_user[uid] = DriftedUser(uid, False, dict(fields))
+        else:
+            by_user[uid] = DriftedUser(uid, known.missing_row, {**known.fields, **fields}, known.has_profile)
+    return [by_user[uid] for uid in sorted(by_user)]
 
 
 def _account(drifted: list[DriftedUser], result: StatsPassResult) -> None:

@@ -66,6 +66,7 @@ def event(
     source_model: str | None = None,
     source_id: int | None = None,
     seq: int = 1,
+    season: int | None = None,
 ) -> NewEvent:
     if amount is None and event_type in COIN_EVENTS:
         amount = 100
@@ -85,6 +86,9 @@ def event(
         amount=amount,
         seq=seq,
         visibility=visibility,
+        # A tournament event carries its tournament's game (and season) as columns, as the derivation sets them.
+        game=str(metadata["game"]) if metadata.get("game") else None,
+        season=season if metadata.get("game") else None,
     )
 
 
@@ -93,12 +97,12 @@ def record(*events: NewEvent) -> list[InsertedEvent]:
     return append([Derivation(e.source_model, e.source_id, (e,)) for e in events]).inserted
 
 
-def known_game(game: str) -> str:
-    """Make `game` a game the platform plays (a tournament in it): per-game boards 404 for any other."""
+def known_game(game: str, season: int | None = None) -> str:
+    """Make `game` (in `season`) a game the platform plays (a tournament in it): boards 404 for any other."""
     from esports.tournaments.models import Tournament
 
-    if not Tournament.objects.filter(game=game).exists():
-        Tournament.objects.create(name=f"{game} cup", game=game, status=Tournament.Status.ONGOING)
+    if not Tournament.objects.filter(game=game, **({} if season is None else {"season": season})).exists():
+        Tournament.objects.create(name=f"{game} cup", game=game, season=season, status=Tournament.Status.ONGOING)
     return game
 
 
@@ -111,12 +115,13 @@ def play_match(
     visibility: str = "",
     tournament: str = "Spring Cup",
     round: str = "QF",
+    season: int | None = None,
 ) -> int:
     """Record one match of `user` (won, lost or forfeit) as the derivation would; returns the match's source id."""
-    known_game(game)
+    known_game(game, season)
     source_id = next(_source_ids)
     meta = {"tournament_id": 1, "tournament": tournament, "game": game, "round": round}
-    rows = [event(user, E.MATCH_PLAYED, at=at, meta=meta, source_id=source_id, visibility=visibility)]
+    rows = [event(user, E.MATCH_PLAYED, at=at, meta=meta, source_id=source_id, visibility=visibility, season=season)]
     if outcome in ("won", "lost"):
         rows.append(
             event(
@@ -126,6 +131,7 @@ def play_match(
                 meta=meta,
                 source_id=source_id,
                 visibility=visibility,
+                season=season,
             )
         )
     record(*rows)

@@ -20,7 +20,7 @@ from activity.event_types import (
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CUP = Row(id=7, name="Spring Cup", game="valorant")
+CUP = Row(id=7, name="Spring Cup", game="valorant", season=2026)
 
 
 def reg(id, user_id=None, team_id=None, status="confirmed", checked_in=True, created_at=T0, checked_in_at=None):
@@ -247,8 +247,18 @@ def test_membership_gives_team_joined_and_once_left_also_team_left_at_leaving_ti
 
 
 def test_profile_created_is_keyed_by_the_user():
-    (event,) = rules.derive_profile(Row(user_id=10, created_at=T0)).events
+    (event,) = rules.derive_profile(Row(user_id=10, created_at=T0, updated_at=T0, level=4, kyc_verified_at=None)).events
     assert (event.user_id, event.event_type, event.source_id) == (10, E.PROFILE_CREATED, 10)
+
+
+def test_a_profile_implies_a_level_up_per_multiple_of_5_keyed_by_level_and_kyc_verified_once():
+    later = T0 + timedelta(days=3)
+    profile = Row(user_id=10, created_at=T0, updated_at=later, level=12, kyc_verified_at=later)
+    events = rules.derive_profile(profile).events
+    ups = [(e.seq, e.metadata["level"], e.timestamp) for e in events if e.event_type == E.LEVEL_UP]
+    assert ups == [(1, 5, later), (2, 10, later)]
+    (kyc,) = [e for e in events if e.event_type == E.KYC_VERIFIED]
+    assert (kyc.timestamp, kyc.resolved_visibility()) == (later, Visibility.PRIVATE)
 
 
 # --- vocabulary -----------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from activity.selectors.feed import (
     parse_types,
 )
 from activity.selectors.match_history import InvalidGameError
-from activity.selectors.timeline import TIMELINE_EVENTS
+from activity.selectors.timeline import MAJOR_EVENTS, TIERED_EVENTS
 from esports.profiles.follows import follow, unfollow
 from esports.profiles.models import UserProfile
 from tests.factories import UserFactory
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 STRATEGIES = list(Strategy)
 VISIBILITIES = ("public", "followers", "private")
-# One event of each privacy category (all in the feed's default types, the economy one excepted).
+# One event of each privacy category.
 CATEGORY = {
     E.TOURNAMENT_WON: "placement",
     E.TOURNAMENT_JOINED: "participation",
@@ -125,7 +125,10 @@ def matrix():
 
 def test_the_privacy_matrix_holds_in_the_feed(matrix, strategy):
     viewer, players = matrix
-    shown = {e.id for e in walk(viewer, strategy)}
+    # Every category asked for (match wins are not among the default types), the economy's excepted: the feed
+    # refuses to be asked for it (test below) and never shows it.
+    asked = frozenset(CATEGORY) - {E.COINS_EARNED}
+    shown = {e.id for e in walk(viewer, strategy, types=asked)}
     for p in players:
         for event_id, (event_type, visibility) in p.events.items():
             allowed = sees(p.followed, visibility, CATEGORY[event_type], p.show_matches, p.show_tournaments)
@@ -173,8 +176,11 @@ def test_the_feed_order_equals_a_merge_made_here(strategy):
     for f in followees[:9]:
         follow(follower_id=viewer.pk, followee_id=f.pk)
     # No corrections or team_left among them: random ones would drive the stats projection's counters negative.
-    types = sorted(t for t in FEED_DEFAULT_TYPES | {E.MATCH_PLAYED, E.COINS_EARNED} if "reversed" not in t)
-    types.remove(E.TEAM_LEFT)
+    # Achievements neither: without a tier in their metadata the default feed leaves them out (a test below).
+    unwanted = {E.TEAM_LEFT, E.ACHIEVEMENT_UNLOCKED}
+    types = sorted(
+        t for t in FEED_DEFAULT_TYPES | {E.MATCH_PLAYED, E.COINS_EARNED} if "reversed" not in t and t not in unwanted
+    )
     rows = []
     for _ in range(150):
         # Few distinct timestamps: many ties across players, settled by id.
@@ -263,6 +269,18 @@ def test_items_name_their_player(strategy):
     assert profile.public_id
 
 
+def test_the_default_feed_shows_major_achievements_only_and_types_brings_the_minor_ones_back(strategy):
+    viewer, player = UserFactory(), UserFactory()
+    follow(follower_id=viewer.pk, followee_id=player.pk)
+    record(
+        event(player, E.ACHIEVEMENT_UNLOCKED, at=BASE_TIME, meta={"code": "first_title", "tier": "major"}),
+        event(player, E.ACHIEVEMENT_UNLOCKED, at=BASE_TIME - minutes(1), meta={"code": "first_login", "tier": "minor"}),
+    )
+    assert [e.metadata["tier"] for e in walk(viewer, strategy)] == ["major"]
+    asked = walk(viewer, strategy, types=frozenset({E.ACHIEVEMENT_UNLOCKED}))
+    assert [e.metadata["tier"] for e in asked] == ["major", "minor"]
+
+
 def test_the_game_filter_keeps_only_that_games_events(strategy):
     viewer, player = UserFactory(), UserFactory()
     follow(follower_id=viewer.pk, followee_id=player.pk)
@@ -278,7 +296,7 @@ def test_the_game_filter_keeps_only_that_games_events(strategy):
 
 
 def test_the_default_types_are_the_timelines_major_events_without_the_economy():
-    assert TIMELINE_EVENTS - {E.COINS_EARNED, E.COINS_SPENT} == FEED_DEFAULT_TYPES
+    assert (MAJOR_EVENTS | TIERED_EVENTS) - {E.COINS_EARNED, E.COINS_SPENT} == FEED_DEFAULT_TYPES
 
 
 def test_unknown_types_are_refused_clearly():

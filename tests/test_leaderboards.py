@@ -186,3 +186,44 @@ def test_every_board_is_one_select_whatever_its_size():
             assert selects(board=name) == 1
         # A per-game board first checks the game on the tournaments' index (unknown games 404 without a ledger scan).
         assert selects(board=Board.MATCHES_WON, game="chess") == 2
+
+
+def test_a_per_season_board_ranks_that_seasons_rows_only():
+    a, b = players(2)
+    play_match(a, "won", game="tennis", season=2019)
+    play_match(a, "won", game="tennis", season=2019)
+    play_match(b, "won", game="tennis", season=2019)
+    play_match(b, "won", game="tennis", season=2020)
+    assert board(Board.MATCHES_WON, game="tennis", season=2019) == [(a.pk, "2"), (b.pk, "1")]
+    assert board(Board.MATCHES_WON, game="tennis", season=2020) == [(b.pk, "1")]
+    assert board(Board.MATCHES_WON, game="tennis") == [(a.pk, "2"), (b.pk, "2")]
+    assert board(Board.WIN_RATE, game="tennis", season=2019, min_matches=1) == [(a.pk, "100.00"), (b.pk, "100.00")]
+    with pytest.raises(UnknownGameError):  # no tournament of that season: a 404, not an empty board
+        board(Board.MATCHES_WON, game="tennis", season=2031)
+    with pytest.raises(InvalidLeaderboardError, match="give the game"):
+        leaderboard(Board.MATCHES_WON, season=2019)
+    with pytest.raises(InvalidLeaderboardError, match="season must be"):
+        leaderboard(Board.MATCHES_WON, game="tennis", season=-1)
+
+
+def test_per_game_and_per_season_boards_read_the_scoped_rows_not_the_ledger():
+    from stats.models import UserGameStats, UserSeasonStats
+
+    a, b = players(2)
+    play_match(a, "won", game="tennis", season=2019)
+    play_match(b, "won", game="tennis", season=2019)
+    # A row moved behind the ledger's back (reconciliation would repair it): the boards follow the rows.
+    UserGameStats.objects.filter(profile_id=b.pk, game="tennis").update(matches_won=5, matches_played=5)
+    UserSeasonStats.objects.filter(profile_id=a.pk, game="tennis", season=2019).update(tournaments_won=2)
+    assert board(Board.MATCHES_WON, game="tennis") == [(b.pk, "5"), (a.pk, "1")]
+    assert board(Board.TOURNAMENTS_WON, game="tennis", season=2019) == [(a.pk, "2")]
+
+
+def test_the_season_board_over_the_api_and_the_page(client):
+    a = players(1)[0]
+    play_match(a, "won", game="tennis", season=2019)
+    body = client.get("/api/leaderboards/matches_won/?game=tennis&season=2019").json()
+    assert (body["season"], [r["user_id"] for r in body["results"]]) == (2019, [a.pk])
+    assert client.get("/api/leaderboards/matches_won/?season=2019").status_code == 400
+    page = client.get("/leaderboards/?board=matches_won&game=tennis&season=2019")
+    assert page.status_code == 200 and b"season 2019" in page.content

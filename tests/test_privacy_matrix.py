@@ -18,7 +18,7 @@ from activity.event_types import EventType as E
 from activity.privacy import NotPermitted, relation_between
 from activity.selectors.economy import coin_events
 from activity.selectors.match_history import match_history
-from activity.selectors.timeline import timeline
+from activity.selectors.timeline import MAJOR_EVENTS, timeline
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.models import UserProfile
 from stats.selectors.export import user_export
@@ -135,7 +135,9 @@ parametrize_cells = pytest.mark.parametrize("cell", MATRIX, ids=IDS, indirect=Tr
 @parametrize_cells
 def test_timeline_shows_exactly_what_the_viewer_may_see(cell):
     shown = {e.event_type for e in timeline(cell.relation()).items}
-    assert shown == cell.expected(TITLES)
+    assert shown == cell.expected(TITLES.keys() & MAJOR_EVENTS)  # no match or coin event by default
+    asked = {e.event_type for e in timeline(cell.relation(), types=frozenset(TITLES)).items}
+    assert asked == cell.expected(TITLES)  # `types` brings them back, within privacy
 
 
 @parametrize_cells
@@ -203,7 +205,9 @@ def test_api_applies_the_same_rules_on_every_endpoint(client, cell):
 
     activity = api.get(f"{base}/activity/")
     assert activity.status_code == 200
-    assert {e["event_type"] for e in activity.json()["results"]} == cell.expected(TITLES)
+    assert {e["event_type"] for e in activity.json()["results"]} == cell.expected(TITLES.keys() & MAJOR_EVENTS)
+    asked = api.get(f"{base}/activity/", {"types": ",".join(TITLES)})
+    assert {e["event_type"] for e in asked.json()["results"]} == cell.expected(TITLES)
 
     matches = api.get(f"{base}/matches/")
     if match_history_allowed(cell.viewer_kind, cell.flags):
@@ -237,7 +241,7 @@ def test_api_applies_the_same_rules_on_every_endpoint(client, cell):
 def test_pages_render_only_what_the_viewer_may_see(client, cell):
     site = _client_for(client, cell)
     username = cell.subject.username
-    html = site.get(f"/u/{username}/activity/").content.decode()
+    html = site.get(f"/u/{username}/activity/", {"types": ",".join(TITLES)}).content.decode()
     for event_type, title in TITLES.items():
         assert (title in html) == (event_type in cell.expected(TITLES)), (event_type, title)
 

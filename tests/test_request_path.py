@@ -20,6 +20,7 @@ from django.utils import timezone
 from activity.models import UserActivity
 from activity.sources import SOURCES
 from dispatch.publish import reset_pause
+from esports.moderation.models import Dispute
 from esports.tournaments.models import Match
 from monitoring import metrics
 from stats.models import UserProfileStats
@@ -91,6 +92,7 @@ def test_saving_each_source_kind_enqueues_its_label_and_id_after_commit(enqueued
             TournamentResultFactory(),
             TransactionFactory(),
             UserAchievementFactory(user=user),
+            Dispute.objects.create(match=MatchFactory(), filed_by=user, reason="x", match_state_before="completed"),
         ]
     for row in rows:
         assert (row._meta.label_lower, row.pk) in enqueued

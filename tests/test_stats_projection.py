@@ -55,6 +55,10 @@ EXPECTED_EFFECT: dict[str, dict[str, int]] = {
     E.TEAM_JOINED: {"teams_joined": 1, "current_teams_count": 1},
     E.TEAM_LEFT: {"current_teams_count": -1},
     E.PROFILE_CREATED: {},
+    E.LEVEL_UP: {},
+    E.KYC_VERIFIED: {},
+    E.DISPUTE_FILED: {"disputes_filed": 1},
+    E.DISPUTE_FILED_REVERSED: {"disputes_filed": -1},
     E.MATCH_PLAYED_REVERSED: {"matches_played": -1},
     E.MATCH_WON_REVERSED: {"matches_won": -1},
     E.MATCH_LOST_REVERSED: {"matches_lost": -1},
@@ -94,6 +98,7 @@ PRECONDITION = {
     E.ACHIEVEMENT_UNLOCKED_REVERSED: E.ACHIEVEMENT_UNLOCKED,
     E.TEAM_CREATED_REVERSED: E.TEAM_CREATED,
     E.TEAM_JOINED_REVERSED: E.TEAM_JOINED,
+    E.DISPUTE_FILED_REVERSED: E.DISPUTE_FILED,
 }
 
 _source_ids = iter(range(1, 10**6))

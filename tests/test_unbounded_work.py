@@ -54,9 +54,9 @@ def test_many_limit_and_min_matches_values_make_one_cache_key_per_board_and_game
                 assert response.status_code == 200
         assert client.get("/leaderboards/", {"board": "matches_won", "min_matches": limit}).status_code == 200
     assert stored == {
-        "leaderboards:v2:win_rate:*",
-        "leaderboards:v2:win_rate:valorant",
-        "leaderboards:v2:matches_won:*",
+        "leaderboards:v3:win_rate:*:*",
+        "leaderboards:v3:win_rate:valorant:*",
+        "leaderboards:v3:matches_won:*:*",
     }
 
 

@@ -28,6 +28,9 @@ _TITLES: dict[str, str] = {
     E.TEAM_JOINED: "Joined team {team}",
     E.TEAM_LEFT: "Left team {team}",
     E.PROFILE_CREATED: "Joined DeltaCrown",
+    E.LEVEL_UP: "Reached level {level}",
+    E.KYC_VERIFIED: "Identity verified",
+    E.DISPUTE_FILED: "Disputed a {round} match at {tournament}",
 }
 _CORRECTIONS: dict[str, str] = {
     E.TOURNAMENT_WON: "Correction: title at {tournament} withdrawn",
@@ -54,6 +57,9 @@ _KINDS: dict[str, str] = {
     E.TEAM_JOINED: "team",
     E.TEAM_LEFT: "team",
     E.PROFILE_CREATED: "profile",
+    E.LEVEL_UP: "level",
+    E.KYC_VERIFIED: "verified",
+    E.DISPUTE_FILED: "match",
 }
 _ICONS: dict[str, str] = {
     "trophy": "\U0001f3c6",
@@ -65,6 +71,8 @@ _ICONS: dict[str, str] = {
     "achievement": "\U0001f396\ufe0f",
     "team": "\U0001f465",
     "profile": "\U0001f44b",
+    "level": "\u2b06\ufe0f",
+    "verified": "\u2705",
     "correction": "\u21a9\ufe0f",
 }
 

@@ -17,13 +17,13 @@ from django.views.decorators.http import require_GET
 
 from activity.privacy import NotPermitted, ViewerClass, relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
-from activity.selectors.match_history import match_history
 from activity.selectors.profiles import profile_by_id, profile_by_username
-from activity.selectors.timeline import timeline
+from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.selectors import user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
+from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.money import transaction_row
@@ -107,8 +107,8 @@ def public_profile_page(request, public_id: str):
 
 def _profile_overview(request, profile, relation):
     stats = lifetime_stats(relation)
-    recent = timeline(relation, limit=PROFILE_RECENT)
-    matches = match_history(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
+    recent = timeline_page(relation, limit=PROFILE_RECENT)
+    matches = match_history_page(relation, limit=PROFILE_MATCHES) if relation.can_see_match_history else None
     return render(
         request,
         "web/profile.html",
@@ -128,7 +128,8 @@ def _profile_overview(request, profile, relation):
 @read_errors
 def activity_page(request, username: str):
     profile, relation = _subject(request, username)
-    page = timeline(relation, cursor=request.GET.get("cursor"))
+    raw_types = request.GET.get("types", "")
+    page = timeline_page(relation, cursor=request.GET.get("cursor"), types=parse_types(raw_types))
     return render(
         request,
         "web/activity.html",
@@ -137,8 +138,9 @@ def activity_page(request, username: str):
             profile,
             relation,
             entries=_entries(page.items),
-            next_url=_next_url(request, page.next_cursor),
+            next_url=_next_url(request, page.next_cursor, types=raw_types),
             first_page=not request.GET.get("cursor"),
+            types=raw_types,
         ),
     )
 
@@ -150,7 +152,7 @@ def matches_page(request, username: str):
     game = request.GET.get("game", "").strip() or None
     page = None
     if relation.can_see_match_history:
-        page = match_history(relation, cursor=request.GET.get("cursor"), game=game)
+        page = match_history_page(relation, cursor=request.GET.get("cursor"), game=game)
     return render(
         request,
         "web/matches.html",
@@ -240,14 +242,16 @@ def _int_param(request, name: str, default: int) -> int:
 def leaderboards_page(request):
     board = parse_board(request.GET.get("board") or Board.TOURNAMENTS_WON)
     game = request.GET.get("game", "").strip() or None
+    season = _int_param(request, "season", 0) if request.GET.get("season", "") != "" else None
     min_matches = _int_param(request, "min_matches", DEFAULT_MIN_MATCHES)
-    entries = leaderboard(board, game=game, min_matches=min_matches)
+    entries = leaderboard(board, game=game, season=season, min_matches=min_matches)
+    scope = {**({"game": game} if game else {}), **({"season": season} if season is not None else {})}
     tabs = [
         {
             "board": b,
             "title": BOARD_TITLES[b],
             "active": b is board,
-            "url": f"{request.path}?{urlencode({'board': b.value, **({'game': game} if game else {})})}",
+            "url": f"{request.path}?{urlencode({'board': b.value, **scope})}",
         }
         for b in Board
         if not (game and b is Board.TOTAL_EARNED)
@@ -261,6 +265,7 @@ def leaderboards_page(request):
             "tabs": tabs,
             "entries": entries,
             "game": game or "",
+            "season": "" if season is None else season,
             "min_matches": min_matches,
             "is_win_rate": board is Board.WIN_RATE,
         },

@@ -1,7 +1,8 @@
 """The following feed: the major events of everyone a viewer follows, newest first, as a follower may see them.
 
-Types: the timeline's default types (TIMELINE_EVENTS, one list for both surfaces) unless the viewer asks for others
-(`types`, any event type a follower may see). Game filter: `metadata.game`, as the match history.
+Types: the timeline's default types (MAJOR_EVENTS and major-tier TIERED_EVENTS, one list for both surfaces) unless
+the viewer asks for others (`types`, any event type a follower may see). Game filter: `metadata.game`, as the match
+history.
 
 Privacy is the viewer's relation *now* and is decided inside the page query, per followee, from the same rules as
 every other surface (activity.privacy: a FOLLOWER's ViewerRelation for each combination of the followee's flags
@@ -38,14 +39,15 @@ from activity.privacy import ECONOMY_EVENTS, ViewerClass, ViewerRelation
 from activity.selectors import feed_sql
 from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_history import validate_game
-from activity.selectors.timeline import TIMELINE_EVENTS
+from activity.selectors.timeline import MAJOR_EVENTS, MAJOR_TIER, TIERED_EVENTS
 
 DEFAULT_LIMIT = 20
 # What a follower may ever see in the feed: every type but the economy's (self and staff only).
 FEED_ALLOWED_TYPES: frozenset[str] = frozenset(EventType.values) - ECONOMY_EVENTS
 # The feed's default types are the timeline's major events (one list for both surfaces: a change of the timeline's
 # defaults changes the feed's), without the economy's, which a follower never sees.
-FEED_DEFAULT_TYPES: frozenset[str] = TIMELINE_EVENTS & FEED_ALLOWED_TYPES
+# Tiered types (achievements) count as major only when their metadata says so, in the feed as on the timeline.
+FEED_DEFAULT_TYPES: frozenset[str] = (MAJOR_EVENTS | TIERED_EVENTS) & FEED_ALLOWED_TYPES
 
 
 class InvalidFeedTypeError(InvalidQueryError):
@@ -145,6 +147,8 @@ def feed(
         "visibilities": _FOLLOWER_VISIBILITIES,
         "match_types": _MATCH_TYPES,
         "participation_types": _PARTICIPATION_TYPES,
+        "tiered_types": sorted(TIERED_EVENTS) if types is None else [],
+        "major_tier": MAJOR_TIER,
         "bound_offset": rows - 1,
         "rows": rows,
     }

@@ -25,10 +25,12 @@ from esports.profiles.models import Follow, UserProfile
 
 # The privacy condition for one ledger row `a` of a followee whose flags are {smh} / {sts}. The type lists come from
 # activity.privacy (feed.py): the types shown at all, and those withheld when the respective flag is off.
-_VISIBLE = """a.event_type = ANY (%(types)s) AND a.visibility = ANY (%(visibilities)s)
+_VISIBLE = """a.event_type = ANY (%(types)s) AND a.visibility = ANY (%(visibilities)s) AND {tier}
           AND ({smh} OR a.event_type <> ALL (%(match_types)s))
           AND ({sts} OR a.event_type <> ALL (%(participation_types)s))"""
 # The cursor as an index condition: timestamp <= t bounds the range scan, the row comparison settles ties at t.
+# The default feed shows achievements of the major tier only, as the timeline does (tiered_types empty otherwise).
+_TIER = "(a.event_type <> ALL (%(tiered_types)s) OR a.metadata ->> 'tier' = %(major_tier)s)"
 _BEFORE = "AND a.timestamp <= %(before_ts)s AND (a.timestamp, a.id) < (%(before_ts)s, %(before_id)s)"
 _GAME = "AND a.metadata ->> 'game' = %(game)s"
 _PLAYER = "p.public_id AS player_public_id, p.display_name AS player_display_name, u.username AS player_username"
@@ -97,7 +99,7 @@ LIMIT %(rows)s
 """
 # One branch per requested type: an ordered range of the (event_type, -timestamp) index.
 _BRANCH = """(SELECT a.* FROM {ledger} a
-     WHERE a.event_type = {type} AND a.visibility = ANY (%(visibilities)s) {before} {game}
+     WHERE a.event_type = {type} AND a.visibility = ANY (%(visibilities)s) AND {tier} {before} {game}
      ORDER BY a.timestamp DESC, a.id DESC LIMIT %(scan)s)"""
 
 
@@ -116,7 +118,7 @@ def _filters(*, with_cursor: bool, with_game: bool) -> dict[str, sql.Composable]
 
 
 def per_followee_query(*, with_cursor: bool, with_game: bool) -> str:
-    visible = sql.SQL(_VISIBLE).format(smh=sql.SQL("fo.smh"), sts=sql.SQL("fo.sts"))
+    visible = sql.SQL(_VISIBLE).format(smh=sql.SQL("fo.smh"), sts=sql.SQL("fo.sts"), tier=sql.SQL(_TIER))
     query = sql.SQL(PER_FOLLOWEE).format(
         visible=visible, **_tables(), **_filters(with_cursor=with_cursor, with_game=with_game)
     )
@@ -128,7 +130,9 @@ def recent_first_query(*, type_count: int, with_cursor: bool, with_game: bool) -
     tables = _tables()
     filters = _filters(with_cursor=with_cursor, with_game=with_game)
     branches = sql.SQL(" UNION ALL ").join(
-        sql.SQL(_BRANCH).format(ledger=tables["ledger"], type=sql.Placeholder(f"type_{i}"), **filters)
+        sql.SQL(_BRANCH).format(
+            ledger=tables["ledger"], type=sql.Placeholder(f"type_{i}"), tier=sql.SQL(_TIER), **filters
+        )
         for i in range(type_count)
     )
     return sql.SQL(RECENT_FIRST).format(branches=branches, **tables).as_string(connection.connection)

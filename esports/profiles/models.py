@@ -26,6 +26,10 @@ class UserProfile(models.Model):
     # db_default too: a profile inserted by raw SQL (bulk generators, benchmarks) starts at zero, as a new one is.
     deltacoin_balance = models.BigIntegerField(default=0, db_default=0, editable=False)
     lifetime_earnings = models.BigIntegerField(default=0, db_default=0, editable=False)
+    # Set by the platform. Every multiple of 5 reached is a level_up event; when the platform verified the player's
+    # identity (KYC) is a private kyc_verified event. Neither is taken back in the ledger if lowered or cleared.
+    level = models.PositiveSmallIntegerField(default=0, db_default=0)
+    kyc_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -2,10 +2,9 @@
 
 Global boards rank the projection's rows (UserProfileStats): the total_earned board walks its index and stops after
 N entries; the others (secondary tie-breaks no index covers) scan the one stats table with a top-N sort. Per-game
-boards (`game`) aggregate that game's match and placement events in the ledger (`metadata.game`) set-based: cost
-grows with the game's events (bench/read_path.py measures it), which is why boards are cached; a per-(user, game)
-projection would make them constant-time if per-game boards become a hot path. Coins carry no game, so there is no
-per-game earnings board.
+boards (`game`) rank that game's UserGameStats rows, per-season boards (`game` and `season`) its UserSeasonStats rows
+(stats.scoped_models), each board's order an index behind the scope columns: a top-N walk of one game's (season's)
+slice, whatever the ledger's size. Coins carry no game, so there is no per-game earnings board.
 
 Ordering is total and deterministic (tie-breaks are part of the contract, tested):
   tournaments_won: titles desc, runner-up finishes desc, user id asc
@@ -22,8 +21,8 @@ are applied to the cached list in Python, so no query parameter multiplies cache
 board keeps every player who is in the top MAX_LIMIT for *some* `min_matches` (`_win_rate_skyline`), so any threshold
 is answered exactly from the one cached list. Board statements run under LEADERBOARD_STATEMENT_TIMEOUT_MS.
 
-Results are cached for LEADERBOARD_TTL seconds (boards are read far more often than they change, and a per-game
-board is an aggregate over the ledger), all under one generation key that an erasure drops (stats.cache);
+Results are cached for LEADERBOARD_TTL seconds (boards are read far more often than they change), all under one
+generation key that an erasure drops (stats.cache);
 `use_cache=False` reads fresh, `refresh=True` drops every cached board and recomputes this one (a periodic job).
 """
 
@@ -38,22 +37,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from activity.event_types import REVERSAL_OF
-from activity.event_types import EventType as E
-from activity.models import UserActivity
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import validate_game
 from esports.profiles.models import UserProfile
 from esports.tournaments.models import Tournament
 from stats import cache as stats_cache
-from stats.counters import counter_sql
-from stats.models import UserProfileStats, _percent
+from stats.models import UserGameStats, UserProfileStats, UserSeasonStats, _percent
 
 LEADERBOARD_TTL = 60
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 100
 DEFAULT_MIN_MATCHES = 10
 MAX_MIN_MATCHES = 100_000
+MAX_SEASON = 32767  # the column is a smallint
 
 
 class Board(enum.StrEnum):
@@ -106,24 +102,33 @@ def leaderboard(
     *,
     limit: int = DEFAULT_LIMIT,
     game: str | None = None,
+    season: int | None = None,
     min_matches: int = DEFAULT_MIN_MATCHES,
     use_cache: bool = True,
     refresh: bool = False,
 ) -> list[LeaderboardEntry]:
-    """The top `limit` (1..100) players of `board`, overall or for one game; raises InvalidLeaderboardError."""
+    """The top `limit` (1..100) players of `board`, overall, for one game or for one season of a game; raises
+    InvalidLeaderboardError."""
     board = parse_board(board) if not isinstance(board, Board) else board
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidLeaderboardError(f"limit must be an integer between 1 and {MAX_LIMIT}.")
     if isinstance(min_matches, bool) or not isinstance(min_matches, int) or not 1 <= min_matches <= MAX_MIN_MATCHES:
         raise InvalidLeaderboardError(f"min_matches must be an integer between 1 and {MAX_MIN_MATCHES}.")
     game = validate_game(game)
+    if season is not None:
+        if isinstance(season, bool) or not isinstance(season, int) or not 0 <= season <= MAX_SEASON:
+            raise InvalidLeaderboardError(f"season must be an integer between 0 and {MAX_SEASON}.")
+        if game is None:
+            raise InvalidLeaderboardError("A season board is a game's: give the game with the season.")
     if game is not None and board is Board.TOTAL_EARNED:
         raise InvalidLeaderboardError("DeltaCoins are not tied to a game: the total_earned board has no per-game view.")
     if game is not None and not Tournament.objects.filter(game=game).exists():
         raise UnknownGameError(f"No tournament is played in {game!r}.")
+    if season is not None and not Tournament.objects.filter(game=game, season=season).exists():
+        raise UnknownGameError(f"No tournament of {game!r} is played in season {season}.")
 
     def compute() -> list[tuple]:
-        return _per_game(board, game) if game else _overall(board)
+        return _scoped(board, game, season) if game else _overall(board)
 
     if not use_cache:
         rows = compute()
@@ -131,16 +136,17 @@ def leaderboard(
         if refresh:
             stats_cache.invalidate_leaderboards()
         rows = stats_cache.generational_get(
-            cache_key(board, game), stats_cache.LEADERBOARD_GENERATION_KEY, compute, LEADERBOARD_TTL
+            cache_key(board, game, season), stats_cache.LEADERBOARD_GENERATION_KEY, compute, LEADERBOARD_TTL
         )
     if board is Board.WIN_RATE:
         rows = [row for row in rows if row[_PLAYED] >= min_matches]
     return [_entry(board, rank, row) for rank, row in enumerate(rows[:limit], start=1)]
 
 
-def cache_key(board: Board, game: str | None) -> str:
-    """One key per (board, game): `limit` and `min_matches` are applied to the cached list, never part of the key."""
-    return f"leaderboards:v2:{board}:{game or '*'}"
+def cache_key(board: Board, game: str | None, season: int | None = None) -> str:
+    """One key per (board, game, season): `limit` and `min_matches` are applied to the cached list, never part of
+    the key."""
+    return f"leaderboards:v3:{board}:{game or '*'}:{'*' if season is None else season}"
 
 
 def _win_rate(won: int, played: int) -> str:
@@ -165,35 +171,30 @@ _FILTER: dict[Board, str] = {
     Board.TOTAL_EARNED: "{t}.total_earned > 0",
 }
 _COLUMNS = ("tournaments_won", "tournaments_runner_up", "matches_played", "matches_won", "total_earned")
-_GAME_TYPES = sorted(
-    {
-        str(t)
-        for base in (E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.MATCH_PLAYED, E.MATCH_WON)
-        for t in (base, REVERSAL_OF[base])
-    }
-)
 
 
 def _overall_source() -> str:
     return f"SELECT profile_id AS user_id, {', '.join(_COLUMNS)} FROM {UserProfileStats._meta.db_table}"
 
 
-def _per_game_source() -> str:
-    counters = ", ".join(f"{counter_sql(f)} AS {f}" for f in _COLUMNS if f != "total_earned")
-    return (
-        f"SELECT user_id, {counters}, NULL::bigint AS total_earned FROM {UserActivity._meta.db_table} "
-        f"WHERE metadata ->> 'game' = %(game)s AND event_type = ANY(%(types)s) GROUP BY user_id"
-    )
+def _scoped_source(*, per_season: bool) -> str:
+    """One game's (or one season's) rows; coins carry no game, so no per-game earnings."""
+    columns = ", ".join(c for c in _COLUMNS if c != "total_earned")
+    if per_season:
+        table, where = UserSeasonStats._meta.db_table, "game = %(game)s AND season = %(season)s"
+    else:
+        table, where = UserGameStats._meta.db_table, "game = %(game)s"
+    return f"SELECT profile_id AS user_id, {columns}, NULL::bigint AS total_earned FROM {table} WHERE {where}"
 
 
-def board_sql(board: Board, *, per_game: bool, skyline: bool = False) -> str:
+def board_sql(board: Board, *, per_game: bool, per_season: bool = False, skyline: bool = False) -> str:
     """The board's statement. `skyline` (win rate only): instead of the top N, every active player with a match who is
     in the top N of their own match count (a necessary condition for being on the board for some min_matches; the
     exact set is `_win_rate_skyline`), in board order."""
     users, profiles = get_user_model()._meta.db_table, UserProfile._meta.db_table
     columns = ", ".join(f"r.{c}" for c in _COLUMNS)
     active = f"EXISTS (SELECT 1 FROM {users} a WHERE a.id = c.user_id AND a.is_active)"
-    source = _per_game_source() if per_game else _overall_source()
+    source = _scoped_source(per_season=per_season) if per_game else _overall_source()
     if skyline:
         return (
             f"WITH candidates AS ({source}), "
@@ -220,20 +221,22 @@ _PLAYED = 5
 
 def _overall(board: Board) -> list[tuple]:
     if board is Board.WIN_RATE:
-        return _win_rate_board(board_sql(board, per_game=False, skyline=True), {}, parallel=False)
-    return _run(board_sql(board, per_game=False), {"limit": MAX_LIMIT, "min_matches": 1}, parallel=False)
+        return _win_rate_board(board_sql(board, per_game=False, skyline=True), {})
+    return _run(board_sql(board, per_game=False), {"limit": MAX_LIMIT, "min_matches": 1})
 
 
-def _per_game(board: Board, game: str) -> list[tuple]:
-    params = {"game": game, "types": _GAME_TYPES, "limit": MAX_LIMIT, "min_matches": 1}
+def _scoped(board: Board, game: str, season: int | None) -> list[tuple]:
+    params = {"game": game, "season": season, "limit": MAX_LIMIT, "min_matches": 1}
+    per_season = season is not None
     if board is Board.WIN_RATE:
-        return _win_rate_board(board_sql(board, per_game=True, skyline=True), params, parallel=True)
-    return _run(board_sql(board, per_game=True), params, parallel=True)  # a real aggregate: workers help
+        sql = board_sql(board, per_game=True, per_season=per_season, skyline=True)
+        return _win_rate_board(sql, params)
+    return _run(board_sql(board, per_game=True, per_season=per_season), params)
 
 
-def _win_rate_board(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
+def _win_rate_board(sql: str, params: dict) -> list[tuple]:
     """Every player in the top MAX_LIMIT of the win-rate board for some min_matches, in board order."""
-    candidates = _run(sql, params, parallel=parallel)
+    candidates = _run(sql, params)
     keep = _win_rate_skyline([(row[0], row[6], row[_PLAYED]) for row in candidates], MAX_LIMIT)
     return [row for row in candidates if row[0] in keep]
 
@@ -260,25 +263,20 @@ def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[in
     return kept
 
 
-def _run(sql: str, params: dict, *, parallel: bool) -> list[tuple]:
+def _run(sql: str, params: dict) -> list[tuple]:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # Whoever asks (a request, the periodic refresh), a board is bounded: a per-game board aggregates the
-        # ledger. A top-N walk of the projection reads a few hundred rows; starting parallel workers for it (which
-        # the planner likes to, seeing the whole table behind the LIMIT) costs more than the walk itself: 20-40 ms
-        # at 100k users. One round trip; the timeout is an int from settings, so formatting it in is safe.
-        local = [f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}"]
-        if not parallel:
-            local.append("SET LOCAL max_parallel_workers_per_gather = 0")
-        cursor.execute("; ".join(local))
+        # Whoever asks (a request, the periodic refresh), a board is bounded. A top-N walk of the projection reads a
+        # few hundred rows; starting parallel workers for it (which the planner likes to, seeing the whole table
+        # behind the LIMIT) costs more than the walk itself: 20-40 ms at 100k users. One round trip; the timeout is
+        # an int from settings, so formatting it in is safe.
+        cursor.execute(
+            f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}; "
+            "SET LOCAL max_parallel_workers_per_gather = 0"
+        )
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         # Leave a caller's enclosing transaction with the process's own settings.
-        cursor.execute(
-            "; ".join(
-                f"SET LOCAL {name} TO DEFAULT"
-                for name in ("statement_timeout", "max_parallel_workers_per_gather")[: len(local)]
-            )
-        )
+        cursor.execute("SET LOCAL statement_timeout TO DEFAULT; SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
     return [
         (
             user_id,

@@ -6,10 +6,17 @@ from rest_framework import serializers
 
 from activity.cursors import MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 from activity.event_types import EventType, Visibility
-from activity.privacy import ViewerClass
+from activity.privacy import PRIVATE_STAT_FIELDS, ViewerClass
 from activity.selectors.match_history import Outcome
 from stats.counters import COUNTER_FIELDS
-from stats.selectors.leaderboards import DEFAULT_LIMIT, DEFAULT_MIN_MATCHES, MAX_LIMIT, MAX_MIN_MATCHES, Board
+from stats.selectors.leaderboards import (
+    DEFAULT_LIMIT,
+    DEFAULT_MIN_MATCHES,
+    MAX_LIMIT,
+    MAX_MIN_MATCHES,
+    MAX_SEASON,
+    Board,
+)
 from web.presenters import describe_event
 
 # --- query parameters --------------------------------------------------------------------------------------------
@@ -30,6 +37,15 @@ class PageQuery(serializers.Serializer):
     )
 
 
+class TimelineQuery(PageQuery):
+    types = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Comma-separated event types to show instead of the major events (privacy still applies).",
+    )
+
+
 class MatchQuery(PageQuery):
     game = serializers.CharField(
         required=False, allow_blank=True, max_length=50, help_text="Only matches of this game (the tournament's game)."
@@ -42,6 +58,12 @@ class LeaderboardQuery(serializers.Serializer):
         allow_blank=True,
         max_length=50,
         help_text="Rank within one game (not available for total_earned).",
+    )
+    season = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SEASON,
+        help_text="Rank within one season of the game (needs game).",
     )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     min_matches = serializers.IntegerField(
@@ -139,13 +161,19 @@ def _public_id_field(**kwargs) -> serializers.CharField:
     )
 
 
+class CurrentTeamSerializer(serializers.Serializer):
+    team_id = serializers.IntegerField()
+    team = serializers.CharField()
+    joined_at = serializers.DateTimeField()
+
+
 def _stats_fields() -> dict:
     private = "Self and staff only."
     fields: dict = {"user_id": serializers.IntegerField(), "public_id": _public_id_field(required=False)}
     for name in COUNTER_FIELDS:  # every counter of the projection, whatever it grows to
         fields[name] = (
             serializers.IntegerField(required=False, help_text=private)
-            if name == "total_spent"
+            if name in PRIVATE_STAT_FIELDS  # total_spent, disputes_filed
             else serializers.IntegerField()
         )
     fields.update(
@@ -156,6 +184,7 @@ def _stats_fields() -> dict:
         net_earnings=serializers.DecimalField(max_digits=20, decimal_places=0, required=False, help_text=private),
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
+        current_teams=CurrentTeamSerializer(many=True, required=False, help_text="Active team memberships."),
     )
     return fields
 
@@ -227,6 +256,7 @@ class LeaderboardSerializer(serializers.Serializer):
     board = serializers.ChoiceField(choices=[(b.value, b.value) for b in Board])
     title = serializers.CharField()
     game = serializers.CharField(allow_null=True)
+    season = serializers.IntegerField(allow_null=True)
     min_matches = serializers.IntegerField(allow_null=True, help_text="win_rate board only.")
     results = LeaderboardEntrySerializer(many=True)
 

@@ -20,14 +20,14 @@ from rest_framework.views import APIView
 
 from activity.privacy import relation_between
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
-from activity.selectors.match_history import match_history
 from activity.selectors.profiles import is_possible_username, profile_by_id, profile_by_username
-from activity.selectors.timeline import timeline
+from activity.selectors.timeline import parse_types
 from activity.selectors.tournament_history import tournament_history
 from esports.profiles.public_ids import looks_like_public_id
 from esports.profiles.selectors import public_ids_of, user_id_for_public_id
 from stats.selectors.economy import economy_summary
 from stats.selectors.export import user_export
+from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api import serializers as s
@@ -180,14 +180,15 @@ class UserStatsView(SubjectView):
 class UserActivityView(SubjectView):
     @extend_schema(
         summary="Activity timeline",
-        description="Major events, newest first (20 per page by default).",
-        parameters=[_USER_ID_PARAM, s.PageQuery],
+        description="Major events, newest first (20 per page by default); `types` shows other event types instead.",
+        parameters=[_USER_ID_PARAM, s.TimelineQuery],
         responses={200: s.EventPageSerializer, **_ERRORS},
     )
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
-        params = _query(request, s.PageQuery)
-        page = timeline(relation, cursor=params.get("cursor"), limit=params.get("limit"))
+        params = _query(request, s.TimelineQuery)
+        types = parse_types(params.get("types"))
+        page = timeline_page(relation, cursor=params.get("cursor"), limit=params.get("limit"), types=types)
         return Response(s.EventPageSerializer(_page(request, page)).data)
 
 
@@ -202,7 +203,9 @@ class UserMatchesView(SubjectView):
     def get(self, request: Request, user_id: str) -> Response:
         _profile, relation = self.subject(request, user_id)
         params = _query(request, s.MatchQuery)
-        page = match_history(relation, cursor=params.get("cursor"), limit=params.get("limit"), game=params.get("game"))
+        page = match_history_page(
+            relation, cursor=params.get("cursor"), limit=params.get("limit"), game=params.get("game")
+        )
         return Response(s.MatchPageSerializer(_page(request, page, s.match_data)).data)
 
 
@@ -261,7 +264,7 @@ class UserExportView(SubjectView):
 class LeaderboardView(APIView):
     @extend_schema(
         summary="Leaderboard",
-        description="Top players of a board, overall or for one game, with "
+        description="Top players of a board, overall, for one game or one season of a game, with "
         "deterministic tie-breaking. Cached for up to a minute.",
         parameters=[
             OpenApiParameter("board", OpenApiTypes.STR, OpenApiParameter.PATH, enum=[b.value for b in Board]),
@@ -277,12 +280,16 @@ class LeaderboardView(APIView):
         chosen = parse_board(board)
         params = _query(request, s.LeaderboardQuery)
         game = params.get("game") or None
-        entries = leaderboard(chosen, limit=params["limit"], game=game, min_matches=params["min_matches"])
+        season = params.get("season")
+        entries = leaderboard(
+            chosen, limit=params["limit"], game=game, season=season, min_matches=params["min_matches"]
+        )
         public_ids = public_ids_of(e.user_id for e in entries)  # one query; boards are cached without them
         document = {
             "board": chosen.value,
             "title": BOARD_TITLES[chosen],
             "game": game,
+            "season": season,
             "min_matches": params["min_matches"] if chosen is Board.WIN_RATE else None,
             "results": [{**asdict(e), "public_id": public_ids.get(e.user_id)} for e in entries],
         }
