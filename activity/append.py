@@ -8,6 +8,7 @@ and only those move the counters.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -57,8 +58,12 @@ class AppendResult:
         return Counter(e.event_type for e in self.inserted)
 
 
-def append(derivations: Sequence[Derivation], *, dry_run: bool = False) -> AppendResult:
+def append(derivations: Sequence[Derivation], *, dry_run: bool = False, only_missing: bool = False) -> AppendResult:
     """Insert what the derivations imply and is not yet recorded; apply the projection to exactly those rows.
+
+    `only_missing` asks the ledger first which keys it lacks (one anti-join on the idempotency index) and sends only
+    those to the INSERT: for a caller whose events are nearly all recorded already (the reconciliation), so the
+    common case ships no event columns at all. ON CONFLICT still settles a key recorded concurrently in between.
 
     Derivations of correctable sources (non-empty `authority`) must have been loaded under that source row's lock
     (record_events_for does this); their compensations are planned against the ledger inside this transaction.
@@ -66,19 +71,28 @@ def append(derivations: Sequence[Derivation], *, dry_run: bool = False) -> Appen
     """
     with transaction.atomic(savepoint=False):
         planned = _plan(derivations)
-        encoded = [(event, encode_metadata(event)) for event in planned]
-        unique: dict[tuple, tuple[NewEvent, str]] = {}
-        for event, meta in encoded:
-            unique.setdefault(event.key, (event, meta))
-        # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the same
-        # order on the unique index, so they cannot deadlock.
-        rows = [unique[key] for key in sorted(unique)]
+        if dry_run or only_missing:
+            # Only the absent events can be written, so only they are encoded (validated): re-checking the metadata
+            # of every recorded event was a third of the reconciliation's time in append.
+            unique = {event.key: event for event in reversed(planned)}  # reversed: the first of equal keys wins
+            absent = _absent([unique[key] for key in sorted(unique)])
+            derived = len(unique)
+            rows = [(event, encode_metadata(event)) for event in absent]
+        else:
+            encoded = [(event, encode_metadata(event)) for event in planned]
+            by_key: dict[tuple, tuple[NewEvent, str]] = {}
+            for event, meta in encoded:
+                by_key.setdefault(event.key, (event, meta))
+            # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the same
+            # order on the unique index, so they cannot deadlock.
+            rows = [by_key[key] for key in sorted(by_key)]
+            derived = len(rows)
         if dry_run:
-            missing = _missing_by_type(rows)
-            return AppendResult(derived=len(rows), would_insert=sum(missing.values()), would_insert_by_type=missing)
+            missing = Counter(event.event_type for event, _meta in rows)
+            return AppendResult(derived=derived, would_insert=len(rows), would_insert_by_type=missing)
         inserted = _insert(rows)
         project(inserted)
-    return AppendResult(derived=len(rows), inserted=inserted)
+    return AppendResult(derived=derived, inserted=inserted)
 
 
 def _plan(derivations: Sequence[Derivation]) -> list[NewEvent]:
@@ -180,20 +194,29 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                     )
 
 
-def _missing_by_type(rows: Sequence[tuple[NewEvent, str]]) -> Counter:
-    """Dry run: event type -> how many of `rows` are not in the ledger yet (reconciliation reports them per type)."""
-    by_label: dict[str, set[tuple]] = {}
-    for event, _meta in rows:
-        by_label.setdefault(event.source_model, set()).add(event.key)
-    found: set[tuple] = set()
-    for label, keys in by_label.items():
-        source_ids = sorted({k[1] for k in keys})
-        for start in range(0, len(source_ids), 5000):
-            existing = UserActivity.objects.filter(
-                source_model=label, source_id__in=source_ids[start : start + 5000]
-            ).values_list("source_model", "source_id", "user_id", "event_type", "seq")
-            found.update(key for key in existing.iterator(chunk_size=5000) if key in keys)
-    return Counter(event.event_type for event, _meta in rows if event.key not in found)
+def _absent(events: Sequence[NewEvent]) -> list[NewEvent]:
+    """The events whose key is not in the ledger yet, in their order: the keys go to the server as one JSON document
+    and an anti-join on the idempotency index answers with the positions of the absent ones (usually none). Nothing
+    of the ledger's rows comes back: no keys to parse into Python, no model instances, no IN (...) list to compile.
+    (One JSON string, not five arrays: the driver quotes a string in one pass but an array element by element.)"""
+    if not events:
+        return []
+    keys = json.dumps([event.key for event in events], separators=(",", ":"))
+    with connection.cursor() as cursor:
+        cursor.execute(_ABSENT_SQL, [keys])
+        return [events[position - 1] for (position,) in cursor.fetchall()]
+
+
+_ABSENT_SQL = f"""
+SELECT x.n
+FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS x(k, n)
+WHERE NOT EXISTS (
+    SELECT 1 FROM {_TABLE} l
+    WHERE l.source_model = x.k ->> 0 AND l.source_id = (x.k ->> 1)::bigint AND l.user_id = (x.k ->> 2)::bigint
+      AND l.event_type = x.k ->> 3 AND l.seq = (x.k ->> 4)::int
+)
+ORDER BY x.n
+"""
 
 
 def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:

@@ -47,7 +47,9 @@ def record_events_for(
         if missing and kind.recorded_types:
             now = timezone.now()
             derivations = [*derivations, *(derive_deleted(source_label, i, kind.recorded_types, now) for i in missing)]
-        result = append(derivations, dry_run=dry_run)
+        # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
+        # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
+        result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
             PoisonRow.objects.resolve(kind.label, ids)
     if missing:

@@ -1,0 +1,67 @@
+"""bench/scaling.py and bench/sources_pass.py, at a tiny size, run to their reports (the same harness as
+tests/test_bench_runs.py: a database of their own on the test server, dropped afterwards)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.private_services import subprocess_database_url
+from tests.test_bench_runs import run_bench, scratch_database
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> None:
+    prefix = f"{connection.settings_dict['NAME']}_scalingbench"
+    server = urlsplit(subprocess_database_url())
+    admin_url = server._replace(path="/postgres").geturl()
+    sizes = (1500, 3000)
+    try:
+        result = run_bench(
+            "scaling.py",
+            ["--events", ",".join(map(str, sizes)), "--iterations", "10", "--lanes", "1"],
+            {"DATABASE_URL": admin_url, "BENCH_DATABASE_NAME": prefix},
+        )
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            left = [
+                name
+                for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])
+            ]
+            for name in left:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert left == [], left  # the benchmark drops each size's database itself
+    report = result.stdout[-4000:] + result.stderr[-3000:]
+    table = result.stdout[result.stdout.index("=== cost curves") :]
+    for line in (
+        "backfill, 1 lane(s)",
+        "reconciliation, both passes",
+        "of which sources -> ledger",
+        "of which ledger -> stats",
+        "recompute all stats",
+        "economy pass",
+        "audit_verify_integrity",
+        "timeline first page p50",
+        "stats lookup, cached p50",
+        "leaderboard top 100, uncached p50",
+        "profile page, anonymous p50",
+        "growth / events growth",
+    ):
+        assert line in table, report
+
+
+def test_the_sources_pass_benchmark_runs_to_its_report() -> None:
+    with scratch_database("sourcesbench") as url:
+        server = urlsplit(url)
+        result = run_bench(
+            "sources_pass.py",
+            ["--users", "40", "--tournaments", "2", "--repeat", "1", "--keep"],
+            {"DATABASE_URL": server._replace(path="/postgres").geturl(), "BENCH_DATABASE_NAME": server.path[1:]},
+        )
+    report = result.stdout[-3000:] + result.stderr[-3000:]
+    for line in ("sources -> ledger, report only: now", "sources -> ledger, repair: now", "ratio before/now"):
+        assert line in result.stdout, report
