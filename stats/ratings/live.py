@@ -85,8 +85,14 @@ def _handle(game: str, touched: list[Touched]) -> None:
 
 
 def _mark(game: str, touched: list[Touched]) -> None:
-    positions = [k for t in touched for k in (t.key, t.rated_key) if k is not None]
-    store.add_marks(game, [min(positions)])
+    """One mark per match, at the earlier of its position now and in the history: a replay may drop a mark its
+    history already answers (stats.ratings.reflected), so a mark must speak for its own match only. A big batch
+    leaves one mark, before its earliest match (match id 0: no match's, never dropped)."""
+    per_match = [min(k for k in (t.key, t.rated_key) if k is not None) for t in touched]
+    if len(touched) > LIVE_BATCH_MAX:
+        ka, ke, kr, kn, _ = min(per_match)
+        per_match = [(ka, ke, kr, kn, 0)]
+    store.add_marks(game, per_match)
     metrics.RATING_LIVE_UPDATES.labels(path="marked").inc(len(touched))
     if len(touched) <= LIVE_BATCH_MAX:
         # A live correction: replay now. A big batch (a backfill chunk) leaves it to the minutely job, so a backfill

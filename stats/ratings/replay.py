@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from monitoring import metrics
-from stats.ratings import source, store
+from stats.ratings import reflected, source, store
 from stats.ratings.fold import PlayerState, RatedMatch, fold_match
 from stats.ratings.models import RatingGame
 from stats.ratings.rules import KEY_MIN, OrderKey
@@ -93,7 +93,10 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
     during the pass) is folded in this transaction and the game goes IDLE in it, so no live update slips in between
     and a replay under steady live traffic terminates instead of chasing it pass after pass."""
     row = _lock_game(game)
-    mark = store.take_marks(game)
+    # Marks whose match the history already holds with its current position and outcome are dropped: a live match
+    # recorded while this pass started is read and folded by it, and its mark must not rewind the next pass.
+    marks = reflected.unanswered(game, store.take_marks(game))
+    mark = min(marks) if marks else None
     if row.status == RatingGame.Status.IDLE:
         if mark is None:
             return None

@@ -178,13 +178,13 @@ def add_marks(game: str, positions: Sequence[OrderKey]) -> None:
         cursor.execute(query, [game, timezone.now(), *([p[i] for p in positions] for i in range(5))])
 
 
-def take_marks(game: str) -> OrderKey | None:
-    """Consume the game's marks (in the replay's transaction): the earliest position among them, or None."""
+def take_marks(game: str) -> list[OrderKey]:
+    """Consume the game's marks (in the replay's transaction): their positions, earliest first."""
     query = sql.SQL("DELETE FROM {m} WHERE game = %s RETURNING {key}").format(m=_MARKS, key=_KEY)
     with connection.cursor() as cursor:
         cursor.execute(query, [game])
         keys = [(r[0], r[1], r[2], r[3], r[4]) for r in cursor.fetchall()]
-    return min(keys) if keys else None
+    return sorted(set(keys))
 
 
 _GAMES = sql.Identifier(RatingGame._meta.db_table)
