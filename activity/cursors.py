@@ -74,31 +74,43 @@ def encode_cursor(position: Position, scope: str) -> str:
     return signing.dumps(payload, salt=f"{_SALT}:{scope}", compress=False)
 
 
-def decode_cursor(raw: str | None, scope: str) -> Position | None:
-    """The position a cursor stands for, or None for the first page (no cursor); raises InvalidCursorError."""
-    if raw is None or raw == "":
-        return None
+def load_signed_ints(raw: str, salt: str, *, lengths: tuple[int, int], id_index: int) -> list[int]:
+    """The integers a signed cursor carries: signature, shape, a positive row id at `id_index` and, in the longer of
+    the two `lengths`, a trailing "before" flag of 1 checked; raises InvalidCursorError. Shared by every cursor kind
+    (activity.ranked_cursors too), each with its own salt."""
     if not isinstance(raw, str) or len(raw) > MAX_CURSOR_LENGTH:
         raise InvalidCursorError("Invalid cursor: not a cursor issued by this list.")
     try:
-        value = signing.loads(raw, salt=f"{_SALT}:{scope}")
+        value = signing.loads(raw, salt=salt)
     except signing.BadSignature:
         raise InvalidCursorError("Invalid cursor: it was altered or belongs to another list.") from None
     except (ValueError, TypeError, UnicodeError, binascii.Error, zlib.error):
         raise InvalidCursorError("Invalid cursor: malformed.") from None
     if (
         not isinstance(value, list)
-        or len(value) not in (2, 3)
+        or len(value) not in lengths
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        or value[1] < 1
-        or (len(value) == 3 and value[2] != 1)
+        or value[id_index] < 1
+        or (len(value) == lengths[1] and value[-1] != 1)
     ):
         raise InvalidCursorError("Invalid cursor: malformed.")
+    return value
+
+
+def timestamp_of(micros: int) -> datetime:
+    """A cursor's timestamp from its microseconds since the epoch; raises InvalidCursorError when out of range."""
     try:
-        timestamp = _EPOCH + timedelta(microseconds=value[0])
+        return _EPOCH + timedelta(microseconds=micros)
     except OverflowError:
         raise InvalidCursorError("Invalid cursor: malformed.") from None
-    return Position(timestamp, value[1], before=len(value) == 3)
+
+
+def decode_cursor(raw: str | None, scope: str) -> Position | None:
+    """The position a cursor stands for, or None for the first page (no cursor); raises InvalidCursorError."""
+    if raw is None or raw == "":
+        return None
+    value = load_signed_ints(raw, f"{_SALT}:{scope}", lengths=(2, 3), id_index=1)
+    return Position(timestamp_of(value[0]), value[1], before=len(value) == 3)
 
 
 def paginate(queryset: QuerySet, *, cursor: str | None, limit: int, scope: str) -> Page:

@@ -7,15 +7,12 @@ own version tag, so a two-key cursor of another list is rejected here and vice v
 
 from __future__ import annotations
 
-import binascii
-import zlib
 from collections.abc import Sequence
-from datetime import timedelta
 
 from django.core import signing
 from django.db.models import Q, QuerySet
 
-from activity.cursors import _EPOCH, MAX_CURSOR_LENGTH, InvalidCursorError, Page, _to_micros
+from activity.cursors import Page, _to_micros, load_signed_ints, timestamp_of
 
 _SALT = "activity.cursor.ranked.v1"
 
@@ -29,27 +26,8 @@ def decode_ranked(raw: str | None, scope: str):
     """(timestamp, rank, id, before) of a cursor, or None for the first page; raises InvalidCursorError."""
     if raw is None or raw == "":
         return None
-    if not isinstance(raw, str) or len(raw) > MAX_CURSOR_LENGTH:
-        raise InvalidCursorError("Invalid cursor: not a cursor issued by this list.")
-    try:
-        value = signing.loads(raw, salt=f"{_SALT}:{scope}")
-    except signing.BadSignature:
-        raise InvalidCursorError("Invalid cursor: it was altered or belongs to another list.") from None
-    except (ValueError, TypeError, UnicodeError, binascii.Error, zlib.error):
-        raise InvalidCursorError("Invalid cursor: malformed.") from None
-    if (
-        not isinstance(value, list)
-        or len(value) not in (3, 4)
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        or value[2] < 1
-        or (len(value) == 4 and value[3] != 1)
-    ):
-        raise InvalidCursorError("Invalid cursor: malformed.")
-    try:
-        timestamp = _EPOCH + timedelta(microseconds=value[0])
-    except OverflowError:
-        raise InvalidCursorError("Invalid cursor: malformed.") from None
-    return timestamp, value[1], value[2], len(value) == 4
+    value = load_signed_ints(raw, f"{_SALT}:{scope}", lengths=(3, 4), id_index=2)
+    return timestamp_of(value[0]), value[1], value[2], len(value) == 4
 
 
 def paginate_ranked(queryset: QuerySet, *, rank: str, cursor: str | None, limit: int, scope: str) -> Page:
