@@ -12,14 +12,20 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.test.utils import override_settings
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 
 from activity.models import BackfillRun
+from activity.privacy import relation_between
+from esports.profiles.models import UserProfile
 from stats.models import ReconciliationRun
+from stats.ratings.curve import MAX_POINTS, rating_curves
+from stats.ratings.models import RatingHistory
 from tests.browser import console_errors, live_server, start_chromium
 from tests.career_data import recorded_atp_history
+from tests.ratings_support import settle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 SEASONS = (2023, 2024)
@@ -35,6 +41,7 @@ def site(django_db_setup, django_db_blocker):
         recorded_atp_history(django_db_blocker, *SEASONS),
         django_db_blocker.unblock(),
     ):
+        settle()  # the ratings of the backfilled history (their replay), for the rating chart
         get_user_model().objects.create_superuser(ADMIN, "admin@example.com", PASSWORD)
         now = timezone.now()
         for i, (drifted, missing) in enumerate(((0, 0), (3, 12), (1, 4))):
@@ -101,6 +108,22 @@ def test_profile_shows_the_apis_figures_and_draws_its_charts(browser, site, clie
     assert form == [letters[m["outcome"]] for m in reversed(recent)] and len(form) == 20
     svg = browser.find_element(By.CSS_SELECTOR, '[data-chart="record"] svg')
     assert svg.get_attribute("role") == "img" and svg.find_element(By.TAG_NAME, "desc")
+
+
+def test_profile_draws_the_rating_curve_of_the_history(browser, site, champion):
+    profile = UserProfile.objects.get(user__username=champion["username"])
+    (curve,) = rating_curves(relation_between(AnonymousUser(), profile))
+    rated = RatingHistory.objects.filter(profile_id=profile.pk, game=curve.game).count()
+    assert curve.matches_rated == rated > MAX_POINTS  # two seasons of a champion: a downsampled curve
+    open_page(browser, f"{site}/p/{champion['public_id']}/")
+    chart = f'[data-chart="rating"][data-game="{curve.game}"]'
+    points = browser.find_elements(By.CSS_SELECTOR, f"{chart} svg.chart g.point")
+    assert len(points) == len(curve.points) <= MAX_POINTS
+    assert [p.get_attribute("data-value") for p in points] == [f"{p.rating:.1f}" for p in curve.points]
+    svg = browser.find_element(By.CSS_SELECTOR, f"{chart} svg")
+    assert svg.get_attribute("role") == "img" and curve.game in svg.find_element(By.TAG_NAME, "title").get_attribute(
+        "textContent"
+    )
 
 
 def test_match_and_tournament_history_rows_equal_the_api(browser, site, client, champion):

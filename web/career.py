@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from stats import cache as stats_cache
+from stats.ratings.curve import rating_curves
 from stats.selectors.seasons import SeasonRow, season_table
-from web.charts import Series, bar_chart, form_chart
+from web.charts import Series, bar_chart, form_chart, step_chart
 
 FORM_LENGTH = 20
 SEASONS_TTL = 300  # like the lifetime stats: under the player's stats generation, so a change drops it at once
@@ -47,4 +48,27 @@ def career_charts(profile, recent_matches) -> dict:
         form = form_letters(recent_matches)
         charts["form"] = form
         charts["form_chart"] = form_chart(f"{name}: recent form", form)
+    return charts
+
+
+def rating_charts(profile, relation) -> list[dict]:
+    """One rating-over-time chart per rated game (one bounded query for all of them); none when the viewer may not
+    see the match history - the curve is the match history in another form, hidden as the rating-history API is."""
+    if not relation.can_see_match_history:
+        return []
+    name = profile.display_name or profile.user.get_username()
+    charts = []
+    for c in rating_curves(relation):
+        shown = (
+            "every rated match"
+            if len(c.points) == c.matches_rated
+            else f"{len(c.points)} points: the first, the peak, evenly spaced"
+        )
+        desc = (
+            f"{c.matches_rated} rated matches ({shown}), from {c.points[0].at:%Y-%m-%d} to {c.points[-1].at:%Y-%m-%d}:"
+            f" first {c.first:.0f}, last {c.last:.0f}, peak {c.peak:.0f}."
+        )
+        points = [(f"{p.at:%Y-%m-%d}", p.rating) for p in c.points]
+        svg = step_chart(f"{name}: {c.game} Elo rating over time", desc, points, peak=c.peak)
+        charts.append({"game": c.game, "curve": c, "chart": svg})
     return charts

@@ -132,3 +132,55 @@ def form_chart(title: str, results: Sequence[str]) -> SafeString:
         _legend([Series("won (W)", "solid", [], "#2f8f4e"), Series("lost (L)", "hatch", [])], prefix) + "</svg>"
     )
     return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or a number
+
+
+def step_chart(title: str, desc: str, points: Sequence[tuple[str, float]], *, peak: float) -> SafeString:
+    """A value over time as a step line through a marker per point (label, value), oldest left. Readable without
+    colour: the y-axis bounds, the first and last values and the peak are written as text, the peak marker is a
+    triangle rather than a dot. Markers carry class "point" and data-label / data-value, for a test to read."""
+    prefix = f"chart{next(_ids)}"
+    values = [v for _label, v in points]
+    low, high = min(values + [peak]), max(values + [peak])
+    span = (high - low) or 1.0
+    plot_l, plot_r = LEFT + 44, WIDTH - RIGHT - 44
+    plot_t, plot_b = TOP, HEIGHT - BOTTOM
+    step = (plot_r - plot_l) / max(len(points) - 1, 1)
+
+    def y(v: float) -> float:
+        return plot_b - (plot_b - plot_t) * (v - low) / span
+
+    xy = [(plot_l + i * step, y(v)) for i, v in enumerate(values)]
+    path = "".join(f"M{x:.1f},{yy:.1f}" if i == 0 else f"H{x:.1f}V{yy:.1f}" for i, (x, yy) in enumerate(xy))
+    parts = [
+        f'<svg class="chart step" role="img" aria-labelledby="{prefix}-t {prefix}-d" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{prefix}-t">{escape(title)}</title><desc id="{prefix}-d">{escape(desc)}</desc>',
+        f'<line x1="{plot_l}" y1="{plot_b}" x2="{plot_r}" y2="{plot_b}" stroke="#889"/>',
+        f'<text x="{plot_l - 4}" y="{plot_t + 4}" text-anchor="end">{high:.0f}</text>',
+        f'<text x="{plot_l - 4}" y="{plot_b}" text-anchor="end">{low:.0f}</text>',
+        f'<path d="{path}" fill="none" stroke="#2f6fb0" stroke-width="2"/>',
+    ]
+    peak_drawn = False
+    for (label, value), (x, yy) in zip(points, xy, strict=True):
+        is_peak = value == peak and not peak_drawn
+        peak_drawn = peak_drawn or is_peak
+        shape = (
+            f'<path d="M{x:.1f},{yy - 6:.1f}l5,9h-10z" fill="#c08a00" stroke="#334"'
+            if is_peak
+            else f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.5" fill="#2f6fb0" stroke="#334"'
+        )
+        mark = ' data-peak="1"' if is_peak else ""
+        parts.append(
+            f'<g class="point" data-label="{escape(label)}" data-value="{value:.1f}"{mark}>{shape} '
+            f'stroke-width="0.5"/><title>{escape(label)}: {value:.0f}</title></g>'
+        )
+    if points:
+        x0, (x1, y1) = xy[0][0], xy[-1]
+        parts.append(f'<text x="{x0:.1f}" y="{plot_b + 14}" text-anchor="start">{escape(points[0][0])}</text>')
+        parts.append(f'<text x="{x1:.1f}" y="{plot_b + 14}" text-anchor="end">{escape(points[-1][0])}</text>')
+        parts.append(f'<text x="{x1 + 4:.1f}" y="{y1 + 4:.1f}">{values[-1]:.0f}</text>')
+    parts.append(
+        f'<text x="{LEFT}" y="{HEIGHT - 5}">line: rating after each match shown; triangle: peak {peak:.0f}</text>'
+    )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or a number

@@ -28,7 +28,7 @@ from stats.selectors.first_pages import match_history_page, timeline_page
 from stats.selectors.leaderboards import BOARD_TITLES, DEFAULT_MIN_MATCHES, Board, leaderboard, parse_board
 from stats.selectors.lifetime import lifetime_stats
 from web.api.rating_fields import attach_rating_changes
-from web.career import FORM_LENGTH, career_charts
+from web.career import FORM_LENGTH, career_charts, rating_charts
 from web.money import transaction_row
 from web.presenters import describe_event
 
@@ -125,6 +125,7 @@ def _profile_overview(request, profile, relation):
             more_activity=recent.has_more,
             matches=_entries(matches.items[:PROFILE_MATCHES]) if matches else None,
             ratings=ratings_of(profile.pk),
+            rating_charts=rating_charts(profile, relation),
             **career_charts(profile, matches.items if matches else None),
         ),
     )
