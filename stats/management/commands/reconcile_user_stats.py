@@ -32,10 +32,11 @@ def _positive(value: str) -> int:
 
 def _steps(user_id: int | None, skip_sources: bool, chunk_users: int) -> int:
     """The progress lines run_reconciliation will say: one for the economy pass, one per source (or one "skipped"),
-    then one per chunk of users (ranges of `chunk_users` profile ids and a last open one; none for a one-user run).
-    An estimate while profiles are created during the run, which only moves the bar's end."""
+    then one per chunk of users (ranges of `chunk_users` profile ids and a last open one) and one for the ratings
+    sample (neither for a one-user run). An estimate while profiles are created during the run, which only moves the
+    bar's end."""
     sources = 1 if skip_sources or user_id is not None else len(SOURCES)
-    return 1 + sources + (0 if user_id is not None else UserProfile.objects.count() // chunk_users + 1)
+    return 1 + sources + (0 if user_id is not None else UserProfile.objects.count() // chunk_users + 1 + 1)
 
 
 class Command(BaseCommand):
