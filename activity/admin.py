@@ -81,7 +81,7 @@ class UserActivityAdmin(admin.ModelAdmin):
         if not term:
             return queryset, False
         match = Q(username=term)
-        if term.isdigit():
+        if term.isascii() and term.isdigit():
             match |= Q(pk=int(term))
         user_ids = list(get_user_model().objects.filter(match).values_list("pk", flat=True)[:10])
         return queryset.filter(user_id__in=user_ids), False

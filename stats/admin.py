@@ -48,7 +48,7 @@ class UserProfileStatsAdmin(ReadOnlyAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset, search_term: str):
         term = search_term.strip()
-        if term.isdigit():  # a user id: the primary key, one index lookup
+        if term.isascii() and term.isdigit():  # a user id: the primary key, one index lookup
             return queryset.filter(profile_id=int(term)), False
         return super().get_search_results(request, queryset, term)
 

@@ -173,3 +173,9 @@ def test_no_query_value_anywhere_causes_a_500(client, player, value):
             {"cursor": value, "limit": value, "game": value, "board": value, "min_matches": value, "username": value},
         )
         assert response.status_code < 500, (url, value, response.status_code)
+
+
+@pytest.mark.django_db
+def test_a_non_ascii_digit_as_a_player_id_is_a_404_not_a_server_error(client):
+    response = client.get("/api/h2h/?a=%C2%B9&b=2", HTTP_X_FORWARDED_PROTO="https")  # "¹": isdigit(), not int()
+    assert response.status_code in (400, 404), response.content

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from activity.erasure import erase_user
 from activity.event_types import EventType as E
+from dispatch.publish import note_broker_failure
 from esports.profiles.follows import CannotFollowSelf, FollowUnavailable, follow, unfollow
 from esports.profiles.models import Follow, UserProfile
 from tests.factories import UserFactory
@@ -59,6 +60,9 @@ def test_deactivated_erased_and_unknown_accounts_are_refused():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_follows_of_the_same_pair_make_one_row():
+    # Nothing for a worker to record: a session worker still inserting these users' events while the teardown
+    # TRUNCATEs deadlocked the flush (the enqueue skips its pushes during dispatch's broker-down pause).
+    note_broker_failure()
     a, b = UserFactory(), UserFactory()
     results: list[bool] = []
     errors: list[BaseException] = []

@@ -17,7 +17,7 @@ def player_by_reference(reference: str, viewer, *, usernames: bool = True, with_
         if user_id is None:
             raise SubjectNotFound("No such player.")
         return profile_by_id(user_id, viewer, with_counts=with_counts)
-    if not usernames and reference.isdigit() and len(reference) <= 18 and reference[0] != "0":
+    if not usernames and reference.isascii() and reference.isdigit() and len(reference) <= 18 and reference[0] != "0":
         return profile_by_id(int(reference), viewer, with_counts=with_counts)
     if usernames and is_possible_username(reference):
         return profile_by_username(reference, viewer, with_counts=with_counts)

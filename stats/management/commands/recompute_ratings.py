@@ -27,7 +27,7 @@ def _date(value: str) -> datetime:
 
 
 def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return int(value)
 
