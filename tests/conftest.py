@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import connections
+from django.test import TransactionTestCase
 
 from dispatch.publish import reset_pause
 
@@ -26,6 +30,30 @@ pytest_plugins = [
 # The teardown flush of transactional tests TRUNCATEs every table; the audit trail refuses that unless the session opts
 # in (audit/migrations/0001_initial.py). Set before any connection is opened.
 settings.DATABASES["default"]["OPTIONS"]["options"] += " -c audit.allow_truncate=on"
+
+FLUSH_ATTEMPTS = 3
+
+
+def flush_retrying_deadlocks(flush: Callable[[TransactionTestCase], None]) -> Callable[[TransactionTestCase], None]:
+    """A transactional test's teardown TRUNCATEs every table while the session worker may still be recording that
+    test's last events (it locks ledger and stats rows; TRUNCATE wants every table): PostgreSQL then aborts one of the
+    two as a deadlock. When the flush is the one aborted, flushing again succeeds once the worker's transaction ends
+    (a worker aborted instead retries its task on its own). Any other flush error fails the test as before."""
+
+    @functools.wraps(flush)
+    def teardown(self: TransactionTestCase) -> None:
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                flush(self)
+                return
+            except CommandError as exc:
+                if attempt == FLUSH_ATTEMPTS or "deadlock detected" not in str(exc.__cause__):
+                    raise
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = flush_retrying_deadlocks(TransactionTestCase._fixture_teardown)  # type: ignore[attr-defined]
 
 SERVICE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_worker", "celery_session_worker"}
 
