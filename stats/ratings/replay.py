@@ -65,6 +65,9 @@ def run_replay(
             # Loop: a mark that arrived meanwhile (a correction behind the cursor, a match added after the list was
             # read) starts another pass before the game goes back to IDLE.
         if result.ran:
+            # The switched draft is garbage now; emptied outside the switch, which it would only lengthen (the
+            # next replay's start empties it too, should this process die first).
+            store.clear_draft(game)
             result.seconds = time.monotonic() - started
             metrics.RATING_REPLAY_SECONDS.observe(result.seconds)
     finally:
