@@ -250,9 +250,14 @@ def produce(args: argparse.Namespace) -> None:
     poller = threading.Thread(target=poll)
     poller.start()
     started = next_at = time.monotonic()
-    num = args.offset
+    k = 0
     while time.monotonic() - started < args.live_seconds:
-        a, b = regs[(2 * num) % len(regs)], regs[(2 * num + 1) % len(regs)]
+        # New latest matches, as live play makes them: the match number follows the clock (ms since the bench's
+        # start, interleaved between producers), so each sorts after those committed before it (a few recorded out
+        # of order across producers are corrections by the rules: marked and replayed by the maintenance job).
+        num = int((time.time() - args.epoch) * 1000) * args.producers + args.offset
+        a, b = regs[(2 * k) % len(regs)], regs[(2 * k + 1) % len(regs)]
+        k += 1
         match = Match.objects.create(
             tournament_id=args.produce,
             round="R32",
@@ -266,7 +271,6 @@ def produce(args: argparse.Namespace) -> None:
         )  # autocommit: committed (and its enqueue done by the after-commit hook) when create returns
         with lock:
             committed[match.pk] = time.time()
-        num += 1
         next_at += interval
         time.sleep(max(0.0, next_at - time.monotonic()))
     stop_at = time.time()
@@ -280,6 +284,8 @@ def produce(args: argparse.Namespace) -> None:
 def replay_under_traffic(seconds: float, events_per_second: float, producers: int, concurrency: int) -> None:
     import os
     import subprocess
+
+    from django.db import connection
 
     from activity.recording import record_events_for
     from bench.ingest import Worker
@@ -303,6 +309,7 @@ def replay_under_traffic(seconds: float, events_per_second: float, producers: in
     app.control.purge()
     worker = Worker(concurrency, [])
     worker.wait_ready(app)
+    epoch = time.time()
     procs = [
         subprocess.Popen(
             [
@@ -311,7 +318,11 @@ def replay_under_traffic(seconds: float, events_per_second: float, producers: in
                 "--produce",
                 str(cup.pk),
                 "--offset",
-                str(100_000 * (i + 1)),
+                str(i),
+                "--producers",
+                str(producers),
+                "--epoch",
+                str(epoch),
                 "--events-per-second",
                 str(events_per_second / producers),
                 "--live-seconds",
@@ -332,7 +343,23 @@ def replay_under_traffic(seconds: float, events_per_second: float, producers: in
         replay_from = time.time()
         results = replay_pending_games()
         replay_to = time.time()
-        outputs = [p.communicate()[0] for p in procs]
+        # Then what the maintenance worker does with the replay task a correction publishes (and beat's minutely
+        # job): take the marks of live matches recorded out of order.
+        job_stop = threading.Event()
+
+        def maintenance() -> None:
+            while not job_stop.is_set():
+                replay_pending_games()
+                time.sleep(0.5)
+            connection.close()
+
+        job = threading.Thread(target=maintenance)
+        job.start()
+        try:
+            outputs = [p.communicate()[0] for p in procs]
+        finally:
+            job_stop.set()
+            job.join()
     finally:
         for p in procs:
             if p.poll() is None:
@@ -380,7 +407,8 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=2, help="producer processes of the live traffic")
     parser.add_argument("--concurrency", type=int, default=2, help="the events worker's prefork processes")
     parser.add_argument("--produce", type=int, default=None, help=argparse.SUPPRESS)  # a producer process's cup
-    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)  # a producer's index
+    parser.add_argument("--epoch", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     use_bench_database("activity_ratings_bench")
     if args.produce is not None:

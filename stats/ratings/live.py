@@ -33,8 +33,11 @@ from stats.ratings.models import RatingGame, RatingHistory
 from stats.ratings.rules import OrderKey
 
 # Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
-# ordered by id, not by rating order, and must not serialise on the game's row.
-LIVE_BATCH_MAX = 100
+# ordered by id, not by rating order, and must not serialise on the game's row. A live drain of the batch enqueue
+# mode records up to 500 rows (tasks.batching.DRAIN_BATCH_SIZE) and, behind a backlog, does: such a batch of new
+# latest matches is folded, not left to the minutely replay job (a minute of rating lag just when the worker is
+# catching up).
+LIVE_BATCH_MAX = 500
 OUTCOME_TYPES = frozenset(t.value for t in source.OUTCOME_TYPES)
 _REVERSALS = [t for t in OUTCOME_TYPES if t in REVERSED_BASE]
 

@@ -172,13 +172,14 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
 def last_position(game: str) -> OrderKey | None:
     """The position of the game's last match now (decided or not): a pass folds up to it, what comes later is the
     tail the pass's end folds under the game's lock."""
-    # Only the latest tournaments' matches (and those of tournaments without a start date, positioned by their own
-    # dates) can be last: read under the game's row lock, this must not scan the whole game.
+    # Only the matches of the latest tournament that has any (and those of tournaments without a start date,
+    # positioned by their own dates) can be last: read under the game's row lock, this must not scan the whole game.
     query = sql.SQL(
         "SELECT key_at, key_ext, key_round, key_num, match_id FROM (SELECT {cols} FROM {m} m JOIN {t} t "
         "ON t.id = m.tournament_id WHERE t.game = %s AND (t.starts_at IS NULL OR t.starts_at >= "
-        "(SELECT MAX(starts_at) FROM {t} WHERE game = %s))) k ORDER BY key_at DESC, key_ext DESC, key_round DESC, "
-        "key_num DESC, match_id DESC LIMIT 1"
+        "(SELECT MAX(t2.starts_at) FROM {t} t2 WHERE t2.game = %s AND EXISTS "
+        "(SELECT 1 FROM {m} m2 WHERE m2.tournament_id = t2.id)))) k "
+        "ORDER BY key_at DESC, key_ext DESC, key_round DESC, key_num DESC, match_id DESC LIMIT 1"
     ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS)
     with connection.cursor() as cursor:
         cursor.execute(query, [game, game])
