@@ -122,6 +122,12 @@ RATING_REPLAY_SECONDS = Histogram(
     "Duration of one rating replay run of a game (every pass until the game is idle again).",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 900),
 )
+RATING_SWITCH_SECONDS = Histogram(
+    "stats_rating_switch_seconds",
+    "Duration of a rating replay's switch: the transaction that moves its draft into the published ratings (holding "
+    "the game's row, which live updates of that game wait for).",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 RATING_REPLAY_LAG = Gauge(
     "stats_rating_replay_lag_seconds",
     "Age of the oldest pending replay mark (a correction or late match not yet reflected in the ratings).",

@@ -193,5 +193,12 @@ class StaleStats(models.Model):
 
 # Per-game and per-season rows: their own module (stats.scoped_models), registered with the app from here.
 # The rating projection lives in its own package; its models are registered with the stats app from here.
-from stats.ratings.models import PlayerRating, RatingGame, RatingHistory, RatingReplayMark  # noqa: E402, F401
+from stats.ratings.models import (  # noqa: E402, F401
+    PlayerRating,
+    RatingDraftHistory,
+    RatingDraftRating,
+    RatingGame,
+    RatingHistory,
+    RatingReplayMark,
+)
 from stats.scoped_models import UserGameStats, UserSeasonStats  # noqa: E402, F401

@@ -1,5 +1,5 @@
-"""A replay SIGKILLed in the middle of a chunk: what it committed is exact up to its stored cursor, and the
-maintenance job resumes it from there to the exact end."""
+"""A replay SIGKILLed in the middle of a chunk: what it committed to its draft is exact up to its stored cursor,
+readers still see the whole previous fold, and the maintenance job resumes it from there to the exact end."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from stats.ratings import source
-from stats.ratings.models import RatingGame, RatingHistory
+from stats.ratings.models import RatingDraftHistory, RatingGame, RatingHistory
 from stats.ratings.pending import replay_pending_games
 from tests.conftest import wait_until
 from tests.factories import UserFactory
@@ -50,15 +50,15 @@ def test_a_replay_killed_mid_chunk_resumes_from_its_cursor_and_ends_exact(tmp_pa
     want = solo_fold("chess")
     assert_close(stored("chess"), want)
 
-    # Hold back the history row of the 23rd match: an uncommitted row with its key, as a concurrent writer would
-    # have. The replay's insert of that chunk waits on the unique index, having committed four chunks of five.
+    # Hold back the draft history row of the 23rd match: an uncommitted row with its key, as a concurrent writer
+    # would have. The replay's insert of that chunk waits on the unique index, having committed four chunks of five.
     ordered = source.candidates_after("chess", None)
     held = ordered[22]
     winners, _ = source.outcomes([held.key[4]])[held.key[4]]
-    RatingHistory.objects.filter(match_id=held.key[4]).delete()  # the full replay below rewrites it anyway
+    published = set(RatingHistory.objects.values_list("match_id", "profile_id", "before", "after"))
     blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
-        f"INSERT INTO {RatingHistory._meta.db_table} (profile_id, game, key_at, key_ext, key_round, key_num, "
+        f"INSERT INTO {RatingDraftHistory._meta.db_table} (profile_id, game, key_at, key_ext, key_round, key_num, "
         "match_id, at, before, after) VALUES (%s, 'chess', %s, %s, %s, %s, %s, %s, 0, 0)",
         [winners[0], *held.key, held.at],
     )
@@ -76,10 +76,13 @@ def test_a_replay_killed_mid_chunk_resumes_from_its_cursor_and_ends_exact(tmp_pa
         if worker.process.poll() is None:
             worker.kill()
 
-    # Stuck at the cursor: the history holds exactly the 20 matches of the four committed chunks.
+    # Stuck at the cursor: the draft holds exactly the 20 matches of the four committed chunks, and readers still see
+    # the whole previous fold.
     row = RatingGame.objects.get(game="chess")
-    assert row.status == RatingGame.Status.RUNNING and row.match_id == ordered[19].key[4]
-    assert set(RatingHistory.objects.values_list("match_id", flat=True)) == {c.key[4] for c in ordered[:20]}
+    assert row.status == RatingGame.Status.RUNNING and row.cur_match_id == ordered[19].key[4]
+    assert set(RatingDraftHistory.objects.values_list("match_id", flat=True)) == {c.key[4] for c in ordered[:20]}
+    assert set(RatingHistory.objects.values_list("match_id", "profile_id", "before", "after")) == published
+    assert_close(stored("chess"), want)
 
     (result,) = replay_pending_games()  # what beat runs every minute
     assert result.ran and result.matches == len(ordered) - 20

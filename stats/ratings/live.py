@@ -1,9 +1,11 @@
 """The live path: a projector called in the transaction that inserted ledger events (registered in StatsConfig).
 
-A newly decided match that sorts after everything its game has rated is folded right here, O(1): its players'
-rating rows locked (profile order), one history insert, one upsert. Anything else - a compensation, more events for
-an already rated match, a match sorting before the last rated one, a deleted match, a big batch (backfill), or a
-game being replayed - only appends a replay mark (no lock) for the maintenance task.
+A newly decided match that sorts after everything its game has published is folded right here, O(1): its players'
+rating rows locked (profile order), one history insert, one upsert - also while the game is being replayed (the
+replay works on a draft; readers see the live match on the previous fold until the switch), when it also leaves a
+mark so the replay folds the match into its draft. Anything else - a compensation, more events for an already rated
+match, a match sorting before the last published one, a deleted match, a big batch (backfill) - only appends a
+replay mark (no lock) for the maintenance task.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from stats.ratings.models import RatingGame, RatingHistory
 from stats.ratings.rules import OrderKey
 
 # Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
-# ordered by id, not by rating order, and must not serialise on the game's row.
-LIVE_BATCH_MAX = 100
+# ordered by id, not by rating order, and must not serialise on the game's row. A live drain of the batch enqueue
+# mode records up to 500 rows (tasks.batching.DRAIN_BATCH_SIZE) and, behind a backlog, does: such a batch of new
+# latest matches is folded, not left to the minutely replay job (a minute of rating lag just when the worker is
+# catching up).
+LIVE_BATCH_MAX = 500
 OUTCOME_TYPES = frozenset(t.value for t in source.OUTCOME_TYPES)
 _REVERSALS = [t for t in OUTCOME_TYPES if t in REVERSED_BASE]
 
@@ -66,7 +71,7 @@ def _handle(game: str, touched: list[Touched]) -> None:
         return
     first = min(t.key for t in touched if t.key is not None)
     status, last = _lock_game(game)
-    if status != RatingGame.Status.IDLE or (last is not None and first <= last):
+    if last is not None and first <= last:
         _mark(game, touched)
         return
     rated = sorted(
@@ -82,6 +87,11 @@ def _handle(game: str, touched: list[Touched]) -> None:
         history.extend(fold_match(states, match))
     store.write_live(game, history, states, rated[-1].key)
     metrics.RATING_LIVE_UPDATES.labels(path="live").inc(len(rated))
+    if status != RatingGame.Status.IDLE:
+        # The replay's pass may have read these matches before their outcome was recorded: the marks make it fold
+        # them into its draft (its tail, or a short rewind of the draft) before it switches. No task: the replay
+        # running takes them, or the minutely job resumes it.
+        store.add_marks(game, [m.key for m in rated])
 
 
 def _mark(game: str, touched: list[Touched]) -> None:

@@ -1,6 +1,10 @@
 """The rating projection (issue 17): one PlayerRating per (profile, game), the RatingHistory it folds from, and the
 replay state of each game as rows (RatingGame, RatingReplayMark), not JSON.
 
+A replay never writes the published rows readers see: it folds into the draft (RatingDraftHistory, RatingDraftRating,
+the new history from the replay's base on and the states it reaches), and one short transaction switches the draft
+in (stats.ratings.store.publish). Readers therefore see the whole previous fold or the whole new one.
+
 Every history row carries its match's order key (at, ext, round rank, match_num, match id) so "the ratings before
 position P" and "everything from P on" are index range reads; the key's text part uses the "C" collation so the
 database orders it exactly as Python compares str.
@@ -74,10 +78,20 @@ class RatingHistory(OrderKeyFields):
         return f"{self.profile_id} match {self.match_id}: {self.before:.1f} -> {self.after:.1f}"
 
 
+def _key_all_or_none(prefix: str, match_field: str, name: str) -> models.CheckConstraint:
+    fields = [f"{prefix}at", f"{prefix}ext", f"{prefix}round", f"{prefix}num", match_field]
+    return models.CheckConstraint(
+        condition=Q(**{f"{f}__isnull": True for f in fields}) | Q(**{f"{f}__isnull": False for f in fields}),
+        name=name,
+    )
+
+
 class RatingGame(models.Model):
-    """Replay state of one game (FillState-like). `key_*` is the replay cursor while RUNNING (the last match folded,
-    all columns null = before the first), and the last rated match while IDLE (what a live O(1) update must follow).
-    Locked FOR UPDATE by the live update and by each replay chunk, never longer than one chunk."""
+    """Replay state of one game (FillState-like). `key_*` is the last match of the published history (what a live
+    O(1) update must follow, in both states). While RUNNING, `base_*` is the last published match the replay keeps
+    (null: it replaces the whole history) and `cur_*` the replay cursor (the last match folded into the draft; the
+    base before the first chunk). Locked FOR UPDATE by the live update and by each replay chunk, never longer than
+    one chunk or the switch."""
 
     class Status(models.TextChoices):
         IDLE = "idle"
@@ -90,28 +104,68 @@ class RatingGame(models.Model):
     key_round = models.SmallIntegerField(null=True)
     key_num = models.BigIntegerField(null=True)
     match_id = models.BigIntegerField(null=True)
+    base_at = models.DateTimeField(null=True)
+    base_ext = models.CharField(max_length=64, db_collation="C", null=True)  # noqa: DJ001
+    base_round = models.SmallIntegerField(null=True)
+    base_num = models.BigIntegerField(null=True)
+    base_match_id = models.BigIntegerField(null=True)
+    cur_at = models.DateTimeField(null=True)
+    cur_ext = models.CharField(max_length=64, db_collation="C", null=True)  # noqa: DJ001
+    cur_round = models.SmallIntegerField(null=True)
+    cur_num = models.BigIntegerField(null=True)
+    cur_match_id = models.BigIntegerField(null=True)
     replay_started_at = models.DateTimeField(null=True, blank=True)
     replay_chunks = models.PositiveIntegerField(default=0)
     last_replay_seconds = models.FloatField(null=True, blank=True)
+    # How long the last replay's switch (draft -> published, in one transaction) held the game's row.
+    last_switch_seconds = models.FloatField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(key_at__isnull=True, match_id__isnull=True)
-                | Q(
-                    key_at__isnull=False,
-                    key_ext__isnull=False,
-                    key_round__isnull=False,
-                    key_num__isnull=False,
-                    match_id__isnull=False,
-                ),
-                name="rating_game_key_all_or_none",
-            )
+            _key_all_or_none("key_", "match_id", "rating_game_key_all_or_none"),
+            _key_all_or_none("base_", "base_match_id", "rating_game_base_all_or_none"),
+            _key_all_or_none("cur_", "cur_match_id", "rating_game_cur_all_or_none"),
         ]
 
     def __str__(self) -> str:
         return f"ratings of {self.game}: {self.status}"
+
+
+class RatingDraftHistory(OrderKeyFields):
+    """A running replay's new history of its game from the base on (RatingHistory's columns). Not read by readers;
+    moved into RatingHistory by the switch. Written in key order, so BRIN serves the cuts of a rewind."""
+
+    profile_id = models.BigIntegerField()
+    game = models.CharField(max_length=50)
+    before = models.FloatField()
+    after = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["match_id", "profile_id"], name="rating_draft_history_unique")]
+        indexes = [BrinIndex(fields=["key_at"], name="rating_draft_history_at_brin")]
+
+    def __str__(self) -> str:
+        return f"draft {self.profile_id} match {self.match_id}: {self.before:.1f} -> {self.after:.1f}"
+
+
+class RatingDraftRating(models.Model):
+    """A running replay's state of a profile as of its cursor (PlayerRating's columns): the players it folded."""
+
+    profile_id = models.BigIntegerField()
+    game = models.CharField(max_length=50)
+    rating = models.FloatField()
+    peak = models.FloatField()
+    peak_at = models.DateTimeField(null=True, blank=True)
+    matches_rated = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["profile_id", "game"], name="rating_draft_unique")]
+
+    def __str__(self) -> str:
+        return f"draft {self.profile_id} {self.game}: {self.rating:.1f}"
 
 
 class RatingReplayMark(OrderKeyFields):

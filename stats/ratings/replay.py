@@ -2,9 +2,14 @@
 
 Serialised per game by a session advisory lock (a second replayer of the same game returns at once); chunked, one
 transaction per chunk, each holding the game's RatingGame row lock only for that chunk (the live update waits at
-most one chunk); resumable: RatingGame keeps the cursor (the last match folded), and every committed chunk leaves
-RatingHistory and PlayerRating exact up to it, so a replay killed at any point continues from the stored cursor
-after a restart, with nothing redone or lost.
+most one chunk); resumable: RatingGame keeps the base (the last published match the replay keeps) and the cursor
+(the last match folded), and every committed chunk leaves the draft exact up to the cursor, so a replay killed at
+any point continues from the stored cursor after a restart, with nothing redone or lost.
+
+Readers never see a half-replayed game: the chunks fold into the draft (stats.ratings.store), and the replay ends
+in one transaction that folds the last short tail into the draft and switches it in (store.publish). Live matches
+recorded meanwhile are folded into the published rows at once (readers see them on the previous fold) and leave a
+mark, so the replay folds them into the draft too before the switch.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ def run_replay(
             # Loop: a mark that arrived meanwhile (a correction behind the cursor, a match added after the list was
             # read) starts another pass before the game goes back to IDLE.
         if result.ran:
+            # The switched draft is garbage now; emptied outside the switch, which it would only lengthen (the
+            # next replay's start empties it too, should this process die first).
+            store.clear_draft(game)
             result.seconds = time.monotonic() - started
             metrics.RATING_REPLAY_SECONDS.observe(result.seconds)
     finally:
@@ -73,43 +81,68 @@ def _lock_game(game: str) -> RatingGame:
     return RatingGame.objects.select_for_update().get(game=game)
 
 
-def _cursor(row: RatingGame) -> OrderKey | None:
-    if row.match_id is None:
+def _key(row: RatingGame, prefix: str, match_field: str) -> OrderKey | None:
+    if getattr(row, match_field) is None:
         return None
-    return (row.key_at, row.key_ext, row.key_round, row.key_num, row.match_id)  # type: ignore[return-value]
+    at, ext, rnd, num = (getattr(row, f"{prefix}{part}") for part in ("at", "ext", "round", "num"))
+    return (at, ext, rnd, num, getattr(row, match_field))
 
 
-def _set_cursor(row: RatingGame, key: OrderKey | None) -> None:
-    row.key_at, row.key_ext, row.key_round, row.key_num, row.match_id = key or (None, None, None, None, None)
+def _set_key(row: RatingGame, prefix: str, match_field: str, key: OrderKey | None) -> None:
+    values = key or (None, None, None, None, None)
+    for part, value in zip(("at", "ext", "round", "num"), values[:4], strict=True):
+        setattr(row, f"{prefix}{part}", value)
+    setattr(row, match_field, values[4])
+
+
+def _cursor(row: RatingGame) -> OrderKey | None:
+    return _key(row, "cur_", "cur_match_id")
+
+
+def _base(row: RatingGame) -> OrderKey | None:
+    return _key(row, "base_", "base_match_id")
 
 
 @transaction.atomic
 def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
-    """Take the marks; rewind to the earliest one when it lies at or before the cursor. The position the next pass
-    folds up to (the game's last match now, read under the lock: a live match recorded during the pass lies after
-    it and goes to the tail instead of leaving a mark inside the pass), or None when done.
+    """Take the marks; start a replay (IDLE), or rewind the draft to the earliest mark it does not reflect at or
+    before the cursor (RUNNING). The position the next pass folds up to (the game's last match now, read under the
+    lock: a live match recorded during the pass lies after it and goes to the tail instead of leaving a mark inside
+    the pass), or None when done.
 
     The last pass ends here, under the game's row lock: a short tail (what live recordings added after the cursor
-    during the pass) is folded in this transaction and the game goes IDLE in it, so no live update slips in between
-    and a replay under steady live traffic terminates instead of chasing it pass after pass."""
+    during the pass) is folded into the draft and the draft is switched in, in this transaction, so no live update
+    slips in between, readers go from the previous fold to the new one at its commit, and a replay under steady live
+    traffic terminates instead of chasing it pass after pass."""
     row = _lock_game(game)
-    # Marks whose match the history already holds with its current position and outcome are dropped: a live match
-    # recorded while this pass started is read and folded by it, and its mark must not rewind the next pass.
-    marks = reflected.unanswered(game, store.take_marks(game))
-    mark = min(marks) if marks else None
+    marks = store.take_marks(game)
     if row.status == RatingGame.Status.IDLE:
-        if mark is None:
+        # Marks whose match the history already holds with its current position and outcome are dropped: a live
+        # match recorded while a replay switched may leave one.
+        marks = reflected.unanswered(game, marks)
+        if not marks:
             return None
         row.status, row.replay_started_at, row.replay_chunks = RatingGame.Status.RUNNING, timezone.now(), 0
-        _rewind(row, mark)
+        store.clear_draft(game)  # what an earlier replay left after its switch
+        position = min(marks)
+        base = None if position <= KEY_MIN else store.last_history_key(game, before=position)
+        _set_key(row, "base_", "base_match_id", base)
+        _set_key(row, "cur_", "cur_match_id", base)
         row.save()
         return source.last_position(game) or KEY_MIN
-    cursor = _cursor(row)
-    if mark is not None and (cursor is None or mark <= cursor):
-        _rewind(row, mark)
+    cursor, base = _cursor(row), _base(row)
+    # Marks after the cursor are matches the next pass or the tail reads anyway. Those at or before it rewind,
+    # unless the draft (after the base) or the kept published history (up to it) already holds them as they are.
+    behind = [m for m in marks if cursor is not None and m <= cursor]
+    in_draft = [m for m in behind if base is None or m > base]
+    behind = reflected.unanswered(game, in_draft, draft=True) + reflected.unanswered(
+        game, [m for m in behind if m not in in_draft]
+    )
+    if behind:
+        _rewind(row, min(behind))
         row.save()
         return source.last_position(game) or KEY_MIN
-    tail = source.rated_after(game, cursor)  # marks after the cursor are matches not folded yet: in the tail
+    tail = source.rated_after(game, cursor)
     if len(tail) > TAIL_MAX:
         row.save()
         return source.last_position(game) or KEY_MIN
@@ -117,32 +150,47 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
     if tail:
         _fold_chunk(row, tail, {})
         result.matches += len(tail)
-    # Done. IDLE: the cursor now means "the last match folded"; a live update must come after it.
+    switching = time.monotonic()
+    store.publish(game, base)
+    # IDLE: the published history ends at the cursor; a live update must come after it.
+    _set_key(row, "key_", "match_id", _cursor(row))
+    _set_key(row, "base_", "base_match_id", None)
+    _set_key(row, "cur_", "cur_match_id", None)
     row.status, row.last_replay_seconds = RatingGame.Status.IDLE, time.monotonic() - started
+    row.last_switch_seconds = time.monotonic() - switching
+    metrics.RATING_SWITCH_SECONDS.observe(row.last_switch_seconds)
     row.save()
     return None
 
 
 def _fold_chunk(row: RatingGame, part: list[RatedMatch], states: dict[int, PlayerState]) -> None:
-    """Fold `part` onto `states` (completed from the stored rows first), write its history and players, move the
-    cursor. In the caller's transaction, which holds the game's row lock."""
+    """Fold `part` onto `states` (completed from the draft, then from the published history up to the base), write
+    its draft history and states, move the cursor. In the caller's transaction, which holds the game's row lock."""
     unseen = {u for m in part for u in (*m.winners, *m.losers)} - states.keys()
-    states.update(store.load_states(row.game, unseen))
+    drafted = store.load_states(row.game, unseen, draft=True)
+    states.update(drafted)
+    states.update(store.states_at_base(row.game, unseen - drafted.keys(), _base(row)))
     history = []
     for match in part:
         history.extend(fold_match(states, match))
-    store.insert_history(row.game, history)
-    store.upsert_ratings(row.game, states, (h.profile_id for h in history))
-    _set_cursor(row, part[-1].key)
+    store.insert_draft_history(row.game, history)
+    store.upsert_draft_ratings(row.game, states, (h.profile_id for h in history))
+    _set_key(row, "cur_", "cur_match_id", part[-1].key)
     row.replay_chunks += 1
 
 
 def _rewind(row: RatingGame, position: OrderKey) -> None:
-    if position <= KEY_MIN:
-        store.clear_game(row.game)
-    else:
-        store.cut_history(row.game, position)
-    _set_cursor(row, store.last_history_key(row.game))
+    """Move the replay back to fold again from `position`: within the draft when it lies after the base; otherwise
+    the draft starts over from the published history's last match before it."""
+    base = _base(row)
+    if base is None or position > base:
+        store.cut_draft(row.game, position, base)
+        _set_key(row, "cur_", "cur_match_id", store.last_history_key(row.game, draft=True) or base)
+        return
+    store.clear_draft(row.game)
+    base = None if position <= KEY_MIN else store.last_history_key(row.game, before=position)
+    _set_key(row, "base_", "base_match_id", base)
+    _set_key(row, "cur_", "cur_match_id", base)
 
 
 def _run_chunks(
@@ -152,11 +200,12 @@ def _run_chunks(
     on_chunk: Callable[[ReplayResult], None] | None,
     horizon: OrderKey,
 ) -> None:
-    """One pass: the rated matches after the cursor read once (outcomes included), folded chunk by chunk. An
-    outcome changed meanwhile leaves a mark at or before the pass's last match, which rewinds the next pass."""
+    """One pass: the rated matches after the cursor read once (outcomes included), folded into the draft chunk by
+    chunk. An outcome changed meanwhile leaves a mark at or before the pass's last match, which rewinds the next
+    pass."""
     row = RatingGame.objects.get(game=game)
     rated = [m for m in source.rated_after(game, _cursor(row)) if m.key <= horizon]
-    states: dict[int, PlayerState] = {}  # exact as of the cursor: only this replayer writes ratings while RUNNING
+    states: dict[int, PlayerState] = {}  # exact as of the cursor: only this replayer writes the draft
     for start in range(0, len(rated), chunk_size):
         part = rated[start : start + chunk_size]
         with transaction.atomic():

@@ -52,15 +52,22 @@ class Candidate:
 def candidates_after(game: str, after: OrderKey | None) -> list[Candidate]:
     """Every match of the game positioned after `after` (all of them when None), in rating order: one query."""
     where: sql.Composable = sql.SQL("")
+    since: sql.Composable = sql.SQL("")
     params: list[Any] = [game]
     if after is not None:
+        # Redundant with the key comparison, and what makes a replay's tail cheap: a match after `after` is in a
+        # tournament starting at or after it (or one without a start date), so only those tournaments' matches are
+        # read (through the match's tournament index), not every match of the game. The replay reads its tail under
+        # the game's row lock, which live recordings wait for.
+        since = sql.SQL(" AND (t.starts_at IS NULL OR t.starts_at >= %s)")
+        params.append(after[0])
         where = sql.SQL("WHERE ({}) > (%s, %s, %s, %s, %s)").format(KEY_COLS)
         params.extend(after)
     query = sql.SQL(
         "SELECT key_at, key_ext, key_round, key_num, match_id, at FROM ("
-        "SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id WHERE t.game = %s) k {where} "
+        "SELECT {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id WHERE t.game = %s{since}) k {where} "
         "ORDER BY {key}"
-    ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, where=where, key=KEY_COLS)
+    ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, since=since, where=where, key=KEY_COLS)
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return [Candidate((r[0], r[1], r[2], r[3], r[4]), r[5]) for r in cursor.fetchall()]
@@ -165,12 +172,16 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
 def last_position(game: str) -> OrderKey | None:
     """The position of the game's last match now (decided or not): a pass folds up to it, what comes later is the
     tail the pass's end folds under the game's lock."""
+    # Only the matches of the latest tournament that has any (and those of tournaments without a start date,
+    # positioned by their own dates) can be last: read under the game's row lock, this must not scan the whole game.
     query = sql.SQL(
         "SELECT key_at, key_ext, key_round, key_num, match_id FROM (SELECT {cols} FROM {m} m JOIN {t} t "
-        "ON t.id = m.tournament_id WHERE t.game = %s) k ORDER BY key_at DESC, key_ext DESC, key_round DESC, "
-        "key_num DESC, match_id DESC LIMIT 1"
+        "ON t.id = m.tournament_id WHERE t.game = %s AND (t.starts_at IS NULL OR t.starts_at >= "
+        "(SELECT MAX(t2.starts_at) FROM {t} t2 WHERE t2.game = %s AND EXISTS "
+        "(SELECT 1 FROM {m} m2 WHERE m2.tournament_id = t2.id)))) k "
+        "ORDER BY key_at DESC, key_ext DESC, key_round DESC, key_num DESC, match_id DESC LIMIT 1"
     ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS)
     with connection.cursor() as cursor:
-        cursor.execute(query, [game])
+        cursor.execute(query, [game, game])
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1], row[2], row[3], row[4])

@@ -1,5 +1,9 @@
 """Writes and reads of the rating projection, each one set-based statement: history rows in, player rows upserted
-from the fold's states, states loaded, player rows rebuilt from history, history cut from a position on."""
+from the fold's states, states loaded, player rows rebuilt from history, history cut from a position on.
+
+A replay writes the draft tables (DRAFT, the same columns as the published ones) and `publish` switches its draft in,
+in one transaction: readers of RatingHistory and PlayerRating see the whole previous fold or the whole new one.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,24 @@ from django.db import connection
 from django.utils import timezone
 from psycopg import sql
 
+from esports.profiles.models import UserProfile
 from stats.ratings.fold import HistoryRow, PlayerState
-from stats.ratings.models import PlayerRating, RatingGame, RatingHistory, RatingReplayMark
+from stats.ratings.models import (
+    PlayerRating,
+    RatingDraftHistory,
+    RatingDraftRating,
+    RatingGame,
+    RatingHistory,
+    RatingReplayMark,
+)
 from stats.ratings.rules import START, OrderKey
 
 _HISTORY = sql.Identifier(RatingHistory._meta.db_table)
 _RATINGS = sql.Identifier(PlayerRating._meta.db_table)
+_DRAFT_HISTORY = sql.Identifier(RatingDraftHistory._meta.db_table)
+_DRAFT_RATINGS = sql.Identifier(RatingDraftRating._meta.db_table)
+_PROFILES = sql.Identifier(UserProfile._meta.db_table)
+_PROFILE_PK = sql.Identifier(UserProfile._meta.pk.attname)
 _MARKS = sql.Identifier(RatingReplayMark._meta.db_table)
 _KEY = sql.SQL("key_at, key_ext, key_round, key_num, match_id")
 # Every column descending (a trailing DESC would apply to the last one only).
@@ -35,12 +51,11 @@ _HISTORY_COLUMNS = (
     "before",
     "after",
 )
-_COPY_HISTORY = sql.SQL("COPY {h} ({cols}) FROM STDIN").format(
-    h=_HISTORY, cols=sql.SQL(", ").join(sql.Identifier(c) for c in _HISTORY_COLUMNS)
-)
+_COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in _HISTORY_COLUMNS)
+_COPY_DRAFT = sql.SQL("COPY {h} ({cols}) FROM STDIN").format(h=_DRAFT_HISTORY, cols=_COLUMN_LIST)
 
 
-def insert_history(game: str, rows: Sequence[HistoryRow]) -> None:
+def insert_draft_history(game: str, rows: Sequence[HistoryRow]) -> None:
     """COPY, not INSERT, of rows formatted here (psycopg's per-value write_row cost more than the whole fold): a
     full replay writes every history row of the game again. Floats as repr (round-trips exactly)."""
     if not rows:
@@ -64,7 +79,7 @@ def insert_history(game: str, rows: Sequence[HistoryRow]) -> None:
             f"{r.profile_id}\t{game_text}\t{stamp(r.key[0])}\t{ext}\t{r.key[2]}\t{r.key[3]}\t{r.key[4]}\t"
             f"{stamp(r.at)}\t{r.before!r}\t{r.after!r}\n"
         )
-    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_HISTORY) as copy:
+    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_DRAFT) as copy:
         copy.write("".join(lines))
 
 
@@ -73,7 +88,8 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def upsert_ratings(game: str, states: dict[int, PlayerState], profile_ids: Iterable[int]) -> None:
+def upsert_draft_ratings(game: str, states: dict[int, PlayerState], profile_ids: Iterable[int]) -> None:
+    """The draft state of these profiles (as of the replay's cursor)."""
     ids = sorted(set(profile_ids))
     if not ids:
         return
@@ -83,7 +99,7 @@ def upsert_ratings(game: str, states: dict[int, PlayerState], profile_ids: Itera
         "%s::int[]) AS x(p, r, pk, pa, n) "
         "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
         "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
-    ).format(r=_RATINGS)
+    ).format(r=_DRAFT_RATINGS)
     with connection.cursor() as cursor:
         cursor.execute(
             query,
@@ -99,37 +115,21 @@ def upsert_ratings(game: str, states: dict[int, PlayerState], profile_ids: Itera
         )
 
 
-def load_states(game: str, profile_ids: Iterable[int], *, lock: bool = False) -> dict[int, PlayerState]:
-    """The stored states of these profiles (absent ones: not rated yet). `lock`: FOR UPDATE, in profile order."""
+def load_states(
+    game: str, profile_ids: Iterable[int], *, lock: bool = False, draft: bool = False
+) -> dict[int, PlayerState]:
+    """The stored states of these profiles (absent ones: not rated yet). `lock`: FOR UPDATE, in profile order.
+    `draft`: the running replay's states instead of the published ones."""
     ids = sorted(set(profile_ids))
     if not ids:
         return {}
     query = sql.SQL(
         "SELECT profile_id, rating, peak, peak_at, matches_rated FROM {r} WHERE game = %s AND profile_id = ANY(%s) "
         "ORDER BY profile_id {lock}"
-    ).format(r=_RATINGS, lock=sql.SQL("FOR UPDATE") if lock else sql.SQL(""))
+    ).format(r=_DRAFT_RATINGS if draft else _RATINGS, lock=sql.SQL("FOR UPDATE") if lock else sql.SQL(""))
     with connection.cursor() as cursor:
         cursor.execute(query, [game, ids])
         return {p: PlayerState(r, pk, pa, n) for p, r, pk, pa, n in cursor.fetchall()}
-
-
-def cut_history(game: str, position: OrderKey) -> list[int]:
-    """Delete the game's history at and after `position`; the profiles it touched, whose rows are then rebuilt."""
-    query = sql.SQL("DELETE FROM {h} WHERE game = %s AND ({key}) >= (%s, %s, %s, %s, %s) RETURNING profile_id").format(
-        h=_HISTORY, key=_KEY
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(query, [game, *position])
-        touched = sorted({r[0] for r in cursor.fetchall()})
-    rebuild_ratings(game, touched)
-    return touched
-
-
-def clear_game(game: str) -> None:
-    """A replay from the very start: no history, no ratings (faster than cutting row by row)."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s").format(h=_HISTORY), [game])
-        cursor.execute(sql.SQL("DELETE FROM {r} WHERE game = %s").format(r=_RATINGS), [game])
 
 
 def rebuild_ratings(game: str, profile_ids: Sequence[int]) -> None:
@@ -155,14 +155,144 @@ def rebuild_ratings(game: str, profile_ids: Sequence[int]) -> None:
         cursor.execute(orphans, [game, ids])
 
 
-def last_history_key(game: str) -> OrderKey | None:
-    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s ORDER BY {desc} LIMIT 1").format(
-        key=_KEY, h=_HISTORY, desc=_KEY_DESC
+def last_history_key(game: str, *, before: OrderKey | None = None, draft: bool = False) -> OrderKey | None:
+    """The position of the game's last history row (strictly before `before` when given); `draft`: of the running
+    replay's draft instead of the published history. None: there is none."""
+    where: sql.Composable = sql.SQL("")
+    params: list[Any] = [game]
+    if before is not None:
+        where = sql.SQL(" AND ({key}) < (%s, %s, %s, %s, %s)").format(key=_KEY)
+        params.extend(before)
+    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s{where} ORDER BY {desc} LIMIT 1").format(
+        key=_KEY, h=_DRAFT_HISTORY if draft else _HISTORY, where=where, desc=_KEY_DESC
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, [game])
+        cursor.execute(query, params)
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1], row[2], row[3], row[4])
+
+
+def _aggregate_states(rows: sql.Composable) -> sql.Composable:
+    """profile_id, rating, peak, peak_at, matches_rated of the history rows `rows` (profile_id, key, at, after),
+    folded per profile: the last row's rating, the highest held (the start included) and when it was first reached."""
+    return sql.SQL(
+        "SELECT profile_id, (array_agg(after ORDER BY {desc}))[1] AS rating, GREATEST(%s, MAX(after)) AS peak, "
+        "CASE WHEN MAX(after) > %s THEN (array_agg(at ORDER BY after DESC, {key}))[1] END AS peak_at, "
+        "COUNT(*) AS matches_rated FROM ({rows}) x GROUP BY profile_id"
+    ).format(desc=_KEY_DESC, key=_KEY, rows=rows)
+
+
+def states_at_base(game: str, profile_ids: Iterable[int], base: OrderKey | None) -> dict[int, PlayerState]:
+    """The states of these profiles after the published history up to `base` (inclusive; nothing when None): where
+    a replay's fold of a player it has not met yet starts. Rows after the base (stale, or live matches published
+    during the replay) are not read: the replay folds those matches itself."""
+    ids = sorted(set(profile_ids))
+    if not ids or base is None:
+        return {}
+    rows = sql.SQL(
+        "SELECT profile_id, {key}, at, after FROM {h} WHERE game = %s AND profile_id = ANY(%s) "
+        "AND ({key}) <= (%s, %s, %s, %s, %s)"
+    ).format(key=_KEY, h=_HISTORY)
+    with connection.cursor() as cursor:
+        cursor.execute(_aggregate_states(rows), [START, START, game, ids, *base])
+        return {p: PlayerState(r, pk, pa, n) for p, r, pk, pa, n in cursor.fetchall()}
+
+
+def clear_draft(game: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s").format(h=_DRAFT_HISTORY), [game])
+        cursor.execute(sql.SQL("DELETE FROM {r} WHERE game = %s").format(r=_DRAFT_RATINGS), [game])
+
+
+def cut_draft(game: str, position: OrderKey, base: OrderKey | None) -> None:
+    """Rewind the draft: its history at and after `position` goes, and the draft state of every profile it touched
+    is refolded from what is left (published rows up to the base, then the draft's); a profile left with no draft
+    row loses its draft state (it starts again from the base, states_at_base)."""
+    cut = sql.SQL("DELETE FROM {h} WHERE game = %s AND ({key}) >= (%s, %s, %s, %s, %s) RETURNING profile_id").format(
+        h=_DRAFT_HISTORY, key=_KEY
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(cut, [game, *position])
+        touched = sorted({r[0] for r in cursor.fetchall()})
+        if not touched:
+            return
+        cursor.execute(
+            sql.SQL("DELETE FROM {r} WHERE game = %s AND profile_id = ANY(%s)").format(r=_DRAFT_RATINGS),
+            [game, touched],
+        )
+        published: sql.Composable = sql.SQL("")
+        params: list[Any] = [START, START, game, touched]
+        if base is not None:
+            published = sql.SQL(
+                "SELECT profile_id, {key}, at, after, false AS d FROM {h} WHERE game = %s AND profile_id = ANY(%s) "
+                "AND ({key}) <= (%s, %s, %s, %s, %s) UNION ALL "
+            ).format(key=_KEY, h=_HISTORY)
+            params = [START, START, game, touched, *base, game, touched]
+        rows = sql.SQL(
+            "{published}SELECT profile_id, {key}, at, after, true AS d FROM {h} "
+            "WHERE game = %s AND profile_id = ANY(%s)"
+        ).format(published=published, key=_KEY, h=_DRAFT_HISTORY)
+        folded = sql.SQL(
+            "SELECT profile_id, (array_agg(after ORDER BY {desc}))[1], GREATEST(%s, MAX(after)), "
+            "CASE WHEN MAX(after) > %s THEN (array_agg(at ORDER BY after DESC, {key}))[1] END, COUNT(*), now() "
+            "FROM ({rows}) x GROUP BY profile_id HAVING bool_or(d)"
+        ).format(desc=_KEY_DESC, key=_KEY, rows=rows)
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {r} (profile_id, rating, peak, peak_at, matches_rated, updated_at, game) "
+                "SELECT *, %s FROM ({folded}) f"
+            ).format(r=_DRAFT_RATINGS, folded=folded),
+            [game, *params],
+        )
+
+
+def publish(game: str, base: OrderKey | None) -> None:
+    """The switch, in the caller's transaction (which holds the game's row lock): the published history after the
+    base is replaced by the draft's, the draft's players take their draft state, and a player who lost rows without
+    a draft state is rebuilt from what stays. Set-based: its cost is the replayed span, not the history's size."""
+    after_base: sql.Composable = sql.SQL("")
+    params: list[Any] = [game]
+    if base is not None:
+        after_base = sql.SQL(" AND ({key}) > (%s, %s, %s, %s, %s)").format(key=_KEY)
+        params = [game, *base]
+    exists = sql.SQL("EXISTS (SELECT 1 FROM {p} p WHERE p.{pk} = d.profile_id)").format(p=_PROFILES, pk=_PROFILE_PK)
+    with connection.cursor() as cursor:
+        lost: list[int] = []
+        if base is not None:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT DISTINCT profile_id FROM {h} WHERE game = %s{after} EXCEPT "
+                    "SELECT profile_id FROM {dr} WHERE game = %s"
+                ).format(h=_HISTORY, after=after_base, dr=_DRAFT_RATINGS),
+                [*params, game],
+            )
+            lost = sorted(r[0] for r in cursor.fetchall())
+        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s{after}").format(h=_HISTORY, after=after_base), params)
+        cursor.execute(
+            sql.SQL("INSERT INTO {h} ({cols}) SELECT {cols} FROM {dh} d WHERE game = %s AND {exists}").format(
+                h=_HISTORY, cols=_COLUMN_LIST, dh=_DRAFT_HISTORY, exists=exists
+            ),
+            [game],
+        )
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
+                "SELECT profile_id, game, rating, peak, peak_at, matches_rated, now() FROM {dr} d "
+                "WHERE game = %s AND {exists} "
+                "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
+                "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
+            ).format(r=_RATINGS, dr=_DRAFT_RATINGS, exists=exists),
+            [game],
+        )
+        if base is None:  # the whole history replaced: whoever the draft did not rate is rated no more
+            cursor.execute(
+                sql.SQL(
+                    "DELETE FROM {r} r WHERE r.game = %s AND NOT EXISTS "
+                    "(SELECT 1 FROM {dr} d WHERE d.profile_id = r.profile_id AND d.game = r.game)"
+                ).format(r=_RATINGS, dr=_DRAFT_RATINGS),
+                [game],
+            )
+    rebuild_ratings(game, lost)
 
 
 def add_marks(game: str, positions: Sequence[OrderKey]) -> None:
