@@ -550,7 +550,8 @@ def ensure_ratings() -> int:
                 "FROM (SELECT profile_id, game, matches_played, "
                 "abs(hashint8(profile_id::bigint * 31 + length(game))) h1, "
                 "abs(hashint8(profile_id::bigint * 37 + ascii(game))) h2, abs(hashint8(profile_id::bigint * 41)) h3 "
-                f"FROM {game_stats} WHERE matches_played > 0) g) x"
+                f"FROM {game_stats} WHERE matches_played > 0) g) x",
+                [],  # bound (no parameters): the driver turns %% into %
             )
             created = cursor.rowcount
         cursor.execute(f"VACUUM ANALYZE {ratings}")

@@ -58,6 +58,8 @@ class UserProfileStats(models.Model):
                 win_ratio().desc(),
                 "profile",
                 condition=Q(matches_played__gt=0),
+                # What the board returns, so each count's top N is read from the index alone.
+                include=["matches_won", "tournaments_won", "tournaments_runner_up", "total_earned"],
                 name="stats_lb_win_rate_levels",
             ),
             models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),

@@ -82,6 +82,8 @@ def _board_indexes(prefix: str, scope: tuple[str, ...]) -> list[models.Index]:
             win_ratio().desc(),
             "profile",
             condition=Q(matches_played__gt=0),
+            # What the board returns, so each count's top N is read from the index alone.
+            include=["matches_won", "tournaments_won", "tournaments_runner_up"],
             name=f"{prefix}_wr_levels",
         ),
     ]
