@@ -65,7 +65,13 @@ class UserActivity(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "-timestamp", "-id"], name="activity_user_time_idx"),
-            models.Index(fields=["event_type", "-timestamp"], name="activity_type_time_idx"),
+            # By type, newest first, covering what the following feed's RECENT_FIRST scan filters and joins on
+            # (activity.selectors.feed_sql): its branches read this index only, never the rows they skip.
+            models.Index(
+                fields=["event_type", "-timestamp", "-id"],
+                include=["user", "visibility"],
+                name="activity_type_time_cov",
+            ),
             models.Index(fields=["user", "event_type"], name="activity_user_type_idx"),
             # Per-game / per-season recompute and reconciliation group a user range by (user, game, season, type):
             # an index-only scan of this partial index, which holds only the tournament events.

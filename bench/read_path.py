@@ -20,6 +20,7 @@ its own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import statistics
@@ -27,6 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -297,31 +299,32 @@ def feed_figures(users: int, n: int) -> None:
             )
 
 
+SECTIONS = ("timeline", "stats", "boards", "ratings", "feed", "career", "profile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--regenerate", action="store_true", help="rebuild the data even if the size matches")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all): {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args()
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     use_bench_database("activity_read_bench")
 
     from django.conf import settings
-    from django.contrib.auth.models import AnonymousUser
     from django.core.cache import cache
-    from django.db import connection
-    from django.test import Client
 
     from activity.models import UserActivity
-    from activity.privacy import relation_between
-    from activity.selectors.match_history import match_history
-    from activity.selectors.profiles import profile_by_id
-    from activity.selectors.timeline import timeline
     from esports.profiles.models import UserProfile
     from esports.tournaments.models import Tournament
-    from stats.counters import counter_sql
-    from stats.recompute import ledger_aggregate_sql
-    from stats.selectors.leaderboards import Board, leaderboard
-    from stats.selectors.lifetime import cached_stats, load_stats
 
     assert not settings.DEBUG, "DEBUG records every query: run without DEBUG"
     users = args.users
@@ -344,26 +347,67 @@ def main() -> None:
 
     rng = random.Random(7)
     n = args.iterations
-    anonymous = AnonymousUser()
     profiles = {
         p.pk: p for p in UserProfile.objects.select_related("user").filter(pk__in=rng.sample(range(1, users + 1), 200))
     }
-    pool = list(profiles)
-    pick = lambda: profiles[rng.choice(pool)]  # noqa: E731
-    viewer = UserProfile.objects.select_related("user").get(pk=1).user  # a signed-in other user (maybe a follower)
+    sample = Sample(users, n, rng, profiles, list(profiles))
+    runners: dict[str, Callable[[Sample], None]] = {
+        "timeline": timeline_figures,
+        "stats": stats_figures,
+        "boards": board_figures,
+        "ratings": rating_figures,
+        "feed": lambda s: feed_figures(s.users, s.n),
+        "career": lambda s: career_figures(s.users, s.n, timed, report),
+        "profile": profile_figures,
+    }
+    for name in SECTIONS:  # in this order whatever --only's: the profile figures come after career's data changes
+        if name in sections:
+            runners[name](sample)
+    cache.close()
 
+
+@dataclass
+class Sample:
+    """What every section draws from: the platform's size, the iterations, one seeded RNG and 200 sampled
+    profiles (with their users)."""
+
+    users: int
+    n: int
+    rng: random.Random
+    profiles: dict
+    pool: list[int]
+
+    def pick(self):
+        return self.profiles[self.rng.choice(self.pool)]
+
+    def viewer(self):
+        """A signed-in other user (maybe a follower)."""
+        from esports.profiles.models import UserProfile
+
+        return UserProfile.objects.select_related("user").get(pk=1).user
+
+
+def timeline_figures(s: Sample) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    from activity.privacy import relation_between
+    from activity.selectors.match_history import match_history
+    from activity.selectors.profiles import profile_by_id
+    from activity.selectors.timeline import timeline
+
+    anonymous, viewer, rng, n, pool = AnonymousUser(), s.viewer(), s.rng, s.n, s.pool
     print("timeline / history (selector: privacy filter + one keyset page query + rows -> models)")
     report(
         "timeline first page, anonymous viewer",
-        timed(lambda: timeline(relation_between(anonymous, pick())).items, n),
+        timed(lambda: timeline(relation_between(anonymous, s.pick())).items, n),
         goal=5,
     )
     report(
         "timeline first page, signed-in viewer (+ follow check)",
-        timed(lambda: timeline(relation_between(viewer, pick())).items, n),
+        timed(lambda: timeline(relation_between(viewer, s.pick())).items, n),
         goal=5,
     )
-    self_relations = {uid: relation_between(profiles[uid].user, profiles[uid]) for uid in pool}
+    self_relations = {uid: relation_between(s.profiles[uid].user, s.profiles[uid]) for uid in pool}
     report(
         "match history first page (outcomes from the ledger), self",
         timed(lambda: match_history(self_relations[rng.choice(pool)]).items, n),
@@ -377,6 +421,14 @@ def main() -> None:
         timed(lambda: profile_by_id(rng.choice(pool), anonymous, with_counts=True), n),
     )
 
+
+def stats_figures(s: Sample) -> None:
+    from django.db import connection
+
+    from stats.recompute import ledger_aggregate_sql
+    from stats.selectors.lifetime import cached_stats, load_stats
+
+    rng, n, pool = s.rng, s.n, s.pool
     print("stats lookup")
 
     def naive_stats(uid: int) -> None:
@@ -397,6 +449,16 @@ def main() -> None:
         "stats lookup, cached (Redis, one MGET)", timed(lambda: cached_stats(rng.choice(pool)), n), goal=1, naive=naive
     )
 
+
+def board_figures(s: Sample) -> None:
+    from django.db import connection
+
+    from activity.models import UserActivity
+    from stats.counters import counter_sql
+    from stats.recompute import ledger_aggregate_sql
+    from stats.selectors.leaderboards import Board, leaderboard
+
+    n = s.n
     print("leaderboards (top 100)")
 
     def naive_board() -> None:
@@ -460,27 +522,115 @@ def main() -> None:
             goal=10,
         )
 
-    feed_figures(users, n)
-    career_figures(users, n, timed, report)
 
+RATING_MIN_MATCHES = (1, 5, 10)
+
+
+def ensure_ratings() -> int:
+    """PlayerRating rows for the bench players, set-based, once: one per (player, game) with a match in it (matches
+    rated = that game's matches played), ratings spread around 1500 like an Elo pool's (a sum of three uniform
+    draws: about normal, sd ~115), the peak at or above the rating. Returns the rows there are."""
+    from django.db import connection, transaction
+
+    from stats.models import UserGameStats
+    from stats.ratings.models import PlayerRating
+
+    ratings, game_stats = PlayerRating._meta.db_table, UserGameStats._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {ratings}")
+        have = cursor.fetchone()[0]
+        if have:
+            return have
+        started = time.monotonic()
+        with transaction.atomic():
+            cursor.execute(
+                f"INSERT INTO {ratings} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
+                "SELECT profile_id, game, r, r + (h3 %% 60), CASE WHEN h3 %% 60 > 0 THEN now() END, matches_played, "
+                "now() FROM (SELECT profile_id, game, matches_played, "
+                "1300 + (h1 %% 1331) / 10.0 + (h2 %% 1331) / 10.0 + ((h1 / 1331) %% 1331) / 10.0 AS r, h3 "
+                "FROM (SELECT profile_id, game, matches_played, "
+                "abs(hashint8(profile_id::bigint * 31 + length(game))) h1, "
+                "abs(hashint8(profile_id::bigint * 37 + ascii(game))) h2, abs(hashint8(profile_id::bigint * 41)) h3 "
+                f"FROM {game_stats} WHERE matches_played > 0) g) x",
+                [],  # bound (no parameters): the driver turns %% into %
+            )
+            created = cursor.rowcount
+        cursor.execute(f"VACUUM ANALYZE {ratings}")
+        print(f"  ratings: {created:,} PlayerRating rows generated in {time.monotonic() - started:.1f}s", flush=True)
+        return created
+
+
+def rating_figures(s: Sample) -> None:
+    """The per-game rating leaderboard (top 100, minimum matches filter) beside the naive way: the top 100 of the
+    game's ratings sorted whole per request (no index order to walk)."""
+    from django.db import connection
+
+    from stats.ratings.models import PlayerRating
+    from stats.ratings.selectors import rating_leaderboard
+
+    rows = ensure_ratings()
+    print(f"rating leaderboard per game (top 100; {rows:,} PlayerRating rows over {len(GAMES)} games)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT matches_rated, count(*) FROM {PlayerRating._meta.db_table} WHERE game = %s GROUP BY 1 ORDER BY 1",
+            ["chess"],
+        )
+        spread = cursor.fetchall()
+    print(f"  (chess: {sum(c for _, c in spread):,} rated players; by matches rated: {dict(spread)})")
+
+    def naive(min_matches: int) -> None:
+        # ORDER BY an expression no index has: every qualifying row of the game read and sorted.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT profile_id, rating, peak, matches_rated FROM {PlayerRating._meta.db_table} "
+                "WHERE game = %s AND matches_rated >= %s ORDER BY rating + 0 DESC, profile_id LIMIT 100",
+                ["chess", min_matches],
+            )
+            cursor.fetchall()
+
+    few = max(5, s.n // 20)
+    for min_matches in RATING_MIN_MATCHES:
+        report(
+            f"rating board chess, min_matches {min_matches}",
+            timed(partial(rating_leaderboard, "chess", min_matches=min_matches), s.n),
+            goal=10,
+            naive=timed(partial(naive, min_matches), few, warmup=2),
+        )
+
+
+def profile_figures(s: Sample) -> None:
+    from django.test import Client
+
+    from esports.profiles.models import UserProfile
+
+    rng, n, pool, profiles, users, viewer = s.rng, s.n, s.pool, s.profiles, s.users, s.viewer()
     print("profile page (Django test client: URL routing, lookup, privacy, stats, timeline, match history, template)")
     # Production is HTTPS-only behind a TLS-terminating proxy that says so in X-Forwarded-Proto (plain HTTP redirects).
     client = Client(HTTP_X_FORWARDED_PROTO="https")
     probe = client.get(f"/u/{profiles[pool[0]].user.username}/")
     assert probe.status_code == 200, f"the profile page answered {probe.status_code}"
-    cold_users = rng.sample(range(1, users + 1), min(n, users))
-    cold = iter(cold_users)
+    # Uncached: each request a player no request of this run has asked for (their stats, first pages, season table
+    # and rating curve all read from the database); cached: the sampled players, each requested once before.
+    # (A platform smaller than the sample has no such player: its "uncached" figure repeats players, a smoke test.)
+    unseen = sorted(set(range(1, users + 1)) - set(pool)) or sorted(pool)
+    cold_users = rng.sample(unseen, min(n + 20, len(unseen)))
+    cold = itertools.cycle(cold_users)
     names = dict(UserProfile.objects.filter(pk__in=cold_users + pool).values_list("pk", "user__username"))
-    cache_cold = timed(lambda: client.get(f"/u/{names[next(cold)]}/"), len(cold_users) - 20)
-    report("profile page, anonymous, stats not cached yet", cache_cold, goal=30)
+    cache_cold = timed(lambda: client.get(f"/u/{names[next(cold)]}/"), max(1, len(cold_users) - 20))
+    report("profile page, anonymous, uncached (caches cold)", cache_cold, goal=30)
+    for uid in pool:
+        client.get(f"/u/{names[uid]}/")
     report(
-        "profile page, anonymous, stats cached", timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30
+        "profile page, anonymous, cached (stats, first pages, seasons)",
+        timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n),
+        goal=30,
     )
     client.force_login(viewer)
     signed_in = client.get(f"/u/{profiles[pool[0]].user.username}/")
     assert signed_in.status_code == 200 and b"Log out" in signed_in.content, "not signed in"
-    report("profile page, signed in", timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30)
-    cache.close()
+    for uid in pool:  # a signed-in viewer's pages are cached under its own viewer class
+        client.get(f"/u/{names[uid]}/")
+    report("profile page, signed in, cached", timed(lambda: client.get(f"/u/{names[rng.choice(pool)]}/"), n), goal=30)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, FloatField, Q
-from django.db.models.functions import Cast
+from django.db.models import F, Q
 
 from stats.counters import COUNTER_FIELDS
 from stats.ratios import percent as _percent
+from stats.ratios import win_ratio
 
 
 class UserProfileStats(models.Model):
@@ -51,12 +51,16 @@ class UserProfileStats(models.Model):
                 name="stats_lb_titles_tiebreak",
             ),
             models.Index(F("matches_won").desc(), "matches_played", "profile", name="stats_lb_wins_tiebreak"),
+            # The win-rate board's skyline (stats.selectors.leaderboards): the distinct match counts (a loose index
+            # scan), each count's players in win-rate order.
             models.Index(
-                (Cast("matches_won", FloatField()) / Cast("matches_played", FloatField())).desc(),
                 F("matches_played").desc(),
+                win_ratio().desc(),
                 "profile",
                 condition=Q(matches_played__gt=0),
-                name="stats_lb_win_rate",
+                # What the board returns, so each count's top N is read from the index alone.
+                include=["matches_won", "tournaments_won", "tournaments_runner_up", "total_earned"],
+                name="stats_lb_win_rate_levels",
             ),
             models.Index(fields=["-total_earned", "profile"], name="stats_lb_total_earned"),
         ]

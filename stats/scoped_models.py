@@ -12,11 +12,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, FloatField, Q
-from django.db.models.functions import Cast
+from django.db.models import F, Q
 
 from stats.counters import COUNTER_FIELDS
 from stats.ratios import percent as _percent
+from stats.ratios import win_ratio
 
 
 class ScopedCounters(models.Model):
@@ -74,13 +74,17 @@ def _board_indexes(prefix: str, scope: tuple[str, ...]) -> list[models.Index]:
             *scope, F("tournaments_won").desc(), F("tournaments_runner_up").desc(), "profile", name=f"{prefix}_titles"
         ),
         models.Index(*scope, F("matches_won").desc(), "matches_played", "profile", name=f"{prefix}_wins"),
+        # The win-rate board's skyline: the distinct match counts (a loose index scan), each count's players in
+        # win-rate order.
         models.Index(
             *scope,
-            (Cast("matches_won", FloatField()) / Cast("matches_played", FloatField())).desc(),
             F("matches_played").desc(),
+            win_ratio().desc(),
             "profile",
             condition=Q(matches_played__gt=0),
-            name=f"{prefix}_win_rate",
+            # What the board returns, so each count's top N is read from the index alone.
+            include=["matches_won", "tournaments_won", "tournaments_runner_up"],
+            name=f"{prefix}_wr_levels",
         ),
     ]
 

@@ -79,8 +79,11 @@ def test_the_read_path_benchmark_runs_to_its_report() -> None:
     for line in (
         "timeline first page, anonymous viewer",
         "stats lookup, cached",
+        "win_rate per game, uncached",
+        "rating board chess, min_matches 10",
         "feed first page, 10 followees",
         "feed tenth page, 199 followees",
+        "profile page, anonymous, uncached",
         "profile page, signed in",
     ):
         assert line in result.stdout, report

@@ -366,3 +366,39 @@ def test_the_page_query_follows_the_follow_count():
     assert page_query_for(10, 100_000, 21) is Strategy.PER_FOLLOWEE
     assert page_query_for(10_000, 100_000, 21) is Strategy.RECENT_FIRST
     assert page_query_for(10_000, 100_000, 21, Strategy.PER_FOLLOWEE) is Strategy.PER_FOLLOWEE
+
+
+def _plan(sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_the_recent_first_scan_reads_major_achievements_from_their_own_index_and_follows_from_a_hash():
+    """Behind a wall of newer minor achievements (which the default feed never shows), a followee's major one is
+    found by reading the major-tier index (activity 0012), not by reading every minor row to skip it; the follow
+    check is one hash of the viewer's follows, probed in the scan's order (activity.selectors.feed_sql)."""
+    viewer, followee, others = UserFactory(), UserFactory(), [UserFactory() for _ in range(4)]
+    follow(follower_id=viewer.pk, followee_id=followee.pk)
+    major = record(event(followee, E.ACHIEVEMENT_UNLOCKED, at=BASE_TIME, meta={"code": "slam", "tier": "major"}))
+    record(
+        *[
+            event(
+                others[i % 4],
+                E.ACHIEVEMENT_UNLOCKED,
+                at=BASE_TIME + minutes(i),
+                meta={"code": f"m{i}", "tier": "minor"},
+            )
+            for i in range(200)
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE activity_useractivity")
+    with CaptureQueriesContext(connection) as captured:
+        page = feed(viewer.pk, strategy=Strategy.RECENT_FIRST)
+    assert [e.id for e in page.items] == [major[0].id]
+    assert [e.id for e in feed(viewer.pk, strategy=Strategy.PER_FOLLOWEE).items] == [major[0].id]
+    (scan,) = [q["sql"] for q in captured.captured_queries if "UNION ALL" in q["sql"]]
+    plan = _plan(scan)
+    assert "activity_major_tier_time_idx" in plan, plan
+    assert "hashed SubPlan" in plan, plan

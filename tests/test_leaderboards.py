@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -227,3 +229,44 @@ def test_the_season_board_over_the_api_and_the_page(client):
     assert client.get("/api/leaderboards/matches_won/?season=2019").status_code == 400
     page = client.get("/leaderboards/?board=matches_won&game=tennis&season=2019")
     assert page.status_code == 200 and b"season 2019" in page.content
+
+
+def test_the_per_game_win_rate_board_equals_a_fresh_top_n_for_every_minimum_when_levels_hold_more_than_n():
+    """The skyline statement reads at most 100 active players per match count (the levels index): with more than
+    100 players on some counts, and deactivated players at the top of one, every min_matches still ranks exactly
+    as a top 100 sorted here from every row."""
+    from stats.models import UserGameStats
+    from stats.selectors.leaderboards import MAX_LIMIT
+
+    known_game("chess")
+    rng = random.Random(11)
+    users = players(260)
+    counts = {u.pk: rng.choice([2, 2, 3, 3, 3, 7, 12]) for u in users}
+    wins = {uid: rng.randint(0, p) for uid, p in counts.items()}
+    inactive = [uid for uid in sorted(counts) if counts[uid] == 3][:8]
+    for uid in inactive:  # perfect records nobody may see ranked
+        wins[uid] = 3
+    get_user_model().objects.filter(pk__in=inactive).update(is_active=False)
+    UserGameStats.objects.bulk_create(
+        UserGameStats(profile_id=uid, game="chess", matches_played=p, matches_won=wins[uid])
+        for uid, p in counts.items()
+    )
+    for min_matches in (1, 2, 3, 4, 7, 8, 12, 13):
+        expected = sorted(
+            (uid for uid, p in counts.items() if p >= min_matches and uid not in inactive),
+            key=lambda uid: (-(wins[uid] / counts[uid]), -counts[uid], uid),
+        )[:MAX_LIMIT]
+        got = leaderboard(Board.WIN_RATE, game="chess", min_matches=min_matches, use_cache=False)
+        assert [e.user_id for e in got] == expected, min_matches
+
+
+def test_the_win_rate_skyline_walks_the_levels_index():
+    from stats.selectors.leaderboards import board_sql
+
+    known_game("chess")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: the plan the index allows, not a scan
+        cursor.execute("EXPLAIN " + board_sql(Board.WIN_RATE, per_game=True, skyline=True), {"game": "chess"})
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "game_stats_lb_wr_levels" in plan, plan
+    assert "WindowAgg" not in plan, plan

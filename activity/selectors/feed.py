@@ -141,13 +141,14 @@ def feed(
     position = decode_cursor(cursor, scope)
     rows = size + 1  # one more than the page: whether another page exists, without a COUNT
     shown = sorted(chosen - _ALWAYS_HIDDEN)
+    tiered = sorted(TIERED_EVENTS) if types is None else []  # the default shows their major tier only
     params: dict[str, object] = {
         "viewer": viewer_id,
         "types": shown,
         "visibilities": _FOLLOWER_VISIBILITIES,
         "match_types": _MATCH_TYPES,
         "participation_types": _PARTICIPATION_TYPES,
-        "tiered_types": sorted(TIERED_EVENTS) if types is None else [],
+        "tiered_types": tiered,
         "major_tier": MAJOR_TIER,
         "bound_offset": rows - 1,
         "rows": rows,
@@ -164,7 +165,7 @@ def feed(
         if followees and shown and recent_first:
             scan = min(MAX_SCAN, max(rows, SCAN_MARGIN * rows * players // followees))
             params.update(scan=scan, **{f"type_{i}": t for i, t in enumerate(shown)})
-            query = feed_sql.recent_first_query(type_count=len(shown), **filters)
+            query = feed_sql.recent_first_query(types=shown, major_tier_only=tiered, **filters)
             events = list(UserActivity.objects.raw(query, params))
         if followees and shown and len(events) < rows:  # few followees, or the capped scan could not fill the page
             events = list(UserActivity.objects.raw(feed_sql.per_followee_query(**filters), params))
