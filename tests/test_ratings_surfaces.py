@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from activity.erasure import erase_user
 from esports.profiles.models import UserProfile
 from stats.ratings.models import PlayerRating
 from stats.ratings.selectors import rating_leaderboard
@@ -68,6 +70,14 @@ def test_the_rating_leaderboard_ranks_by_rating_with_a_minimum_matches_filter(se
     strict = api.get(reverse("api:rating-leaderboard", args=["chess"]), {"min_matches": 2}).json()
     assert [r["user_id"] for r in strict["results"]] == [a.pk, b.pk] and strict["results"][0]["rank"] == 1
     assert api.get(reverse("api:rating-leaderboard", args=["chess"]), {"min_matches": 0}).status_code == 400
+
+
+def test_erased_and_deactivated_players_are_not_on_the_rating_leaderboard(season):
+    a, b, c = season
+    get_user_model().objects.filter(pk=c.pk).update(is_active=False)
+    erase_user(a.pk)  # a's ratings move to an inactive tombstone
+    board = APIClient().get(reverse("api:rating-leaderboard", args=["chess"])).json()
+    assert [r["user_id"] for r in board["results"]] == [b.pk]
 
 
 def test_the_rating_leaderboard_reads_the_index_in_board_order():

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("stats", "0007_ratings"),
+        ("stats", "0009_win_rate_levels_indexes"),
     ]
 
     operations = [

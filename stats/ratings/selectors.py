@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from activity.cursors import MAX_CURSOR_LENGTH, InvalidCursorError, page_size
 from activity.privacy import ViewerRelation, require
@@ -69,12 +70,14 @@ def rating_history(
 
 
 def rating_leaderboard(game: str, *, min_matches: int = 1, limit: int = BOARD_DEFAULT_LIMIT) -> list[RatingEntry]:
-    """Top `limit` ratings of a game among players with at least `min_matches` rated matches (rating_lb_game_idx:
-    the scan walks the index in board order and filters the count from the index itself)."""
+    """Top `limit` ratings of a game among active players with at least `min_matches` rated matches
+    (rating_lb_game_idx: the scan walks the index in board order and filters the count from the index itself). As on
+    every board, erased (their tombstones) and deactivated accounts are not ranked: one primary-key probe per row."""
     if isinstance(min_matches, bool) or not isinstance(min_matches, int) or min_matches < 1:
         raise InvalidMinMatchesError(f"min_matches must be a positive integer, got {min_matches!r}.")
     rows = (
         PlayerRating.objects.filter(game=game, matches_rated__gte=min_matches)
+        .filter(Exists(get_user_model().objects.filter(pk=OuterRef("profile_id"), is_active=True)))
         .order_by("-rating", "profile_id")
         .values_list("profile_id", "rating", "peak", "matches_rated")[: max(1, min(limit, BOARD_MAX_LIMIT))]
     )
