@@ -4,7 +4,6 @@ SQL), found set-based so the nightly reconciliation can compensate them through 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from django.db import connection
 
@@ -12,37 +11,13 @@ from activity.models import UserActivity
 from activity.sources import source_kind
 
 _LEDGER = UserActivity._meta.db_table
-SLICE_BLOCK = 1024  # consecutive ids per block of a rolling slice: a slice's rows come in runs, not scattered
-
-
-@dataclass(frozen=True, slots=True)
-class IdSlice:
-    """Slice `index` of `count`: the ids whose block of SLICE_BLOCK consecutive ids has number = index (mod count).
-    A fixed partition of the key space, so slices 0..count-1 together hold every id, whatever ids are added."""
-
-    index: int
-    count: int
-
-    def sql(self, column: str) -> str:
-        return f"({column} / {SLICE_BLOCK}) %% %s = %s"
-
-    @property
-    def params(self) -> list[int]:
-        return [self.count, self.index]
-
-    def __contains__(self, source_id: int) -> bool:
-        return (source_id // SLICE_BLOCK) % self.count == self.index
-
-
 MAX_ID = 2**63 - 1
 CHUNK = 5000  # orphaned ids returned per statement
 
 
-def orphaned_source_ids(
-    source_label: str, lo: int, hi: int, *, chunk: int = CHUNK, id_slice: IdSlice | None = None
-) -> Iterator[list[int]]:
+def orphaned_source_ids(source_label: str, lo: int, hi: int, *, chunk: int = CHUNK) -> Iterator[list[int]]:
     """The ledger's source ids in (lo, hi] for `source_label` with no row left in the source table, ascending, in
-    lists of at most `chunk`; with `id_slice`, only the ids of that slice (the nightly rolling pass).
+    lists of at most `chunk`.
 
     An anti-join walking the ledger's (source_model, source_id, ...) unique index over the key range, each candidate
     probed on the source's primary key; one statement per `chunk` ids. A row already compensated is still returned
@@ -51,16 +26,15 @@ def orphaned_source_ids(
     kind = source_kind(source_label)
     table = kind.model._meta.db_table
     pk = kind.model._meta.pk.column
-    in_slice, slice_params = ("", []) if id_slice is None else (f"AND {id_slice.sql('a.source_id')} ", id_slice.params)
     sql = (
         f"SELECT DISTINCT a.source_id FROM {_LEDGER} a WHERE a.source_model = %s AND a.source_id > %s "
-        f"AND a.source_id <= %s {in_slice}AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.{pk} = a.source_id) "
+        f"AND a.source_id <= %s AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.{pk} = a.source_id) "
         f"ORDER BY a.source_id LIMIT %s"
     )
     cursor_at = lo
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [source_label, cursor_at, hi, *slice_params, chunk])
+            cursor.execute(sql, [source_label, cursor_at, hi, chunk])
             ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return

@@ -3,7 +3,7 @@ sources pass it replaces, one run per size. Issue 19 goal 1: both passes <= 60 s
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/8 \\
         BENCH_DATABASE_NAME=bench_1m .venv/bin/python bench/nightly_reconcile.py [--events 1000000] \\
-        [--changes 5000] [--slices 7] [--lanes 2] [--keep]
+        [--changes 5000] [--slices 7,28] [--lanes 2] [--no-full] [--keep]
 
 Database: BENCH_DATABASE_NAME (default activity_nightly_bench). A database without a platform gets one from
 generate_platform (matches, registrations, results, transactions, memberships, profiles) sized for about `--events`
@@ -28,18 +28,22 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_db import use_bench_database  # noqa: E402
 
+if TYPE_CHECKING:
+    from stats.models import ReconciliationRun
+
 GOAL_SECONDS = 60.0
 EVENTS_PER_USER = 11.3  # generate_platform's yield at one tournament per 31 users (bench/scaling.py)
 USERS_PER_TOURNAMENT = 31
 
 
-def timed_run(**kwargs) -> tuple[float, dict[str, float], object]:
+def timed_run(**kwargs) -> tuple[float, dict[str, float], ReconciliationRun]:
     """run_reconciliation with its passes' shares (economy first, then every source, then ledger -> stats with the
     ratings sample)."""
     from stats.reconcile import run_reconciliation
@@ -90,9 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="ledger size to generate (approximate)")
     parser.add_argument("--changes", type=int, default=5000, help="source rows written in the simulated day")
-    parser.add_argument("--slices", type=int, default=None, help="N of the rolling pass (RECONCILE_SLICES)")
+    parser.add_argument(
+        "--slices", default="", help="N of the rolling pass, comma-separated: one night each (default RECONCILE_SLICES)"
+    )
     parser.add_argument("--lanes", type=int, default=2, help="backfill worker processes (filling an empty ledger)")
     parser.add_argument("--no-full", action="store_true", help="skip timing the full pass")
+    parser.add_argument("--fill-only", action="store_true", help="generate and backfill, then stop (implies --keep)")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     url = use_bench_database("activity_nightly_bench")
@@ -104,7 +111,7 @@ def main() -> None:
     from activity.sources import SOURCES
     from bench.scaling import drop, vacuum
 
-    slices = args.slices or settings.RECONCILE_SLICES
+    slice_counts = [int(n) for n in args.slices.split(",") if n] or [settings.RECONCILE_SLICES]
     if not SOURCES["profiles.userprofile"].model._default_manager.exists():
         users = max(16, math.ceil(args.events / EVENTS_PER_USER))
         tournaments = max(1, users // USERS_PER_TOURNAMENT)
@@ -119,24 +126,29 @@ def main() -> None:
         backfill_through_workers(2000, args.lanes)
     SourceChange.objects.all().delete()  # the morning after a successful nightly run
     vacuum()
+    if args.fill_only:
+        print(f"filled: {rows:,} source rows, {UserActivity.objects.count():,} events")
+        return
     events = UserActivity.objects.count()
     print(f"data: {rows:,} source rows, {events:,} events; {os.cpu_count()} cores, shared (timings are noisy)")
 
-    coins = day_of_writes(args.changes)
-    logged = SourceChange.objects.count()
-    nightly, shares, run = timed_run(fix=True, slice_count=slices)
-    assert run.missing_events_total == coins, (run.missing_events_total, coins, run.missing_events)
-    assert run.users_drifted == 0, run.field_drift
-    rederived = {k: sum(r[k] for r in run.rows_rederived.values()) for k in ("changed", "dependents", "slice")}
-    print(
-        f"nightly run (repair), slice {run.slice_index + 1}/{run.slice_count}: {nightly:.1f} s "
-        f"(economy {shares['economy']:.1f} s, sources -> ledger {shares['sources']:.1f} s, ledger -> stats and "
-        f"ratings {shares['stats']:.1f} s); {logged:,} log rows: {rederived['changed']:,} changed rows, "
-        f"{rederived['dependents']:,} dependents, {rederived['slice']:,} slice rows re-derived; "
-        f"{run.missing_events_total:,} events recorded; goal <= {GOAL_SECONDS:.0f} s: "
-        f"{'met' if nightly <= GOAL_SECONDS else 'NOT met'}",
-        flush=True,
-    )
+    nightly = 0.0
+    for slices in slice_counts:
+        coins = day_of_writes(args.changes)
+        logged = SourceChange.objects.count()
+        nightly, shares, run = timed_run(fix=True, slice_count=slices)
+        assert run.missing_events_total == coins, (run.missing_events_total, coins, run.missing_events)
+        assert run.users_drifted == 0, run.field_drift
+        rederived = {k: sum(r[k] for r in run.rows_rederived.values()) for k in ("changed", "dependents", "slice")}
+        print(
+            f"nightly run (repair), N = {slices}, slice {(run.slice_index or 0) + 1}/{run.slice_count}: {nightly:.1f} s "
+            f"(economy {shares['economy']:.1f} s, sources -> ledger {shares['sources']:.1f} s, ledger -> stats and "
+            f"ratings {shares['stats']:.1f} s); {logged:,} log rows: {rederived['changed']:,} changed rows, "
+            f"{rederived['dependents']:,} dependents, {rederived['slice']:,} slice rows re-derived; "
+            f"{run.missing_events_total:,} events recorded; goal <= {GOAL_SECONDS:.0f} s: "
+            f"{'met' if nightly <= GOAL_SECONDS else 'NOT met'}",
+            flush=True,
+        )
     if not args.no_full:
         full, full_shares, full_run = timed_run(fix=False, full=True)
         assert full_run.missing_events_total == 0 and full_run.users_drifted == 0

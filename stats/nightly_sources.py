@@ -8,7 +8,7 @@ Re-deriving every source row each night costs time linear in the whole history (
    bulk_create, raw SQL and cascade deletes are in it; a deleted row is compensated by record_events_for;
 2. their dependents: rows whose derivation reads a changed row (a tournament's result when any of its
    registrations or matches changed, a registration's matches, a team's registrations when a membership changed);
-3. one rolling slice of every source table (activity.orphans.IdSlice: blocks of ids, slice = block mod N), and the
+3. one rolling slice of every source table (IdSlice: blocks of ids, slice = block mod N), and the
    ledger's rows of that slice whose source row is gone: so whatever the log cannot show (a write from before the
    log existed, a TRUNCATE, a ledger row removed by hand) is still found within N nights.
 
@@ -28,13 +28,32 @@ from django.db import connection
 from psycopg import sql
 
 from activity.changes import ChangedRows, changed_rows, claim_changes, dependents
-from activity.orphans import MAX_ID, SLICE_BLOCK, IdSlice, orphaned_source_ids
+from activity.models import UserActivity
+from activity.orphans import orphaned_source_ids
 from activity.poison import isolate_and_record
 from activity.sources import SOURCES, SourceKind
 from monitoring import metrics
 from stats.models import ReconciliationRun
 
 Progress = Callable[[str], None]
+SLICE_BLOCK = 1024  # consecutive ids per block of a rolling slice: a slice's rows come in runs (one range scan each)
+
+
+@dataclass(frozen=True, slots=True)
+class IdSlice:
+    """Slice `index` of `count`: the ids whose block of SLICE_BLOCK consecutive ids has number = index (mod count).
+    A fixed partition of the key space, so slices 0..count-1 together hold every id, whatever ids are added."""
+
+    index: int
+    count: int
+
+    def __contains__(self, source_id: int) -> bool:
+        return (source_id // SLICE_BLOCK) % self.count == self.index
+
+    def blocks(self, top: int) -> Iterator[tuple[int, int]]:
+        """The slice's id ranges [lo, hi) up to and including id `top`."""
+        for block in range(self.index, top // SLICE_BLOCK + 1, self.count):
+            yield block * SLICE_BLOCK, (block + 1) * SLICE_BLOCK
 
 
 @dataclass
@@ -92,13 +111,14 @@ def nightly_pass(
         for start in range(0, len(targeted), batch_size):
             found.update(_record(label, targeted[start : start + batch_size], run.fix, outcome.poison))
         in_slice = 0
-        for ids in _slice_ids(kind, id_slice, batch_size):
+        for lo, hi in id_slice.blocks(_top_id(kind)):
+            ids = _ids_between(kind, lo, hi)
             fresh = [i for i in ids if i not in changed and i not in extra]  # each row derived once per run
             in_slice += len(fresh)
             found.update(_record(label, fresh, run.fix, outcome.poison))
-        if kind.recorded_types:  # deletions the log cannot show (before it existed, TRUNCATE): the slice's orphans
-            for ids in orphaned_source_ids(label, 0, MAX_ID, chunk=batch_size, id_slice=id_slice):
-                found.update(_record(label, [i for i in ids if i not in changed], run.fix, outcome.poison))
+            if kind.recorded_types:  # deletions the log cannot show (before it existed, TRUNCATE): the orphans
+                for gone in orphaned_source_ids(label, lo - 1, hi - 1, chunk=batch_size):
+                    found.update(_record(label, [i for i in gone if i not in changed], run.fix, outcome.poison))
         for event_type, n in found.items():
             metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
         outcome.missing[label] = found
@@ -122,22 +142,26 @@ def _record(label: str, ids: Sequence[int], fix: bool, poison: Counter) -> Count
     return outcome.result.by_type() if fix else outcome.result.would_insert_by_type
 
 
-def _slice_ids(kind: SourceKind, id_slice: IdSlice, batch_size: int) -> Iterator[list[int]]:
-    """The source's primary keys in the slice, ascending, `batch_size` at a time: one primary-key index scan in all
-    (each chunk's statement resumes after the last id)."""
+def _top_id(kind: SourceKind) -> int:
+    """The highest id of the source table or of the ledger's rows of it (a deleted top row is still in a block)."""
     table = sql.Identifier(kind.model._meta.db_table)
     pk = sql.Identifier(str(kind.model._meta.pk.column))
-    statement = sql.SQL(
-        "SELECT {pk} FROM {table} WHERE {pk} > %s AND ({pk} / %s) %% %s = %s ORDER BY {pk} LIMIT %s"
-    ).format(pk=pk, table=table)
-    after = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [after, SLICE_BLOCK, id_slice.count, id_slice.index, batch_size])
-            ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
-            return
-        yield ids
-        if len(ids) < batch_size:
-            return
-        after = ids[-1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT GREATEST((SELECT MAX({pk}) FROM {table}), "
+                "(SELECT MAX(source_id) FROM {ledger} WHERE source_model = %s))"
+            ).format(pk=pk, table=table, ledger=sql.Identifier(UserActivity._meta.db_table)),
+            [kind.label],
+        )
+        return cursor.fetchone()[0] or 0
+
+
+def _ids_between(kind: SourceKind, lo: int, hi: int) -> list[int]:
+    """The source's primary keys in [lo, hi), ascending: one range scan of the primary-key index."""
+    statement = sql.SQL("SELECT {pk} FROM {table} WHERE {pk} >= %s AND {pk} < %s ORDER BY {pk}").format(
+        pk=sql.Identifier(str(kind.model._meta.pk.column)), table=sql.Identifier(kind.model._meta.db_table)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [lo, hi])
+        return [row[0] for row in cursor.fetchall()]

@@ -13,7 +13,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from activity.models import SourceChange, UserActivity
-from activity.orphans import SLICE_BLOCK, IdSlice
 from activity.recording import record_events_for
 from activity.sources import SOURCES
 from esports.achievements.models import UserAchievement
@@ -22,7 +21,7 @@ from esports.profiles.models import UserProfile
 from esports.teams.models import TeamMembership
 from esports.tournaments.models import Match
 from stats.models import ReconciliationRun
-from stats.nightly_sources import next_slice, nightly_pass
+from stats.nightly_sources import SLICE_BLOCK, IdSlice, next_slice, nightly_pass
 from stats.reconcile import run_reconciliation
 from tests.factories import (
     MatchFactory,
