@@ -141,7 +141,8 @@ def main() -> None:
         assert run.users_drifted == 0, run.field_drift
         rederived = {k: sum(r[k] for r in run.rows_rederived.values()) for k in ("changed", "dependents", "slice")}
         print(
-            f"nightly run (repair), N = {slices}, slice {(run.slice_index or 0) + 1}/{run.slice_count}: {nightly:.1f} s "
+            f"nightly run (repair), N = {slices}, slice {(run.slice_index or 0) + 1}/{run.slice_count}: "
+            f"{nightly:.1f} s "
             f"(economy {shares['economy']:.1f} s, sources -> ledger {shares['sources']:.1f} s, ledger -> stats and "
             f"ratings {shares['stats']:.1f} s); {logged:,} log rows: {rederived['changed']:,} changed rows, "
             f"{rederived['dependents']:,} dependents, {rederived['slice']:,} slice rows re-derived; "
