@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from activity.event_types import COIN_EVENTS, EventType, Visibility
@@ -297,3 +298,28 @@ class ErasureLog(models.Model):
 
     def __str__(self) -> str:
         return f"erasure of user {self.erased_user_id} at {self.performed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SourceChange(models.Model):
+    """One source row written (inserted, updated or deleted) since the nightly reconciliation last consumed it.
+
+    Written only by database triggers on the source tables (migration 0014), never by application code: so a write
+    that sends no signal (QuerySet.update, bulk_create, raw SQL, COPY, a cascade delete) is logged all the same, in
+    the writer's own transaction. The nightly reconciliation (stats.nightly_sources) claims the rows it sees,
+    re-derives them with their dependents, and deletes them once its run succeeded. `tournament_id` / `team_id` are
+    the row's scope (copied from the row, so a deleted row still names the result or the registrations it bore on).
+    """
+
+    source_model = models.CharField(max_length=40)
+    source_id = models.BigIntegerField()
+    tournament_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    changed_at = models.DateTimeField(db_default=Now())
+    # The reconciliation run that took the row (no foreign key: activity does not import stats); null: not yet taken.
+    claimed_by = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["claimed_by"], name="source_change_claimed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source_model}:{self.source_id} changed at {self.changed_at:%Y-%m-%d %H:%M:%S}"

@@ -321,6 +321,10 @@ ACTIVITY_SWEEP_INITIAL_LOOKBACK_SECONDS = env_int("ACTIVITY_SWEEP_INITIAL_LOOKBA
 ACTIVITY_SWEEP_BATCH_SIZE = env_int("ACTIVITY_SWEEP_BATCH_SIZE", 1000)
 # Rows per source per sweep run: a bigger backlog (bulk import, long outage) is swept a bounded slice a minute.
 ACTIVITY_SWEEP_MAX_ROWS_PER_RUN = env_int("ACTIVITY_SWEEP_MAX_ROWS_PER_RUN", 50000)
+# The nightly reconciliation re-derives the rows changed since its last repairing run plus one rolling slice of every
+# source table: N slices, so every source row is re-derived at least once every N successful nightly runs
+# (stats.nightly_sources; `reconcile_user_stats --full` re-derives everything at once).
+RECONCILE_SLICES = env_int("RECONCILE_SLICES", 7)
 
 LOGGING = {
     "version": 1,

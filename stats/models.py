@@ -168,6 +168,26 @@ class ReconciliationRun(models.Model):
         help_text="Wallets whose transactions overdraw (raw SQL only): left as they are, a person must correct them.",
     )
 
+    # The sources -> ledger pass's coverage (stats.nightly_sources): "full" re-derives every source row; "nightly"
+    # re-derives the rows the change log names (with their dependents) and one rolling slice of every table.
+    sources_mode = models.CharField(
+        max_length=10, default="full", help_text="full: every source row; nightly: changed rows + one rolling slice."
+    )
+    slice_index = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Nightly: the slice re-derived (blocks of ids with block % slice_count == it)."
+    )
+    slice_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Nightly: N, the slices of the rolling pass (all rows every N nights)."
+    )
+    changes_claimed = models.PositiveIntegerField(
+        default=0, help_text="Nightly: change-log rows this run took (deleted when a repairing run succeeds)."
+    )
+    rows_rederived = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="source label -> {changed, dependents, slice}: rows re-derived and why.",
+    )
+
     class Meta:
         ordering = ("-started_at", "-id")
         permissions = [("run_reconciliation", "Can start a reconciliation run")]

@@ -29,6 +29,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from activity.changes import claim_changes, delete_claimed
 from activity.chunks import iter_id_chunks
 from activity.models import UserActivity
 from activity.orphans import MAX_ID as MAX_SOURCE_ID
@@ -42,6 +43,7 @@ from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, 
 from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
+from stats.nightly_sources import nightly_pass
 from stats.ratings.check import reconcile_ratings
 from stats.recompute import recompute_stats
 from stats.scoped_reconcile import ScopedDrift, scoped_drift
@@ -112,8 +114,14 @@ def run_reconciliation(
     progress: Progress | None = None,
     chunk_users: int = CHUNK_USERS,
     source_batch: int = SOURCE_BATCH,
+    full: bool = False,
+    slice_count: int | None = None,
 ) -> ReconciliationRun:
     """Run both passes (the sources pass only for a full run), record a ReconciliationRun and set the drift metrics.
+
+    The sources pass is the nightly one (stats.nightly_sources: the change log's rows with their dependents, plus
+    rolling slice 1 of `slice_count`, default settings.RECONCILE_SLICES) unless `full`, which re-derives every
+    source row. Either way a repairing run that succeeds consumes the change log rows it claimed.
 
     `fix` records the missing events and sets drifted users' stats to the ledger's values; without it nothing is
     written but the run's own row. A user-scoped run checks that user's stats only (source rows cannot be scoped to
@@ -135,20 +143,14 @@ def run_reconciliation(
             scope=ReconciliationRun.Scope.USER if user_id is not None else ReconciliationRun.Scope.ALL,
             scope_user_id=user_id,
             sources_checked=not skip_sources and user_id is None,
+            sources_mode="full" if full else "nightly",
         )
         began = time.monotonic()
         try:
             # First, so its ledger/stats findings are what the passes below then repair (stats.economy_pass).
             run_economy_pass(run, progress=say)
             if run.sources_checked:
-                poison: Counter = Counter()
-                missing = find_missing_events(fix=fix, batch_size=source_batch, progress=say, poison=poison)
-                run.missing_events = {
-                    label: {str(t): n for t, n in sorted(types.items())} for label, types in missing.items() if types
-                }
-                run.missing_events_total = sum(sum(types.values()) for types in missing.values())
-                run.poison_rows = dict(sorted(poison.items()))
-                run.save(update_fields=["missing_events", "missing_events_total", "poison_rows"])
+                _sources_pass(run, full=full, batch_size=source_batch, slice_count=slice_count, progress=say)
             else:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
             result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
@@ -169,11 +171,46 @@ def run_reconciliation(
                 f"{len(result.unrepairable)} drifted user(s) have no profile, so no stats row can hold their "
                 f"counters: {result.unrepairable[:20]}"
             )
-        _finish(run, began, status=ReconciliationRun.Status.SUCCEEDED, error=run.error)
+        with transaction.atomic():  # the claimed changes are done only once the run that re-derived them succeeded
+            if run.fix and run.sources_checked:
+                delete_claimed(run.pk)
+            _finish(run, began, status=ReconciliationRun.Status.SUCCEEDED, error=run.error)
     if run.fix and (run.users_fixed or run.missing_events_total):
         refresh_derived_figures()  # boards cached from the drifted counters must not outlive the repair
     _observe(run)
     return run
+
+
+def _sources_pass(
+    run: ReconciliationRun, *, full: bool, batch_size: int, slice_count: int | None, progress: Progress
+) -> None:
+    """sources -> ledger, nightly (changes, dependents, one slice) or full; its findings are saved on `run`."""
+    if full:
+        if run.fix:  # every row is re-derived below: what the log holds now is covered
+            run.changes_claimed = claim_changes(run.pk)
+        poison: Counter = Counter()
+        missing = find_missing_events(fix=run.fix, batch_size=batch_size, progress=progress, poison=poison)
+    else:
+        outcome = nightly_pass(run, batch_size=batch_size, slice_count=slice_count, progress=progress)
+        missing, poison = outcome.missing, outcome.poison
+        run.changes_claimed = outcome.changes_claimed
+        run.rows_rederived = outcome.rows
+    run.missing_events = {
+        label: {str(t): n for t, n in sorted(types.items())} for label, types in missing.items() if types
+    }
+    run.missing_events_total = sum(sum(types.values()) for types in missing.values())
+    run.poison_rows = dict(sorted(poison.items()))
+    run.save(
+        update_fields=[
+            "missing_events",
+            "missing_events_total",
+            "poison_rows",
+            "changes_claimed",
+            "rows_rederived",
+            "slice_index",
+            "slice_count",
+        ]
+    )
 
 
 def find_missing_events(
@@ -464,7 +501,7 @@ def format_report(run: ReconciliationRun) -> str:
     ]
     if run.sources_checked:
         verb = "recorded" if run.fix else "missing (not recorded: report only)"
-        lines.append(f"  sources -> ledger: {run.missing_events_total} event(s) {verb}")
+        lines.append(f"  sources -> ledger ({_coverage(run)}): {run.missing_events_total} event(s) {verb}")
         for label, types in run.missing_events.items():
             lines.append(f"    {label}: " + ", ".join(f"{t}={n}" for t, n in types.items()))
         for label, n in run.poison_rows.items():
@@ -486,6 +523,17 @@ def format_report(run: ReconciliationRun) -> str:
     if run.error:
         lines.append(f"  error: {run.error}")
     return "\n".join(lines)
+
+
+def _coverage(run: ReconciliationRun) -> str:
+    if run.sources_mode != "nightly" or run.slice_count is None or run.slice_index is None:
+        return "full: every source row"
+    rows = run.rows_rederived.values()
+    return (
+        f"nightly: {sum(r['changed'] for r in rows)} changed row(s) ({run.changes_claimed} log entries), "
+        f"{sum(r['dependents'] for r in rows)} dependent(s), {sum(r['slice'] for r in rows)} in rolling slice "
+        f"{run.slice_index + 1}/{run.slice_count}"
+    )
 
 
 def _jsonable(value: object) -> object:

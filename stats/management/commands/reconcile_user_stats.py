@@ -1,5 +1,5 @@
-"""`python manage.py reconcile_user_stats [--fix] [--user-id N] [--skip-sources]`: the same service as the nightly
-task."""
+"""`python manage.py reconcile_user_stats [--fix] [--user-id N] [--skip-sources] [--full]`: the same service as the
+nightly task."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--skip-sources", action="store_true", help="skip the sources -> ledger pass")
         parser.add_argument(
+            "--full",
+            action="store_true",
+            help="re-derive every source row (default: the nightly pass - rows changed since the last repairing run, "
+            "their dependents and one rolling slice)",
+        )
+        parser.add_argument(
             "--chunk-users", type=_positive, default=CHUNK_USERS, help="users per locked comparison chunk"
         )
         parser.add_argument(
@@ -61,7 +67,15 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, fix: bool, user_id: int | None, skip_sources: bool, chunk_users: int, source_batch: int, **options
+        self,
+        *args,
+        fix: bool,
+        user_id: int | None,
+        skip_sources: bool,
+        chunk_users: int,
+        source_batch: int,
+        full: bool = False,
+        **options,
     ) -> None:
         mode = "check and repair" if fix else "check only (nothing is written; --fix repairs)"
         verbosity = options["verbosity"]
@@ -77,6 +91,7 @@ class Command(BaseCommand):
                     progress=lambda line: bar.update(1, note=line),
                     chunk_users=chunk_users,
                     source_batch=source_batch,
+                    full=full,
                 )
         except (ReconciliationError, ReconciliationAlreadyRunning) as exc:
             raise CommandError(str(exc)) from None
