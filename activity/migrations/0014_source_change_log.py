@@ -69,7 +69,7 @@ def _backward() -> str:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("activity", "0010_match_round_order_idx"),
+        ("activity", "0012_feed_covering_indexes"),
         ("profiles", "0005_search_trgm"),
         ("teams", "0001_initial"),
         ("tournaments", "0002_solo_and_team_entry_exclusive"),

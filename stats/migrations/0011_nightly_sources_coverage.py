@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("stats", "0007_ratings"),
+        ("stats", "0010_rating_drafts"),
     ]
 
     operations = [
