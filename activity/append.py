@@ -22,6 +22,7 @@ from activity.derivation import Derivation
 from activity.event_types import COIN_EVENTS, REVERSAL_OF
 from activity.events import NewEvent, encode_metadata
 from activity.models import UserActivity
+from activity.phases import phase
 from activity.projection import InsertedEvent, project
 
 logger = logging.getLogger(__name__)
@@ -70,27 +71,32 @@ def append(derivations: Sequence[Derivation], *, dry_run: bool = False, only_mis
     Validation happens before any write, so an invalid event leaves nothing half-written.
     """
     with transaction.atomic(savepoint=False):
-        planned = _plan(derivations)
+        with phase("plan corrections"):
+            planned = _plan(derivations)
         if dry_run or only_missing:
             # Only the absent events can be written, so only they are encoded (validated): re-checking the metadata
             # of every recorded event was a third of the reconciliation's time in append.
             unique = {event.key: event for event in reversed(planned)}  # reversed: the first of equal keys wins
-            absent = _absent([unique[key] for key in sorted(unique)])
+            with phase("anti-join"):
+                absent = _absent([unique[key] for key in sorted(unique)])
             derived = len(unique)
-            rows = [(event, encode_metadata(event)) for event in absent]
+            with phase("validate + encode"):
+                rows = [(event, encode_metadata(event)) for event in absent]
         else:
-            encoded = [(event, encode_metadata(event)) for event in planned]
-            by_key: dict[tuple, tuple[NewEvent, str]] = {}
-            for event, meta in encoded:
-                by_key.setdefault(event.key, (event, meta))
-            # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the same
-            # order on the unique index, so they cannot deadlock.
-            rows = [by_key[key] for key in sorted(by_key)]
+            with phase("validate + encode"):
+                encoded = [(event, encode_metadata(event)) for event in planned]
+                by_key: dict[tuple, tuple[NewEvent, str]] = {}
+                for event, meta in encoded:
+                    by_key.setdefault(event.key, (event, meta))
+                # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the
+                # same order on the unique index, so they cannot deadlock.
+                rows = [by_key[key] for key in sorted(by_key)]
             derived = len(rows)
         if dry_run:
             missing = Counter(event.event_type for event, _meta in rows)
             return AppendResult(derived=derived, would_insert=len(rows), would_insert_by_type=missing)
-        inserted = _insert(rows)
+        with phase("insert"):
+            inserted = _insert(rows)
         project(inserted)
     return AppendResult(derived=derived, inserted=inserted)
 
@@ -246,7 +252,9 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
     inserted = []
     for row_id, *key in returned:
         e = by_key[tuple(key)]
-        inserted.append(InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season))
+        inserted.append(
+            InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season, e.source_id)
+        )
     inserted.sort(key=lambda e: e.id)
     return inserted
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from activity.append import AppendResult, append
 from activity.derivation import derive_deleted
 from activity.models import PoisonRow
+from activity.phases import phase
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -40,9 +41,11 @@ def record_events_for(
     with transaction.atomic():
         if owns_transaction:
             _skip_wal_flush_wait()
-        _lock_rows(kind, ids)
+        with phase("lock source rows"):
+            _lock_rows(kind, ids)
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
-        derivations = kind.load(ids)
+        with phase("load sources"):  # the loaders charge their pure derivation to "derive"
+            derivations = kind.load(ids)
         missing = sorted(set(ids) - {d.source_id for d in derivations})
         if missing and kind.recorded_types:
             now = timezone.now()
@@ -51,7 +54,8 @@ def record_events_for(
         # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
         result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
-            PoisonRow.objects.resolve(kind.label, ids)
+            with phase("resolve poison rows"):
+                PoisonRow.objects.resolve(kind.label, ids)
     if missing:
         verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
         logger.info(

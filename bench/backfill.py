@@ -53,6 +53,18 @@ def main() -> None:
         "--naive-sample", type=float, default=0.01, help="share of each source's rows the seeds' way runs on"
     )
     parser.add_argument("--only", choices=sorted(DATABASES))
+    parser.add_argument(
+        "--db-prefix",
+        default=os.environ.get("BENCH_DATABASE_PREFIX", ""),
+        help="prefix of the data sets' database names (one per person or machine sharing a server)",
+    )
+    parser.add_argument(
+        "--profile-chunks",
+        type=int,
+        default=0,
+        help="also execute this many chunks in-process and print where their time goes (0: the whole run)",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the in-process phase breakdown")
     parser.add_argument("--scenario", choices=sorted(DATABASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
@@ -62,7 +74,7 @@ def main() -> None:
     results = {}
     for name in [args.only] if args.only else ["atp", "synthetic"]:
         print(f"== {name} ==", flush=True)
-        env = {**os.environ, "BENCH_DATABASE_NAME": DATABASES[name]}
+        env = {**os.environ, "BENCH_DATABASE_NAME": args.db_prefix + DATABASES[name]}
         child = subprocess.run(
             [sys.executable, __file__, "--scenario", name, *sys.argv[1:]],
             env=env,
@@ -100,6 +112,18 @@ def report(results: dict) -> None:
                 f"      second run {run['rerun_seconds']:.1f} s: {run['rerun_events']} events created "
                 f"({run['rerun_rows_per_s']:,.0f} source rows/s checked)"
             )
+        if "profile" in r:
+            p = r["profile"]
+            print(
+                f"  where the time goes (one lane in-process: {p['events']:,} events, {p['chunks']} chunks, "
+                f"{p['seconds']:.1f} s, {p['events'] / max(p['seconds'], 1e-9):,.0f} events/s):"
+            )
+            print(f"      {'phase':<40} {'wall':>8} {'share':>7} {'us/event':>9} {'worker CPU us/event':>20}")
+            for name, (secs, cpu) in sorted(p["phases"].items(), key=lambda kv: -kv[1][0]):
+                print(
+                    f"      {name:<40} {secs:6.2f} s {secs / max(p['seconds'], 1e-9):7.1%} "
+                    f"{secs * 1e6 / max(p['events'], 1):9.1f} {cpu * 1e6 / max(p['events'], 1):20.1f}"
+                )
         best = max(r["runs"], key=lambda run: run["events_per_s"])
         print(
             f"  seeds' way  {r['naive_events_per_s']:,.0f} events/s on a {r['naive_sample_events']:,}-event sample "
@@ -121,7 +145,7 @@ def scenario(args) -> dict:
     sys.path.insert(0, str(ROOT))
     from bench.bench_db import use_bench_database
 
-    use_bench_database(DATABASES[args.scenario])
+    use_bench_database(args.db_prefix + DATABASES[args.scenario])
     from django.core.management import call_command
     from django.db import connection
 
@@ -143,6 +167,8 @@ def scenario(args) -> dict:
     for lanes in [int(n) for n in args.lanes.split(",")]:
         result["runs"].append(backfill_through_workers(args.batch_size, lanes))
     result["events"] = result["runs"][0]["events"]
+    if not args.no_profile:
+        result["profile"] = profile_phases(args.batch_size, args.profile_chunks)
     result.update(naive(counts, args.naive_sample))
     result["naive_extrapolated_s"] = result["events"] / result["naive_events_per_s"]
     return result
@@ -225,6 +251,40 @@ def backfill_through_workers(batch_size: int, lanes: int) -> dict:
         "rerun_events": rerun.events_created,
         "rerun_rows_per_s": rerun.rows_done / rerun_seconds,
     }
+
+
+def profile_phases(batch_size: int, max_chunks: int, sources: list[str] | None = None) -> dict:
+    """One lane executed in this process, chunk after chunk, each phase of the append path timed
+    (activity.phases): where a chunk's time goes. "lane state + commit" is the rest of each chunk's wall time (the
+    lane row, the run's tallies, COMMIT)."""
+    from django.db import connection
+
+    from activity import backfill
+    from activity.backfill.chunks import ChunkOutcome, run_backfill_chunk
+    from activity.models import BackfillRun
+    from activity.phases import collecting
+
+    reset_ledger()
+    run = backfill.start_backfill(sources, batch_size=batch_size, lanes=1, enqueue=False)
+    chunks, wall, cpu = 0, 0.0, 0.0
+    with collecting() as phases:
+        while not max_chunks or chunks < max_chunks:
+            began, began_cpu = time.perf_counter(), time.process_time()
+            outcome = run_backfill_chunk(run.pk, 0, enqueue_next=False)
+            wall += time.perf_counter() - began
+            cpu += time.process_time() - began_cpu
+            chunks += 1
+            if outcome is not ChunkOutcome.CONTINUED:
+                break
+    run.refresh_from_db()
+    if max_chunks == 0 and run.status != BackfillRun.Status.SUCCEEDED:
+        raise SystemExit(f"profiled backfill {run.status}: {run.last_error}")
+    seconds = {name: (phases.wall[name], phases.cpu[name]) for name in phases.wall}
+    rest = "lane state + commit"
+    seconds[rest] = (max(wall - sum(phases.wall.values()), 0.0), max(cpu - sum(phases.cpu.values()), 0.0))
+    connection.close()
+    print(f"profiled: {run.events_created:,} events in {chunks} chunks, {wall:.1f} s in-process", flush=True)
+    return {"events": run.events_created, "chunks": chunks, "seconds": wall, "cpu_seconds": cpu, "phases": seconds}
 
 
 def run_seconds(run: BackfillRun) -> float:
