@@ -96,17 +96,24 @@ def _skip_wal_flush_wait() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+# Rows per advisory lock: ids are folded into granules of this many consecutive keys, one lock each. One lock per row
+# made a chunk of n rows take n locks, and PostgreSQL's shared lock table (max_locks_per_transaction x connections)
+# ran out at about 10,000 rows in one transaction; a granule serialises a live recording only with recordings of its
+# 63 neighbouring ids, briefly.
+LOCK_GRANULE = 64
+
+
 def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
     """Serialise recorders of the same row (advisory locks, taken in key order; they never block the
     requests that write the source rows)."""
     if kind.lock_space is None:
         return
     with connection.cursor() as cursor:
-        # The two-key lock form takes int4 keys while ids are bigint: fold each id into int4 range. Two ids that fold
-        # onto one key only serialise each other, which is harmless; locks are still taken in (folded) key order.
+        # The two-key lock form takes int4 keys while ids are bigint: fold each granule into int4 range. Two granules
+        # that fold onto one key only serialise each other, which is harmless; locks are still taken in key order.
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, k) "
-            "FROM (SELECT (unnest(%s::bigint[]) %% 2147483647)::int AS k ORDER BY 1) AS keys",
-            [kind.lock_space, list(ids)],
+            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT ((g / %s) %% 2147483647)::int AS k "
+            "FROM unnest(%s::bigint[]) AS g ORDER BY 1) AS keys",
+            [kind.lock_space, LOCK_GRANULE, "{" + ",".join(str(int(i)) for i in ids) + "}"],
         )
         cursor.fetchall()

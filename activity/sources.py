@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import models
 
 from activity import derivation as rules
+from activity import source_rows
 from activity.derivation import Derivation
 from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS
 from activity.event_types import EventType as E
@@ -38,7 +39,7 @@ class SourceKind:
     recorded_types: frozenset[str] = frozenset()
 
 
-def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
+def _members_for(registrations: Sequence[Registration | source_rows.EntryRow]) -> dict[int, list[int]]:
     team_ids = {r.team_id for r in registrations if r.team_id is not None}
     if not team_ids:
         return {}
@@ -49,22 +50,15 @@ def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
 
 
 def _load_registrations(ids: Sequence[int]) -> list[Derivation]:
-    regs = list(Registration.objects.filter(id__in=ids).select_related("tournament").order_by("id"))
+    regs = source_rows.load_registrations(ids)
     members = _members_for(regs)
     with phase("derive"):
         return [rules.derive_registration(r, members) for r in regs]
 
 
 def _load_matches(ids: Sequence[int]) -> list[Derivation]:
-    matches = list(
-        Match.objects.filter(id__in=ids).select_related("tournament", "participant1", "participant2").order_by("id")
-    )
+    matches = source_rows.load_matches(ids)
     members = _members_for([m.participant1 for m in matches] + [m.participant2 for m in matches])
-    for m in matches:
-        # winner/loser are always one of the two participants (database constraint): reuse the loaded rows.
-        sides = {m.participant1_id: m.participant1, m.participant2_id: m.participant2}
-        m.winner = sides.get(m.winner_id) if m.winner_id is not None else None
-        m.loser = sides.get(m.loser_id) if m.loser_id is not None else None
     with phase("derive"):
         return [rules.derive_match(m, members) for m in matches]
 
