@@ -2,19 +2,22 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/3 \
         .venv/bin/python bench/backfill.py [--atp-dir ../shared/data/atp] [--users 125000 --tournaments 4000]
-        [--batch-size 2000] [--lanes 1,2] [--naive-sample 0.01] [--only atp|synthetic]
+        [--batch-size N] [--lanes 1,2] [--naive-sample 0.01] [--only atp|decade|synthetic] [--db-prefix bench_me_]
+        [--profile-chunks 12 | --no-profile]
 
-Two data sets, each in a database of its own (created, migrated and filled once; later runs reuse them):
-* `activity_backfill_bench_atp`: the whole ATP tour history (import_atp);
+Three data sets, each in a database of its own (created, migrated and filled once; later runs reuse them):
+* `activity_backfill_bench_atp`: the whole ATP tour history (import_atp): issue 19's goals are measured here;
+* `activity_backfill_bench_decade`: the seasons 2015-2024, what `make demo` imports and backfills;
 * `activity_backfill_bench_synth`: a synthetic platform from generate_platform (~1M source rows at the defaults).
 
 For each data set and each lane count: the ledger and stats are emptied, one `celery worker -Q maintenance -c 1
 --pool solo` subprocess per lane is started on the data set, a backfill of every source is started with the service
-(as the admin/command do) and followed to the end. Printed: events, wall time, events/s, the workers' peak RSS
-(VmHWM) and RSS at 10/50/90 % of the run (flat memory = the same figure on both data sets and through the run), a
-second backfill (0 events: the cost of checking), and the seeds' approach (per source row: load + derive, then per
+(as the admin/command do) and followed to the end. Printed: events, wall time, events/s beside the goals, the
+workers' peak RSS (VmHWM) and RSS at 10/50/90 % of the run (flat memory = the same figure through the run), a
+second backfill (0 events: the cost of checking), the seeds' approach (per source row: load + derive, then per
 event `exists()` and `create()` and an F() update of the stats row) timed on a sample of every source and
-extrapolated to the whole data set, as a ratio.
+extrapolated to the whole data set, as a ratio, and where a chunk's time goes: one lane executed in-process with
+every phase of the append path timed (activity.phases), wall and worker CPU per event.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ if TYPE_CHECKING:  # Django is set up inside the scenario subprocess, not at imp
     from activity.models import BackfillRun
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASES = {"atp": "activity_backfill_bench_atp", "synthetic": "activity_backfill_bench_synth"}
+DATABASES = {
+    "atp": "activity_backfill_bench_atp",
+    "decade": "activity_backfill_bench_decade",  # what `make demo` imports and backfills: ATP 2015-2024
+    "synthetic": "activity_backfill_bench_synth",
+}
+DECADE = (2015, 2024)
 GOALS = {1: 18_000, 2: 30_000}  # events/s per lane count (issue 19, goal 2)
 
 
@@ -73,7 +81,7 @@ def main() -> None:
         return
 
     results = {}
-    for name in [args.only] if args.only else ["atp", "synthetic"]:
+    for name in [args.only] if args.only else ["atp", "decade", "synthetic"]:
         print(f"== {name} ==", flush=True)
         env = {**os.environ, "BENCH_DATABASE_NAME": args.db_prefix + DATABASES[name]}
         child = subprocess.run(
@@ -164,6 +172,9 @@ def scenario(args) -> dict:
     if args.scenario == "atp" and not counts["tournaments.match"]:
         print(f"importing the ATP history from {args.atp_dir} (once)...", flush=True)
         call_command("import_atp", args.atp_dir)
+    elif args.scenario == "decade" and not counts["tournaments.match"]:
+        print(f"importing the ATP seasons {DECADE[0]}-{DECADE[1]} from {args.atp_dir} (once)...", flush=True)
+        call_command("import_atp", args.atp_dir, from_year=DECADE[0], to_year=DECADE[1])
     elif args.scenario == "synthetic" and not counts["profiles.userprofile"]:
         print(f"generating a platform of {args.users:,} users / {args.tournaments:,} tournaments (once)...", flush=True)
         call_command("generate_platform", users=args.users, tournaments=args.tournaments, seed=1)
