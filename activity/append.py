@@ -15,13 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from activity.derivation import Derivation
 from activity.event_types import COIN_EVENTS, REVERSAL_OF
-from activity.events import NewEvent, encode_metadata
+from activity.events import NewEvent, encode_metadata, validate
 from activity.models import UserActivity
+from activity.phases import phase
 from activity.projection import InsertedEvent, project
 
 logger = logging.getLogger(__name__)
@@ -70,29 +70,50 @@ def append(derivations: Sequence[Derivation], *, dry_run: bool = False, only_mis
     Validation happens before any write, so an invalid event leaves nothing half-written.
     """
     with transaction.atomic(savepoint=False):
-        planned = _plan(derivations)
+        with phase("plan corrections"):
+            planned = _plan(derivations)
         if dry_run or only_missing:
             # Only the absent events can be written, so only they are encoded (validated): re-checking the metadata
             # of every recorded event was a third of the reconciliation's time in append.
             unique = {event.key: event for event in reversed(planned)}  # reversed: the first of equal keys wins
-            absent = _absent([unique[key] for key in sorted(unique)])
+            with phase("anti-join"):
+                absent = _absent([unique[key] for key in sorted(unique)])
             derived = len(unique)
-            rows = [(event, encode_metadata(event)) for event in absent]
+            with phase("validate + encode"):
+                rows = _encoded(absent)
         else:
-            encoded = [(event, encode_metadata(event)) for event in planned]
-            by_key: dict[tuple, tuple[NewEvent, str]] = {}
-            for event, meta in encoded:
-                by_key.setdefault(event.key, (event, meta))
-            # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the same
-            # order on the unique index, so they cannot deadlock.
-            rows = [by_key[key] for key in sorted(by_key)]
+            with phase("validate + encode"):
+                encoded = _encoded(planned)
+                by_key: dict[tuple, tuple[NewEvent, str]] = {}
+                for event, meta in encoded:
+                    by_key.setdefault(event.key, (event, meta))
+                # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the
+                # same order on the unique index, so they cannot deadlock.
+                rows = [by_key[key] for key in sorted(by_key)]
             derived = len(rows)
         if dry_run:
             missing = Counter(event.event_type for event, _meta in rows)
             return AppendResult(derived=derived, would_insert=len(rows), would_insert_by_type=missing)
-        inserted = _insert(rows)
+        with phase("insert"):
+            inserted = _insert(rows)
         project(inserted)
     return AppendResult(derived=derived, inserted=inserted)
+
+
+def _encoded(events: Sequence[NewEvent]) -> list[tuple[NewEvent, str]]:
+    """Each event validated, with its metadata as JSON. The events of one source row usually share one metadata
+    object (a match's four events): it is serialised once, the events still validated one by one. (Keyed by the
+    object's id while `events` holds every object alive, so an id cannot be reused within the call.)"""
+    by_object: dict[int, str] = {}
+    out = []
+    for event in events:
+        meta = by_object.get(id(event.metadata))
+        if meta is None:
+            meta = by_object[id(event.metadata)] = encode_metadata(event)
+        else:
+            validate(event)
+        out.append((event, meta))
+    return out
 
 
 def _plan(derivations: Sequence[Derivation]) -> list[NewEvent]:
@@ -125,14 +146,10 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
         by_label.setdefault(d.source_model, []).append(d)
     for label, group in by_label.items():
         types = {t for d in group for base in d.authority for t in (base, REVERSAL_OF[base])}
-        existing = (
-            UserActivity.objects.filter(
-                source_model=label, source_id__in=[d.source_id for d in group], event_type__in=types
-            )
-            .values_list("source_id", "user_id", "event_type")
-            .annotate(n=Count("id"), total=Sum("amount"))
-            .order_by()
-        )
+        with connection.cursor() as cursor:
+            # Arrays as single parameters: `source_id__in` compiled and adapted one parameter per source row.
+            cursor.execute(_RECORDED_SQL, [label, _ints([d.source_id for d in group]), _words(sorted(types))])
+            existing = cursor.fetchall()
         for source_id, user_id, event_type, n, total in existing:
             counts[(label, source_id, user_id, event_type)] = n
             amounts[(label, source_id, user_id, event_type)] = total or 0
@@ -153,6 +170,11 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
             if e.event_type in d.authority:
                 wanted.setdefault((e.user_id, e.event_type), e)
         recorded_users = recorded.get((d.source_model, d.source_id), set())
+        if not recorded_users:
+            # Nothing of this row's authority types is in the ledger (every row of a backfill): the wanted events
+            # are its first recording, at seq 1, exactly as the loop below would plan them (n_base = net = 0).
+            yield from (e if e.seq == 1 else replace(e, seq=1) for e in wanted.values())
+            continue
         template_meta = d.events[0].metadata if d.events else recorded_meta.get((d.source_model, d.source_id), {})
         # A compensation counts in the same game and season as the event it cancels (one source row, one tournament).
         game, season = (
@@ -194,6 +216,13 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                     )
 
 
+_RECORDED_SQL = f"""
+SELECT source_id, user_id, event_type, COUNT(*), SUM(amount)::bigint FROM {_TABLE}
+WHERE source_model = %s AND source_id = ANY(%s::bigint[]) AND event_type = ANY(%s::varchar[])
+GROUP BY source_id, user_id, event_type
+"""
+
+
 def _absent(events: Sequence[NewEvent]) -> list[NewEvent]:
     """The events whose key is not in the ledger yet, in their order: the keys go to the server as one JSON document
     and an anti-join on the idempotency index answers with the positions of the absent ones (usually none). Nothing
@@ -223,32 +252,53 @@ def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
     if not rows:
         return []
     now = timezone.now()
-    by_key = {event.key: event for event, _ in rows}
+    events = [e for e, _ in rows]
+    by_key = {e.key: e for e in events}
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_SQL,
             [
                 now,
-                [e.user_id for e, _ in rows],
-                [e.event_type for e, _ in rows],
-                [e.timestamp for e, _ in rows],
-                [e.amount for e, _ in rows],
+                _ints([e.user_id for e in events]),
+                _words([e.event_type for e in events]),
+                "{" + ",".join([e.timestamp.isoformat() for e in events]) + "}",
+                _ints([e.amount for e in events]),
                 "[" + ",".join(m for _, m in rows) + "]",
-                [e.source_model for e, _ in rows],
-                [e.source_id for e, _ in rows],
-                [e.seq for e, _ in rows],
-                [e.resolved_visibility() for e, _ in rows],
-                [e.game for e, _ in rows],
-                [e.season for e, _ in rows],
+                _words([e.source_model for e in events]),
+                _ints([e.source_id for e in events]),
+                _ints([e.seq for e in events]),
+                _words([e.resolved_visibility() for e in events]),
+                _words([e.game for e in events]),
+                _ints([e.season for e in events]),
             ],
         )
         returned = cursor.fetchall()
     inserted = []
     for row_id, *key in returned:
         e = by_key[tuple(key)]
-        inserted.append(InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season))
+        inserted.append(
+            InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season, e.source_id)
+        )
     inserted.sort(key=lambda e: e.id)
     return inserted
+
+
+# Each column travels as one PostgreSQL array literal (text), built here with str.join: handing the driver Python
+# lists made it adapt every element one by one, which cost more client CPU than the rest of a backfill chunk's insert.
+# The values were validated (encode_metadata): ints are ints, timestamps aware datetimes (ISO 8601 with an offset).
+def _ints(values: Sequence[int | None]) -> str:
+    return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
+
+
+def _words(values: Sequence[str | None]) -> str:
+    quoted: dict[str | None, str] = {None: "NULL"}  # a chunk repeats a few distinct values thousands of times
+    out = []
+    for v in values:
+        q = quoted.get(v)
+        if q is None:
+            q = quoted[v] = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        out.append(q)
+    return "{" + ",".join(out) + "}"
 
 
 # Metadata travels as one JSON array (each element already validated, compact JSON), zipped with the other columns

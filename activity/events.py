@@ -44,39 +44,54 @@ class NewEvent:
         return self.visibility or default_visibility(self.event_type)
 
 
-def encode_metadata(event: NewEvent) -> str:
-    """Validate the event and return its metadata as compact JSON; raises InvalidEventError."""
-    where = f"{event.event_type} for user {event.user_id} from {event.source_model}:{event.source_id}"
+def _where(event: NewEvent) -> str:
+    return f"{event.event_type} for user {event.user_id} from {event.source_model}:{event.source_id}"
+
+
+def validate(event: NewEvent) -> None:
+    """Check every field but the metadata; raises InvalidEventError. (The message's context is built only on
+    failure: it was a fifth of the validation's cost per event.)"""
     if event.event_type not in _EVENT_TYPES:
-        raise InvalidEventError(f"Unknown event type {event.event_type!r} ({where}).")
+        raise InvalidEventError(f"Unknown event type {event.event_type!r} ({_where(event)}).")
     if not isinstance(event.user_id, int) or event.user_id <= 0:
-        raise InvalidEventError(f"Invalid user id {event.user_id!r} ({where}).")
+        raise InvalidEventError(f"Invalid user id {event.user_id!r} ({_where(event)}).")
     if not isinstance(event.source_id, int) or not event.source_model:
-        raise InvalidEventError(f"Invalid source {event.source_model!r}:{event.source_id!r} ({where}).")
+        raise InvalidEventError(f"Invalid source {event.source_model!r}:{event.source_id!r} ({_where(event)}).")
     if not isinstance(event.timestamp, datetime) or event.timestamp.tzinfo is None:
-        raise InvalidEventError(f"Timestamp must be an aware datetime, got {event.timestamp!r} ({where}).")
+        raise InvalidEventError(f"Timestamp must be an aware datetime, got {event.timestamp!r} ({_where(event)}).")
     if not isinstance(event.seq, int) or event.seq < 1:
-        raise InvalidEventError(f"seq must be a positive integer ({where}).")
+        raise InvalidEventError(f"seq must be a positive integer ({_where(event)}).")
     if event.event_type in COIN_EVENTS:
         if not isinstance(event.amount, int) or isinstance(event.amount, bool) or event.amount <= 0:
-            raise InvalidEventError(f"A coin event needs a positive integer amount, got {event.amount!r} ({where}).")
+            raise InvalidEventError(
+                f"A coin event needs a positive integer amount, got {event.amount!r} ({_where(event)})."
+            )
     elif event.amount is not None:
-        raise InvalidEventError(f"Only coin events carry an amount ({where}).")
+        raise InvalidEventError(f"Only coin events carry an amount ({_where(event)}).")
     if event.game is not None and (not isinstance(event.game, str) or not 0 < len(event.game) <= 50):
-        raise InvalidEventError(f"game must be a string of 1-50 characters, got {event.game!r} ({where}).")
+        raise InvalidEventError(f"game must be a string of 1-50 characters, got {event.game!r} ({_where(event)}).")
     if event.season is not None and (
         event.game is None or not isinstance(event.season, int) or not 0 <= event.season <= 32767
     ):
-        raise InvalidEventError(f"season must be a non-negative integer with a game, got {event.season!r} ({where}).")
+        raise InvalidEventError(
+            f"season must be a non-negative integer with a game, got {event.season!r} ({_where(event)})."
+        )
     if event.visibility and event.visibility not in _VISIBILITIES:
-        raise InvalidEventError(f"Unknown visibility {event.visibility!r} ({where}).")
+        raise InvalidEventError(f"Unknown visibility {event.visibility!r} ({_where(event)}).")
+
+
+def encode_metadata(event: NewEvent) -> str:
+    """Validate the event and return its metadata as compact JSON; raises InvalidEventError."""
+    validate(event)
     if not isinstance(event.metadata, Mapping) or not all(isinstance(k, str) for k in event.metadata):
-        raise InvalidEventError(f"Metadata must be an object with string keys ({where}).")
+        raise InvalidEventError(f"Metadata must be an object with string keys ({_where(event)}).")
     try:
         encoded = json.dumps(event.metadata, separators=(",", ":"), allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise InvalidEventError(f"Metadata is not JSON-serialisable: {exc} ({where}).") from None
+        raise InvalidEventError(f"Metadata is not JSON-serialisable: {exc} ({_where(event)}).") from None
     limit = settings.ACTIVITY_METADATA_MAX_BYTES
     if len(encoded.encode()) > limit:
-        raise InvalidEventError(f"Metadata is {len(encoded.encode())} bytes, above the {limit}-byte bound ({where}).")
+        raise InvalidEventError(
+            f"Metadata is {len(encoded.encode())} bytes, above the {limit}-byte bound ({_where(event)})."
+        )
     return encoded

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
+from psycopg import sql
 
 from activity.event_types import COIN_EVENTS, EventType, Visibility
 
@@ -230,10 +231,20 @@ class PoisonRowQuerySet(models.QuerySet):
         return self.filter(resolved_at__isnull=True)
 
     def resolve(self, source: str, ids, *, at=None) -> int:
-        """Mark the unresolved poison rows of these source rows resolved (they were just recorded, or are gone)."""
-        return self.filter(source=source, source_id__in=list(ids), resolved_at__isnull=True).update(
-            resolved_at=at or timezone.now()
-        )
+        """Mark the unresolved poison rows of these source rows resolved (they were just recorded, or are gone).
+
+        Raw SQL with one array parameter: every recording calls this with its whole chunk, and `source_id__in`
+        compiled and adapted one parameter per id (a tenth of a 10,000-row backfill chunk's client time)."""
+        ids_literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "UPDATE {t} SET resolved_at = %s WHERE source = %s AND source_id = ANY(%s::bigint[]) "
+                    "AND resolved_at IS NULL"
+                ).format(t=sql.Identifier(self.model._meta.db_table)),
+                [at or timezone.now(), source, ids_literal],
+            )
+            return cursor.rowcount
 
 
 class PoisonRow(models.Model):

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from activity.phases import phase
+
 
 @dataclass(frozen=True, slots=True)
 class InsertedEvent:
@@ -21,6 +23,7 @@ class InsertedEvent:
     timestamp: datetime
     game: str | None = None  # tournament events: the per-game / per-season projections' keys
     season: int | None = None
+    source_id: int | None = None  # the source row (of the event's source_model) the event was derived from
 
 
 Projector = Callable[[Sequence[InsertedEvent]], None]
@@ -35,4 +38,5 @@ def register_projector(projector: Projector) -> None:
 def project(inserted: Sequence[InsertedEvent]) -> None:
     if inserted:
         for projector in _projectors:
-            projector(inserted)
+            with phase(f"{projector.__module__}.{projector.__name__}"):
+                projector(inserted)

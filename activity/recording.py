@@ -12,6 +12,7 @@ from django.utils import timezone
 from activity.append import AppendResult, append
 from activity.derivation import derive_deleted
 from activity.models import PoisonRow
+from activity.phases import phase
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -40,9 +41,11 @@ def record_events_for(
     with transaction.atomic():
         if owns_transaction:
             _skip_wal_flush_wait()
-        _lock_rows(kind, ids)
+        with phase("lock source rows"):
+            _lock_rows(kind, ids)
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
-        derivations = kind.load(ids)
+        with phase("load sources"):  # the loaders charge their pure derivation to "derive"
+            derivations = kind.load(ids)
         missing = sorted(set(ids) - {d.source_id for d in derivations})
         if missing and kind.recorded_types:
             now = timezone.now()
@@ -51,7 +54,8 @@ def record_events_for(
         # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
         result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
-            PoisonRow.objects.resolve(kind.label, ids)
+            with phase("resolve poison rows"):
+                PoisonRow.objects.resolve(kind.label, ids)
     if missing:
         verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
         logger.info(
@@ -92,17 +96,24 @@ def _skip_wal_flush_wait() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+# Rows per advisory lock: ids are folded into granules of this many consecutive keys, one lock each. One lock per row
+# made a chunk of n rows take n locks, and PostgreSQL's shared lock table (max_locks_per_transaction x connections)
+# ran out at about 10,000 rows in one transaction; a granule serialises a live recording only with recordings of its
+# 63 neighbouring ids, briefly.
+LOCK_GRANULE = 64
+
+
 def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
     """Serialise recorders of the same row (advisory locks, taken in key order; they never block the
     requests that write the source rows)."""
     if kind.lock_space is None:
         return
     with connection.cursor() as cursor:
-        # The two-key lock form takes int4 keys while ids are bigint: fold each id into int4 range. Two ids that fold
-        # onto one key only serialise each other, which is harmless; locks are still taken in (folded) key order.
+        # The two-key lock form takes int4 keys while ids are bigint: fold each granule into int4 range. Two granules
+        # that fold onto one key only serialise each other, which is harmless; locks are still taken in key order.
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, k) "
-            "FROM (SELECT (unnest(%s::bigint[]) %% 2147483647)::int AS k ORDER BY 1) AS keys",
-            [kind.lock_space, list(ids)],
+            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT ((g / %s) %% 2147483647)::int AS k "
+            "FROM unnest(%s::bigint[]) AS g ORDER BY 1) AS keys",
+            [kind.lock_space, LOCK_GRANULE, "{" + ",".join(str(int(i)) for i in ids) + "}"],
         )
         cursor.fetchall()

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from django.db import models
 
 from activity import derivation as rules
+from activity import source_rows
 from activity.derivation import Derivation
 from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS
 from activity.event_types import EventType as E
+from activity.phases import phase
 from esports.achievements.models import UserAchievement
 from esports.economy.models import DeltaCrownTransaction
 from esports.moderation.models import Dispute
@@ -37,7 +39,7 @@ class SourceKind:
     recorded_types: frozenset[str] = frozenset()
 
 
-def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
+def _members_for(registrations: Sequence[Registration | source_rows.EntryRow]) -> dict[int, list[int]]:
     team_ids = {r.team_id for r in registrations if r.team_id is not None}
     if not team_ids:
         return {}
@@ -48,22 +50,17 @@ def _members_for(registrations: Sequence[Registration]) -> dict[int, list[int]]:
 
 
 def _load_registrations(ids: Sequence[int]) -> list[Derivation]:
-    regs = list(Registration.objects.filter(id__in=ids).select_related("tournament").order_by("id"))
+    regs = source_rows.load_registrations(ids)
     members = _members_for(regs)
-    return [rules.derive_registration(r, members) for r in regs]
+    with phase("derive"):
+        return [rules.derive_registration(r, members) for r in regs]
 
 
 def _load_matches(ids: Sequence[int]) -> list[Derivation]:
-    matches = list(
-        Match.objects.filter(id__in=ids).select_related("tournament", "participant1", "participant2").order_by("id")
-    )
+    matches = source_rows.load_matches(ids)
     members = _members_for([m.participant1 for m in matches] + [m.participant2 for m in matches])
-    for m in matches:
-        # winner/loser are always one of the two participants (database constraint): reuse the loaded rows.
-        sides = {m.participant1_id: m.participant1, m.participant2_id: m.participant2}
-        m.winner = sides.get(m.winner_id) if m.winner_id is not None else None
-        m.loser = sides.get(m.loser_id) if m.loser_id is not None else None
-    return [rules.derive_match(m, members) for m in matches]
+    with phase("derive"):
+        return [rules.derive_match(m, members) for m in matches]
 
 
 def _load_results(ids: Sequence[int]) -> list[Derivation]:
@@ -79,7 +76,8 @@ def _load_results(ids: Sequence[int]) -> list[Derivation]:
         checked_in.setdefault(reg.tournament_id, []).append(reg)
     placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
     members = _members_for(placed + [reg for regs in checked_in.values() for reg in regs])
-    return [rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members) for r in results]
+    with phase("derive"):
+        return [rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members) for r in results]
 
 
 def _load_transactions(ids: Sequence[int]) -> list[Derivation]:

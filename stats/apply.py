@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from activity.phases import phase
 from activity.projection import InsertedEvent
 from stats.counters import COUNTER_FIELDS, deltas_by_user
 from stats.models import UserProfileStats
@@ -46,4 +47,5 @@ def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL, params)
     # The per-game / per-season rows, under the lifetime rows' locks just taken (stats.scoped_apply).
-    apply_scoped_events(events)
+    with phase("stats.scoped_apply.apply_scoped_events"):
+        apply_scoped_events(events)

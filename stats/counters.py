@@ -86,15 +86,26 @@ def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
 def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[str, int]]:
     """Sum the counter changes of events per `key(event)` (per user, per (user, game)...); events keyed None are
     left out (e.g. an event without a game, for the per-game rows)."""
-    deltas: dict[K, dict[str, int]] = {}
+    # Counted per (key, event type) first - one dict update per event - and only then spread over the counters:
+    # a backfill chunk has tens of thousands of events but a few thousand distinct (user, type) pairs.
+    tallies: dict[tuple[K, str], list[int]] = {}
     for event in events:
         k = key(event)
         if k is None:
             continue
-        effects = EFFECTS[event.event_type]
-        row = deltas.setdefault(k, dict.fromkeys(COUNTER_FIELDS, 0))
-        for counter, sign in effects:
-            row[counter] += sign * (event.amount if counter in AMOUNT_FIELDS else 1)
+        tally = tallies.get((k, event.event_type))
+        if tally is None:
+            tallies[(k, event.event_type)] = [1, event.amount or 0]
+        else:
+            tally[0] += 1
+            tally[1] += event.amount or 0
+    deltas: dict[K, dict[str, int]] = {}
+    for (k, event_type), (n, amount) in tallies.items():
+        row = deltas.get(k)
+        if row is None:
+            row = deltas[k] = dict.fromkeys(COUNTER_FIELDS, 0)
+        for counter, sign in EFFECTS[event_type]:
+            row[counter] += sign * (amount if counter in AMOUNT_FIELDS else n)
     return deltas
 
 

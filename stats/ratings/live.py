@@ -55,7 +55,12 @@ class Touched:
 
 
 def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
-    ids = [e.id for e in events if e.event_type in OUTCOME_TYPES]
+    outcomes = [e for e in events if e.event_type in OUTCOME_TYPES]
+    if not outcomes:
+        return
+    if len({e.source_id for e in outcomes}) > LIVE_BATCH_MAX:
+        outcomes = _mark_big_batches(outcomes)
+    ids = [e.id for e in outcomes]
     if not ids:
         return
     by_game: dict[str, list[Touched]] = defaultdict(list)
@@ -63,6 +68,31 @@ def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
         by_game[t.game].append(t)
     for game in sorted(by_game):
         _handle(game, by_game[game])
+
+
+def _mark_big_batches(outcomes: list[InsertedEvent]) -> list[InsertedEvent]:
+    """A game with more than LIVE_BATCH_MAX matches in this recording (a backfill chunk) is only marked, before
+    its earliest match: found from the matches' positions alone (one query), without netting every match's outcome
+    in the ledger as _touched does, which cost a backfill chunk more than its insert. Returns the events of the
+    other games, for the usual path."""
+    matches = sorted({e.source_id for e in outcomes if e.source_id is not None})
+    by_game: dict[str, list[Touched]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(_POSITIONS_SQL, [matches])
+        for match_id, game, ka, ke, kr, kn, ha, he, hr, hn, hm in cursor.fetchall():
+            if game is None:
+                continue  # deleted before it was ever rated: nothing to undo
+            key = None if ka is None else (ka, ke, kr, kn, match_id)
+            rated_key = None if hm is None else (ha, he, hr, hn, hm)
+            by_game[game].append(Touched(match_id, game, key, None, False, rated_key, (), ()))
+    rest: set[int] = set()
+    for game in sorted(by_game):
+        touched = by_game[game]
+        if len(touched) > LIVE_BATCH_MAX:
+            _mark(game, touched)
+        else:
+            rest.update(t.match_id for t in touched)
+    return [e for e in outcomes if e.source_id in rest]
 
 
 def _handle(game: str, touched: list[Touched]) -> None:
@@ -142,6 +172,21 @@ _TOUCHED_SQL = sql.SQL(
     "WHERE match_id = s.source_id LIMIT 1) h ON true"
 ).format(
     ledger=sql.Identifier(UserActivity._meta.db_table),
+    cols=source.KEY_COLUMNS_SQL,
+    m=sql.Identifier(Match._meta.db_table),
+    t=sql.Identifier(Tournament._meta.db_table),
+    h=sql.Identifier(RatingHistory._meta.db_table),
+)
+
+
+_POSITIONS_SQL = sql.SQL(
+    "SELECT x.id, COALESCE(k.game, h.game), k.key_at, k.key_ext, k.key_round, k.key_num, "
+    "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM unnest(%s::bigint[]) AS x(id) "
+    "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
+    "WHERE m.id = x.id) k ON true "
+    "LEFT JOIN LATERAL (SELECT game, key_at, key_ext, key_round, key_num, match_id FROM {h} "
+    "WHERE match_id = x.id LIMIT 1) h ON true"
+).format(
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),
     t=sql.Identifier(Tournament._meta.db_table),

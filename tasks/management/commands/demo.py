@@ -133,6 +133,12 @@ class Command(BaseCommand):
                     shown = seen.rows_done
         if run.status != BackfillRun.Status.SUCCEEDED:
             raise CommandError(f"backfill #{run.pk} ended {run.status}: {run.last_error or 'see the worker log'}")
+        if run.started_at is not None and run.finished_at is not None:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+            self.stdout.write(
+                f"  backfill: {run.events_created:,} events in {seconds:.1f} s "
+                f"({run.events_created / max(seconds, 1e-9):,.0f} events/s)"
+            )
 
     def _season(self) -> int:
         self.stdout.write(
