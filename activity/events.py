@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from activity.event_types import COIN_EVENTS, EventType, Visibility, default_visibility
+from activity.event_types import COIN_EVENTS, PLACEMENT_AMOUNT_EVENTS, EventType, Visibility, default_visibility
 
 _EVENT_TYPES = frozenset(EventType.values)
 _VISIBILITIES = frozenset(Visibility.values)
@@ -60,8 +60,15 @@ def encode_metadata(event: NewEvent) -> str:
     if event.event_type in COIN_EVENTS:
         if not isinstance(event.amount, int) or isinstance(event.amount, bool) or event.amount <= 0:
             raise InvalidEventError(f"A coin event needs a positive integer amount, got {event.amount!r} ({where}).")
+    elif event.event_type in PLACEMENT_AMOUNT_EVENTS:
+        if event.amount is not None and (
+            not isinstance(event.amount, int) or isinstance(event.amount, bool) or event.amount <= 0
+        ):
+            raise InvalidEventError(
+                f"A placement's amount is a positive integer or none, got {event.amount!r} ({where})."
+            )
     elif event.amount is not None:
-        raise InvalidEventError(f"Only coin events carry an amount ({where}).")
+        raise InvalidEventError(f"Only coin and placement events carry an amount ({where}).")
     if event.game is not None and (not isinstance(event.game, str) or not 0 < len(event.game) <= 50):
         raise InvalidEventError(f"game must be a string of 1-50 characters, got {event.game!r} ({where}).")
     if event.season is not None and (

@@ -52,6 +52,13 @@ def record_events_for(
         result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
             PoisonRow.objects.resolve(kind.label, ids)
+        if kind.dependents is not None and origin in LIVE_ORIGINS and not dry_run:
+            # In the same transaction: a corrected match and the placements it moves commit together. Their row
+            # locks come after this source's, in the one order every recorder takes them (source, then dependent).
+            label, dependent_ids = kind.dependents
+            dependents = dependent_ids(ids)
+            if dependents:
+                record_events_for(label, dependents, origin=origin)
     if missing:
         verb = "compensated" if kind.recorded_types else "skipped (deletion not compensated)"
         logger.info(

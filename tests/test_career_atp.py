@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from activity.event_types import EventType as E
+from activity.models import UserActivity
 from activity.privacy import ViewerClass, ViewerRelation
 from activity.selectors.head_to_head import head_to_head
 from activity.selectors.match_history import match_history, played_rows
@@ -186,6 +189,73 @@ def test_the_season_table_equals_the_per_season_projection_and_the_csv(rows):
         if r.matches_played or r.tournaments_won or r.tournaments_runner_up
     }
     assert {(s.season, s.played, s.wins, s.losses, s.titles, s.runner_up) for s in table} == projection
+
+
+KNOCKOUT_PLACEMENT = {"QF": 5, "R16": 9, "R32": 17, "R64": 33, "R128": 65}
+KNOCKOUT = {*KNOCKOUT_PLACEMENT, "SF", "F"}
+
+
+def csv_placements(event_rows: list[dict]) -> dict[str, int]:
+    """player id -> placement in one tournament, by issue 15's rules read off its CSV rows: only a tournament with one
+    final has a result; its two SF losers (match_num order) are third and fourth; anyone else is placed by the round of
+    their last knockout loss, a walkover included."""
+    finals = [r for r in event_rows if r["round"] == "F"]
+    if len(finals) != 1:
+        return {}
+    placed = {finals[0]["winner_id"]: 1, finals[0]["loser_id"]: 2}
+    semis = sorted((r for r in event_rows if r["round"] == "SF"), key=lambda r: int(r["match_num"]))
+    if len(semis) == 2:
+        placed.setdefault(semis[0]["loser_id"], 3)
+        placed.setdefault(semis[1]["loser_id"], 4)
+    last_loss: dict[str, str] = {}
+    for r in event_rows:
+        if r["round"] in KNOCKOUT and RANK[r["round"]] > RANK.get(last_loss.get(r["loser_id"], ""), 0):
+            last_loss[r["loser_id"]] = r["round"]
+    for player, round_ in last_loss.items():
+        if player not in placed and round_ in KNOCKOUT_PLACEMENT:
+            placed[player] = KNOCKOUT_PLACEMENT[round_]
+    return placed
+
+
+def ledger_placements(tournament_id: int) -> dict[int, int]:
+    """user id -> placement the ledger holds for the tournament (net of compensations)."""
+    net: Counter = Counter()
+    for user, event_type, meta in UserActivity.objects.filter(
+        event_type__in=(E.TOURNAMENT_PLACED, E.TOURNAMENT_PLACED_REVERSED), metadata__tournament_id=tournament_id
+    ).values_list("user_id", "event_type", "metadata"):
+        net[(user, meta["placement"])] += 1 if event_type == E.TOURNAMENT_PLACED else -1
+    return {user: place for (user, place), n in net.items() if n > 0}
+
+
+def test_every_finish_of_a_real_event_is_placed_as_the_csv_says_and_averaged_per_season(rows):
+    by_event: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_event[r["tourney_id"]].append(r)
+    # A draw of 128 with a walkover lost in a placing round: every kind of finish in one real event.
+    event = next(
+        tid
+        for tid, event_rows in sorted(by_event.items())
+        if any(r["round"] == "R128" for r in event_rows)
+        and any(is_walkover(r["score"]) and r["round"] in KNOCKOUT_PLACEMENT for r in event_rows)
+    )
+    expected = csv_placements(by_event[event])
+    assert sorted(set(expected.values())) == [1, 2, 3, 4, 5, 9, 17, 33, 65]
+    tournament = Tournament.objects.get(external_id=event)
+    users = dict(get_user_model().objects.filter(username__startswith="atp").values_list("pk", "username"))
+    got = {users[u].removeprefix("atp"): p for u, p in ledger_placements(tournament.id).items()}
+    assert got == expected
+
+    champion, _final = champion_of_own_latest_tournament(rows)
+    per_season: dict[int, list[int]] = defaultdict(list)
+    for tid, event_rows in by_event.items():
+        place = csv_placements(event_rows).get(champion)
+        if place is not None and place <= 10:
+            per_season[int(tid[:4])].append(place)
+    table = {s.season: s.average_placement for s in season_table(user_id(champion))}
+    means = {season: Decimal(sum(p)) / len(p) for season, p in per_season.items()}
+    assert {season: avg for season, avg in table.items() if avg is not None} == {
+        season: mean.quantize(Decimal("0.01"), ROUND_HALF_UP) for season, mean in means.items()
+    }
 
 
 @pytest.mark.parametrize(
