@@ -71,7 +71,7 @@ FLIPS_ACROSS_SEASONS = [
 ]
 
 
-def ledger_group_by(keys: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
+def ledger_group_by(keys: tuple[str, ...]) -> dict[tuple, dict]:
     """The oracle: a GROUP BY over the ledger (user, *keys, event type), each group's count or amount signed by the
     event -> counter mapping; only events that carry every key."""
     not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"  # no keys: the lifetime rows
@@ -82,7 +82,7 @@ def ledger_group_by(keys: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
             f"FROM {UserActivity._meta.db_table} WHERE {not_null} GROUP BY user_id, {columns}event_type"
         )
         rows = cursor.fetchall()
-    expected: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTER_FIELDS, 0))
+    expected: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(COUNTER_FIELDS, 0))
     for *key, event_type, n, amount, with_amount in rows:
         counters = expected[tuple(key)]
         for counter, sign in EFFECTS[event_type]:
