@@ -22,7 +22,7 @@ from esports.profiles.search import search_players
 from esports.tournaments.models import Tournament
 from stats.scoped_models import UserSeasonStats
 from stats.selectors.seasons import season_table
-from tests.career_data import RANK, atp_rows, is_walkover, recorded_atp_history
+from tests.career_data import KNOCKOUT_PLACEMENT, RANK, atp_rows, csv_placements, is_walkover, recorded_atp_history
 
 DECADE = (2015, 2024)
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -189,32 +189,6 @@ def test_the_season_table_equals_the_per_season_projection_and_the_csv(rows):
         if r.matches_played or r.tournaments_won or r.tournaments_runner_up
     }
     assert {(s.season, s.played, s.wins, s.losses, s.titles, s.runner_up) for s in table} == projection
-
-
-KNOCKOUT_PLACEMENT = {"QF": 5, "R16": 9, "R32": 17, "R64": 33, "R128": 65}
-KNOCKOUT = {*KNOCKOUT_PLACEMENT, "SF", "F"}
-
-
-def csv_placements(event_rows: list[dict]) -> dict[str, int]:
-    """player id -> placement in one tournament, by issue 15's rules read off its CSV rows: only a tournament with one
-    final has a result; its two SF losers (match_num order) are third and fourth; anyone else is placed by the round of
-    their last knockout loss, a walkover included."""
-    finals = [r for r in event_rows if r["round"] == "F"]
-    if len(finals) != 1:
-        return {}
-    placed = {finals[0]["winner_id"]: 1, finals[0]["loser_id"]: 2}
-    semis = sorted((r for r in event_rows if r["round"] == "SF"), key=lambda r: int(r["match_num"]))
-    if len(semis) == 2:
-        placed.setdefault(semis[0]["loser_id"], 3)
-        placed.setdefault(semis[1]["loser_id"], 4)
-    last_loss: dict[str, str] = {}
-    for r in event_rows:
-        if r["round"] in KNOCKOUT and RANK[r["round"]] > RANK.get(last_loss.get(r["loser_id"], ""), 0):
-            last_loss[r["loser_id"]] = r["round"]
-    for player, round_ in last_loss.items():
-        if player not in placed and round_ in KNOCKOUT_PLACEMENT:
-            placed[player] = KNOCKOUT_PLACEMENT[round_]
-    return placed
 
 
 def ledger_placements(tournament_id: int) -> dict[int, int]:

@@ -5,6 +5,7 @@ placements <= 10, on the lifetime, per-game and per-season rows; corrections of 
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,9 @@ from django.utils import timezone
 from activity.derivation import MATCH, TOURNAMENT_RESULT
 from activity.event_types import EventType as E
 from activity.models import UserActivity
+from activity.privacy import ViewerClass, ViewerRelation
 from activity.recording import record_events_for
+from activity.selectors.timeline import timeline
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 from stats.models import UserGameStats, UserProfileStats, UserSeasonStats
 from stats.recompute import recompute_stats
@@ -242,3 +245,27 @@ def test_recompute_and_reconciliation_agree_with_the_incremental_average():
     recompute_stats(users)
     assert {u: average(u) for u in users} == before
     assert run_reconciliation(fix=False, skip_sources=True).users_drifted == 0
+
+
+def test_placements_stay_off_the_default_timeline_and_follow_the_participation_flag(client, settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"placed-{uuid.uuid4().hex[:8]}"}}
+    bracket = Bracket(TournamentFactory(game="valorant", season=2025))
+    player = bracket.entries[9].user  # 9th
+    me = ViewerRelation(ViewerClass.SELF, player.pk)
+    anonymous = ViewerRelation(ViewerClass.ANONYMOUS, player.pk)
+    # A 9th place is not a major event: the default timeline leaves it to the `types` filter.
+    assert E.TOURNAMENT_PLACED not in {e.event_type for e in timeline(me).items}
+    asked = timeline(anonymous, types=frozenset({E.TOURNAMENT_PLACED}))
+    assert [(e.event_type, e.metadata["placement"]) for e in asked.items] == [(E.TOURNAMENT_PLACED, 9)]
+
+    # Hidden participation hides where they finished from others; the average stays an aggregate counter.
+    player.profile.show_tournament_stats = False
+    player.profile.save()
+    hidden = ViewerRelation(ViewerClass.ANONYMOUS, player.pk, show_tournament_stats=False)
+    assert timeline(hidden, types=frozenset({E.TOURNAMENT_PLACED})).items == []
+    stats = client.get(f"/api/users/{player.pk}/stats/").json()
+    assert (stats["average_placement"], stats["placements_counted"]) == (9.0, 1)
+    seasons = client.get(f"/api/users/{player.pk}/seasons/").json()["results"]
+    assert [(s["season"], s["average_placement"]) for s in seasons] == [(2025, 9.0)]
+    page = client.get(f"/u/{player.username}/")
+    assert b'data-stat="average_placement">9.00<' in page.content
