@@ -175,11 +175,16 @@ def test_two_tournament_results_recorded_concurrently_both_count_for_shared_play
             record_events_for("tournaments.tournamentresult", [results[i % 2].id])
 
     assert run_in_threads(10, recorder) == []
-    assert nonzero(counters(shared[0])) == {"tournaments_completed": 2, "tournaments_won": 2}
-    assert nonzero(counters(shared[3])) == {"tournaments_completed": 2, "tournaments_top4": 2}
+    placed_1st, placed_4th = (
+        {"placements_counted": 2, "placements_sum": 2},
+        {"placements_counted": 2, "placements_sum": 8},
+    )
+    assert nonzero(counters(shared[0])) == {"tournaments_completed": 2, "tournaments_won": 2, **placed_1st}
+    assert nonzero(counters(shared[3])) == {"tournaments_completed": 2, "tournaments_top4": 2, **placed_4th}
     assert Counter(UserActivity.objects.values_list("event_type", flat=True)) == {
         E.TOURNAMENT_COMPLETED: 14,
         E.TOURNAMENT_WON: 2,
         E.TOURNAMENT_RUNNER_UP: 2,
         E.TOURNAMENT_TOP4: 4,
+        E.TOURNAMENT_PLACED: 8,  # the four the results name, per tournament (the others lost no match)
     }
