@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from activity.derivation import Derivation
-from activity.event_types import COIN_EVENTS, REVERSAL_OF
+from activity.event_types import COIN_EVENTS, REVERSAL_OF, VALUED_EVENTS
 from activity.events import NewEvent, encode_metadata, validate
 from activity.models import UserActivity
 from activity.phases import phase
@@ -141,6 +144,7 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
     # (label, source id) -> users with recorded events of the row: looked up per derivation (scanning `counts`
     # for each row instead made a chunk of n rows cost n^2).
     recorded: dict[tuple[str, int], set[int]] = {}
+    valued: _Values = {}  # valued types (VALUED_EVENTS): the net count per recorded value, and its amount
     by_label: dict[str, list[Derivation]] = {}
     for d in derivations:
         by_label.setdefault(d.source_model, []).append(d)
@@ -154,6 +158,10 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
             counts[(label, source_id, user_id, event_type)] = n
             amounts[(label, source_id, user_id, event_type)] = total or 0
             recorded.setdefault((label, source_id), set()).add(user_id)
+        # Valued types' recorded values, for the rows that have any recorded (none in a backfill: no query).
+        with_recorded = [d.source_id for d in group if (label, d.source_id) in recorded]
+        for base in sorted({t for d in group for t in d.authority if t in VALUED_EVENTS} if with_recorded else ()):
+            _count_values(label, with_recorded, base, valued)
         gone = [d.source_id for d in group if not d.events]
         if gone:
             for source_id, metadata, game, season in (
@@ -187,6 +195,13 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                 reverse = REVERSAL_OF[base]
                 n_base = counts.get((d.source_model, d.source_id, user_id, base), 0)
                 n_rev = counts.get((d.source_model, d.source_id, user_id, reverse), 0)
+                if base in VALUED_EVENTS:
+                    values = valued.get((d.source_model, d.source_id, user_id, base), {})
+                    wanted_event = wanted.get((user_id, base))
+                    yield from _correct_value(
+                        d, user_id, base, wanted_event, values, (n_base, n_rev), template_meta, (game, season)
+                    )
+                    continue
                 net = n_base - n_rev
                 event = wanted.get((user_id, base))
                 want = 1 if event is not None else 0
@@ -221,6 +236,65 @@ SELECT source_id, user_id, event_type, COUNT(*), SUM(amount)::bigint FROM {_TABL
 WHERE source_model = %s AND source_id = ANY(%s::bigint[]) AND event_type = ANY(%s::varchar[])
 GROUP BY source_id, user_id, event_type
 """
+
+
+_Values = dict[tuple[str, int, int, str], dict[object, tuple[int, int | None]]]
+
+
+def _count_values(label: str, source_ids: list[int], base: str, into: _Values) -> None:
+    """Per (row, user) of a valued type: value -> (events minus compensations carrying it, their amount)."""
+    reverse = REVERSAL_OF[base]
+    rows = (
+        UserActivity.objects.filter(source_model=label, source_id__in=source_ids, event_type__in=(base, reverse))
+        .annotate(value=KeyTransform(VALUED_EVENTS[base], "metadata"))
+        .values_list("source_id", "user_id", "event_type", "value", "amount")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for source_id, user_id, event_type, value, amount, n in rows:
+        by_value = into.setdefault((label, source_id, user_id, base), {})
+        net, _amount = by_value.get(value, (0, None))
+        by_value[value] = (net + (n if event_type == base else -n), amount)
+
+
+def _correct_value(
+    d: Derivation,
+    user_id: int,
+    base: str,
+    event: NewEvent | None,
+    values: dict[object, tuple[int, int | None]],
+    seqs: tuple[int, int],
+    template_meta: Mapping[str, Any],
+    scope: tuple[str | None, int | None],
+) -> Iterable[NewEvent]:
+    """A valued type's correction: every recorded value the row no longer implies is compensated (carrying that
+    value and its amount), the implied value recorded when it is not counted now. Seqs run on across values: the
+    idempotency key has no value in it."""
+    key = VALUED_EVENTS[base]
+    want = event.metadata[key] if event is not None else None
+    reverse = REVERSAL_OF[base]
+    n_base, n_rev = seqs
+    for value, (net, amount) in sorted(values.items(), key=lambda item: str(item[0])):
+        for _ in range(net - (1 if value == want else 0)):
+            n_rev += 1
+            yield NewEvent(
+                user_id,
+                reverse,
+                d.corrected_at or timezone.now(),
+                d.source_model,
+                d.source_id,
+                {**template_meta, key: value, "reverses": base},
+                seq=n_rev,
+                amount=amount,
+                game=scope[0],
+                season=scope[1],
+            )
+    if event is not None and values.get(want, (0, None))[0] < 1:
+        if n_base == 0 and event.seq == 1:
+            yield event
+        else:
+            at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
+            yield replace(event, seq=n_base + 1, timestamp=at)
 
 
 def _absent(events: Sequence[NewEvent]) -> list[NewEvent]:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS, EventType
 from activity.events import NewEvent
+from activity.rounds import round_rank
 
 # Registration id -> the user ids it stands for (one for a solo entry; the team's members for a team entry).
 Members = Mapping[int, Sequence[int]]
@@ -124,28 +125,85 @@ def derive_match(match, members: Members) -> Derivation:
     return Derivation(MATCH, match.id, tuple(events), authority=MATCH_OUTCOME_EVENTS, corrected_at=match.updated_at)
 
 
-def derive_tournament_result(result, checked_in: Sequence, members: Members) -> Derivation:
-    """`checked_in`: the tournament's checked-in registrations, each earns `tournament_completed` for its members."""
+# Placement of an entrant the result does not name, by the knockout round of their last loss (issue 15). Losses in
+# round-robin (RR), bronze-match (BR) and early rounds (ER) give none; so do SF / F losses the result leaves out.
+KNOCKOUT_PLACEMENT: dict[str, int] = {"QF": 5, "R16": 9, "R32": 17, "R64": 33, "R128": 65}
+KNOCKOUT_ROUNDS = frozenset({*KNOCKOUT_PLACEMENT, "SF", "F"})
+# average_placement is the mean of the placements up to this one: such a placement carries itself as the event's
+# amount, which the counters sum and count (stats.counters); deeper finishes carry none.
+AVERAGE_PLACEMENT_MAX = 10
+RESULT_AUTHORITY = PLACEMENT_EVENTS | {EventType.TOURNAMENT_PLACED}
+
+# Registration id -> the rounds of the matches it lost (completed, or a walkover: a forfeit with a loser).
+LostRounds = Mapping[int, Sequence[str]]
+
+
+def placements(result, checked_in: Sequence, lost_rounds: LostRounds) -> dict[int, int]:
+    """Registration id -> placement, for the checked-in entrants that have one: 1-4 as the result names them, any
+    other entrant by the knockout round of their last loss (the latest by round order)."""
+    named = {
+        registration.id: place
+        for place, registration in enumerate(
+            (result.winner, result.runner_up, result.third_place, result.fourth_place), start=1
+        )
+        if registration is not None
+    }
+    placed: dict[int, int] = {}
+    for registration in checked_in:
+        if registration.id in named:
+            placed[registration.id] = named[registration.id]
+            continue
+        knockout = [r for r in lost_rounds.get(registration.id, ()) if r in KNOCKOUT_ROUNDS]
+        if knockout:
+            last = max(knockout, key=round_rank)
+            if last in KNOCKOUT_PLACEMENT:
+                placed[registration.id] = KNOCKOUT_PLACEMENT[last]
+    return placed
+
+
+def derive_tournament_result(
+    result, checked_in: Sequence, members: Members, lost_rounds: LostRounds | None = None
+) -> Derivation:
+    """`checked_in`: the tournament's checked-in registrations, each earns `tournament_completed` for its members and
+    `tournament_placed` when it has a placement; `lost_rounds`: the rounds each of them lost (the tournament's
+    matches are part of this row's truth: a corrected match re-derives the result, see activity.sources)."""
     meta = _tournament_metadata(result.tournament)
     scope = _scope(result.tournament)
     at = result.created_at
     events: list[NewEvent] = []
-    placements = (
+    podium = (
         (EventType.TOURNAMENT_WON, [result.winner]),
         (EventType.TOURNAMENT_RUNNER_UP, [result.runner_up]),
         (EventType.TOURNAMENT_TOP4, [r for r in (result.third_place, result.fourth_place) if r is not None]),
     )
-    for event_type, registrations in placements:
+    for event_type, registrations in podium:
         for registration in registrations:
             for user_id in registration_members(registration, members):
                 events.append(NewEvent(user_id, event_type, at, TOURNAMENT_RESULT, result.id, meta, **scope))
+    placed = placements(result, checked_in, lost_rounds or {})
     for registration in checked_in:
         for user_id in registration_members(registration, members):
             events.append(
                 NewEvent(user_id, EventType.TOURNAMENT_COMPLETED, at, TOURNAMENT_RESULT, result.id, meta, **scope)
             )
+        place = placed.get(registration.id)
+        if place is None:
+            continue
+        for user_id in registration_members(registration, members):
+            events.append(
+                NewEvent(
+                    user_id,
+                    EventType.TOURNAMENT_PLACED,
+                    at,
+                    TOURNAMENT_RESULT,
+                    result.id,
+                    {**meta, "placement": place},
+                    amount=place if place <= AVERAGE_PLACEMENT_MAX else None,
+                    **scope,
+                )
+            )
     return Derivation(
-        TOURNAMENT_RESULT, result.id, tuple(events), authority=PLACEMENT_EVENTS, corrected_at=result.updated_at
+        TOURNAMENT_RESULT, result.id, tuple(events), authority=RESULT_AUTHORITY, corrected_at=result.updated_at
     )
 
 

@@ -23,6 +23,9 @@ class EventType(models.TextChoices):
     LEVEL_UP = "level_up"  # metadata `level`: a multiple of 5 the profile's level reached
     KYC_VERIFIED = "kyc_verified"  # private
     DISPUTE_FILED = "dispute_filed"  # private: the filer and staff
+    # metadata `placement`: 1-4 from the result, 5/9/17/33/65 from the knockout round of the entrant's last loss;
+    # `amount` = the placement when it counts towards average_placement (<= 10), none otherwise.
+    TOURNAMENT_PLACED = "tournament_placed"
     # Compensations: appended when a recorded outcome is later changed at the source (a dispute resolved the
     # other way, a corrected result). The original event stays; its compensation cancels its effect on the stats.
     MATCH_PLAYED_REVERSED = "match_played_reversed"
@@ -31,6 +34,7 @@ class EventType(models.TextChoices):
     TOURNAMENT_WON_REVERSED = "tournament_won_reversed"
     TOURNAMENT_RUNNER_UP_REVERSED = "tournament_runner_up_reversed"
     TOURNAMENT_TOP4_REVERSED = "tournament_top4_reversed"
+    TOURNAMENT_PLACED_REVERSED = "tournament_placed_reversed"
     # Compensations of a deleted source row (and of a re-joined membership's team_left): every base type a source
     # records can be cancelled, so deleting a recorded row leaves the counters as if it never existed.
     TOURNAMENT_REGISTERED_REVERSED = "tournament_registered_reversed"
@@ -58,6 +62,7 @@ REVERSAL_OF: dict[str, str] = {
     EventType.TOURNAMENT_WON: EventType.TOURNAMENT_WON_REVERSED,
     EventType.TOURNAMENT_RUNNER_UP: EventType.TOURNAMENT_RUNNER_UP_REVERSED,
     EventType.TOURNAMENT_TOP4: EventType.TOURNAMENT_TOP4_REVERSED,
+    EventType.TOURNAMENT_PLACED: EventType.TOURNAMENT_PLACED_REVERSED,
     EventType.TOURNAMENT_REGISTERED: EventType.TOURNAMENT_REGISTERED_REVERSED,
     EventType.TOURNAMENT_JOINED: EventType.TOURNAMENT_JOINED_REVERSED,
     EventType.TOURNAMENT_COMPLETED: EventType.TOURNAMENT_COMPLETED_REVERSED,
@@ -77,6 +82,13 @@ COIN_EVENTS = frozenset(
 )
 MATCH_OUTCOME_EVENTS = frozenset({EventType.MATCH_PLAYED, EventType.MATCH_WON, EventType.MATCH_LOST})
 PLACEMENT_EVENTS = frozenset({EventType.TOURNAMENT_WON, EventType.TOURNAMENT_RUNNER_UP, EventType.TOURNAMENT_TOP4})
+# Events that may carry an amount without being coin events: a placement counted towards the average carries it
+# (positive; a compensation carries the amount it cancels), any other placement none.
+PLACEMENT_AMOUNT_EVENTS = frozenset({EventType.TOURNAMENT_PLACED, EventType.TOURNAMENT_PLACED_REVERSED})
+# Types whose events carry a value (a metadata key) that is part of what their source row implies: a row's
+# authority over them covers the value too, so a changed value is compensated and re-recorded like a changed
+# outcome (a corrected match moves an entrant from placement 9 to 5).
+VALUED_EVENTS: dict[str, str] = {EventType.TOURNAMENT_PLACED: "placement"}
 
 _DEFAULT_VISIBILITY: dict[str, str] = {
     EventType.COINS_EARNED: Visibility.PRIVATE,

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from activity.event_types import COIN_EVENTS, EventType, Visibility, default_visibility
+from activity.event_types import COIN_EVENTS, PLACEMENT_AMOUNT_EVENTS, EventType, Visibility, default_visibility
 
 _EVENT_TYPES = frozenset(EventType.values)
 _VISIBILITIES = frozenset(Visibility.values)
@@ -66,8 +66,15 @@ def validate(event: NewEvent) -> None:
             raise InvalidEventError(
                 f"A coin event needs a positive integer amount, got {event.amount!r} ({_where(event)})."
             )
+    elif event.event_type in PLACEMENT_AMOUNT_EVENTS:
+        if event.amount is not None and (
+            not isinstance(event.amount, int) or isinstance(event.amount, bool) or event.amount <= 0
+        ):
+            raise InvalidEventError(
+                f"A placement's amount is a positive integer or none, got {event.amount!r} ({_where(event)})."
+            )
     elif event.amount is not None:
-        raise InvalidEventError(f"Only coin events carry an amount ({_where(event)}).")
+        raise InvalidEventError(f"Only coin and placement events carry an amount ({_where(event)}).")
     if event.game is not None and (not isinstance(event.game, str) or not 0 < len(event.game) <= 50):
         raise InvalidEventError(f"game must be a string of 1-50 characters, got {event.game!r} ({_where(event)}).")
     if event.season is not None and (

@@ -7,7 +7,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from psycopg import sql
 
-from activity.event_types import COIN_EVENTS, EventType, Visibility
+from activity.event_types import COIN_EVENTS, PLACEMENT_AMOUNT_EVENTS, EventType, Visibility
 
 
 class ImmutableLedgerError(Exception):
@@ -33,7 +33,11 @@ class UserActivity(models.Model):
     event_type = models.CharField(max_length=40, choices=EventType.choices)
     timestamp = models.DateTimeField(help_text="When it happened at the source.")
     recorded_at = models.DateTimeField(default=timezone.now, help_text="When the ledger learned it.")
-    amount = models.PositiveBigIntegerField(null=True, blank=True, help_text="DeltaCoins, for coin events only.")
+    amount = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="DeltaCoins for coin events; a placement counted in the average placement for tournament_placed.",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     source_model = models.CharField(max_length=40)
     source_id = models.BigIntegerField()
@@ -59,9 +63,11 @@ class UserActivity(models.Model):
             models.CheckConstraint(
                 # amount__isnull=False is not redundant: `NULL > 0` is NULL, and a CHECK passes on NULL.
                 condition=(Q(event_type__in=sorted(COIN_EVENTS)) & Q(amount__isnull=False) & Q(amount__gt=0))
-                | (~Q(event_type__in=sorted(COIN_EVENTS)) & Q(amount__isnull=True)),
+                | (Q(event_type__in=sorted(PLACEMENT_AMOUNT_EVENTS)) & (Q(amount__isnull=True) | Q(amount__gt=0)))
+                | (~Q(event_type__in=sorted(COIN_EVENTS | PLACEMENT_AMOUNT_EVENTS)) & Q(amount__isnull=True)),
                 name="activity_amount_only_on_coin_events",
-                violation_error_message="Coin events carry a positive amount; other events carry none.",
+                violation_error_message="Coin events carry a positive amount, a placement a positive one or none; "
+                "other events carry none.",
             ),
             models.CheckConstraint(condition=Q(seq__gte=1), name="activity_seq_positive"),
         ]

@@ -14,8 +14,9 @@ The rules:
   visibility. The economy summary and the export refuse anyone else (`NotPermitted`).
 * `show_match_history` off: match events (played / won / lost and their corrections) are hidden from others on every
   surface, and the match history itself is refused.
-* `show_tournament_stats` off: the tournament participation list (registered / joined / completed) is hidden from
-  others; official placements (won / runner-up / top 4, and corrections of them) are never hidden by a profile flag.
+* `show_tournament_stats` off: the tournament participation list (registered / joined / completed / placed) is
+  hidden from others; official placements (won / runner-up / top 4, and corrections of them) are never hidden by a
+  profile flag.
 * Aggregate counters are public (they feed the public leaderboards, total_earned included) except the figures that
   describe spending or private timing: total_spent, net_earnings, last_activity_at and stats_updated_at
   (`redact_stats`).
@@ -54,7 +55,18 @@ def _with_reversals(types: set[str]) -> frozenset[str]:
 
 ECONOMY_EVENTS: frozenset[str] = frozenset(COIN_EVENTS)
 MATCH_EVENTS: frozenset[str] = _with_reversals({E.MATCH_PLAYED, E.MATCH_WON, E.MATCH_LOST})
-PARTICIPATION_EVENTS: frozenset[str] = frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED, E.TOURNAMENT_COMPLETED})
+# Every finish placed (tournament_placed: 5th for a quarter-final, 65th for an R128 loss) says where a player took
+# part: participation, hidden with show_tournament_stats off. The podium keeps its official placements below, and
+# the average placement is an aggregate counter (public, like the others).
+PARTICIPATION_EVENTS: frozenset[str] = frozenset(
+    {
+        E.TOURNAMENT_REGISTERED,
+        E.TOURNAMENT_JOINED,
+        E.TOURNAMENT_COMPLETED,
+        E.TOURNAMENT_PLACED,
+        E.TOURNAMENT_PLACED_REVERSED,
+    }
+)
 PLACEMENT_EVENTS: frozenset[str] = _with_reversals({E.TOURNAMENT_WON, E.TOURNAMENT_RUNNER_UP, E.TOURNAMENT_TOP4})
 
 # Stats fields only self and staff see (the rest of the projection is public).

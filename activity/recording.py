@@ -50,6 +50,8 @@ def record_events_for(
         if missing and kind.recorded_types:
             now = timezone.now()
             derivations = [*derivations, *(derive_deleted(source_label, i, kind.recorded_types, now) for i in missing)]
+        if kind.dependents is not None and origin in LIVE_ORIGINS and not dry_run:
+            derivations = [*derivations, *_dependent_derivations(kind, ids)]
         # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
         # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
         result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
@@ -71,6 +73,21 @@ def record_events_for(
             ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)",
         )
     return result
+
+
+def _dependent_derivations(kind: SourceKind, ids: Sequence[int]) -> list:
+    """The rows of another source whose derivation reads these (a match's tournament result: its placements), loaded
+    under their own row locks, taken after this source's in the one order every recorder takes them. They go to the
+    same append as these rows' derivations: one transaction, and the stats rows of all their users locked once, in
+    one order (two appends in one transaction could lock them in an order another recorder reverses)."""
+    assert kind.dependents is not None
+    label, dependent_ids = kind.dependents
+    found = dependent_ids(ids)
+    if not found:
+        return []
+    dependent = source_kind(label)
+    _lock_rows(dependent, found)
+    return dependent.load(found)
 
 
 def _observe(result: AppendResult, origin: str) -> None:

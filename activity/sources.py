@@ -9,12 +9,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import models
+from django.db.models import BigIntegerField, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from activity import derivation as rules
 from activity import source_rows
 from activity.derivation import Derivation
-from activity.event_types import MATCH_OUTCOME_EVENTS, PLACEMENT_EVENTS
+from activity.event_types import MATCH_OUTCOME_EVENTS
 from activity.event_types import EventType as E
+from activity.models import UserActivity
 from activity.phases import phase
 from esports.achievements.models import UserAchievement
 from esports.economy.models import DeltaCrownTransaction
@@ -37,6 +41,9 @@ class SourceKind:
     # The base event types this source records: what a deleted row's compensation may cancel. Empty: deleting a row
     # is not compensated (a profile: its account's history stays; see the README).
     recorded_types: frozenset[str] = frozenset()
+    # Rows of another source whose derivation reads this one's rows: (their label, ids -> their ids). The live path
+    # and the sweep re-derive them after recording these (backfill and reconciliation derive every row anyway).
+    dependents: tuple[str, Callable[[Sequence[int]], list[int]]] | None = None
 
 
 def _members_for(registrations: Sequence[Registration | source_rows.EntryRow]) -> dict[int, list[int]]:
@@ -76,8 +83,33 @@ def _load_results(ids: Sequence[int]) -> list[Derivation]:
         checked_in.setdefault(reg.tournament_id, []).append(reg)
     placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
     members = _members_for(placed + [reg for regs in checked_in.values() for reg in regs])
+    lost_rounds: dict[int, list[str]] = {}
+    # A walkover is a forfeit with a loser: it counts as a loss in its round.
+    for loser_id, round_ in Match.objects.filter(
+        tournament_id__in=[r.tournament_id for r in results],
+        state__in=(Match.State.COMPLETED, Match.State.FORFEIT),
+        loser__isnull=False,
+    ).values_list("loser_id", "round"):
+        lost_rounds.setdefault(loser_id, []).append(round_)
     with phase("derive"):
-        return [rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members) for r in results]
+        return [
+            rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members, lost_rounds)
+            for r in results
+        ]
+
+
+def results_of_matches(ids: Sequence[int]) -> list[int]:
+    """The results of the tournaments of these matches (deleted ones too, by the tournament their events name), in
+    one query: a match's change can move an entrant's placement, which its tournament's result row derives."""
+    recorded_in = (
+        UserActivity.objects.filter(source_model=rules.MATCH, source_id__in=ids)
+        .annotate(tid=Cast(KT("metadata__tournament_id"), BigIntegerField()))
+        .values("tid")
+    )
+    in_tournaments = Q(tournament_id__in=Match.objects.filter(id__in=ids).values("tournament_id")) | Q(
+        tournament_id__in=recorded_in
+    )
+    return sorted(TournamentResult.objects.filter(in_tournaments).values_list("id", flat=True))
 
 
 def _load_transactions(ids: Sequence[int]) -> list[Derivation]:
@@ -132,14 +164,22 @@ SOURCES: dict[str, SourceKind] = {
             lock_space=5,
             recorded_types=frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED}),
         ),
-        SourceKind(rules.MATCH, Match, _load_matches, "updated_at", lock_space=1, recorded_types=MATCH_OUTCOME_EVENTS),
+        SourceKind(
+            rules.MATCH,
+            Match,
+            _load_matches,
+            "updated_at",
+            lock_space=1,
+            recorded_types=MATCH_OUTCOME_EVENTS,
+            dependents=(rules.TOURNAMENT_RESULT, results_of_matches),
+        ),
         SourceKind(
             rules.TOURNAMENT_RESULT,
             TournamentResult,
             _load_results,
             "updated_at",
             lock_space=2,
-            recorded_types=PLACEMENT_EVENTS | {E.TOURNAMENT_COMPLETED},
+            recorded_types=rules.RESULT_AUTHORITY | {E.TOURNAMENT_COMPLETED},
         ),
         # Transactions are immutable (database trigger): created_at is their change time.
         SourceKind(

@@ -374,9 +374,10 @@ def naive(counts: dict[str, int], share: float) -> dict:
     """The seeds' approach on the first `share` of every source's rows, on an empty ledger."""
     from django.db.models import F
 
+    from activity.event_types import COIN_EVENTS
     from activity.models import UserActivity
     from activity.sources import SOURCES
-    from stats.counters import AMOUNT_FIELDS, EFFECTS
+    from stats.counters import AMOUNT_FIELDS, EFFECTS, measure_of
     from stats.models import UserProfileStats
 
     reset_ledger()
@@ -406,11 +407,9 @@ def naive(counts: dict[str, int], share: float) -> dict:
                     )
                     UserProfileStats.objects.get_or_create(profile_id=e.user_id)
                     for counter, sign in EFFECTS[e.event_type]:
-                        if counter in AMOUNT_FIELDS:
+                        if counter in AMOUNT_FIELDS and e.event_type in COIN_EVENTS:
                             assert e.amount is not None, f"{e.event_type} moves coins, so it carries an amount"
-                            delta = sign * e.amount
-                        else:
-                            delta = sign
+                        delta = sign * measure_of(counter, e.amount)
                         UserProfileStats.objects.filter(profile_id=e.user_id).update(**{counter: F(counter) + delta})
                     events += 1
     seconds = time.perf_counter() - began

@@ -37,7 +37,7 @@ from activity.derivation import PROFILE  # noqa: E402
 from activity.models import UserActivity  # noqa: E402
 from bench.bench_db import public_id_sql  # noqa: E402
 from esports.profiles.models import UserProfile  # noqa: E402
-from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS  # noqa: E402
+from stats.counters import COUNTER_FIELDS, EFFECTS, grouped_measure  # noqa: E402
 from stats.models import UserProfileStats  # noqa: E402
 from stats.recompute import recompute_stats  # noqa: E402
 from stats.reconcile import (  # noqa: E402
@@ -152,11 +152,14 @@ def naive_loop(user_ids: list[int]) -> int:
     for uid in user_ids:
         values = dict.fromkeys(COUNTER_FIELDS, 0)
         rows = (
-            UserActivity.objects.filter(user_id=uid).values("event_type").annotate(n=Count("id"), amount=Sum("amount"))
+            UserActivity.objects.filter(user_id=uid)
+            .values("event_type")
+            .annotate(n=Count("id"), amount_sum=Sum("amount"), amount_n=Count("amount"))
         )
         for row in rows:
+            grouped = {"n": row["n"], "amount_sum": row["amount_sum"] or 0, "amount_n": row["amount_n"]}
             for field, sign in EFFECTS[row["event_type"]]:
-                values[field] += sign * ((row["amount"] or 0) if field in AMOUNT_FIELDS else row["n"])
+                values[field] += sign * grouped[grouped_measure(field)]
         last = UserActivity.objects.filter(user_id=uid).aggregate(last=Max("timestamp"))["last"]
         stats = UserProfileStats.objects.get(profile_id=uid)
         if any(getattr(stats, f) != v for f, v in values.items()) or stats.last_activity_at != last:

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 STATS_TTL = 300
 GENERATION_TTL = 24 * 3600
-_VERSION = "v1"
+_VERSION = "v2"  # v2: the stats dict gained average_placement and its two counters (issue 15)
 T = TypeVar("T")
 
 try:  # the Redis client is a dependency, but keep this module importable without it (LocMem cache)

@@ -25,9 +25,15 @@ COUNTER_FIELDS: tuple[str, ...] = (
     "teams_joined",
     "current_teams_count",
     "disputes_filed",
+    # average_placement = placements_sum / placements_counted: the placements <= 10, which their tournament_placed
+    # events carry as amount (activity.derivation.AVERAGE_PLACEMENT_MAX); deeper finishes carry none.
+    "placements_counted",
+    "placements_sum",
 )
 # Counters that sum the event's amount instead of counting events.
-AMOUNT_FIELDS = frozenset({"total_earned", "total_spent"})
+AMOUNT_FIELDS = frozenset({"total_earned", "total_spent", "placements_sum"})
+# Counters that count only the events carrying an amount.
+AMOUNT_COUNT_FIELDS = frozenset({"placements_counted"})
 
 # event type -> ((counter, sign), ...). Compensations carry the opposite sign of the event they cancel.
 EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -65,6 +71,8 @@ EFFECTS: dict[str, tuple[tuple[str, int], ...]] = {
     E.PROFILE_CREATED: (),
     E.DISPUTE_FILED: (("disputes_filed", 1),),
     E.DISPUTE_FILED_REVERSED: (("disputes_filed", -1),),
+    E.TOURNAMENT_PLACED: (("placements_counted", 1), ("placements_sum", 1)),
+    E.TOURNAMENT_PLACED_REVERSED: (("placements_counted", -1), ("placements_sum", -1)),
     E.LEVEL_UP: (),
     E.KYC_VERIFIED: (),
 }
@@ -94,19 +102,54 @@ def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[
         if k is None:
             continue
         tally = tallies.get((k, event.event_type))
-        if tally is None:
-            tallies[(k, event.event_type)] = [1, event.amount or 0]
+        if tally is None:  # events, their amounts' sum, how many carry an amount
+            tallies[(k, event.event_type)] = [1, event.amount or 0, 0 if event.amount is None else 1]
         else:
             tally[0] += 1
             tally[1] += event.amount or 0
+            tally[2] += 0 if event.amount is None else 1
     deltas: dict[K, dict[str, int]] = {}
-    for (k, event_type), (n, amount) in tallies.items():
+    for (k, event_type), (n, amount, with_amount) in tallies.items():
         row = deltas.get(k)
         if row is None:
             row = deltas[k] = dict.fromkeys(COUNTER_FIELDS, 0)
         for counter, sign in EFFECTS[event_type]:
-            row[counter] += sign * (amount if counter in AMOUNT_FIELDS else n)
+            row[counter] += sign * tallied(counter, n, amount, with_amount)
     return deltas
+
+
+def measure_of(field: str, amount: int | None) -> int:
+    """What one event of an effect on `field` contributes before its sign: its amount, 1 when it carries one, or 1."""
+    if field in AMOUNT_FIELDS:
+        return amount or 0
+    if field in AMOUNT_COUNT_FIELDS:
+        return 0 if amount is None else 1
+    return 1
+
+
+def tallied(field: str, events: int, amount_sum: int, with_amount: int) -> int:
+    """measure_of over a group of events of one type: `events` of them, their amounts summing to `amount_sum`,
+    `with_amount` of them carrying one."""
+    if field in AMOUNT_FIELDS:
+        return amount_sum
+    if field in AMOUNT_COUNT_FIELDS:
+        return with_amount
+    return events
+
+
+def reads_amount(field: str) -> bool:
+    """Whether the counter needs the events' amounts (not only their types)."""
+    return field in AMOUNT_FIELDS or field in AMOUNT_COUNT_FIELDS
+
+
+def grouped_measure(field: str) -> str:
+    """The column of rows pre-grouped per event type (`COUNT(*) AS n, SUM(amount) AS amount_sum, COUNT(amount) AS
+    amount_n`) that a counter's pivot sums: see counter_sql's `measure`."""
+    if field in AMOUNT_FIELDS:
+        return "amount_sum"
+    if field in AMOUNT_COUNT_FIELDS:
+        return "amount_n"
+    return "n"
 
 
 def counter_sql(
@@ -118,7 +161,12 @@ def counter_sql(
     plus = sorted(t for t, effects in EFFECTS.items() if (field, 1) in effects)
     minus = sorted(t for t, effects in EFFECTS.items() if (field, -1) in effects)
     if measure is None:
-        measure = f"COALESCE({amount_column}, 0)" if field in AMOUNT_FIELDS else "1"
+        if field in AMOUNT_FIELDS:
+            measure = f"COALESCE({amount_column}, 0)"
+        elif field in AMOUNT_COUNT_FIELDS:
+            measure = f"(CASE WHEN {amount_column} IS NULL THEN 0 ELSE 1 END)"
+        else:
+            measure = "1"
     branches = []
     if plus:
         branches.append(f"WHEN {type_column} IN ({', '.join(quote_event_type(t) for t in plus)}) THEN {measure}")

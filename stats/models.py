@@ -4,8 +4,9 @@ from django.db import models
 from django.db.models import F, Q
 
 from stats.counters import COUNTER_FIELDS
+from stats.ratios import average_placement_field, win_ratio
+from stats.ratios import decimal_text as _decimal_text
 from stats.ratios import percent as _percent
-from stats.ratios import win_ratio
 
 
 class UserProfileStats(models.Model):
@@ -31,6 +32,9 @@ class UserProfileStats(models.Model):
     teams_joined = models.PositiveIntegerField(default=0)
     current_teams_count = models.PositiveIntegerField(default=0)
     disputes_filed = models.PositiveIntegerField(default=0, db_default=0)  # private (activity.privacy)
+    placements_counted = models.PositiveIntegerField(default=0, db_default=0)
+    placements_sum = models.PositiveIntegerField(default=0, db_default=0)
+    average_placement = average_placement_field()
     last_activity_at = models.DateTimeField(null=True, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 
@@ -82,12 +86,18 @@ class UserProfileStats(models.Model):
     def net_earnings(self) -> Decimal:
         return Decimal(self.total_earned) - Decimal(self.total_spent)
 
+    def stored_average_placement(self) -> Decimal | None:
+        """The generated average_placement as loaded; an unsaved row (a user with no stats row yet) has none, and
+        asking the database for it would fail."""
+        return None if self._state.adding else self.average_placement
+
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in COUNTER_FIELDS}
         data.update(
             user_id=self.profile_id,
             win_rate=str(self.win_rate),
             tournament_win_rate=str(self.tournament_win_rate),
+            average_placement=_decimal_text(self.stored_average_placement()),
             net_earnings=str(self.net_earnings),
             last_activity_at=self.last_activity_at.isoformat() if self.last_activity_at else None,
             stats_updated_at=self.stats_updated_at.isoformat() if self.stats_updated_at else None,

@@ -39,7 +39,7 @@ from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
 from monitoring import metrics
 from stats.audit_trail import audit_drift_repaired, audit_reconciliation_run
-from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, EFFECTS, counter_sql, quote_event_type
+from stats.counters import COUNTER_FIELDS, EFFECTS, counter_sql, grouped_measure, quote_event_type, reads_amount
 from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
@@ -349,11 +349,11 @@ def _compare_range(lo: int, hi: int) -> tuple[int, list[DriftedUser]]:
     return with_rows + sum(1 for d in drifted if d.missing_row), drifted
 
 
-_COUNT_FIELDS = tuple(f for f in COUNTER_FIELDS if f not in AMOUNT_FIELDS)
-_SUM_FIELDS = tuple(f for f in COUNTER_FIELDS if f in AMOUNT_FIELDS)
+_COUNT_FIELDS = tuple(f for f in COUNTER_FIELDS if not reads_amount(f))
+_SUM_FIELDS = tuple(f for f in COUNTER_FIELDS if reads_amount(f))
 # Only the rows of these types carry amounts: the other counters never need the ledger's heap, only its
 # (user, event_type) index.
-_AMOUNT_TYPES = sorted(t for t, effects in EFFECTS.items() if any(f in AMOUNT_FIELDS for f, _sign in effects))
+_AMOUNT_TYPES = sorted(t for t, effects in EFFECTS.items() if any(reads_amount(f) for f, _sign in effects))
 
 
 def _pivot(field: str, measure: str) -> str:
@@ -371,10 +371,10 @@ def comparison_sql() -> str:
     rows; last activity is one probe of the (user, -timestamp, -id) index per user.
     """
     counts = ", ".join(f"{_pivot(f, 'n')} AS {f}" for f in _COUNT_FIELDS)
-    sums = ", ".join(f"{_pivot(f, 'amount_sum')} AS {f}" for f in _SUM_FIELDS)
+    sums = ", ".join(f"{_pivot(f, grouped_measure(f))} AS {f}" for f in _SUM_FIELDS)
     in_amount_types = ", ".join(quote_event_type(t) for t in _AMOUNT_TYPES)
     both_sides = ", ".join(
-        f"s.{f} AS s_{f}, COALESCE({'a' if f in AMOUNT_FIELDS else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS
+        f"s.{f} AS s_{f}, COALESCE({'a' if reads_amount(f) else 'c'}.{f}, 0) AS l_{f}" for f in COUNTER_FIELDS
     )
     differs = " OR ".join(
         [f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} IS DISTINCT FROM l_{LAST_ACTIVITY}"]
@@ -389,7 +389,7 @@ WITH s AS (
     ) AS per_type GROUP BY user_id
 ), a AS (
     SELECT user_id AS uid, {sums} FROM (
-        SELECT user_id, event_type, SUM(amount) AS amount_sum FROM {_LEDGER}
+        SELECT user_id, event_type, SUM(amount) AS amount_sum, COUNT(amount) AS amount_n FROM {_LEDGER}
         WHERE user_id > %s AND user_id <= %s AND event_type IN ({in_amount_types}) GROUP BY user_id, event_type
     ) AS per_type GROUP BY user_id
 ), u AS (

@@ -15,8 +15,9 @@ from django.db import models
 from django.db.models import F, Q
 
 from stats.counters import COUNTER_FIELDS
+from stats.ratios import average_placement_field, win_ratio
+from stats.ratios import decimal_text as _decimal_text
 from stats.ratios import percent as _percent
-from stats.ratios import win_ratio
 
 
 class ScopedCounters(models.Model):
@@ -40,6 +41,9 @@ class ScopedCounters(models.Model):
     teams_joined = models.PositiveIntegerField(default=0)
     current_teams_count = models.PositiveIntegerField(default=0)
     disputes_filed = models.PositiveIntegerField(default=0)
+    placements_counted = models.PositiveIntegerField(default=0, db_default=0)
+    placements_sum = models.PositiveIntegerField(default=0, db_default=0)
+    average_placement = average_placement_field()
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -53,9 +57,19 @@ class ScopedCounters(models.Model):
     def tournament_win_rate(self) -> Decimal:
         return _percent(self.tournaments_won, self.tournaments_played)
 
+    def stored_average_placement(self) -> Decimal | None:
+        """The generated average_placement as loaded; an unsaved row (a user with no stats row yet) has none, and
+        asking the database for it would fail."""
+        return None if self._state.adding else self.average_placement
+
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in COUNTER_FIELDS}
-        data.update(game=self.game, win_rate=str(self.win_rate), tournament_win_rate=str(self.tournament_win_rate))
+        data.update(
+            game=self.game,
+            win_rate=str(self.win_rate),
+            tournament_win_rate=str(self.tournament_win_rate),
+            average_placement=_decimal_text(self.stored_average_placement()),
+        )
         return data
 
 
@@ -122,5 +136,10 @@ class UserSeasonStats(ScopedCounters):
         return {**super().to_dict(), "season": self.season}
 
 
-_COLUMNS = {f.name for f in ScopedCounters._meta.local_fields} - {"profile", "game", "stats_updated_at"}
+_COLUMNS = {f.name for f in ScopedCounters._meta.local_fields} - {
+    "profile",
+    "game",
+    "stats_updated_at",
+    "average_placement",
+}
 assert set(COUNTER_FIELDS) == _COLUMNS, "the scoped rows hold exactly the lifetime counters"

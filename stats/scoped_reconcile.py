@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from django.db import connection
 
 from activity.models import UserActivity
-from stats.counters import AMOUNT_FIELDS, COUNTER_FIELDS, counter_sql
+from stats.counters import COUNTER_FIELDS, counter_sql, grouped_measure
 from stats.scoped import SCOPES, Scope
 
 _LEDGER = UserActivity._meta.db_table
@@ -29,16 +29,15 @@ def comparison_sql(scope: Scope) -> str:
     """Pre-grouped per (user, scope, event type) on the ledger's (user, game, season, event_type) partial index, then
     pivoted by the one mapping; full-joined with the rows of the range; only differing keys come back."""
     keys = ", ".join(scope.keys)
-    pivot = ", ".join(
-        f"{counter_sql(f, measure='amount_sum' if f in AMOUNT_FIELDS else 'n')} AS {f}" for f in COUNTER_FIELDS
-    )
+    pivot = ", ".join(f"{counter_sql(f, measure=grouped_measure(f))} AS {f}" for f in COUNTER_FIELDS)
     join = " AND ".join(["l.uid = s.uid", *(f"l.{k} = s.{k}" for k in scope.keys)])
     both = ", ".join(f"s.{f}, l.{f}" for f in COUNTER_FIELDS)
     differs = " OR ".join(f"s.{f} <> l.{f}" for f in COUNTER_FIELDS)
     return f"""
 WITH l AS (
     SELECT user_id AS uid, {keys}, {pivot} FROM (
-        SELECT user_id, {keys}, event_type, COUNT(*) AS n, SUM(amount) AS amount_sum FROM {_LEDGER}
+        SELECT user_id, {keys}, event_type, COUNT(*) AS n, SUM(amount) AS amount_sum, COUNT(amount) AS amount_n
+        FROM {_LEDGER}
         WHERE user_id > %s AND user_id <= %s AND {scope.ledger_filter()} GROUP BY user_id, {keys}, event_type
     ) AS per_type GROUP BY user_id, {keys}
 ), s AS (

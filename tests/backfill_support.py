@@ -128,6 +128,20 @@ def make_history(
     expected.event(RESULT, result.pk, solo_user_id(regs[3]), "tournament_top4", tournaments_top4=1)
     for r in regs:
         expected.event(RESULT, result.pk, solo_user_id(r), "tournament_completed", tournaments_completed=1)
+    # Placed: 1-4 as the result names them, anyone else who lost a match by its round (MatchFactory's R16: 9th).
+    losers = {m.loser_id for m in played}
+    for place, r in enumerate(regs, start=1):
+        if place > 4 and r.pk not in losers:
+            continue
+        placement = place if place <= 4 else 9
+        expected.event(
+            RESULT,
+            result.pk,
+            solo_user_id(r),
+            "tournament_placed",
+            placements_counted=1,
+            placements_sum=placement,
+        )
     unlock = UserAchievementFactory(user=users[0], achievement=AchievementFactory(code="first-blood"))
     expected.event(UNLOCK, unlock.pk, users[0].pk, "achievement_unlocked", achievements_count=1)
 

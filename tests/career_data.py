@@ -33,6 +33,32 @@ def is_walkover(score: str) -> bool:
     return "w/o" in s or s == "walkover"
 
 
+KNOCKOUT_PLACEMENT = {"QF": 5, "R16": 9, "R32": 17, "R64": 33, "R128": 65}
+KNOCKOUT = {*KNOCKOUT_PLACEMENT, "SF", "F"}
+
+
+def csv_placements(event_rows: list[dict]) -> dict[str, int]:
+    """player id -> placement in one tournament, by issue 15's rules read off its CSV rows: only a tournament with one
+    final has a result; its two SF losers (match_num order) are third and fourth; anyone else is placed by the round of
+    their last knockout loss, a walkover included."""
+    finals = [r for r in event_rows if r["round"] == "F"]
+    if len(finals) != 1:
+        return {}
+    placed = {finals[0]["winner_id"]: 1, finals[0]["loser_id"]: 2}
+    semis = sorted((r for r in event_rows if r["round"] == "SF"), key=lambda r: int(r["match_num"]))
+    if len(semis) == 2:
+        placed.setdefault(semis[0]["loser_id"], 3)
+        placed.setdefault(semis[1]["loser_id"], 4)
+    last_loss: dict[str, str] = {}
+    for r in event_rows:
+        if r["round"] in KNOCKOUT and RANK[r["round"]] > RANK.get(last_loss.get(r["loser_id"], ""), 0):
+            last_loss[r["loser_id"]] = r["round"]
+    for player, round_ in last_loss.items():
+        if player not in placed and round_ in KNOCKOUT_PLACEMENT:
+            placed[player] = KNOCKOUT_PLACEMENT[round_]
+    return placed
+
+
 def atp_rows(first: int, last: int) -> list[dict]:
     """The CSV's rows of seasons first..last that the import keeps (a row whose winner is its loser is skipped)."""
     if not (ATP_DIR / MATCHES).is_file():

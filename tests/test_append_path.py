@@ -56,7 +56,8 @@ def user():
         ({"event_type": E.COINS_SPENT, "amount": -5}, "positive integer amount"),
         ({"event_type": E.COINS_EARNED, "amount": None}, "positive integer amount"),
         ({"event_type": E.COINS_EARNED, "amount": True}, "positive integer amount"),
-        ({"event_type": E.MATCH_WON, "amount": 5}, "Only coin events carry an amount"),
+        ({"event_type": E.MATCH_WON, "amount": 5}, "Only coin and placement events carry an amount"),
+        ({"event_type": E.TOURNAMENT_PLACED, "amount": 0}, "A placement's amount is a positive integer or none"),
         ({"metadata": {"blob": "x" * 5000}}, "above the 4096-byte bound"),
         ({"metadata": {"when": datetime(2026, 1, 1)}}, "not JSON-serialisable"),
         ({"metadata": {"ratio": float("nan")}}, "not JSON-serialisable"),
@@ -222,8 +223,20 @@ def test_corrected_tournament_result_moves_the_placements():
     result.winner, result.runner_up = second, first
     result.save()
     record(result)
-    assert nonzero(counters(first.user)) == {"tournaments_runner_up": 1, "tournaments_completed": 1}
-    assert nonzero(counters(second.user)) == {"tournaments_won": 1, "tournaments_completed": 1}
+    # ... and their tournament_placed with them: 1 compensated for 2, and 2 for 1.
+    placed = {"placements_counted": 1}
+    assert nonzero(counters(first.user)) == {
+        "tournaments_runner_up": 1,
+        "tournaments_completed": 1,
+        **placed,
+        "placements_sum": 2,
+    }
+    assert nonzero(counters(second.user)) == {
+        "tournaments_won": 1,
+        "tournaments_completed": 1,
+        **placed,
+        "placements_sum": 1,
+    }
 
 
 # --- set-based ------------------------------------------------------------------------------------------------
@@ -242,7 +255,9 @@ def test_recording_many_rows_takes_as_many_queries_as_recording_one():
     one = recording_queries(1)
     assert recording_queries(40) == one
     assert UserProfileStats.objects.filter(matches_played=1).count() == 82
-    assert one <= 16  # 12, plus 4 of the live rating update (stats.ratings.live) for a new latest match
+    # 12, plus 4 of the live rating update (stats.ratings.live) for a new latest match, plus 1 asking which results
+    # the matches' tournaments have (a match moves placements: activity.sources.results_of_matches)
+    assert one <= 17
 
 
 # --- durability of the recording transaction ------------------------------------------------------------------

@@ -38,6 +38,7 @@ from tests.backfill_support import (
     make_history,
     projected_counters,
 )
+from tests.career_data import csv_placements
 from tests.conftest import wait_until
 
 ATP_DIR = Path(os.environ.get("ATP_DIR") or Path(settings.BASE_DIR).parent / "shared" / "data" / "atp")
@@ -87,6 +88,14 @@ def counters_from_the_csv(first: int, last: int) -> dict[str, dict[str, int]]:
             if len(semis[tid]) == 2:
                 for semi in semis[tid]:
                     c[semi["loser_id"]]["tournaments_top4"] += 1
+    by_event: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_event[row["tourney_id"]].append(row)
+    for event_rows in by_event.values():
+        for player, place in csv_placements(event_rows).items():
+            if place <= 10:  # average_placement's counters: the placements it averages
+                c[player]["placements_counted"] += 1
+                c[player]["placements_sum"] += place
     return {f"atp{player}": {k: v for k, v in counts.items() if v} for player, counts in c.items()}
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from activity.event_types import EventType as E
+from activity.models import UserActivity
 from activity.privacy import ViewerClass, ViewerRelation
 from activity.selectors.head_to_head import head_to_head
 from activity.selectors.match_history import match_history, played_rows
@@ -19,7 +22,7 @@ from esports.profiles.search import search_players
 from esports.tournaments.models import Tournament
 from stats.scoped_models import UserSeasonStats
 from stats.selectors.seasons import season_table
-from tests.career_data import RANK, atp_rows, is_walkover, recorded_atp_history
+from tests.career_data import KNOCKOUT_PLACEMENT, RANK, atp_rows, csv_placements, is_walkover, recorded_atp_history
 
 DECADE = (2015, 2024)
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -186,6 +189,47 @@ def test_the_season_table_equals_the_per_season_projection_and_the_csv(rows):
         if r.matches_played or r.tournaments_won or r.tournaments_runner_up
     }
     assert {(s.season, s.played, s.wins, s.losses, s.titles, s.runner_up) for s in table} == projection
+
+
+def ledger_placements(tournament_id: int) -> dict[int, int]:
+    """user id -> placement the ledger holds for the tournament (net of compensations)."""
+    net: Counter = Counter()
+    for user, event_type, meta in UserActivity.objects.filter(
+        event_type__in=(E.TOURNAMENT_PLACED, E.TOURNAMENT_PLACED_REVERSED), metadata__tournament_id=tournament_id
+    ).values_list("user_id", "event_type", "metadata"):
+        net[(user, meta["placement"])] += 1 if event_type == E.TOURNAMENT_PLACED else -1
+    return {user: place for (user, place), n in net.items() if n > 0}
+
+
+def test_every_finish_of_a_real_event_is_placed_as_the_csv_says_and_averaged_per_season(rows):
+    by_event: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_event[r["tourney_id"]].append(r)
+    # A draw of 128 with a walkover lost in a placing round: every kind of finish in one real event.
+    event = next(
+        tid
+        for tid, event_rows in sorted(by_event.items())
+        if any(r["round"] == "R128" for r in event_rows)
+        and any(is_walkover(r["score"]) and r["round"] in KNOCKOUT_PLACEMENT for r in event_rows)
+    )
+    expected = csv_placements(by_event[event])
+    assert sorted(set(expected.values())) == [1, 2, 3, 4, 5, 9, 17, 33, 65]
+    tournament = Tournament.objects.get(external_id=event)
+    users = dict(get_user_model().objects.filter(username__startswith="atp").values_list("pk", "username"))
+    got = {users[u].removeprefix("atp"): p for u, p in ledger_placements(tournament.id).items()}
+    assert got == expected
+
+    champion, _final = champion_of_own_latest_tournament(rows)
+    per_season: dict[int, list[int]] = defaultdict(list)
+    for tid, event_rows in by_event.items():
+        place = csv_placements(event_rows).get(champion)
+        if place is not None and place <= 10:
+            per_season[int(tid[:4])].append(place)
+    table = {s.season: s.average_placement for s in season_table(user_id(champion))}
+    means = {season: Decimal(sum(p)) / len(p) for season, p in per_season.items()}
+    assert {season: avg for season, avg in table.items() if avg is not None} == {
+        season: mean.quantize(Decimal("0.01"), ROUND_HALF_UP) for season, mean in means.items()
+    }
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,16 @@ def test_the_season_table_is_public_even_with_the_match_history_hidden(client, p
     set_flags(a, b, (False, False))
     body = login(client, viewer, a).get(f"/api/users/{a.pk}/seasons/").json()
     assert body["results"] == [
-        {"season": 2025, "played": 5, "wins": 3, "losses": 2, "win_rate": 60.0, "titles": 0, "finals": 0}
+        {
+            "season": 2025,
+            "played": 5,
+            "wins": 3,
+            "losses": 2,
+            "win_rate": 60.0,
+            "titles": 0,
+            "finals": 0,
+            "average_placement": None,
+        }
     ]
 
 

@@ -177,6 +177,8 @@ def test_after_the_broker_was_down_while_rows_changed_the_sweep_records_everythi
         expected.event(RESULT, result, reg.user_id, event_type, **{counter: 1})
     for reg in regs + [pending]:  # every checked-in entry completed the tournament
         expected.event(RESULT, result, reg.user_id, "tournament_completed", tournaments_completed=1)
+    for place, reg in enumerate(regs[:4], start=1):  # placed as the podium names them (the others lost no match)
+        expected.event(RESULT, result, reg.user_id, "tournament_placed", placements_counted=1, placements_sum=place)
     newcomer = wrote["newcomer"]
     expected.event(PROFILE, newcomer, newcomer, "profile_created")
     (earn, earned), (spend, spent) = wrote["txns"]

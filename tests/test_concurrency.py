@@ -73,8 +73,9 @@ def test_ten_threads_recording_the_same_rows_neither_deadlock_nor_duplicate():
 
     assert run_in_threads(10, recorder) == []
     assert_no_duplicate_keys()
-    # 8 registrations x 2 + 4 matches x 4 + 4 placements + 8 completed + 8 coin events
-    assert UserActivity.objects.count() == 16 + 16 + 4 + 8 + 8
+    # 8 registrations x 2 + 4 matches x 4 + 4 placements + 8 completed + 8 coin events + 8 placed (1-4, and 9th for
+    # each R16 loser: the matches' recordings re-derive the result too, concurrently with the result's own)
+    assert UserActivity.objects.count() == 16 + 16 + 4 + 8 + 8 + 8
     champion = regs[0].user
     assert nonzero(counters(champion)) == {
         "tournaments_registered": 1,
@@ -84,6 +85,8 @@ def test_ten_threads_recording_the_same_rows_neither_deadlock_nor_duplicate():
         "matches_played": 1,
         "matches_won": 1,
         "total_earned": 10,
+        "placements_counted": 1,
+        "placements_sum": 1,
     }
     assert_stats_equal_recompute([r.user_id for r in regs])
 
@@ -175,11 +178,16 @@ def test_two_tournament_results_recorded_concurrently_both_count_for_shared_play
             record_events_for("tournaments.tournamentresult", [results[i % 2].id])
 
     assert run_in_threads(10, recorder) == []
-    assert nonzero(counters(shared[0])) == {"tournaments_completed": 2, "tournaments_won": 2}
-    assert nonzero(counters(shared[3])) == {"tournaments_completed": 2, "tournaments_top4": 2}
+    placed_1st, placed_4th = (
+        {"placements_counted": 2, "placements_sum": 2},
+        {"placements_counted": 2, "placements_sum": 8},
+    )
+    assert nonzero(counters(shared[0])) == {"tournaments_completed": 2, "tournaments_won": 2, **placed_1st}
+    assert nonzero(counters(shared[3])) == {"tournaments_completed": 2, "tournaments_top4": 2, **placed_4th}
     assert Counter(UserActivity.objects.values_list("event_type", flat=True)) == {
         E.TOURNAMENT_COMPLETED: 14,
         E.TOURNAMENT_WON: 2,
         E.TOURNAMENT_RUNNER_UP: 2,
         E.TOURNAMENT_TOP4: 4,
+        E.TOURNAMENT_PLACED: 8,  # the four the results name, per tournament (the others lost no match)
     }

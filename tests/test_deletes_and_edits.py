@@ -67,12 +67,16 @@ def test_a_wrong_result_deleted_and_re_entered_leaves_one_champion_board_and_rec
         "tournaments_played": 1,
         "tournaments_won": 1,
         "tournaments_completed": 1,
+        "placements_counted": 1,  # placed 1st
+        "placements_sum": 1,
     }
     assert nonzero(counters(a.user)) == {
         "tournaments_registered": 1,
         "tournaments_played": 1,
         "tournaments_runner_up": 1,
         "tournaments_completed": 1,
+        "placements_counted": 1,  # placed 2nd
+        "placements_sum": 2,
     }
     assert _champions() == [(b.user_id, "1")]
     assert ledger_rows_of("tournaments.tournamentresult", wrong_id, fields=("event_type",)) == sorted(
@@ -81,10 +85,14 @@ def test_a_wrong_result_deleted_and_re_entered_leaves_one_champion_board_and_rec
             E.TOURNAMENT_RUNNER_UP,
             E.TOURNAMENT_COMPLETED,
             E.TOURNAMENT_COMPLETED,
+            E.TOURNAMENT_PLACED,
+            E.TOURNAMENT_PLACED,
             E.TOURNAMENT_WON_REVERSED,
             E.TOURNAMENT_RUNNER_UP_REVERSED,
             E.TOURNAMENT_COMPLETED_REVERSED,
             E.TOURNAMENT_COMPLETED_REVERSED,
+            E.TOURNAMENT_PLACED_REVERSED,
+            E.TOURNAMENT_PLACED_REVERSED,
         ]
     )
     run = run_reconciliation(fix=False)
@@ -109,11 +117,12 @@ def test_reconciliation_finds_and_repairs_a_deleted_result_that_sent_no_signal(l
         E.TOURNAMENT_WON_REVERSED: 1,
         E.TOURNAMENT_RUNNER_UP_REVERSED: 1,
         E.TOURNAMENT_COMPLETED_REVERSED: 2,
+        E.TOURNAMENT_PLACED_REVERSED: 2,
     }
     assert counters(a.user)["tournaments_won"] == 1  # report only: nothing written
 
     repaired = run_reconciliation(fix=True)
-    assert repaired.missing_events_total == 4
+    assert repaired.missing_events_total == 6
     assert _champions() == [(b.user_id, "1")]
     assert run_reconciliation(fix=False).missing_events_total == 0
 
@@ -287,6 +296,8 @@ def test_a_backdated_member_gets_the_teams_registrations_matches_and_results_fro
         "matches_won": 1,
         "teams_joined": 1,
         "current_teams_count": 1,
+        "placements_counted": 1,  # the team's title: placed 1st
+        "placements_sum": 1,
     }
     run = run_reconciliation(fix=False)
     assert (run.missing_events_total, run.users_drifted) == (0, 0)

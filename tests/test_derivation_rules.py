@@ -174,9 +174,12 @@ def test_result_gives_placements_and_tournament_completed_to_every_checked_in_en
             (30, E.TOURNAMENT_TOP4),
             (40, E.TOURNAMENT_TOP4),
             *[(u, E.TOURNAMENT_COMPLETED) for u in (10, 20, 30, 40, 50)],
+            *[(u, E.TOURNAMENT_PLACED) for u in (10, 20, 30, 40)],  # the fifth lost no knockout match: no placement
         ]
     )
-    assert d.authority == PLACEMENT_EVENTS
+    assert d.authority == PLACEMENT_EVENTS | {E.TOURNAMENT_PLACED}
+    placed = {e.user_id: (e.metadata["placement"], e.amount) for e in d.events if e.event_type == E.TOURNAMENT_PLACED}
+    assert placed == {10: (1, 1), 20: (2, 2), 30: (3, 3), 40: (4, 4)}
 
 
 def test_result_without_third_and_fourth_place_gives_no_top4():
@@ -196,6 +199,31 @@ def test_team_result_gives_placement_to_all_members():
     d = rules.derive_tournament_result(result, [w, r], {1: [11, 12, 13, 14, 15]})
     assert sorted(u for u, t in triples(d) if t == E.TOURNAMENT_WON) == [11, 12, 13, 14, 15]
     assert sorted(u for u, t in triples(d) if t == E.TOURNAMENT_COMPLETED) == [11, 12, 13, 14, 15, 20]
+    assert sorted(u for u, t in triples(d) if t == E.TOURNAMENT_PLACED) == [11, 12, 13, 14, 15, 20]
+
+
+def test_other_entrants_are_placed_by_the_knockout_round_of_their_last_loss():
+    entrants = [reg(i, user_id=10 * i) for i in range(1, 12)]
+    w, r, qf, r16, r32, r64, r128, rr, br, er, unchecked = entrants
+    result = Row(
+        id=9, tournament=CUP, winner=w, runner_up=r, third_place=None, fourth_place=None, created_at=T0, updated_at=T0
+    )
+    lost = {
+        r.id: ["F"],
+        qf.id: ["RR", "QF"],  # a group-stage loss before the quarter-final: the last loss counts
+        r16.id: ["R16"],
+        r32.id: ["R32"],
+        r64.id: ["R64"],
+        r128.id: ["R128"],
+        rr.id: ["RR"],
+        br.id: ["BR"],
+        er.id: ["ER"],
+        unchecked.id: ["QF"],
+    }
+    d = rules.derive_tournament_result(result, entrants[:-1], {}, lost)
+    placed = {e.user_id: (e.metadata["placement"], e.amount) for e in d.events if e.event_type == E.TOURNAMENT_PLACED}
+    # Only placements up to 10 carry themselves as amount (what average_placement averages).
+    assert placed == {10: (1, 1), 20: (2, 2), 30: (5, 5), 40: (9, 9), 50: (17, None), 60: (33, None), 70: (65, None)}
 
 
 # --- coins, achievements, teams, profiles ---------------------------------------------------------------------

@@ -71,6 +71,7 @@ def test_register_check_in_four_wins_title_and_prize(tracker):
         E.MATCH_WON: 4,
         E.TOURNAMENT_WON: 1,
         E.TOURNAMENT_COMPLETED: 1,
+        E.TOURNAMENT_PLACED: 1,
         E.COINS_EARNED: 1,
     }
     assert nonzero(counters(me.user)) == {
@@ -81,6 +82,8 @@ def test_register_check_in_four_wins_title_and_prize(tracker):
         "matches_played": 4,
         "matches_won": 4,
         "total_earned": prize,
+        "placements_counted": 1,  # placed 1st
+        "placements_sum": 1,
     }
     assert UserActivity.objects.get(user=me.user, event_type=E.COINS_EARNED).amount == prize
     assert "FAILURE" not in tracker.states()
@@ -160,7 +163,8 @@ def test_a_backdated_member_gets_the_teams_entries_from_one_task_run_by_the_work
         TeamMembershipFactory(team=team, user=late, joined_at=ours.created_at - timezone.timedelta(days=1))
     assert not any("tournaments_registration" in q["sql"] for q in queries.captured_queries)  # nothing in the request
     tracker.wait_idle()
-    assert any(state == "SUCCESS" and retval == 6 for _, args, state, retval in tracker.runs if args[:1] == (team.pk,))
+    # registered, joined, played, won, title, completed and placed 1st
+    assert any(state == "SUCCESS" and retval == 7 for _, args, state, retval in tracker.runs if args[:1] == (team.pk,))
     assert nonzero(counters(late)) == {
         "tournaments_registered": 1,
         "tournaments_played": 1,
@@ -170,6 +174,8 @@ def test_a_backdated_member_gets_the_teams_entries_from_one_task_run_by_the_work
         "matches_won": 1,
         "teams_joined": 1,
         "current_teams_count": 1,
+        "placements_counted": 1,
+        "placements_sum": 1,
     }
 
 
@@ -191,6 +197,7 @@ def test_team_win_gives_events_to_all_five_members(tracker):
             E.MATCH_WON: 1,
             E.TOURNAMENT_WON: 1,
             E.TOURNAMENT_COMPLETED: 1,
+            E.TOURNAMENT_PLACED: 1,
         }
         assert counters(member)["current_teams_count"] == 1
     for member in rosters[1]:

@@ -151,6 +151,8 @@ def test_tournament_result_gives_placements_and_completed_to_every_checked_in_en
             (runner_up.user_id, E.TOURNAMENT_RUNNER_UP),
             (third.user_id, E.TOURNAMENT_TOP4),
             (fourth.user_id, E.TOURNAMENT_TOP4),
+            # placed 1-4 as the result names them; the fifth lost no knockout match: no placement
+            *[(r.user_id, E.TOURNAMENT_PLACED) for r in (winner, runner_up, third, fourth)],
         ]
     )
     assert not UserActivity.objects.filter(user_id__in=[not_checked_in.user_id, no_show.user_id]).exists()

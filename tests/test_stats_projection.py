@@ -74,8 +74,12 @@ EXPECTED_EFFECT: dict[str, dict[str, int]] = {
     E.TEAM_CREATED_REVERSED: {"teams_created": -1},
     E.TEAM_JOINED_REVERSED: {"teams_joined": -1, "current_teams_count": -1},
     E.TEAM_LEFT_REVERSED: {"current_teams_count": 1},
+    E.TOURNAMENT_PLACED: {"placements_counted": 1, "placements_sum": 5},
+    E.TOURNAMENT_PLACED_REVERSED: {"placements_counted": -1, "placements_sum": -5},
 }
 AMOUNTS: dict[str, int] = {
+    E.TOURNAMENT_PLACED: 5,  # a quarter-final finish: averaged, so it carries its placement
+    E.TOURNAMENT_PLACED_REVERSED: 5,
     E.COINS_EARNED: 250,
     E.COINS_SPENT: 40,
     E.COINS_EARNED_REVERSED: 250,
@@ -84,6 +88,7 @@ AMOUNTS: dict[str, int] = {
 # Events that take a counter down need it above zero first.
 PRECONDITION = {
     E.TEAM_LEFT: E.TEAM_JOINED,
+    E.TOURNAMENT_PLACED_REVERSED: E.TOURNAMENT_PLACED,
     E.MATCH_PLAYED_REVERSED: E.MATCH_PLAYED,
     E.MATCH_WON_REVERSED: E.MATCH_WON,
     E.MATCH_LOST_REVERSED: E.MATCH_LOST,
@@ -222,7 +227,11 @@ def test_several_tournaments_accumulate():
         "matches_played": 4,
         "matches_won": 2,
         "matches_lost": 2,
+        # placed 1, 2, 1 and 9 (the R16 loss of the fourth): average_placement 3.25
+        "placements_counted": 4,
+        "placements_sum": 13,
     }
+    assert UserProfileStats.objects.get(profile_id=user.id).average_placement == Decimal("3.25")
 
 
 # --- never negative; all or nothing ---------------------------------------------------------------------------
@@ -330,6 +339,8 @@ def test_recompute_equals_the_incremental_result():
         "matches_won": 2,
         "total_earned": 1000,
         "total_spent": 300,
+        "placements_counted": 1,
+        "placements_sum": 1,
     }
 
 

@@ -21,7 +21,7 @@ def career_charts(profile, recent_matches) -> dict:
     viewer may not see the match history (no form chart then: it is match history)."""
     name = profile.display_name or profile.user.get_username()
     seasons: list[SeasonRow] = stats_cache.generational_get(
-        f"seasons:v2:{profile.pk}",
+        f"seasons:v3:{profile.pk}",
         stats_cache.generation_key(profile.pk),
         lambda: season_table(profile.pk),
         SEASONS_TTL,

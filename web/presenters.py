@@ -31,11 +31,13 @@ _TITLES: dict[str, str] = {
     E.LEVEL_UP: "Reached level {level}",
     E.KYC_VERIFIED: "Identity verified",
     E.DISPUTE_FILED: "Disputed a {round} match at {tournament}",
+    E.TOURNAMENT_PLACED: "Placed {placement} at {tournament}",
 }
 _CORRECTIONS: dict[str, str] = {
     E.TOURNAMENT_WON: "Correction: title at {tournament} withdrawn",
     E.TOURNAMENT_RUNNER_UP: "Correction: runner-up finish at {tournament} withdrawn",
     E.TOURNAMENT_TOP4: "Correction: top 4 finish at {tournament} withdrawn",
+    E.TOURNAMENT_PLACED: "Correction: placement {placement} at {tournament} withdrawn",
     E.MATCH_PLAYED: "Correction: {round} match at {tournament} voided",
     E.MATCH_WON: "Correction: {round} win at {tournament} withdrawn",
     E.MATCH_LOST: "Correction: {round} loss at {tournament} withdrawn",
@@ -60,6 +62,7 @@ _KINDS: dict[str, str] = {
     E.LEVEL_UP: "level",
     E.KYC_VERIFIED: "verified",
     E.DISPUTE_FILED: "match",
+    E.TOURNAMENT_PLACED: "tournament",
 }
 _ICONS: dict[str, str] = {
     "trophy": "\U0001f3c6",

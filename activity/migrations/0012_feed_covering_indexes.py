@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("activity", "0010_match_round_order_idx"),
+        ("activity", "0011_tournament_placed"),
     ]
 
     operations = [

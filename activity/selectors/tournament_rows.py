@@ -33,7 +33,7 @@ from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_history import validate_game
 
 DEFAULT_LIMIT = 20
-PLACED = "tournament_placed"  # wave 2 (issue 15); read by name so this works before and after it lands
+PLACED = E.TOURNAMENT_PLACED
 _PLACEMENT_FINISH = {1: "W", 2: "F", 3: "SF", 4: "SF", 5: "QF", 9: "R16", 17: "R32", 33: "R64", 65: "R128"}
 _RANK_ROUND = {rank: name for name, rank in ROUND_RANK.items()}
 _BASE_TYPES = (
@@ -47,7 +47,7 @@ _BASE_TYPES = (
     E.TOURNAMENT_RUNNER_UP,
     E.TOURNAMENT_TOP4,
 )
-_TYPES = sorted({*_BASE_TYPES, *(REVERSAL_OF[t] for t in _BASE_TYPES), PLACED})
+_TYPES = sorted({*_BASE_TYPES, *(REVERSAL_OF[t] for t in _BASE_TYPES), PLACED, REVERSAL_OF[PLACED]})
 
 
 class InvalidSeasonError(InvalidQueryError):
@@ -96,20 +96,28 @@ per_tournament AS (
     SELECT (metadata ->> 'tournament_id')::bigint AS tid, MIN(timestamp) AS first_at,
            MAX(metadata ->> 'tournament') AS name, MAX(metadata ->> 'game') AS game,
            {_net(E.TOURNAMENT_WON)} AS titles, {_net(E.TOURNAMENT_RUNNER_UP)} AS finals,
-           {_net(E.TOURNAMENT_TOP4)} AS top4,
-           MIN((metadata ->> 'placement')::int) FILTER (WHERE event_type = '{PLACED}') AS placement
+           {_net(E.TOURNAMENT_TOP4)} AS top4
       FROM ev WHERE metadata ? 'tournament_id' GROUP BY 1
+),
+placed AS (
+    -- The placement as it stands: a corrected one (9 -> 5) is netted of its compensation, value by value.
+    SELECT tid, MIN(placement) AS placement FROM (
+        SELECT (metadata ->> 'tournament_id')::bigint AS tid, (metadata ->> 'placement')::int AS placement,
+               {_net(PLACED)} AS n
+          FROM ev WHERE event_type IN ('{PLACED}', '{REVERSAL_OF[PLACED]}') GROUP BY 1, 2
+    ) AS per_value WHERE n > 0 GROUP BY tid
 ),
 rows AS (
     SELECT t.tid, t.name, t.game, tt.season, COALESCE(tt.starts_at, t.first_at) AS date, t.titles, t.finals, t.top4,
-           t.placement,
+           p.placement,
            COUNT(*) FILTER (WHERE m.played > 0 AND m.won > 0) AS wins,
            COUNT(*) FILTER (WHERE m.played > 0 AND m.lost > 0) AS losses,
            MAX(m.rk) FILTER (WHERE m.played > 0) AS reached
       FROM per_tournament t
       LEFT JOIN per_match m ON m.tid = t.tid
+      LEFT JOIN placed p ON p.tid = t.tid
       LEFT JOIN tournaments_tournament tt ON tt.id = t.tid
-     GROUP BY t.tid, t.name, t.game, tt.season, tt.starts_at, t.first_at, t.titles, t.finals, t.top4, t.placement
+     GROUP BY t.tid, t.name, t.game, tt.season, tt.starts_at, t.first_at, t.titles, t.finals, t.top4, p.placement
 )
 SELECT tid, name, game, season, date, titles, finals, top4, placement, wins, losses, reached
   FROM rows

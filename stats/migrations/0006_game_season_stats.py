@@ -14,11 +14,24 @@ from django.db import migrations, models, transaction
 CHUNK = 5000
 
 
+def _schema_has_every_counter(connection) -> bool:
+    from stats.counters import COUNTER_FIELDS
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'stats_userprofilestats'")
+        columns = {row[0] for row in cursor.fetchall()}
+    return set(COUNTER_FIELDS) <= columns
+
+
 def fill_from_ledger(apps, schema_editor) -> None:
     from stats.rows import lock_stats_rows
     from stats.scoped_recompute import recompute_scoped
 
     connection = schema_editor.connection
+    if not _schema_has_every_counter(connection):
+        # The code is newer than this schema (counters added by a later migration, e.g. stats 0008): the recompute
+        # would write columns that do not exist yet. That later migration runs this fill once they do.
+        return
     last = 0
     while True:
         with connection.cursor() as cursor:

@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("profiles", "0005_search_trgm"),
-        ("stats", "0007_ratings"),
+        ("stats", "0008_average_placement"),
     ]
 
     operations = [

@@ -1,13 +1,16 @@
 """A player's season-by-season table from the per-season projection (stats.UserSeasonStats, issue 15): one row per
-season, the games of that season summed. Aggregate counters: public like the lifetime stats (DESIGN §7).
+season, the games of that season summed (played, W-L, win %, titles, finals, average placement). Aggregate
+counters: public like the lifetime stats (DESIGN §7).
 One query on the (profile, game, season) key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Sum
 
+from stats.ratios import average_placement
 from stats.scoped_models import UserSeasonStats
 
 
@@ -19,6 +22,7 @@ class SeasonRow:
     losses: int
     titles: int
     runner_up: int
+    average_placement: Decimal | None  # the mean of the season's placements <= 10 (stats.ratios), None with none
 
     @property
     def finals(self) -> int:
@@ -40,7 +44,13 @@ def season_table(user_id: int) -> list[SeasonRow]:
             losses=Sum("matches_lost"),
             titles=Sum("tournaments_won"),
             runner_up=Sum("tournaments_runner_up"),
+            # From the summed counters, not a mean of the games' means: one definition, weighted by placements.
+            average_placement=average_placement(Sum("placements_sum"), Sum("placements_counted")),
         )
         .order_by("season")
     )
-    return [SeasonRow(**row) for row in rows if row["played"] or row["titles"] or row["runner_up"]]
+    return [
+        SeasonRow(**row)
+        for row in rows
+        if row["played"] or row["titles"] or row["runner_up"] or row["average_placement"] is not None
+    ]

@@ -84,6 +84,10 @@ class SeasonSerializer(serializers.Serializer):
     win_rate = serializers.FloatField(help_text="Percent of completed matches won, 2 decimals.")
     titles = serializers.IntegerField()
     finals = serializers.IntegerField(help_text="Finals reached (won or lost).")
+    average_placement = serializers.FloatField(
+        allow_null=True,
+        help_text="Mean of the season's placements of 10 or better (1 title, 5 quarter-final...); null with none.",
+    )
 
 
 class SeasonsSerializer(serializers.Serializer):
@@ -109,6 +113,7 @@ class UserSeasonsView(SubjectView):
                 "win_rate": s.win_rate,
                 "titles": s.titles,
                 "finals": s.finals,
+                "average_placement": None if s.average_placement is None else float(s.average_placement),
             }
             for s in season_table(profile.pk)
         ]

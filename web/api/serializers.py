@@ -217,6 +217,13 @@ def _stats_fields() -> dict:
         tournament_win_rate=serializers.DecimalField(
             max_digits=5, decimal_places=2, help_text="Percent of tournaments played that were won."
         ),
+        average_placement=serializers.DecimalField(
+            max_digits=5,
+            decimal_places=2,
+            allow_null=True,
+            help_text="Mean of the placements of 10 or better (1 winner, 2 runner-up, 3-4 semi-final, 5 quarter-final, "
+            "9 round of 16); null with none.",
+        ),
         net_earnings=serializers.DecimalField(max_digits=20, decimal_places=0, required=False, help_text=private),
         last_activity_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
         stats_updated_at=serializers.DateTimeField(allow_null=True, required=False, help_text=private),
