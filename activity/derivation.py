@@ -139,15 +139,17 @@ LostRounds = Mapping[int, Sequence[str]]
 
 
 def placements(result, checked_in: Sequence, lost_rounds: LostRounds) -> dict[int, int]:
-    """Registration id -> placement, for the checked-in entrants that have one: 1-4 as the result names them, any
-    other entrant by the knockout round of their last loss (the latest by round order)."""
-    named = {
-        registration.id: place
-        for place, registration in enumerate(
-            (result.winner, result.runner_up, result.third_place, result.fourth_place), start=1
-        )
-        if registration is not None
-    }
+    """Registration id -> placement, for the checked-in entrants that have one: 1-4 as the result names them (the
+    best of them when it names one twice), any other entrant by the knockout round of their last loss (the latest by
+    round order)."""
+    # An entrant the result names twice keeps the best place: a team cup's result can name its champion third too
+    # (an SF rubber lost in a tie the team won, ATP 2024-9900), and the winner finished first.
+    named: dict[int, int] = {}
+    for place, registration in enumerate(
+        (result.winner, result.runner_up, result.third_place, result.fourth_place), start=1
+    ):
+        if registration is not None:
+            named.setdefault(registration.id, place)
     placed: dict[int, int] = {}
     for registration in checked_in:
         if registration.id in named:

@@ -159,6 +159,40 @@ def test_placements_deeper_than_ten_are_recorded_but_not_averaged():
     assert UserProfileStats.objects.get(profile_id=solo_user_id(entries[6])).to_dict()["average_placement"] == "5.00"
 
 
+def test_an_entrant_the_result_names_twice_keeps_the_best_place():
+    # A team cup's result (ATP 2024-9900): the champion also lost a semi-final rubber, which names them third too.
+    tournament = TournamentFactory(game="tennis", season=2024)
+    champion, finalist, semi_winner, other_loser = [RegistrationFactory(tournament=tournament) for _ in range(4)]
+    record(*[e.user.profile for e in (champion, finalist, semi_winner, other_loser)])
+    record(champion, finalist, semi_winner, other_loser)
+    for round_, winner, loser in (
+        ("SF", semi_winner, champion),
+        ("SF", finalist, other_loser),
+        ("F", champion, finalist),
+    ):
+        Match.objects.create(
+            tournament=tournament,
+            round=round_,
+            participant1=winner,
+            participant2=loser,
+            winner=winner,
+            loser=loser,
+            state=Match.State.COMPLETED,
+        )
+    record(*Match.objects.filter(tournament=tournament))
+    record(
+        TournamentResult.objects.create(
+            tournament=tournament, winner=champion, runner_up=finalist, third_place=champion, fourth_place=other_loser
+        )
+    )
+    assert placements(tournament) == {
+        solo_user_id(champion): 1,
+        solo_user_id(finalist): 2,
+        solo_user_id(other_loser): 4,
+    }
+    assert average(solo_user_id(champion)) == Decimal("1.00")
+
+
 def test_a_corrected_match_moves_the_placement_and_the_average_with_it():
     bracket = Bracket(TournamentFactory(game="valorant", season=2025))
     loser = bracket.user(9)  # lost R16 match 1: 9th
