@@ -16,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test.utils import override_settings
 from django.utils import timezone
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from activity.models import BackfillRun
 from activity.privacy import relation_between
@@ -168,6 +169,9 @@ def test_operator_pages_load_and_chart_the_runs(browser, site):
     browser.find_element(By.NAME, "username").send_keys(ADMIN)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+    # The click only starts the sign-in: opening the next page before its response lands races it (and that page
+    # then redirects to the login form).
+    WebDriverWait(browser, 15).until(lambda b: "/admin/login/" not in b.current_url)
     console_errors(browser)  # the login page itself is Django's
     open_page(browser, f"{site}/admin/stats/reconciliationrun/")
     assert len(bars(browser, "#reconciliation-chart")) == 2 * 3  # drifted users and missing events, three runs
