@@ -206,29 +206,47 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                 event = wanted.get((user_id, base))
                 want = 1 if event is not None else 0
                 if event is not None and net < 1:  # wanted, and not counted now
-                    if n_base == 0 and event.seq == 1:
-                        yield event  # the first recording, as derived (the common case: skip copying it)
-                        continue
-                    # First recording keeps the source time; a re-award after a correction happened at correction time.
-                    at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
-                    yield replace(event, seq=n_base + 1, timestamp=at)
+                    yield _award(d, event, n_base)
                 elif want < net:
                     amount = None
                     if base in COIN_EVENTS:
                         key = (d.source_model, d.source_id, user_id)
                         amount = amounts.get((*key, base), 0) - amounts.get((*key, reverse), 0)
-                    yield NewEvent(
-                        user_id,
-                        reverse,
-                        d.corrected_at or timezone.now(),
-                        d.source_model,
-                        d.source_id,
-                        {**template_meta, "reverses": base},
-                        seq=n_rev + 1,
-                        amount=amount,
-                        game=game,
-                        season=season,
-                    )
+                    yield _compensation(d, user_id, base, template_meta, n_rev + 1, amount, (game, season))
+
+
+def _award(d: Derivation, event: NewEvent, n_base: int) -> NewEvent:
+    """A wanted event the ledger does not count now. The first recording is the event as derived (the common case:
+    no copy) and keeps the source time; a re-award after a correction happened at correction time, next seq."""
+    if n_base == 0 and event.seq == 1:
+        return event
+    at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
+    return replace(event, seq=n_base + 1, timestamp=at)
+
+
+def _compensation(
+    d: Derivation,
+    user_id: int,
+    base: str,
+    meta: Mapping[str, Any],
+    seq: int,
+    amount: int | None,
+    scope: tuple[str | None, int | None],
+) -> NewEvent:
+    """The `_reversed` event cancelling one `base` event of this row, at correction time, in the cancelled event's
+    game and season."""
+    return NewEvent(
+        user_id,
+        REVERSAL_OF[base],
+        d.corrected_at or timezone.now(),
+        d.source_model,
+        d.source_id,
+        {**meta, "reverses": base},
+        seq=seq,
+        amount=amount,
+        game=scope[0],
+        season=scope[1],
+    )
 
 
 _RECORDED_SQL = f"""
@@ -272,29 +290,13 @@ def _correct_value(
     idempotency key has no value in it."""
     key = VALUED_EVENTS[base]
     want = event.metadata[key] if event is not None else None
-    reverse = REVERSAL_OF[base]
     n_base, n_rev = seqs
     for value, (net, amount) in sorted(values.items(), key=lambda item: str(item[0])):
         for _ in range(net - (1 if value == want else 0)):
             n_rev += 1
-            yield NewEvent(
-                user_id,
-                reverse,
-                d.corrected_at or timezone.now(),
-                d.source_model,
-                d.source_id,
-                {**template_meta, key: value, "reverses": base},
-                seq=n_rev,
-                amount=amount,
-                game=scope[0],
-                season=scope[1],
-            )
+            yield _compensation(d, user_id, base, {**template_meta, key: value}, n_rev, amount, scope)
     if event is not None and values.get(want, (0, None))[0] < 1:
-        if n_base == 0 and event.seq == 1:
-            yield event
-        else:
-            at = event.timestamp if n_base == 0 else (d.corrected_at or event.timestamp)
-            yield replace(event, seq=n_base + 1, timestamp=at)
+        yield _award(d, event, n_base)
 
 
 def _absent(events: Sequence[NewEvent]) -> list[NewEvent]:
