@@ -17,6 +17,8 @@ import os
 import random
 from pathlib import Path
 
+from bench.bench_db import without_statement_timeout
+
 H2H_MEETINGS = 10
 
 
@@ -89,7 +91,8 @@ def career_figures(users: int, n: int, timed, report) -> None:
     from stats.selectors.seasons import season_table
 
     print("career surfaces (issue 16): head-to-head, seasons, tournament rows, search, profile with charts")
-    names = prepare(users)
+    with without_statement_timeout():
+        names = prepare(users)
     rng = random.Random(16)
     pairs = [(2 * k - 1, 2 * k) for k in rng.sample(range(1, users // 2), min(200, users // 2 - 1))]
     anon = lambda uid: ViewerRelation(ViewerClass.ANONYMOUS, uid)  # noqa: E731

@@ -260,6 +260,42 @@ def test_the_per_game_win_rate_board_equals_a_fresh_top_n_for_every_minimum_when
         assert [e.user_id for e in got] == expected, min_matches
 
 
+def test_the_skyline_walk_reads_only_players_some_minimum_ranks_and_stops_below_a_board_of_perfect_records():
+    """Past a full board of perfect records nobody with fewer matches can rank (a rate above 1 is impossible), and
+    at every count only the players with fewer than 100 above them are read: the statement returns exactly the
+    skyline, where a per-count top 100 would return 100 of each count; every min_matches still ranks exactly."""
+    from stats.models import UserGameStats
+    from stats.selectors.leaderboards import MAX_LIMIT, _scoped, _win_rate_skyline, board_sql
+
+    known_game("chess")
+    rng = random.Random(5)
+    users = players(420)
+    counts, wins = {}, {}
+    for i, u in enumerate(users):
+        # 60 perfect records at 30 and 30 at 20 (90: not yet a full board), 20 near-perfect at 12, then 310 short
+        # careers of 2-9 matches below them, with 10 more perfect records at 9.
+        played = 30 if i < 60 else 20 if i < 90 else 12 if i < 110 else 9 if i < 120 else rng.randint(2, 9)
+        counts[u.pk], wins[u.pk] = played, played if i < 90 or 110 <= i < 120 else rng.randint(0, played)
+    wins[users[100].pk] = 12  # a perfect 12: the 91st perfect record
+    UserGameStats.objects.bulk_create(
+        UserGameStats(profile_id=uid, game="chess", matches_played=p, matches_won=wins[uid])
+        for uid, p in counts.items()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(board_sql(Board.WIN_RATE, per_game=True, skyline=True), {"game": "chess"})
+        read = [(row[0], row[6], row[5]) for row in cursor.fetchall()]
+    assert len(read) == len(_win_rate_skyline(read, MAX_LIMIT)), "the statement returned players no board ranks"
+    assert max(p for _uid, _won, p in read) == 30 and len(read) < 300
+    assert len(_scoped(Board.WIN_RATE, "chess", None)) == len(read)
+    for min_matches in (1, 2, 5, 9, 10, 12, 13, 20, 21, 30):
+        expected = sorted(
+            (uid for uid, p in counts.items() if p >= min_matches),
+            key=lambda uid: (-(wins[uid] / counts[uid]), -counts[uid], uid),
+        )[:MAX_LIMIT]
+        got = leaderboard(Board.WIN_RATE, game="chess", min_matches=min_matches, use_cache=False)
+        assert [e.user_id for e in got] == expected, min_matches
+
+
 def test_the_win_rate_skyline_walks_the_levels_index():
     from stats.selectors.leaderboards import board_sql
 
@@ -269,4 +305,8 @@ def test_the_win_rate_skyline_walks_the_levels_index():
         cursor.execute("EXPLAIN " + board_sql(Board.WIN_RATE, per_game=True, skyline=True), {"game": "chess"})
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "game_stats_lb_wr_levels" in plan, plan
-    assert "WindowAgg" not in plan, plan
+    assert "Seq Scan" not in plan, plan
+    # The only window numbers one match count's rows read (a sort of at most 100, under the LIMIT), never the scope's.
+    lines = plan.splitlines()
+    windows = [i for i, line in enumerate(lines) if "WindowAgg" in line]
+    assert all(any("Limit" in line for line in lines[i + 1 : i + 7]) for i in windows), plan

@@ -216,25 +216,58 @@ def board_sql(board: Board, *, per_game: bool, per_season: bool = False, skyline
 
 
 def _skyline_sql(table: str, where: str, earned: str, users: str) -> str:
-    """The top MAX_LIMIT active players of each match count: the distinct counts found down the levels index
-    (`*_wr_levels`: scope, matches played desc, win rate desc, profile), one probe each (a loose index scan),
-    then each count's top N read in win-rate order from the same index, index-only (it includes the counters).
-    Rows read: at most N (and the inactive accounts among them) per distinct count, never the whole scope: a window
-    over every row of a game, as before, sorted ~100k rows per request at 100k players (~150 ms; ~1 s loaded)."""
+    """The candidates of the win-rate skyline, walking the match counts downwards on the levels index (`*_wr_levels`:
+    scope, matches played desc, win rate desc, profile): a loose index scan finds the next count (one probe), and
+    that count's active players are read in win-rate order, at most MAX_LIMIT, and only those whose win rate is
+    above the MAX_LIMIT-th best win rate of every count above it (`best`, carried down the walk). A player at or below
+    that bound has MAX_LIMIT players with more matches and at least their rate ranking above them at every minimum
+    that admits them (more matches break an equal rate), so they are on no board; once that bound is a perfect
+    record nobody below can beat it and the walk stops. The exact set is then `_win_rate_skyline` (Python); the
+    candidates read are a superset of it whose pruned rows never rank above a kept one.
+
+    Rows read: the survivors of each count, not MAX_LIMIT per count (before: 927 at 100k players per game, each
+    probed for its account and its name; the many players of the short careers below a full board of perfect or
+    near-perfect longer ones are never read)."""
+    ratio = WIN_RATIO_SQL.format(t="s")
     level = (
-        f"SELECT v.matches_played FROM {table} v WHERE {where.format(t='v')} AND v.matches_played > 0 {{below}} "
-        "ORDER BY v.matches_played DESC LIMIT 1"
+        f"SELECT v.matches_played AS played FROM {table} v WHERE {where.format(t='v')} AND v.matches_played > 0 "
+        "AND v.matches_played < coalesce(w.played, 2147483647) ORDER BY v.matches_played DESC LIMIT 1"
     )
-    first, below = level.format(below=""), level.format(below="AND v.matches_played < l.played")
-    # Within one count the board's order is the win rate, then the user id (the counts being equal).
-    in_level = f"{WIN_RATIO_SQL.format(t='c')} DESC, c.user_id"
+    # One count's active players above the bound, in the index's order (the bound is its range condition; an
+    # unfilled `best` has no MAX_LIMIT-th rate: -1 admits everyone), read index-only; the account's probe gives the
+    # username too. The rows ride down the walk as arrays: no second probe of a candidate's counters.
+    read = (
+        "SELECT coalesce(array_agg(c.user_id), '{}') AS ids, coalesce(array_agg(c.ratio), '{}') AS ratios, "
+        "coalesce(array_agg(c.won), '{}') AS won, coalesce(array_agg(c.t_won), '{}') AS t_won, "
+        "coalesce(array_agg(c.t_ru), '{}') AS t_ru, coalesce(array_agg(c.earned), '{}') AS earned, "
+        "coalesce(array_agg(c.username), '{}') AS names "
+        "FROM (SELECT t.*, row_number() OVER (ORDER BY t.ratio DESC, t.user_id) AS rn FROM ("
+        f"SELECT s.profile_id::bigint AS user_id, {ratio} AS ratio, s.matches_won::bigint AS won, "
+        "s.tournaments_won::bigint AS t_won, s.tournaments_runner_up::bigint AS t_ru, "
+        f"({earned})::bigint AS earned, a.username::text AS username "
+        f"FROM {table} s JOIN {users} a ON a.id = s.profile_id AND a.is_active "
+        f"WHERE {where.format(t='s')} AND s.matches_played = nl.played AND s.matches_played > 0 "
+        f"AND {ratio} > coalesce(w.best[{MAX_LIMIT:d}], -1) "
+        f"ORDER BY {ratio} DESC, s.profile_id LIMIT {MAX_LIMIT:d}) t) c "
+        # The skyline's own rule: fewer than MAX_LIMIT players above, those of the counts above with at least this
+        # rate (within `best`, which holds the top rates of everyone above: they are all survivors) and those of
+        # this count before it.
+        f"WHERE (SELECT count(*) FROM unnest(w.best) b WHERE b >= c.ratio) + c.rn - 1 < {MAX_LIMIT:d}"
+    )
+    merge = f"SELECT ARRAY(SELECT r FROM unnest(w.best || lv.ratios) r ORDER BY r DESC LIMIT {MAX_LIMIT:d}) AS best"
+    walk = (
+        "WITH RECURSIVE walk(played, best, ids, won, t_won, t_ru, earned, names) AS ("
+        "SELECT NULL::integer, '{}'::float8[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[], "
+        "'{}'::bigint[], '{}'::text[] UNION ALL "
+        "SELECT nl.played, mg.best, lv.ids, lv.won, lv.t_won, lv.t_ru, lv.earned, lv.names "
+        f"FROM walk w CROSS JOIN LATERAL ({level}) nl CROSS JOIN LATERAL ({read}) lv CROSS JOIN LATERAL ({merge}) mg "
+        f"WHERE w.best[{MAX_LIMIT:d}] IS NULL OR w.best[{MAX_LIMIT:d}] < 1)"
+    )
     return (
-        f"WITH RECURSIVE levels(played) AS (({first}) UNION ALL "
-        f"SELECT ({below}) FROM levels l WHERE l.played IS NOT NULL) "
-        f"SELECT top.* FROM levels l CROSS JOIN LATERAL ("
-        f"SELECT c.*, a.username FROM ({_source(table, where, earned)} AND s.matches_played = l.played "
-        f"AND s.matches_played > 0) c JOIN {users} a ON a.id = c.user_id AND a.is_active "
-        f"ORDER BY {in_level} LIMIT {MAX_LIMIT:d}) top WHERE l.played IS NOT NULL"
+        f"{walk} SELECT c.user_id, c.t_won AS tournaments_won, c.t_ru AS tournaments_runner_up, "
+        "walk.played AS matches_played, c.won AS matches_won, c.earned AS total_earned, c.username "
+        "FROM walk CROSS JOIN LATERAL unnest(walk.ids, walk.won, walk.t_won, walk.t_ru, walk.earned, walk.names) "
+        "AS c(user_id, won, t_won, t_ru, earned, username) WHERE walk.played IS NOT NULL"
     )
 
 
