@@ -1,3 +1,4 @@
+import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -19,6 +20,18 @@ class Migration(migrations.Migration):
             model_name="ratinghistory",
             name="fold",
             field=models.PositiveIntegerField(default=0),
+        ),
+        # The foreign key's own index duplicated rating_history_profile (profile, game)'s leading column, and cost
+        # a full replay one index insert per history row.
+        migrations.AlterField(
+            model_name="ratinghistory",
+            name="profile",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="profiles.userprofile",
+            ),
         ),
         migrations.RemoveConstraint(
             model_name="ratinghistory",

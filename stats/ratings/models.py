@@ -63,7 +63,9 @@ class RatingHistory(OrderKeyFields):
     `fold` is the generation the row belongs to: readers read the rows of the game's published fold
     (RatingGame.fold) only; a running replay writes its draft as the rows of the next one."""
 
-    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: rating_history_profile (profile, game) serves the key's lookups, and a full replay writes
+    # every history row of the game through each index.
+    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="+", db_index=False)
     game = models.CharField(max_length=50)
     # Not a foreign key: a deleted match keeps its rows until the replay its deletion triggers removes them (their
     # key tells where that replay starts).

@@ -27,7 +27,10 @@ from stats.ratings.fold import PlayerState, RatedMatch, fold_match
 from stats.ratings.models import RatingGame
 from stats.ratings.rules import KEY_MIN, OrderKey
 
-CHUNK_SIZE = 5000
+# Matches per chunk (one transaction, one commit of the draft and the cursor). A chunk no longer holds the game's
+# row while it works, so the size only trades resumability against per-chunk costs (each chunk upserts the draft
+# state of every player it met).
+CHUNK_SIZE = 20000
 # A pass ends by folding what is left after the cursor under the game's lock when it is at most this many matches.
 TAIL_MAX = 500
 _LOCK_SPACE = 1717  # advisory lock space of rating replays (pg_advisory_lock(space, hashtext(game)))

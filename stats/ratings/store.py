@@ -79,16 +79,18 @@ def insert_draft_history(game: str, rows: Sequence[HistoryRow], fold: int) -> No
 
     texts: dict[str, str] = {}
     game_text = _copy_text(game)
-    draft = fold + 1
+    tail = f"\t{fold + 1}\n"
     lines = []
+    last_key: OrderKey | None = None
+    middle = ""
     for r in rows:
-        ext = texts.get(r.key[1])
-        if ext is None:
-            ext = texts[r.key[1]] = _copy_text(r.key[1])
-        lines.append(
-            f"{r.profile_id}\t{game_text}\t{stamp(r.key[0])}\t{ext}\t{r.key[2]}\t{r.key[3]}\t{r.key[4]}\t"
-            f"{stamp(r.at)}\t{r.before!r}\t{r.after!r}\t{draft}\n"
-        )
+        if r.key is not last_key:  # the rows of one match are adjacent and share its key: format it once
+            last_key, (ka, ke, kr, kn, mi) = r.key, r.key
+            ext = texts.get(ke)
+            if ext is None:
+                ext = texts[ke] = _copy_text(ke)
+            middle = f"\t{game_text}\t{stamp(ka)}\t{ext}\t{kr}\t{kn}\t{mi}\t{stamp(r.at)}\t"
+        lines.append(f"{r.profile_id}{middle}{r.before!r}\t{r.after!r}{tail}")
     with connection.cursor() as cursor, cursor.cursor.copy(_COPY_HISTORY) as copy:
         copy.write("".join(lines))
 
