@@ -193,7 +193,9 @@ def _rewind(row: RatingGame, position: OrderKey) -> None:
     base = _base(row)
     if base is None or position > base:
         store.cut_draft(row.game, position, base, row.fold)
-        _set_key(row, "cur_", "cur_match_id", store.last_history_key(row.game, fold=row.fold + 1) or base)
+        # The draft holds nothing at or after `position` now: bounded by it, the read is a short window's.
+        cursor = store.last_history_key(row.game, fold=row.fold + 1, before=position)
+        _set_key(row, "cur_", "cur_match_id", cursor or base)
         return
     store.clear_draft(row.game, row.fold)
     base = None if position <= KEY_MIN else store.last_history_key(row.game, fold=row.fold, before=position)

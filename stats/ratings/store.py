@@ -10,7 +10,7 @@ game's published fold (RatingGame.fold, read by the caller under the game's row 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
@@ -167,20 +167,35 @@ def rebuild_ratings(game: str, profile_ids: Sequence[int], fold: int) -> None:
         cursor.execute(orphans, [game, ids, fold])
 
 
+# The window a bounded last_history_key reads first, back from its `before`.
+_RECENT = timedelta(days=400)
+
+
 def last_history_key(game: str, *, fold: int, before: OrderKey | None = None) -> OrderKey | None:
     """The position of the game's last history row of `fold` (strictly before `before` when given): of the
-    published history (the published fold) or of the running replay's draft (fold + 1). None: there is none."""
+    published history (the published fold) or of the running replay's draft (fold + 1). None: there is none.
+
+    With `before`, the rows of the last 400 days before it are read first (the BRIN index on key_at reads only
+    their pages), and the whole history only when none is there: a replay's start reads this under the game's row
+    lock, and the unbounded read sorted every row of the game (a third of a second on the ATP history)."""
     where: sql.Composable = sql.SQL("")
     params: list[Any] = [game, fold]
     if before is not None:
         where = sql.SQL(" AND ({key}) < (%s, %s, %s, %s, %s)").format(key=_KEY)
         params.extend(before)
-    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s AND fold = %s{where} ORDER BY {desc} LIMIT 1").format(
-        key=_KEY, h=_HISTORY, where=where, desc=_KEY_DESC
-    )
+    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s AND fold = %s{where}{window} ORDER BY {desc} LIMIT 1")
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        row = cursor.fetchone()
+        row = None
+        if before is not None and before[0] > datetime(1, 1, 1, tzinfo=UTC) + _RECENT:
+            window = sql.SQL(" AND key_at >= %s")
+            cursor.execute(
+                query.format(key=_KEY, h=_HISTORY, where=where, window=window, desc=_KEY_DESC),
+                [*params, before[0] - _RECENT],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            cursor.execute(query.format(key=_KEY, h=_HISTORY, where=where, window=sql.SQL(""), desc=_KEY_DESC), params)
+            row = cursor.fetchone()
     return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
 
