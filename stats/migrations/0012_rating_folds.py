@@ -17,6 +17,11 @@ class Migration(migrations.Migration):
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
+            model_name="ratinggame",
+            name="span_fold",
+            field=models.PositiveIntegerField(blank=True, null=True),
+        ),
+        migrations.AddField(
             model_name="ratinghistory",
             name="fold",
             field=models.PositiveIntegerField(default=0),

@@ -33,8 +33,9 @@ _CURVE_SQL = sql.SQL(
     "   first_value(after) OVER w AS first_after,"
     "   max(after) OVER g AS peak"
     "  FROM {h} h WHERE profile_id = %(profile)s"
-    # The game's published fold only (a running replay's draft is the next fold).
-    "  AND fold = COALESCE((SELECT g.fold FROM {g} g WHERE g.game = h.game), 0)"
+    # The game's published folds only (a running replay's draft is the next fold).
+    "  AND (fold = COALESCE((SELECT g.fold FROM {g} g WHERE g.game = h.game), 0)"
+    "   OR fold = (SELECT g.span_fold FROM {g} g WHERE g.game = h.game))"
     "  WINDOW g AS (PARTITION BY game),"
     "   w AS (PARTITION BY game ORDER BY key_at, key_ext, key_round, key_num, match_id)"
     " ) numbered WINDOW g AS (PARTITION BY game)"

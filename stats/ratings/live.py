@@ -170,7 +170,8 @@ _TOUCHED_SQL = sql.SQL(
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = s.source_id) k ON true "
     "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
-    "JOIN {g} g ON g.game = h.game AND g.fold = h.fold WHERE h.match_id = s.source_id LIMIT 1) h ON true"
+    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = s.source_id "
+    "LIMIT 1) h ON true"
 ).format(
     ledger=sql.Identifier(UserActivity._meta.db_table),
     cols=source.KEY_COLUMNS_SQL,
@@ -187,7 +188,8 @@ _POSITIONS_SQL = sql.SQL(
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = x.id) k ON true "
     "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
-    "JOIN {g} g ON g.game = h.game AND g.fold = h.fold WHERE h.match_id = x.id LIMIT 1) h ON true"
+    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = x.id "
+    "LIMIT 1) h ON true"
 ).format(
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),

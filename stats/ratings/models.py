@@ -60,8 +60,9 @@ class PlayerRating(models.Model):
 class RatingHistory(OrderKeyFields):
     """One rated match of one profile: its rating before and after. Rewritten from a position on by a replay.
 
-    `fold` is the generation the row belongs to: readers read the rows of the game's published fold
-    (RatingGame.fold) only; a running replay writes its draft as the rows of the next one."""
+    `fold` is the generation the row belongs to: readers read the rows of the game's published folds
+    (RatingGame.fold, and RatingGame.span_fold while a partial replay's span is not merged yet) only; a running
+    replay writes its draft as the rows of the next one."""
 
     # No index of its own: rating_history_profile (profile, game) serves the key's lookups, and a full replay writes
     # every history row of the game through each index.
@@ -128,6 +129,9 @@ class RatingGame(models.Model):
     cur_match_id = models.BigIntegerField(null=True)
     # The published fold: readers see the game's RatingHistory rows of this fold; a replay drafts fold + 1.
     fold = models.PositiveIntegerField(default=0)
+    # A partial replay's switched span (its draft fold), published beside `fold` until merged into it outside the
+    # switch (stats.ratings.store.merge_span): the switch then moves no history row either. Null: nothing to merge.
+    span_fold = models.PositiveIntegerField(null=True, blank=True)
     replay_started_at = models.DateTimeField(null=True, blank=True)
     replay_chunks = models.PositiveIntegerField(default=0)
     last_replay_seconds = models.FloatField(null=True, blank=True)

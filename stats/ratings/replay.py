@@ -62,6 +62,7 @@ def run_replay(
     if not locked:
         return result
     try:
+        store.merge_span(game)  # an earlier partial replay's span, should its replayer have died before merging it
         row = RatingGame.objects.filter(game=game).first()
         if row is None or row.status == RatingGame.Status.IDLE:
             # What an earlier replay left after its switch (should it have died before clearing it), dropped outside
@@ -76,6 +77,7 @@ def run_replay(
             # The switched draft states and the fold a full replay replaced are garbage now; dropped outside the
             # switch, which they would only lengthen (the next replay's start drops them too, should this process
             # die first).
+            store.merge_span(game)
             store.clear_draft(game, RatingGame.objects.values_list("fold", flat=True).get(game=game))
             result.seconds = time.monotonic() - started
             metrics.RATING_REPLAY_SECONDS.observe(result.seconds)
@@ -159,7 +161,7 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
         _fold_chunk(row, tail, {})
         result.matches += len(tail)
     switching = time.monotonic()
-    row.fold = store.publish(game, base, row.fold)
+    row.fold, row.span_fold = store.publish(game, base, row.fold)
     # IDLE: the published history ends at the cursor; a live update must come after it.
     _set_key(row, "key_", "match_id", _cursor(row))
     _set_key(row, "base_", "base_match_id", None)

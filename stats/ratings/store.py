@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
@@ -227,7 +227,8 @@ def states_at_base(game: str, profile_ids: Iterable[int], base: OrderKey | None,
 
 def clear_draft(game: str, fold: int) -> None:
     """Every history row of the game outside its published `fold` (a draft, or the fold a full replay's switch
-    replaced) and the draft states. Outside the switch: readers never read those rows."""
+    replaced) and the draft states. Outside the switch: readers never read those rows. The caller merged the
+    span first (merge_span)."""
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s AND fold <> %s").format(h=_HISTORY), [game, fold])
         cursor.execute(sql.SQL("DELETE FROM {r} WHERE game = %s").format(r=_DRAFT_RATINGS), [game])
@@ -276,14 +277,16 @@ def cut_draft(game: str, position: OrderKey, base: OrderKey | None, fold: int) -
         )
 
 
-def publish(game: str, base: OrderKey | None, fold: int) -> int:
-    """The switch, in the caller's transaction (which holds the game's row lock); returns the fold published now.
+def publish(game: str, base: OrderKey | None, fold: int) -> tuple[int, int | None]:
+    """The switch, in the caller's transaction (which holds the game's row lock); returns the folds published now
+    (RatingGame.fold, span_fold), which the caller stores.
 
-    A full replay (no base) moves no history row: its draft fold becomes the published one (the caller stores it in
-    RatingGame.fold) and the players' rows take their draft states, so the lock is held for the players, not the
-    history (clear_draft drops the replaced fold afterwards). A partial replay keeps the published rows up to the
-    base: the rows after it are replaced by the draft's, which join the published fold, and a player who lost rows
-    without a draft state is rebuilt from what stays; its cost is the replayed span, not the history's size."""
+    Neither kind moves a history row into the published rows: a full replay (no base) makes its draft fold the
+    published one (clear_draft drops the replaced fold afterwards); a partial replay keeps the published rows up to
+    the base, deletes those after it (a delete writes no index entry) and publishes its draft fold beside them as the
+    span (merge_span folds it into the published fold afterwards, outside the lock). The players' rows take their
+    draft states, and a player who lost rows without a draft state is rebuilt from what stays: the lock is held for
+    the players and the replaced span, not for writing the history."""
     exists = sql.SQL("EXISTS (SELECT 1 FROM {p} p WHERE p.{pk} = d.profile_id)").format(p=_PROFILES, pk=_PROFILE_PK)
     with connection.cursor() as cursor:
         lost: list[int] = []
@@ -303,10 +306,6 @@ def publish(game: str, base: OrderKey | None, fold: int) -> int:
                 sql.SQL("DELETE FROM {h} WHERE game = %s AND fold = %s{after}").format(h=_HISTORY, after=after_base),
                 [game, fold, base[0], *base],
             )
-            cursor.execute(
-                sql.SQL("UPDATE {h} SET fold = %s WHERE game = %s AND fold = %s AND key_at >= %s").format(h=_HISTORY),
-                [fold, game, fold + 1, base[0]],
-            )
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
@@ -325,9 +324,25 @@ def publish(game: str, base: OrderKey | None, fold: int) -> int:
                 ).format(r=_RATINGS, dr=_DRAFT_RATINGS),
                 [game],
             )
-            return fold + 1
+            return fold + 1, None
     rebuild_ratings(game, lost, fold)
-    return fold
+    return fold, fold + 1
+
+
+def merge_span(game: str) -> None:
+    """Fold a partial replay's switched span into the published fold, then stop publishing the span fold. The
+    rows move between two published folds, so readers see the same rows throughout, and the move (the span's cost)
+    holds no lock a live recording waits for; only the last statement, the span's reset, takes the game's row."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT fold, span_fold FROM {g} WHERE game = %s").format(g=_GAMES), [game])
+        found = cursor.fetchone()
+        if found is None or found[1] is None:
+            return
+        fold, span = found
+        cursor.execute(
+            sql.SQL("UPDATE {h} SET fold = %s WHERE game = %s AND fold = %s").format(h=_HISTORY), [fold, game, span]
+        )
+        cursor.execute(sql.SQL("UPDATE {g} SET span_fold = NULL WHERE game = %s").format(g=_GAMES), [game])
 
 
 def add_marks(game: str, positions: Sequence[OrderKey]) -> None:
