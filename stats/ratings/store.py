@@ -312,7 +312,11 @@ def publish(game: str, base: OrderKey | None, fold: int) -> tuple[int, int | Non
                 "SELECT profile_id, game, rating, peak, peak_at, matches_rated, now() FROM {dr} d "
                 "WHERE game = %s AND {exists} "
                 "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
-                "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
+                "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at "
+                # Under the game's lock: a player the replay leaves as they were (everyone before a correction's
+                # effects, in a full replay) is not rewritten with its three indexes.
+                "WHERE ({r}.rating, {r}.peak, {r}.peak_at, {r}.matches_rated) IS DISTINCT FROM "
+                "(EXCLUDED.rating, EXCLUDED.peak, EXCLUDED.peak_at, EXCLUDED.matches_rated)"
             ).format(r=_RATINGS, dr=_DRAFT_RATINGS, exists=exists),
             [game],
         )
