@@ -73,7 +73,6 @@ def vacuum() -> None:
         "tournaments_registration",
         "stats_playerrating",
         "stats_ratinghistory",
-        "stats_ratingdrafthistory",
         "stats_ratingdraftrating",
     ]
     started = time.monotonic()

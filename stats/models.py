@@ -229,7 +229,6 @@ class StaleStats(models.Model):
 # The rating projection lives in its own package; its models are registered with the stats app from here.
 from stats.ratings.models import (  # noqa: E402, F401
     PlayerRating,
-    RatingDraftHistory,
     RatingDraftRating,
     RatingGame,
     RatingHistory,

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from stats.ratings import source
-from stats.ratings.models import RatingDraftHistory, RatingGame, RatingHistory
+from stats.ratings.models import RatingGame, RatingHistory
 from stats.ratings.pending import replay_pending_games
 from tests.conftest import wait_until
 from tests.factories import UserFactory
@@ -50,16 +50,18 @@ def test_a_replay_killed_mid_chunk_resumes_from_its_cursor_and_ends_exact(tmp_pa
     want = solo_fold("chess")
     assert_close(stored("chess"), want)
 
-    # Hold back the draft history row of the 23rd match: an uncommitted row with its key, as a concurrent writer
-    # would have. The replay's insert of that chunk waits on the unique index, having committed four chunks of five.
+    # Hold back the draft history row of the 23rd match (the next fold's: the game is at fold 0): an uncommitted row
+    # with its key, as a concurrent writer would have. The replay's insert of that chunk waits on the unique index,
+    # having committed four chunks of five.
     ordered = source.candidates_after("chess", None)
     held = ordered[22]
     winners, _ = source.outcomes([held.key[4]])[held.key[4]]
-    published = set(RatingHistory.objects.values_list("match_id", "profile_id", "before", "after"))
+    assert RatingGame.objects.get(game="chess").fold == 0
+    published = set(RatingHistory.objects.filter(fold=0).values_list("match_id", "profile_id", "before", "after"))
     blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     blocker.execute(
-        f"INSERT INTO {RatingDraftHistory._meta.db_table} (profile_id, game, key_at, key_ext, key_round, key_num, "
-        "match_id, at, before, after) VALUES (%s, 'chess', %s, %s, %s, %s, %s, %s, 0, 0)",
+        f"INSERT INTO {RatingHistory._meta.db_table} (profile_id, game, key_at, key_ext, key_round, key_num, "
+        "match_id, at, before, after, fold) VALUES (%s, 'chess', %s, %s, %s, %s, %s, %s, 0, 0, 1)",
         [winners[0], *held.key, held.at],
     )
     command = f"{shlex.quote(sys.executable)} manage.py recompute_ratings --game chess --chunk-size 5 -v 0"
@@ -80,11 +82,16 @@ def test_a_replay_killed_mid_chunk_resumes_from_its_cursor_and_ends_exact(tmp_pa
     # the whole previous fold.
     row = RatingGame.objects.get(game="chess")
     assert row.status == RatingGame.Status.RUNNING and row.cur_match_id == ordered[19].key[4]
-    assert set(RatingDraftHistory.objects.values_list("match_id", flat=True)) == {c.key[4] for c in ordered[:20]}
-    assert set(RatingHistory.objects.values_list("match_id", "profile_id", "before", "after")) == published
+    assert RatingGame.objects.get(game="chess").fold == 0
+    draft = RatingHistory.objects.filter(fold=1)
+    assert set(draft.values_list("match_id", flat=True)) == {c.key[4] for c in ordered[:20]}
+    still = RatingHistory.objects.filter(fold=0).values_list("match_id", "profile_id", "before", "after")
+    assert set(still) == published
     assert_close(stored("chess"), want)
 
     (result,) = replay_pending_games()  # what beat runs every minute
     assert result.ran and result.matches == len(ordered) - 20
-    assert RatingGame.objects.get(game="chess").status == RatingGame.Status.IDLE
+    game = RatingGame.objects.get(game="chess")
+    assert game.status == RatingGame.Status.IDLE and game.fold == 1  # the full replay's draft fold is published
+    assert not RatingHistory.objects.exclude(fold=1).exists()  # the replaced fold is dropped after the switch
     assert_close(stored("chess"), want)

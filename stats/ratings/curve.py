@@ -18,7 +18,7 @@ from psycopg import sql
 
 from activity.privacy import ViewerRelation, require
 from activity.selectors.match_history import MATCH_HISTORY_PRIVATE
-from stats.ratings.models import RatingHistory
+from stats.ratings.models import RatingGame, RatingHistory
 
 MAX_POINTS = 100
 
@@ -32,14 +32,17 @@ _CURVE_SQL = sql.SQL(
     "   count(*) OVER g AS n,"
     "   first_value(after) OVER w AS first_after,"
     "   max(after) OVER g AS peak"
-    "  FROM {h} WHERE profile_id = %(profile)s"
+    "  FROM {h} h WHERE profile_id = %(profile)s"
+    # The game's published folds only (a running replay's draft is the next fold).
+    "  AND (fold = COALESCE((SELECT g.fold FROM {g} g WHERE g.game = h.game), 0)"
+    "   OR fold = (SELECT g.span_fold FROM {g} g WHERE g.game = h.game))"
     "  WINDOW g AS (PARTITION BY game),"
     "   w AS (PARTITION BY game ORDER BY key_at, key_ext, key_round, key_num, match_id)"
     " ) numbered WINDOW g AS (PARTITION BY game)"
     ") c WHERE n <= %(points)s OR rn = 1 OR rn = peak_rn OR rn = n"
     " OR (rn * (%(points)s - 2)) / n <> ((rn - 1) * (%(points)s - 2)) / n"
     " ORDER BY game, rn"
-).format(h=sql.Identifier(RatingHistory._meta.db_table))
+).format(h=sql.Identifier(RatingHistory._meta.db_table), g=sql.Identifier(RatingGame._meta.db_table))
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,7 @@ def _handle(game: str, touched: list[Touched]) -> None:
         _mark(game, touched)
         return
     first = min(t.key for t in touched if t.key is not None)
-    status, last = _lock_game(game)
+    status, last, fold = _lock_game(game)
     if last is not None and first <= last:
         _mark(game, touched)
         return
@@ -115,7 +115,7 @@ def _handle(game: str, touched: list[Touched]) -> None:
     history = []
     for match in rated:
         history.extend(fold_match(states, match))
-    store.write_live(game, history, states, rated[-1].key)
+    store.write_live(game, history, states, rated[-1].key, fold)
     metrics.RATING_LIVE_UPDATES.labels(path="live").inc(len(rated))
     if status != RatingGame.Status.IDLE:
         # The replay's pass may have read these matches before their outcome was recorded: the marks make it fold
@@ -141,18 +141,19 @@ def _mark(game: str, touched: list[Touched]) -> None:
 
 
 _LOCK_GAME_SQL = sql.SQL(
-    "INSERT INTO {g} (game, status, replay_chunks, updated_at) VALUES (%s, %s, 0, now()) "
+    "INSERT INTO {g} (game, status, replay_chunks, fold, updated_at) VALUES (%s, %s, 0, 0, now()) "
     "ON CONFLICT (game) DO UPDATE SET game = EXCLUDED.game "
-    "RETURNING status, key_at, key_ext, key_round, key_num, match_id"
+    "RETURNING status, key_at, key_ext, key_round, key_num, match_id, fold"
 ).format(g=sql.Identifier(RatingGame._meta.db_table))
 
 
-def _lock_game(game: str) -> tuple[str, OrderKey | None]:
-    """The game's state row, created if missing and locked (ON CONFLICT DO UPDATE locks it), in one statement."""
+def _lock_game(game: str) -> tuple[str, OrderKey | None, int]:
+    """The game's state row, created if missing and locked (ON CONFLICT DO UPDATE locks it), in one statement:
+    its status, last published position and published fold."""
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_GAME_SQL, [game, RatingGame.Status.IDLE.value])
-        status, ka, ke, kr, kn, mi = cursor.fetchone()
-    return status, None if mi is None else (ka, ke, kr, kn, mi)
+        status, ka, ke, kr, kn, mi, fold = cursor.fetchone()
+    return status, None if mi is None else (ka, ke, kr, kn, mi), fold
 
 
 _TOUCHED_SQL = sql.SQL(
@@ -168,14 +169,16 @@ _TOUCHED_SQL = sql.SQL(
     "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND lost > 0 ORDER BY user_id) FROM s "
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = s.source_id) k ON true "
-    "LEFT JOIN LATERAL (SELECT game, key_at, key_ext, key_round, key_num, match_id FROM {h} "
-    "WHERE match_id = s.source_id LIMIT 1) h ON true"
+    "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
+    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = s.source_id "
+    "LIMIT 1) h ON true"
 ).format(
     ledger=sql.Identifier(UserActivity._meta.db_table),
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),
     t=sql.Identifier(Tournament._meta.db_table),
     h=sql.Identifier(RatingHistory._meta.db_table),
+    g=sql.Identifier(RatingGame._meta.db_table),
 )
 
 
@@ -184,13 +187,15 @@ _POSITIONS_SQL = sql.SQL(
     "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM unnest(%s::bigint[]) AS x(id) "
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = x.id) k ON true "
-    "LEFT JOIN LATERAL (SELECT game, key_at, key_ext, key_round, key_num, match_id FROM {h} "
-    "WHERE match_id = x.id LIMIT 1) h ON true"
+    "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
+    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = x.id "
+    "LIMIT 1) h ON true"
 ).format(
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),
     t=sql.Identifier(Tournament._meta.db_table),
     h=sql.Identifier(RatingHistory._meta.db_table),
+    g=sql.Identifier(RatingGame._meta.db_table),
 )
 
 

@@ -1,9 +1,11 @@
 """The rating projection (issue 17): one PlayerRating per (profile, game), the RatingHistory it folds from, and the
 replay state of each game as rows (RatingGame, RatingReplayMark), not JSON.
 
-A replay never writes the published rows readers see: it folds into the draft (RatingDraftHistory, RatingDraftRating,
-the new history from the replay's base on and the states it reaches), and one short transaction switches the draft
-in (stats.ratings.store.publish). Readers therefore see the whole previous fold or the whole new one.
+A replay never writes the published rows readers see: it folds into the draft (RatingHistory rows of the game's next
+fold, RatingGame.fold + 1, which readers do not read, and RatingDraftRating: the new history from the replay's base
+on and the states it reaches), and one short transaction switches the draft in (stats.ratings.store.publish).
+Readers therefore see the whole previous fold or the whole new one. A full replay's switch moves no history row: it
+makes the draft's fold the published one (RatingGame.fold), so it holds the game's lock for the players' rows only.
 
 Every history row carries its match's order key (at, ext, round rank, match_num, match id) so "the ratings before
 position P" and "everything from P on" are index range reads; the key's text part uses the "C" collation so the
@@ -56,18 +58,25 @@ class PlayerRating(models.Model):
 
 
 class RatingHistory(OrderKeyFields):
-    """One rated match of one profile: its rating before and after. Rewritten from a position on by a replay."""
+    """One rated match of one profile: its rating before and after. Rewritten from a position on by a replay.
 
-    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="+")
+    `fold` is the generation the row belongs to: readers read the rows of the game's published folds
+    (RatingGame.fold, and RatingGame.span_fold while a partial replay's span is not merged yet) only; a running
+    replay writes its draft as the rows of the next one."""
+
+    # No index of its own: rating_history_profile (profile, game) serves the key's lookups, and a full replay writes
+    # every history row of the game through each index.
+    profile = models.ForeignKey("profiles.UserProfile", on_delete=models.CASCADE, related_name="+", db_index=False)
     game = models.CharField(max_length=50)
     # Not a foreign key: a deleted match keeps its rows until the replay its deletion triggers removes them (their
     # key tells where that replay starts).
     before = models.FloatField()
     after = models.FloatField()
     at = models.DateTimeField()
+    fold = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["match_id", "profile"], name="rating_history_unique")]
+        constraints = [models.UniqueConstraint(fields=["match_id", "profile", "fold"], name="rating_history_unique")]
         indexes = [
             # "From position P on" (a replay's cut, the last rated match): rows are written in key order (replays
             # fold in order, live updates append after the last), so a BRIN range index on the key's time serves
@@ -94,8 +103,8 @@ class RatingGame(models.Model):
     """Replay state of one game (FillState-like). `key_*` is the last match of the published history (what a live
     O(1) update must follow, in both states). While RUNNING, `base_*` is the last published match the replay keeps
     (null: it replaces the whole history) and `cur_*` the replay cursor (the last match folded into the draft; the
-    base before the first chunk). Locked FOR UPDATE by the live update and by each replay chunk, never longer than
-    one chunk or the switch."""
+    base before the first chunk). Locked FOR UPDATE by the live update, by each replay chunk only to move the cursor
+    once the chunk's draft is written (its last statement), and by the switch."""
 
     class Status(models.TextChoices):
         IDLE = "idle"
@@ -118,6 +127,11 @@ class RatingGame(models.Model):
     cur_round = models.SmallIntegerField(null=True)
     cur_num = models.BigIntegerField(null=True)
     cur_match_id = models.BigIntegerField(null=True)
+    # The published fold: readers see the game's RatingHistory rows of this fold; a replay drafts fold + 1.
+    fold = models.PositiveIntegerField(default=0)
+    # A partial replay's switched span (its draft fold), published beside `fold` until merged into it outside the
+    # switch (stats.ratings.store.merge_span): the switch then moves no history row either. Null: nothing to merge.
+    span_fold = models.PositiveIntegerField(null=True, blank=True)
     replay_started_at = models.DateTimeField(null=True, blank=True)
     replay_chunks = models.PositiveIntegerField(default=0)
     last_replay_seconds = models.FloatField(null=True, blank=True)
@@ -134,24 +148,6 @@ class RatingGame(models.Model):
 
     def __str__(self) -> str:
         return f"ratings of {self.game}: {self.status}"
-
-
-class RatingDraftHistory(OrderKeyFields):
-    """A running replay's new history of its game from the base on (RatingHistory's columns). Not read by readers;
-    moved into RatingHistory by the switch. Written in key order, so BRIN serves the cuts of a rewind."""
-
-    profile_id = models.BigIntegerField()
-    game = models.CharField(max_length=50)
-    before = models.FloatField()
-    after = models.FloatField()
-    at = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["match_id", "profile_id"], name="rating_draft_history_unique")]
-        indexes = [BrinIndex(fields=["key_at"], name="rating_draft_history_at_brin")]
-
-    def __str__(self) -> str:
-        return f"draft {self.profile_id} match {self.match_id}: {self.before:.1f} -> {self.after:.1f}"
 
 
 class RatingDraftRating(models.Model):

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from esports.tournaments.models import Match, Tournament
 from stats.ratings import source
-from stats.ratings.models import RatingDraftHistory, RatingHistory
+from stats.ratings.models import RatingHistory
 from stats.ratings.rules import OrderKey
 
 # Above this many marks, rewind to the earliest without checking (a backfill's marks): keeping a mark is always exact.
@@ -28,11 +28,10 @@ _HISTORY_SQL_TEMPLATE = sql.SQL(
     "SELECT match_id, key_at, key_ext, key_round, key_num, "
     "COALESCE(array_agg(profile_id ORDER BY profile_id) FILTER (WHERE after > before), '{{}}'), "
     "COALESCE(array_agg(profile_id ORDER BY profile_id) FILTER (WHERE after < before), '{{}}'), "
-    "bool_or(after = before) FROM {h} WHERE game = %s AND match_id = ANY(%s) "
+    "bool_or(after = before) FROM {h} WHERE game = %s AND fold = %s AND match_id = ANY(%s) "
     "GROUP BY match_id, key_at, key_ext, key_round, key_num"
 )
 _HISTORY_SQL = _HISTORY_SQL_TEMPLATE.format(h=sql.Identifier(RatingHistory._meta.db_table))
-_DRAFT_SQL = _HISTORY_SQL_TEMPLATE.format(h=sql.Identifier(RatingDraftHistory._meta.db_table))
 _POSITIONS_SQL = sql.SQL(
     "SELECT key_at, key_ext, key_round, key_num, match_id FROM (SELECT {cols} FROM {m} m JOIN {t} t "
     "ON t.id = m.tournament_id WHERE t.game = %s AND m.id = ANY(%s)) k"
@@ -43,14 +42,15 @@ _POSITIONS_SQL = sql.SQL(
 )
 
 
-def unanswered(game: str, marks: Sequence[OrderKey], *, draft: bool = False) -> list[OrderKey]:
-    """The marks the history (the running replay's draft with `draft`) does not already reflect (all of them when
-    there are more than CHECK_MAX): three set-based reads, whatever the number of marks."""
+def unanswered(game: str, marks: Sequence[OrderKey], *, fold: int) -> list[OrderKey]:
+    """The marks the history of `fold` (the published fold, or the running replay's draft: published + 1) does not
+    already reflect (all of them when there are more than CHECK_MAX): three set-based reads, whatever the number of
+    marks."""
     if not marks or len(marks) > CHECK_MAX:
         return list(marks)
     ids = sorted({m[4] for m in marks})
     with connection.cursor() as cursor:
-        cursor.execute(_DRAFT_SQL if draft else _HISTORY_SQL, [game, ids])
+        cursor.execute(_HISTORY_SQL, [game, fold, ids])
         # A match with a row of unchanged rating (a delta lost to float rounding) tells no side: never answered.
         history: dict[int, tuple[OrderKey, Any, Any]] = {
             mid: ((ka, ke, kr, kn, mid), tuple(w), tuple(lo))

@@ -27,7 +27,10 @@ from stats.ratings.fold import PlayerState, RatedMatch, fold_match
 from stats.ratings.models import RatingGame
 from stats.ratings.rules import KEY_MIN, OrderKey
 
-CHUNK_SIZE = 5000
+# Matches per chunk (one transaction, one commit of the draft and the cursor). A chunk no longer holds the game's
+# row while it works, so the size only trades resumability against per-chunk costs (each chunk upserts the draft
+# state of every player it met).
+CHUNK_SIZE = 20000
 # A pass ends by folding what is left after the cursor under the game's lock when it is at most this many matches.
 TAIL_MAX = 500
 _LOCK_SPACE = 1717  # advisory lock space of rating replays (pg_advisory_lock(space, hashtext(game)))
@@ -59,15 +62,23 @@ def run_replay(
     if not locked:
         return result
     try:
+        store.merge_span(game)  # an earlier partial replay's span, should its replayer have died before merging it
+        row = RatingGame.objects.filter(game=game).first()
+        if row is None or row.status == RatingGame.Status.IDLE:
+            # What an earlier replay left after its switch (should it have died before clearing it), dropped outside
+            # the game's lock: only a replayer, serialised by the advisory lock held here, writes a draft.
+            store.clear_draft(game, 0 if row is None else row.fold)
         while (horizon := _begin(game, started, result)) is not None:
             result.ran = True
             _run_chunks(game, chunk_size, result, on_chunk, horizon)
             # Loop: a mark that arrived meanwhile (a correction behind the cursor, a match added after the list was
             # read) starts another pass before the game goes back to IDLE.
         if result.ran:
-            # The switched draft is garbage now; emptied outside the switch, which it would only lengthen (the
-            # next replay's start empties it too, should this process die first).
-            store.clear_draft(game)
+            # The switched draft states and the fold a full replay replaced are garbage now; dropped outside the
+            # switch, which they would only lengthen (the next replay's start drops them too, should this process
+            # die first).
+            store.merge_span(game)
+            store.clear_draft(game, RatingGame.objects.values_list("fold", flat=True).get(game=game))
             result.seconds = time.monotonic() - started
             metrics.RATING_REPLAY_SECONDS.observe(result.seconds)
     finally:
@@ -119,13 +130,12 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
     if row.status == RatingGame.Status.IDLE:
         # Marks whose match the history already holds with its current position and outcome are dropped: a live
         # match recorded while a replay switched may leave one.
-        marks = reflected.unanswered(game, marks)
+        marks = reflected.unanswered(game, marks, fold=row.fold)
         if not marks:
             return None
         row.status, row.replay_started_at, row.replay_chunks = RatingGame.Status.RUNNING, timezone.now(), 0
-        store.clear_draft(game)  # what an earlier replay left after its switch
         position = min(marks)
-        base = None if position <= KEY_MIN else store.last_history_key(game, before=position)
+        base = None if position <= KEY_MIN else store.last_history_key(game, fold=row.fold, before=position)
         _set_key(row, "base_", "base_match_id", base)
         _set_key(row, "cur_", "cur_match_id", base)
         row.save()
@@ -135,8 +145,8 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
     # unless the draft (after the base) or the kept published history (up to it) already holds them as they are.
     behind = [m for m in marks if cursor is not None and m <= cursor]
     in_draft = [m for m in behind if base is None or m > base]
-    behind = reflected.unanswered(game, in_draft, draft=True) + reflected.unanswered(
-        game, [m for m in behind if m not in in_draft]
+    behind = reflected.unanswered(game, in_draft, fold=row.fold + 1) + reflected.unanswered(
+        game, [m for m in behind if m not in in_draft], fold=row.fold
     )
     if behind:
         _rewind(row, min(behind))
@@ -151,7 +161,7 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
         _fold_chunk(row, tail, {})
         result.matches += len(tail)
     switching = time.monotonic()
-    store.publish(game, base)
+    row.fold, row.span_fold = store.publish(game, base, row.fold)
     # IDLE: the published history ends at the cursor; a live update must come after it.
     _set_key(row, "key_", "match_id", _cursor(row))
     _set_key(row, "base_", "base_match_id", None)
@@ -169,11 +179,11 @@ def _fold_chunk(row: RatingGame, part: list[RatedMatch], states: dict[int, Playe
     unseen = {u for m in part for u in (*m.winners, *m.losers)} - states.keys()
     drafted = store.load_states(row.game, unseen, draft=True)
     states.update(drafted)
-    states.update(store.states_at_base(row.game, unseen - drafted.keys(), _base(row)))
+    states.update(store.states_at_base(row.game, unseen - drafted.keys(), _base(row), row.fold))
     history = []
     for match in part:
         history.extend(fold_match(states, match))
-    store.insert_draft_history(row.game, history)
+    store.insert_draft_history(row.game, history, row.fold)
     store.upsert_draft_ratings(row.game, states, (h.profile_id for h in history))
     _set_key(row, "cur_", "cur_match_id", part[-1].key)
     row.replay_chunks += 1
@@ -184,11 +194,13 @@ def _rewind(row: RatingGame, position: OrderKey) -> None:
     the draft starts over from the published history's last match before it."""
     base = _base(row)
     if base is None or position > base:
-        store.cut_draft(row.game, position, base)
-        _set_key(row, "cur_", "cur_match_id", store.last_history_key(row.game, draft=True) or base)
+        store.cut_draft(row.game, position, base, row.fold)
+        # The draft holds nothing at or after `position` now: bounded by it, the read is a short window's.
+        cursor = store.last_history_key(row.game, fold=row.fold + 1, before=position)
+        _set_key(row, "cur_", "cur_match_id", cursor or base)
         return
-    store.clear_draft(row.game)
-    base = None if position <= KEY_MIN else store.last_history_key(row.game, before=position)
+    store.clear_draft(row.game, row.fold)
+    base = None if position <= KEY_MIN else store.last_history_key(row.game, fold=row.fold, before=position)
     _set_key(row, "base_", "base_match_id", base)
     _set_key(row, "cur_", "cur_match_id", base)
 
@@ -209,9 +221,20 @@ def _run_chunks(
     for start in range(0, len(rated), chunk_size):
         part = rated[start : start + chunk_size]
         with transaction.atomic():
-            row = _lock_game(game)
+            # The chunk's draft is written before the game's row is touched: the live update waits on that row, so
+            # the chunk locks it only with its last statement, the cursor's move, committed with the draft (a kill
+            # leaves both or neither). Unlocked read: only this replayer (advisory lock) changes the replay's fields.
+            row = RatingGame.objects.get(game=game)
             _fold_chunk(row, part, states)
-            row.save()
+            RatingGame.objects.filter(game=game).update(
+                cur_at=row.cur_at,
+                cur_ext=row.cur_ext,
+                cur_round=row.cur_round,
+                cur_num=row.cur_num,
+                cur_match_id=row.cur_match_id,
+                replay_chunks=row.replay_chunks,
+                updated_at=timezone.now(),
+            )
         result.matches += len(part)
         result.chunks += 1
         if on_chunk is not None:

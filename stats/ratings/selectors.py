@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from activity.cursors import MAX_CURSOR_LENGTH, InvalidCursorError, page_size
 from activity.privacy import ViewerRelation, require
 from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_history import MATCH_HISTORY_PRIVATE
-from stats.ratings.models import PlayerRating, RatingHistory
+from stats.ratings.models import PlayerRating, RatingGame, RatingHistory
 
 HISTORY_DEFAULT_LIMIT = 20
 BOARD_DEFAULT_LIMIT = 100
@@ -59,7 +60,7 @@ def rating_history(
     require(relation.can_see_match_history, MATCH_HISTORY_PRIVATE)
     size = page_size(limit, HISTORY_DEFAULT_LIMIT)
     scope = f"{relation.subject_id}:{game}"
-    rows = RatingHistory.objects.filter(profile_id=relation.subject_id, game=game)
+    rows = RatingHistory.objects.filter(_published(game), profile_id=relation.subject_id, game=game)
     after = _decode(cursor, scope)
     if after is not None:
         rows = rows.filter(_before(after))
@@ -89,10 +90,18 @@ def rating_changes(profile_id: int, match_ids: Iterable[int]) -> dict[int, float
     ids = sorted(set(match_ids))
     if not ids:
         return {}
-    rows = RatingHistory.objects.filter(profile_id=profile_id, match_id__in=ids).values_list(
+    rows = RatingHistory.objects.filter(_published(), profile_id=profile_id, match_id__in=ids).values_list(
         "match_id", "before", "after"
     )
     return {m: after - before for m, before, after in rows}
+
+
+def _published(game: str | None = None) -> Q:
+    """The rows of the published folds of `game` (of each row's game when None: RatingGame.fold, and span_fold
+    while a partial replay's span is not merged), read in the reading statement itself, so the rows and the folds
+    come from one snapshot: a running replay's draft (the next fold) is never read. No RatingGame row: fold 0."""
+    games = RatingGame.objects.filter(game=OuterRef("game") if game is None else game)
+    return Q(fold=Coalesce(Subquery(games.values("fold")[:1]), 0)) | Q(fold=Subquery(games.values("span_fold")[:1]))
 
 
 def _before(key: tuple) -> Q:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-from psycopg import sql
+from django.db import connection, transaction
+from psycopg import adapters, sql
+from psycopg.pq import Format
 
 from activity.event_types import EventType as E
 from activity.models import UserActivity
@@ -41,6 +42,28 @@ KEY_COLS = sql.SQL("key_at, key_ext, key_round, key_num, match_id")
 _MATCHES = sql.Identifier(Match._meta.db_table)
 _TOURNAMENTS = sql.Identifier(Tournament._meta.db_table)
 _LEDGER = sql.Identifier(UserActivity._meta.db_table)
+
+
+_TIMESTAMPTZ_OID = adapters.types["timestamptz"].oid
+
+
+def memoize_timestamps(cursor: Any) -> None:
+    """Make this (Django) cursor parse each distinct timestamptz text once: a game's matches share few dates (their
+    tournaments'), and parsing two per match was a fifth of a full replay. The loader memoized is the one Django set
+    on the cursor (its time zone), so the values are the same objects it would build, only shared (immutable)."""
+    raw = cursor.cursor
+    base = raw.adapters.get_loader(_TIMESTAMPTZ_OID, Format.TEXT)
+    seen: dict[bytes, Any] = {}
+
+    class MemoTimestamptzLoader(base):  # type: ignore[misc, valid-type]
+        def load(self, data: Any) -> Any:
+            key = bytes(data)
+            value = seen.get(key)
+            if value is None:
+                value = seen[key] = super().load(data)
+            return value
+
+    raw.adapters.register_loader(_TIMESTAMPTZ_OID, MemoTimestamptzLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,7 @@ def candidates_after(game: str, after: OrderKey | None) -> list[Candidate]:
         "ORDER BY {key}"
     ).format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, since=since, where=where, key=KEY_COLS)
     with connection.cursor() as cursor:
+        memoize_timestamps(cursor)
         cursor.execute(query, params)
         return [Candidate((r[0], r[1], r[2], r[3], r[4]), r[5]) for r in cursor.fetchall()]
 
@@ -158,14 +182,21 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
     ]
     query = _RATED_SQL.format(cols=KEY_COLUMNS_SQL, m=_MATCHES, t=_TOURNAMENTS, where=where, ledger=_LEDGER)
     found: list[RatedMatch] = []
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The whole game in one statement: the planner's row estimates of the outcome aggregation are far off (it
+        # cannot know two events per match), so it JIT-compiled the statement for more than a second, and its sorts
+        # spilled to disk at the default work_mem. Local to this read's transaction.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        memoize_timestamps(cursor)
         cursor.execute(query, params)
-        for ka, ke, kr, kn, mi, at, w, wr, lo, lr in cursor.fetchall():
-            winners, losers = _net(w, wr), _net(lo, lr)
-            if winners and losers:
-                found.append(RatedMatch((ka, ke, kr, kn, mi), at, winners, losers))
-                if limit is not None and len(found) >= limit:
-                    break
+        rows = cursor.fetchall()
+    for ka, ke, kr, kn, mi, at, w, wr, lo, lr in rows:
+        winners, losers = _net(w, wr), _net(lo, lr)
+        if winners and losers:
+            found.append(RatedMatch((ka, ke, kr, kn, mi), at, winners, losers))
+            if limit is not None and len(found) >= limit:
+                break
     return found
 
 

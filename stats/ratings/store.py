@@ -1,17 +1,19 @@
 """Writes and reads of the rating projection, each one set-based statement: history rows in, player rows upserted
 from the fold's states, states loaded, player rows rebuilt from history, history cut from a position on.
 
-A replay writes the draft tables (DRAFT, the same columns as the published ones) and `publish` switches its draft in,
-in one transaction: readers of RatingHistory and PlayerRating see the whole previous fold or the whole new one.
+A replay writes its draft (the game's RatingHistory rows of the next fold, published fold + 1, and RatingDraftRating)
+and `publish` switches it in, in one transaction: readers of RatingHistory (the published fold's rows only) and
+PlayerRating see the whole previous fold or the whole new one. Functions that read or write history take `fold`, the
+game's published fold (RatingGame.fold, read by the caller under the game's row lock); the draft is fold + 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
@@ -19,7 +21,6 @@ from esports.profiles.models import UserProfile
 from stats.ratings.fold import HistoryRow, PlayerState
 from stats.ratings.models import (
     PlayerRating,
-    RatingDraftHistory,
     RatingDraftRating,
     RatingGame,
     RatingHistory,
@@ -29,7 +30,6 @@ from stats.ratings.rules import START, OrderKey
 
 _HISTORY = sql.Identifier(RatingHistory._meta.db_table)
 _RATINGS = sql.Identifier(PlayerRating._meta.db_table)
-_DRAFT_HISTORY = sql.Identifier(RatingDraftHistory._meta.db_table)
 _DRAFT_RATINGS = sql.Identifier(RatingDraftRating._meta.db_table)
 _PROFILES = sql.Identifier(UserProfile._meta.db_table)
 _PROFILE_PK = sql.Identifier(UserProfile._meta.pk.attname)
@@ -50,16 +50,25 @@ _HISTORY_COLUMNS = (
     "at",
     "before",
     "after",
+    "fold",
 )
 _COLUMN_LIST = sql.SQL(", ").join(sql.Identifier(c) for c in _HISTORY_COLUMNS)
-_COPY_DRAFT = sql.SQL("COPY {h} ({cols}) FROM STDIN").format(h=_DRAFT_HISTORY, cols=_COLUMN_LIST)
+_COPY_HISTORY = sql.SQL("COPY {h} ({cols}) FROM STDIN").format(h=_HISTORY, cols=_COLUMN_LIST)
 
 
-def insert_draft_history(game: str, rows: Sequence[HistoryRow]) -> None:
-    """COPY, not INSERT, of rows formatted here (psycopg's per-value write_row cost more than the whole fold): a
-    full replay writes every history row of the game again. Floats as repr (round-trips exactly)."""
-    if not rows:
+def insert_draft_history(game: str, rows: Sequence[HistoryRow], fold: int) -> None:
+    """The draft's rows (fold + 1) by COPY, not INSERT, of rows formatted here (psycopg's per-value write_row cost
+    more than the whole fold): a full replay writes every history row of the game again. Floats as repr
+    (round-trips exactly). Rows of a profile deleted since its matches were recorded are left out (the foreign key
+    would fail the whole chunk; the switch drops such a profile's draft state too)."""
+    ids = sorted({r.profile_id for r in rows})
+    if not ids:
         return
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT {pk} FROM {p} WHERE {pk} = ANY(%s)").format(p=_PROFILES, pk=_PROFILE_PK), [ids])
+        present = {r[0] for r in cursor.fetchall()}
+    if len(present) < len(ids):
+        rows = [r for r in rows if r.profile_id in present]
     stamps: dict[datetime, str] = {}  # few distinct times (tournament dates): format each once
 
     def stamp(at: datetime) -> str:
@@ -70,16 +79,19 @@ def insert_draft_history(game: str, rows: Sequence[HistoryRow]) -> None:
 
     texts: dict[str, str] = {}
     game_text = _copy_text(game)
+    tail = f"\t{fold + 1}\n"
     lines = []
+    last_key: OrderKey | None = None
+    middle = ""
     for r in rows:
-        ext = texts.get(r.key[1])
-        if ext is None:
-            ext = texts[r.key[1]] = _copy_text(r.key[1])
-        lines.append(
-            f"{r.profile_id}\t{game_text}\t{stamp(r.key[0])}\t{ext}\t{r.key[2]}\t{r.key[3]}\t{r.key[4]}\t"
-            f"{stamp(r.at)}\t{r.before!r}\t{r.after!r}\n"
-        )
-    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_DRAFT) as copy:
+        if r.key is not last_key:  # the rows of one match are adjacent and share its key: format it once
+            last_key, (ka, ke, kr, kn, mi) = r.key, r.key
+            ext = texts.get(ke)
+            if ext is None:
+                ext = texts[ke] = _copy_text(ke)
+            middle = f"\t{game_text}\t{stamp(ka)}\t{ext}\t{kr}\t{kn}\t{mi}\t{stamp(r.at)}\t"
+        lines.append(f"{r.profile_id}{middle}{r.before!r}\t{r.after!r}{tail}")
+    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_HISTORY) as copy:
         copy.write("".join(lines))
 
 
@@ -132,43 +144,58 @@ def load_states(
         return {p: PlayerState(r, pk, pa, n) for p, r, pk, pa, n in cursor.fetchall()}
 
 
-def rebuild_ratings(game: str, profile_ids: Sequence[int]) -> None:
-    """PlayerRating of these profiles from their history alone (deleted when they have none left). The peak is the
-    highest rating held, the start included; peak_at the first match that reached it."""
+def rebuild_ratings(game: str, profile_ids: Sequence[int], fold: int) -> None:
+    """PlayerRating of these profiles from their history (of `fold`) alone (deleted when they have none left). The
+    peak is the highest rating held, the start included; peak_at the first match that reached it."""
     if not profile_ids:
         return
     upsert = sql.SQL(
         "INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
         "SELECT profile_id, game, (array_agg(after ORDER BY {desc}))[1], GREATEST(%s, MAX(after)), "
         "CASE WHEN MAX(after) > %s THEN (array_agg(at ORDER BY after DESC, {key}))[1] END, COUNT(*), %s "
-        "FROM {h} WHERE game = %s AND profile_id = ANY(%s) GROUP BY profile_id, game "
+        "FROM {h} WHERE game = %s AND fold = %s AND profile_id = ANY(%s) GROUP BY profile_id, game "
         "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
         "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
     ).format(r=_RATINGS, h=_HISTORY, key=_KEY, desc=_KEY_DESC)
     orphans = sql.SQL(
         "DELETE FROM {r} r WHERE r.game = %s AND r.profile_id = ANY(%s) AND NOT EXISTS "
-        "(SELECT 1 FROM {h} h WHERE h.profile_id = r.profile_id AND h.game = r.game)"
+        "(SELECT 1 FROM {h} h WHERE h.profile_id = r.profile_id AND h.game = r.game AND h.fold = %s)"
     ).format(r=_RATINGS, h=_HISTORY)
     ids = list(profile_ids)
     with connection.cursor() as cursor:
-        cursor.execute(upsert, [START, START, timezone.now(), game, ids])
-        cursor.execute(orphans, [game, ids])
+        cursor.execute(upsert, [START, START, timezone.now(), game, fold, ids])
+        cursor.execute(orphans, [game, ids, fold])
 
 
-def last_history_key(game: str, *, before: OrderKey | None = None, draft: bool = False) -> OrderKey | None:
-    """The position of the game's last history row (strictly before `before` when given); `draft`: of the running
-    replay's draft instead of the published history. None: there is none."""
+# The window a bounded last_history_key reads first, back from its `before`.
+_RECENT = timedelta(days=400)
+
+
+def last_history_key(game: str, *, fold: int, before: OrderKey | None = None) -> OrderKey | None:
+    """The position of the game's last history row of `fold` (strictly before `before` when given): of the
+    published history (the published fold) or of the running replay's draft (fold + 1). None: there is none.
+
+    With `before`, the rows of the last 400 days before it are read first (the BRIN index on key_at reads only
+    their pages), and the whole history only when none is there: a replay's start reads this under the game's row
+    lock, and the unbounded read sorted every row of the game (a third of a second on the ATP history)."""
     where: sql.Composable = sql.SQL("")
-    params: list[Any] = [game]
+    params: list[Any] = [game, fold]
     if before is not None:
         where = sql.SQL(" AND ({key}) < (%s, %s, %s, %s, %s)").format(key=_KEY)
         params.extend(before)
-    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s{where} ORDER BY {desc} LIMIT 1").format(
-        key=_KEY, h=_DRAFT_HISTORY if draft else _HISTORY, where=where, desc=_KEY_DESC
-    )
+    query = sql.SQL("SELECT {key} FROM {h} WHERE game = %s AND fold = %s{where}{window} ORDER BY {desc} LIMIT 1")
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        row = cursor.fetchone()
+        row = None
+        if before is not None and before[0] > datetime(1, 1, 1, tzinfo=UTC) + _RECENT:
+            window = sql.SQL(" AND key_at >= %s")
+            cursor.execute(
+                query.format(key=_KEY, h=_HISTORY, where=where, window=window, desc=_KEY_DESC),
+                [*params, before[0] - _RECENT],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            cursor.execute(query.format(key=_KEY, h=_HISTORY, where=where, window=sql.SQL(""), desc=_KEY_DESC), params)
+            row = cursor.fetchone()
     return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
 
@@ -182,7 +209,7 @@ def _aggregate_states(rows: sql.Composable) -> sql.Composable:
     ).format(desc=_KEY_DESC, key=_KEY, rows=rows)
 
 
-def states_at_base(game: str, profile_ids: Iterable[int], base: OrderKey | None) -> dict[int, PlayerState]:
+def states_at_base(game: str, profile_ids: Iterable[int], base: OrderKey | None, fold: int) -> dict[int, PlayerState]:
     """The states of these profiles after the published history up to `base` (inclusive; nothing when None): where
     a replay's fold of a player it has not met yet starts. Rows after the base (stale, or live matches published
     during the replay) are not read: the replay folds those matches itself."""
@@ -190,29 +217,33 @@ def states_at_base(game: str, profile_ids: Iterable[int], base: OrderKey | None)
     if not ids or base is None:
         return {}
     rows = sql.SQL(
-        "SELECT profile_id, {key}, at, after FROM {h} WHERE game = %s AND profile_id = ANY(%s) "
+        "SELECT profile_id, {key}, at, after FROM {h} WHERE game = %s AND fold = %s AND profile_id = ANY(%s) "
         "AND ({key}) <= (%s, %s, %s, %s, %s)"
     ).format(key=_KEY, h=_HISTORY)
     with connection.cursor() as cursor:
-        cursor.execute(_aggregate_states(rows), [START, START, game, ids, *base])
+        cursor.execute(_aggregate_states(rows), [START, START, game, fold, ids, *base])
         return {p: PlayerState(r, pk, pa, n) for p, r, pk, pa, n in cursor.fetchall()}
 
 
-def clear_draft(game: str) -> None:
+def clear_draft(game: str, fold: int) -> None:
+    """Every history row of the game outside its published `fold` (a draft, or the fold a full replay's switch
+    replaced) and the draft states. Outside the switch: readers never read those rows. The caller merged the
+    span first (merge_span)."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s").format(h=_DRAFT_HISTORY), [game])
+        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s AND fold <> %s").format(h=_HISTORY), [game, fold])
         cursor.execute(sql.SQL("DELETE FROM {r} WHERE game = %s").format(r=_DRAFT_RATINGS), [game])
 
 
-def cut_draft(game: str, position: OrderKey, base: OrderKey | None) -> None:
+def cut_draft(game: str, position: OrderKey, base: OrderKey | None, fold: int) -> None:
     """Rewind the draft: its history at and after `position` goes, and the draft state of every profile it touched
     is refolded from what is left (published rows up to the base, then the draft's); a profile left with no draft
     row loses its draft state (it starts again from the base, states_at_base)."""
-    cut = sql.SQL("DELETE FROM {h} WHERE game = %s AND ({key}) >= (%s, %s, %s, %s, %s) RETURNING profile_id").format(
-        h=_DRAFT_HISTORY, key=_KEY
-    )
+    cut = sql.SQL(
+        "DELETE FROM {h} WHERE game = %s AND fold = %s AND key_at >= %s AND ({key}) >= (%s, %s, %s, %s, %s) "
+        "RETURNING profile_id"
+    ).format(h=_HISTORY, key=_KEY)
     with connection.cursor() as cursor:
-        cursor.execute(cut, [game, *position])
+        cursor.execute(cut, [game, fold + 1, position[0], *position])
         touched = sorted({r[0] for r in cursor.fetchall()})
         if not touched:
             return
@@ -221,17 +252,17 @@ def cut_draft(game: str, position: OrderKey, base: OrderKey | None) -> None:
             [game, touched],
         )
         published: sql.Composable = sql.SQL("")
-        params: list[Any] = [START, START, game, touched]
+        params: list[Any] = [START, START, game, fold + 1, touched]
         if base is not None:
             published = sql.SQL(
-                "SELECT profile_id, {key}, at, after, false AS d FROM {h} WHERE game = %s AND profile_id = ANY(%s) "
-                "AND ({key}) <= (%s, %s, %s, %s, %s) UNION ALL "
+                "SELECT profile_id, {key}, at, after, false AS d FROM {h} WHERE game = %s AND fold = %s "
+                "AND profile_id = ANY(%s) AND ({key}) <= (%s, %s, %s, %s, %s) UNION ALL "
             ).format(key=_KEY, h=_HISTORY)
-            params = [START, START, game, touched, *base, game, touched]
+            params = [START, START, game, fold, touched, *base, game, fold + 1, touched]
         rows = sql.SQL(
             "{published}SELECT profile_id, {key}, at, after, true AS d FROM {h} "
-            "WHERE game = %s AND profile_id = ANY(%s)"
-        ).format(published=published, key=_KEY, h=_DRAFT_HISTORY)
+            "WHERE game = %s AND fold = %s AND profile_id = ANY(%s)"
+        ).format(published=published, key=_KEY, h=_HISTORY)
         folded = sql.SQL(
             "SELECT profile_id, (array_agg(after ORDER BY {desc}))[1], GREATEST(%s, MAX(after)), "
             "CASE WHEN MAX(after) > %s THEN (array_agg(at ORDER BY after DESC, {key}))[1] END, COUNT(*), now() "
@@ -246,41 +277,46 @@ def cut_draft(game: str, position: OrderKey, base: OrderKey | None) -> None:
         )
 
 
-def publish(game: str, base: OrderKey | None) -> None:
-    """The switch, in the caller's transaction (which holds the game's row lock): the published history after the
-    base is replaced by the draft's, the draft's players take their draft state, and a player who lost rows without
-    a draft state is rebuilt from what stays. Set-based: its cost is the replayed span, not the history's size."""
-    after_base: sql.Composable = sql.SQL("")
-    params: list[Any] = [game]
-    if base is not None:
-        after_base = sql.SQL(" AND ({key}) > (%s, %s, %s, %s, %s)").format(key=_KEY)
-        params = [game, *base]
+def publish(game: str, base: OrderKey | None, fold: int) -> tuple[int, int | None]:
+    """The switch, in the caller's transaction (which holds the game's row lock); returns the folds published now
+    (RatingGame.fold, span_fold), which the caller stores.
+
+    Neither kind moves a history row into the published rows: a full replay (no base) makes its draft fold the
+    published one (clear_draft drops the replaced fold afterwards); a partial replay keeps the published rows up to
+    the base, deletes those after it (a delete writes no index entry) and publishes its draft fold beside them as the
+    span (merge_span folds it into the published fold afterwards, outside the lock). The players' rows take their
+    draft states, and a player who lost rows without a draft state is rebuilt from what stays: the lock is held for
+    the players and the replaced span, not for writing the history."""
     exists = sql.SQL("EXISTS (SELECT 1 FROM {p} p WHERE p.{pk} = d.profile_id)").format(p=_PROFILES, pk=_PROFILE_PK)
     with connection.cursor() as cursor:
         lost: list[int] = []
         if base is not None:
+            # `key_at >= base's` is implied by the key comparison; spelled out, the BRIN index reads only the
+            # replayed span's pages.
+            after_base = sql.SQL(" AND key_at >= %s AND ({key}) > (%s, %s, %s, %s, %s)").format(key=_KEY)
             cursor.execute(
                 sql.SQL(
-                    "SELECT DISTINCT profile_id FROM {h} WHERE game = %s{after} EXCEPT "
+                    "SELECT DISTINCT profile_id FROM {h} WHERE game = %s AND fold = %s{after} EXCEPT "
                     "SELECT profile_id FROM {dr} WHERE game = %s"
                 ).format(h=_HISTORY, after=after_base, dr=_DRAFT_RATINGS),
-                [*params, game],
+                [game, fold, base[0], *base, game],
             )
             lost = sorted(r[0] for r in cursor.fetchall())
-        cursor.execute(sql.SQL("DELETE FROM {h} WHERE game = %s{after}").format(h=_HISTORY, after=after_base), params)
-        cursor.execute(
-            sql.SQL("INSERT INTO {h} ({cols}) SELECT {cols} FROM {dh} d WHERE game = %s AND {exists}").format(
-                h=_HISTORY, cols=_COLUMN_LIST, dh=_DRAFT_HISTORY, exists=exists
-            ),
-            [game],
-        )
+            cursor.execute(
+                sql.SQL("DELETE FROM {h} WHERE game = %s AND fold = %s{after}").format(h=_HISTORY, after=after_base),
+                [game, fold, base[0], *base],
+            )
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
                 "SELECT profile_id, game, rating, peak, peak_at, matches_rated, now() FROM {dr} d "
                 "WHERE game = %s AND {exists} "
                 "ON CONFLICT (profile_id, game) DO UPDATE SET rating = EXCLUDED.rating, peak = EXCLUDED.peak, "
-                "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at"
+                "peak_at = EXCLUDED.peak_at, matches_rated = EXCLUDED.matches_rated, updated_at = EXCLUDED.updated_at "
+                # Under the game's lock: a player the replay leaves as they were (everyone before a correction's
+                # effects, in a full replay) is not rewritten with its three indexes.
+                "WHERE ({r}.rating, {r}.peak, {r}.peak_at, {r}.matches_rated) IS DISTINCT FROM "
+                "(EXCLUDED.rating, EXCLUDED.peak, EXCLUDED.peak_at, EXCLUDED.matches_rated)"
             ).format(r=_RATINGS, dr=_DRAFT_RATINGS, exists=exists),
             [game],
         )
@@ -292,7 +328,25 @@ def publish(game: str, base: OrderKey | None) -> None:
                 ).format(r=_RATINGS, dr=_DRAFT_RATINGS),
                 [game],
             )
-    rebuild_ratings(game, lost)
+            return fold + 1, None
+    rebuild_ratings(game, lost, fold)
+    return fold, fold + 1
+
+
+def merge_span(game: str) -> None:
+    """Fold a partial replay's switched span into the published fold, then stop publishing the span fold. The
+    rows move between two published folds, so readers see the same rows throughout, and the move (the span's cost)
+    holds no lock a live recording waits for; only the last statement, the span's reset, takes the game's row."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT fold, span_fold FROM {g} WHERE game = %s").format(g=_GAMES), [game])
+        found = cursor.fetchone()
+        if found is None or found[1] is None:
+            return
+        fold, span = found
+        cursor.execute(
+            sql.SQL("UPDATE {h} SET fold = %s WHERE game = %s AND fold = %s").format(h=_HISTORY), [fold, game, span]
+        )
+        cursor.execute(sql.SQL("UPDATE {g} SET span_fold = NULL WHERE game = %s").format(g=_GAMES), [game])
 
 
 def add_marks(game: str, positions: Sequence[OrderKey]) -> None:
@@ -320,13 +374,16 @@ def take_marks(game: str) -> list[OrderKey]:
 _GAMES = sql.Identifier(RatingGame._meta.db_table)
 
 
-def write_live(game: str, rows: Sequence[HistoryRow], states: dict[int, PlayerState], last: OrderKey) -> None:
-    """The live update's writes in one statement: its history rows, its players' rows, the game's last position."""
+def write_live(
+    game: str, rows: Sequence[HistoryRow], states: dict[int, PlayerState], last: OrderKey, fold: int
+) -> None:
+    """The live update's writes in one statement: its history rows (of the published `fold`), its players' rows,
+    the game's last position."""
     ids = sorted({r.profile_id for r in rows})
     query = sql.SQL(
         "WITH h AS (INSERT INTO {h} (profile_id, game, key_at, key_ext, key_round, key_num, match_id, at, before, "
-        "after) SELECT p, %s, ka, ke, kr, kn, mi, a, b, af FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], "
-        "%s::smallint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[]) "
+        "after, fold) SELECT p, %s, ka, ke, kr, kn, mi, a, b, af, %s FROM unnest(%s::bigint[], %s::timestamptz[], "
+        "%s::text[], %s::smallint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[]) "
         "AS x(p, ka, ke, kr, kn, mi, a, b, af)), "
         "r AS (INSERT INTO {r} (profile_id, game, rating, peak, peak_at, matches_rated, updated_at) "
         "SELECT p, %s, r, pk, pa, n, now() FROM unnest(%s::bigint[], %s::float8[], %s::float8[], "
@@ -338,6 +395,7 @@ def write_live(game: str, rows: Sequence[HistoryRow], states: dict[int, PlayerSt
     ).format(h=_HISTORY, r=_RATINGS, g=_GAMES)
     params: list[Any] = [
         game,
+        fold,
         [r.profile_id for r in rows],
         *([r.key[i] for r in rows] for i in range(5)),
         [r.at for r in rows],
