@@ -216,18 +216,18 @@ def board_sql(board: Board, *, per_game: bool, per_season: bool = False, skyline
 
 
 def _skyline_sql(table: str, where: str, earned: str, users: str) -> str:
-    """The candidates of the win-rate skyline, walking the match counts downwards on the levels index (`*_wr_levels`:
-    scope, matches played desc, win rate desc, profile): a loose index scan finds the next count (one probe), and
-    that count's active players are read in win-rate order, at most MAX_LIMIT, and only those whose win rate is
-    above the MAX_LIMIT-th best win rate of every count above it (`best`, carried down the walk). A player at or below
-    that bound has MAX_LIMIT players with more matches and at least their rate ranking above them at every minimum
-    that admits them (more matches break an equal rate), so they are on no board; once that bound is a perfect
-    record nobody below can beat it and the walk stops. The exact set is then `_win_rate_skyline` (Python); the
-    candidates read are a superset of it whose pruned rows never rank above a kept one.
+    """The win-rate skyline (every player some min_matches ranks in its top MAX_LIMIT), walking the match counts
+    downwards on the levels index (`*_wr_levels`: scope, matches played desc, win rate desc, profile): a loose index
+    scan finds the next count (one probe), and that count's active players are read in win-rate order, at most
+    MAX_LIMIT, and only those whose win rate is above the MAX_LIMIT-th best rate of every count above it (`best`,
+    carried down the walk): a player at or below it has MAX_LIMIT players with more matches and at least their rate
+    ranking above them at every minimum that admits them (more matches break an equal rate). Of those read, a player
+    is kept when fewer than MAX_LIMIT rank above them (the counts above with at least their rate, from `best`, and
+    this count's before them); once `best` is full of perfect records nobody below can beat it and the walk stops.
+    `_win_rate_board` applies `_win_rate_skyline` to the result again, which keeps every row.
 
-    Rows read: the survivors of each count, not MAX_LIMIT per count (before: 927 at 100k players per game, each
-    probed for its account and its name; the many players of the short careers below a full board of perfect or
-    near-perfect longer ones are never read)."""
+    Rows read and returned: the survivors of each count, not MAX_LIMIT per count (per game at 100k players: 267
+    returned where the per-count top 100 returned 925, each probed for its account and its name)."""
     ratio = WIN_RATIO_SQL.format(t="s")
     level = (
         f"SELECT v.matches_played AS played FROM {table} v WHERE {where.format(t='v')} AND v.matches_played > 0 "
