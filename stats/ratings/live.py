@@ -156,6 +156,14 @@ def _lock_game(game: str) -> tuple[str, OrderKey | None, int]:
     return status, None if mi is None else (ka, ke, kr, kn, mi), fold
 
 
+# A match's published history position: the rows of its game's published folds (RatingGame.fold, and span_fold while
+# a partial replay's span is not merged), never a running replay's draft. Shared by both position reads below.
+_PUBLISHED_POSITION = sql.SQL(
+    "SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
+    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold)"
+).format(h=sql.Identifier(RatingHistory._meta.db_table), g=sql.Identifier(RatingGame._meta.db_table))
+
+
 _TOUCHED_SQL = sql.SQL(
     "WITH s AS (SELECT source_id, bool_or(event_type = ANY(%s)) AS rev FROM {ledger} "
     "WHERE id = ANY(%s) AND source_model = %s GROUP BY source_id), "
@@ -169,16 +177,13 @@ _TOUCHED_SQL = sql.SQL(
     "ARRAY(SELECT user_id FROM o WHERE o.source_id = s.source_id AND lost > 0 ORDER BY user_id) FROM s "
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = s.source_id) k ON true "
-    "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
-    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = s.source_id "
-    "LIMIT 1) h ON true"
+    "LEFT JOIN LATERAL ({published} WHERE h.match_id = s.source_id LIMIT 1) h ON true"
 ).format(
     ledger=sql.Identifier(UserActivity._meta.db_table),
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),
     t=sql.Identifier(Tournament._meta.db_table),
-    h=sql.Identifier(RatingHistory._meta.db_table),
-    g=sql.Identifier(RatingGame._meta.db_table),
+    published=_PUBLISHED_POSITION,
 )
 
 
@@ -187,15 +192,12 @@ _POSITIONS_SQL = sql.SQL(
     "h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM unnest(%s::bigint[]) AS x(id) "
     "LEFT JOIN LATERAL (SELECT t.game, {cols} FROM {m} m JOIN {t} t ON t.id = m.tournament_id "
     "WHERE m.id = x.id) k ON true "
-    "LEFT JOIN LATERAL (SELECT h.game, h.key_at, h.key_ext, h.key_round, h.key_num, h.match_id FROM {h} h "
-    "JOIN {g} g ON g.game = h.game AND (h.fold = g.fold OR h.fold = g.span_fold) WHERE h.match_id = x.id "
-    "LIMIT 1) h ON true"
+    "LEFT JOIN LATERAL ({published} WHERE h.match_id = x.id LIMIT 1) h ON true"
 ).format(
     cols=source.KEY_COLUMNS_SQL,
     m=sql.Identifier(Match._meta.db_table),
     t=sql.Identifier(Tournament._meta.db_table),
-    h=sql.Identifier(RatingHistory._meta.db_table),
-    g=sql.Identifier(RatingGame._meta.db_table),
+    published=_PUBLISHED_POSITION,
 )
 
 
