@@ -185,6 +185,42 @@ def test_a_team_entry_rates_as_its_members_mean_and_each_member_gets_the_delta()
     assert r[c.pk] == 1484
 
 
+def test_a_player_on_both_teams_of_a_match_is_rated_by_neither_side_live_and_in_a_replay():
+    # Members of both teams: the ledger counts the match as won and lost for them. They cannot gain from beating
+    # themselves: each entry rates as its other members, and the shared player keeps their rating.
+    both, b, c = UserFactory(), UserFactory(), UserFactory()
+    red, blue = TeamFactory(), TeamFactory()
+    for team, members in ((red, (both, b)), (blue, (both, c))):
+        for u in members:
+            TeamMembership.objects.create(team=team, user=u, joined_at=JAN - timedelta(days=30))
+    t = tournament(starts_at=JAN, external_id="T")
+    red_entry, blue_entry = (
+        Registration.objects.create(tournament=t, team=team, status="confirmed", checked_in=True)
+        for team in (red, blue)
+    )
+    record(red_entry)
+    record(blue_entry)
+    play(t, red_entry, blue_entry, round="F")
+    # A team of the shared player alone against one holding them too: nobody left to win, the match rates nobody.
+    lone = TeamFactory()
+    TeamMembership.objects.create(team=lone, user=both, joined_at=JAN - timedelta(days=30))
+    lone_entry = Registration.objects.create(tournament=t, team=lone, status="confirmed", checked_in=True)
+    record(lone_entry)
+    play(t, lone_entry, blue_entry, round="SF")
+    settle()
+    delta = elo_delta(1500, 1500)
+    want = {b.pk: (1500 + delta, 1), c.pk: (1500 - delta, 1)}
+
+    def ratings() -> dict[int, tuple[object, int]]:
+        return {p.profile_id: (pytest.approx(p.rating), p.matches_rated) for p in PlayerRating.objects.all()}
+
+    assert ratings() == want
+    assert not RatingHistory.objects.filter(profile_id=both.pk).exists()
+    call_command("recompute_ratings", "--game", "chess", stdout=StringIO())
+    assert ratings() == want
+    assert not check_ratings(sample=None).drift
+
+
 def test_a_replay_runs_in_chunks_and_one_replayer_at_a_time(django_assert_max_num_queries):
     users = [UserFactory() for _ in range(6)]
     for day in range(12):

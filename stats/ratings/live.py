@@ -30,7 +30,7 @@ from monitoring import metrics
 from stats.ratings import source, store
 from stats.ratings.fold import RatedMatch, fold_match
 from stats.ratings.models import RatingGame, RatingHistory
-from stats.ratings.rules import OrderKey
+from stats.ratings.rules import OrderKey, rated_sides
 
 # Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
 # ordered by id, not by rating order, and must not serialise on the game's row. A live drain of the batch enqueue
@@ -50,7 +50,7 @@ class Touched:
     at: datetime | None
     reversed: bool  # this recording compensated an outcome
     rated_key: OrderKey | None  # the position the match holds in the history, if rated before
-    winners: tuple[int, ...]  # as the ledger nets them now (empty: not decided)
+    winners: tuple[int, ...]  # as the ledger nets them now and rules.rated_sides rates them (empty: rates nobody)
     losers: tuple[int, ...]
 
 
@@ -224,5 +224,6 @@ def _touched(event_ids: list[int]) -> list[Touched]:
             continue  # deleted before it was ever rated: nothing to undo
         key = None if ka is None else (ka, ke, kr, kn, match_id)
         rated_key = None if hm is None else (ha, he, hr, hn, hm)
-        found.append(Touched(match_id, game, key, at, bool(rev), rated_key, tuple(winners), tuple(losers)))
+        sides = rated_sides(winners, losers) or ((), ())  # as every path rates a match (rules.rated_sides)
+        found.append(Touched(match_id, game, key, at, bool(rev), rated_key, *sides))
     return found

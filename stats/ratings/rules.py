@@ -71,3 +71,18 @@ def entry_rating(ratings: Sequence[float]) -> float:
 def winner_gain(winner_rating: float, loser_rating: float) -> float:
     """What the winning entry gains and the losing entry loses."""
     return K * (1 - expected_score(winner_rating, loser_rating))
+
+
+Sides = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def rated_sides(winners: Sequence[int], losers: Sequence[int]) -> Sides | None:
+    """The (winners, losers) a decided match rates, each sorted: a player the ledger counts on both sides (a member
+    of both teams) played against themselves and is rated by neither, each entry rating as its other members. None
+    when a side is left empty: nobody to play against, the match rates nobody."""
+    if len(winners) == 1 and len(losers) == 1:  # a solo match (nearly every one of a full replay): no sets
+        return None if winners[0] == losers[0] else ((winners[0],), (losers[0],))
+    both = set(winners) & set(losers)
+    w = tuple(sorted(u for u in set(winners) if u not in both))
+    lo = tuple(sorted(u for u in set(losers) if u not in both))
+    return (w, lo) if w and lo else None

@@ -22,7 +22,7 @@ from activity.event_types import EventType as E
 from activity.models import UserActivity
 from esports.tournaments.models import Match, Tournament
 from stats.ratings.fold import RatedMatch
-from stats.ratings.rules import NO_MATCH_NUM, ROUND_RANK, OrderKey
+from stats.ratings.rules import NO_MATCH_NUM, ROUND_RANK, OrderKey, Sides, rated_sides
 
 MATCH_SOURCE = "tournaments.match"
 OUTCOME_TYPES = (E.MATCH_WON, E.MATCH_LOST, E.MATCH_WON_REVERSED, E.MATCH_LOST_REVERSED)
@@ -97,9 +97,9 @@ def candidates_after(game: str, after: OrderKey | None) -> list[Candidate]:
         return [Candidate((r[0], r[1], r[2], r[3], r[4]), r[5]) for r in cursor.fetchall()]
 
 
-def outcomes(match_ids: Sequence[int]) -> dict[int, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """match id -> (winners, losers) as the ledger nets them; matches without both sides are left out (never
-    completed, forfeits, fully compensated)."""
+def outcomes(match_ids: Sequence[int]) -> dict[int, Sides]:
+    """match id -> (winners, losers) as the ledger nets them and rules.rated_sides rates them; matches without both
+    sides are left out (never completed, forfeits, fully compensated, one player on both sides)."""
     if not match_ids:
         return {}
     query = sql.SQL(
@@ -127,7 +127,8 @@ def outcomes(match_ids: Sequence[int]) -> dict[int, tuple[tuple[int, ...], tuple
                 winners[match_id].append(user_id)
             if lost > 0:
                 losers[match_id].append(user_id)
-    return {m: (tuple(sorted(winners[m])), tuple(sorted(losers[m]))) for m in winners if m in losers}
+    decided = {m: rated_sides(winners[m], losers[m]) for m in winners if m in losers}
+    return {m: sides for m, sides in decided.items() if sides is not None}
 
 
 def rated_matches(candidates: Sequence[Candidate]) -> list[RatedMatch]:
@@ -192,9 +193,9 @@ def rated_after(game: str, after: OrderKey | None, *, limit: int | None = None) 
         cursor.execute(query, params)
         rows = cursor.fetchall()
     for ka, ke, kr, kn, mi, at, w, wr, lo, lr in rows:
-        winners, losers = _net(w, wr), _net(lo, lr)
-        if winners and losers:
-            found.append(RatedMatch((ka, ke, kr, kn, mi), at, winners, losers))
+        sides = rated_sides(_net(w, wr), _net(lo, lr))
+        if sides is not None:
+            found.append(RatedMatch((ka, ke, kr, kn, mi), at, *sides))
             if limit is not None and len(found) >= limit:
                 break
     return found
