@@ -87,6 +87,16 @@ def _no_broker_pause():
     reset_pause()
 
 
+@pytest.fixture(autouse=True)
+def _no_leaderboard_from_another_test():
+    """Cached boards are global keys (per board, game, season), and their generation moves after a commit, which a
+    test's rolled-back transaction never makes: without this, a board cached by one test (say, empty) is what the
+    next test reads for up to a minute."""
+    from stats.cache import invalidate_leaderboards
+
+    invalidate_leaderboards()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _static_files_without_collectstatic():
     """Production links the hashed files that the release step's `collectstatic` wrote (a manifest); the suite renders

@@ -30,8 +30,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from django.db import transaction
-
 from activity.cursors import Page, Position, decode_cursor, encode_cursor, page_size
 from activity.event_types import EventType
 from activity.models import UserActivity
@@ -40,6 +38,7 @@ from activity.selectors import feed_sql
 from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_history import validate_game
 from activity.selectors.timeline import MAJOR_EVENTS, MAJOR_TIER, TIERED_EVENTS
+from project.one_trip_reads import Rows, fetch, instances
 
 DEFAULT_LIMIT = 20
 # What a follower may ever see in the feed: every type but the economy's (self and staff only).
@@ -127,8 +126,8 @@ def feed(
     strategy: Strategy = Strategy.AUTO,
 ) -> Page[UserActivity]:
     """One page of the viewer's following feed (default 20, at most 50 events); each event carries its player as
-    `player_public_id`, `player_display_name` and `player_username`. Two queries (the follow count, the page), three
-    when a capped RECENT_FIRST scan falls short.
+    `player_public_id`, `player_display_name` and `player_username`. Two round trips (the follow count, the page),
+    three when a capped RECENT_FIRST scan falls short.
 
     Raises InvalidCursorError, InvalidPageSizeError, InvalidFeedTypeError or InvalidGameError on bad input.
     """
@@ -142,36 +141,36 @@ def feed(
     rows = size + 1  # one more than the page: whether another page exists, without a COUNT
     shown = sorted(chosen - _ALWAYS_HIDDEN)
     tiered = sorted(TIERED_EVENTS) if types is None else []  # the default shows their major tier only
-    params: dict[str, object] = {
-        "viewer": viewer_id,
-        "types": shown,
-        "visibilities": _FOLLOWER_VISIBILITIES,
-        "match_types": _MATCH_TYPES,
-        "participation_types": _PARTICIPATION_TYPES,
-        "tiered_types": tiered,
-        "major_tier": MAJOR_TIER,
-        "bound_offset": rows - 1,
-        "rows": rows,
-    }
+    constants = feed_sql.Constants(
+        types=tuple(shown),
+        visibilities=tuple(_FOLLOWER_VISIBILITIES),
+        match_types=tuple(_MATCH_TYPES),
+        participation_types=tuple(_PARTICIPATION_TYPES),
+        tiered_types=tuple(tiered),
+        major_tier=MAJOR_TIER,
+    )
+    params: dict[str, object] = {"viewer": viewer_id, "bound_offset": rows - 1, "rows": rows}
     if position is not None:
         params.update(before_ts=position.timestamp, before_id=position.id)
     if game is not None:
         params["game"] = game
     filters = {"with_cursor": position is not None, "with_game": game is not None}
     events: list[UserActivity] = []
-    with transaction.atomic():  # one snapshot's worth of settings: JIT off for the page queries (feed_sql)
-        followees, players = feed_sql.follow_count_and_players(viewer_id)
-        recent_first = page_query_for(followees, players, rows, strategy) is Strategy.RECENT_FIRST
-        if followees and shown and recent_first:
-            scan = min(MAX_SCAN, max(rows, SCAN_MARGIN * rows * players // followees))
-            params.update(scan=scan, **{f"type_{i}": t for i, t in enumerate(shown)})
-            query = feed_sql.recent_first_query(types=shown, major_tier_only=tiered, **filters)
-            events = list(UserActivity.objects.raw(query, params))
-        if followees and shown and len(events) < rows:  # few followees, or the capped scan could not fill the page
-            events = list(UserActivity.objects.raw(feed_sql.per_followee_query(**filters), params))
+    followees, players = feed_sql.follow_count_and_players(viewer_id)
+    recent_first = page_query_for(followees, players, rows, strategy) is Strategy.RECENT_FIRST
+    if followees and shown and recent_first:
+        params["scan"] = min(MAX_SCAN, max(rows, SCAN_MARGIN * rows * players // followees))
+        events = _events(fetch(feed_sql.recent_first_read(constants, **filters), params))
+    if followees and shown and len(events) < rows:  # few followees, or the capped scan could not fill the page
+        events = _events(fetch(feed_sql.per_followee_read(constants, **filters), params))
     items = events[:size]
     next_cursor = None
     if len(events) > size:
         last = items[-1]
         next_cursor = encode_cursor(Position(last.timestamp, last.id), scope)
     return Page(items, next_cursor)
+
+
+def _events(rows: Rows) -> list[UserActivity]:
+    """The page's rows as ledger events, each with its player's names (the statement's last three columns)."""
+    return instances(UserActivity, rows, extra=("player_public_id", "player_display_name", "player_username"))

@@ -11,12 +11,15 @@ which index drives them:
   active and allows it. Cost: the rows scanned, about limit x players / followees; capped (`scan`): when the cap is
   reached before the page is full, the caller runs PER_FOLLOWEE instead, so no page ever costs more than both.
 
-Named placeholders (%(name)s) are bound by the driver; what is composed in is identifiers and fixed SQL only.
+Each runs as a prepared statement with a generic plan, in one round trip (project/one_trip_reads.py): what varies
+per call (the viewer, the cursor, the game, the page and scan sizes) is a parameter; what is composed in is
+identifiers, fixed SQL and the shape's constant lists as literals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import functools
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -24,15 +27,16 @@ from psycopg import sql
 
 from activity.models import UserActivity
 from esports.profiles.models import Follow, UserProfile
+from project.one_trip_reads import Read
 
 # The privacy condition for one ledger row `a` of a followee whose flags are {smh} / {sts}. The type lists come from
 # activity.privacy (feed.py): the types shown at all, and those withheld when the respective flag is off.
-_VISIBLE = """a.event_type = ANY (%(types)s) AND a.visibility = ANY (%(visibilities)s) AND {tier}
-          AND ({smh} OR a.event_type <> ALL (%(match_types)s))
-          AND ({sts} OR a.event_type <> ALL (%(participation_types)s))"""
+_VISIBLE = """a.event_type = ANY ({types}) AND a.visibility = ANY ({visibilities}) AND {tier}
+          AND ({smh} OR a.event_type <> ALL ({match_types}))
+          AND ({sts} OR a.event_type <> ALL ({participation_types}))"""
 # The cursor as an index condition: timestamp <= t bounds the range scan, the row comparison settles ties at t.
 # The default feed shows achievements of the major tier only, as the timeline does (tiered_types empty otherwise).
-_TIER = "(a.event_type <> ALL (%(tiered_types)s) OR a.metadata ->> 'tier' = %(major_tier)s)"
+_TIER = "(a.event_type <> ALL ({tiered_types}) OR a.metadata ->> 'tier' = {major_tier})"
 _BEFORE = "AND a.timestamp <= %(before_ts)s AND (a.timestamp, a.id) < (%(before_ts)s, %(before_id)s)"
 _GAME = "AND a.metadata ->> 'game' = %(game)s"
 _PLAYER = "p.public_id AS player_public_id, p.display_name AS player_display_name, u.username AS player_username"
@@ -100,8 +104,8 @@ FROM (
         SELECT {player}
         FROM {user} u JOIN {profile} p ON p.user_id = u.id
         WHERE u.id = c.user_id AND u.is_active
-              AND (p.show_match_history OR c.event_type <> ALL (%(match_types)s))
-              AND (p.show_tournament_stats OR c.event_type <> ALL (%(participation_types)s))
+              AND (p.show_match_history OR c.event_type <> ALL ({match_types}))
+              AND (p.show_tournament_stats OR c.event_type <> ALL ({participation_types}))
         LIMIT 1
     ) fl
     -- Followed? The viewer's follows read once into a hash (a hashed SubPlan), each scanned row checked in memory,
@@ -120,11 +124,53 @@ ORDER BY page.timestamp DESC, page.id DESC
 # type's range by its metadata would read every minor achievement's row to skip it (100k heap pages for one page at
 # 100k players, ~1.5 s).
 _BRANCH = """(SELECT a.id, a.timestamp, a.user_id, a.event_type FROM {ledger} a
-     WHERE a.event_type = {type} AND a.visibility = ANY (%(visibilities)s) {tier} {before} {game}
+     WHERE a.event_type = {type} AND a.visibility = ANY ({visibilities}) {tier} {before} {game}
      ORDER BY a.timestamp DESC, a.id DESC LIMIT %(scan)s)"""
-# Character for character the predicate of activity_major_tier_time_idx (activity 0012), with the tier inlined by
-# the driver's client-side binding: the planner proves the partial index applies from the literal.
-_MAJOR_TIER_ONLY = "AND a.metadata ->> 'tier' = %(major_tier)s"
+# Character for character the predicate of activity_major_tier_time_idx (activity 0012), with the tier composed in as
+# a literal: the planner proves the partial index applies from it (a parameter would not do).
+_MAJOR_TIER_ONLY = "AND a.metadata ->> 'tier' = {major_tier}"
+
+
+# What varies per call is a parameter; everything else of a shape is composed in as a literal (`Constants`), so the
+# prepared statement's generic plan is the plan those literals get (project/one_trip_reads.py). JIT off: the
+# statements' cost estimates (many LATERAL loops) pass jit_above_cost, and compiling them would take far longer
+# (~0.8 s at 10,000 followees) than running them.
+PARAMETERS = {
+    "viewer": "bigint",
+    "rows": "bigint",
+    "bound_offset": "bigint",
+    "scan": "bigint",
+    "before_ts": "timestamptz",
+    "before_id": "bigint",
+    "game": "text",
+}
+_SETTINGS = {"jit": "off"}
+
+
+@dataclass(frozen=True)
+class Constants:
+    """A feed shape's fixed lists (from activity.privacy, via feed.py): the types shown, the visibilities a follower
+    sees, the types withheld by each flag, the tiered types shown at `major_tier` only."""
+
+    types: tuple[str, ...]
+    visibilities: tuple[str, ...]
+    match_types: tuple[str, ...]
+    participation_types: tuple[str, ...]
+    tiered_types: tuple[str, ...]
+    major_tier: str
+
+    def composed(self) -> dict[str, sql.Composable]:
+        def text_array(values: tuple[str, ...]) -> sql.Composable:
+            return sql.SQL("{}::text[]").format(sql.Literal(list(values)))
+
+        return {
+            "types": text_array(self.types),
+            "visibilities": text_array(self.visibilities),
+            "match_types": text_array(self.match_types),
+            "participation_types": text_array(self.participation_types),
+            "tiered_types": text_array(self.tiered_types),
+            "major_tier": sql.Literal(self.major_tier),
+        }
 
 
 def _tables() -> dict[str, sql.Composable]:
@@ -141,49 +187,49 @@ def _filters(*, with_cursor: bool, with_game: bool) -> dict[str, sql.Composable]
     return {"before": sql.SQL(_BEFORE if with_cursor else ""), "game": sql.SQL(_GAME if with_game else "")}
 
 
-def per_followee_query(*, with_cursor: bool, with_game: bool) -> str:
-    visible = sql.SQL(_VISIBLE).format(smh=sql.SQL("fo.smh"), sts=sql.SQL("fo.sts"), tier=sql.SQL(_TIER))
+@functools.lru_cache(maxsize=256)
+def per_followee_read(constants: Constants, *, with_cursor: bool, with_game: bool) -> Read:
+    lists = constants.composed()
+    tier = sql.SQL(_TIER).format(**lists)
+    visible = sql.SQL(_VISIBLE).format(smh=sql.SQL("fo.smh"), sts=sql.SQL("fo.sts"), tier=tier, **lists)
     query = sql.SQL(PER_FOLLOWEE).format(
         visible=visible, **_tables(), **_filters(with_cursor=with_cursor, with_game=with_game)
     )
-    return query.as_string(connection.connection)
+    return Read(query.as_string(connection.connection), PARAMETERS, _SETTINGS)
 
 
-def recent_first_query(
-    *, types: Sequence[str], major_tier_only: Collection[str], with_cursor: bool, with_game: bool
-) -> str:
-    """The RECENT_FIRST query for these types, bound as %(type_0)s, %(type_1)s... in this order; the types in
-    `major_tier_only` (the tiered ones, when the feed shows their major tier only) read major-tier rows only."""
+@functools.lru_cache(maxsize=256)
+def recent_first_read(constants: Constants, *, with_cursor: bool, with_game: bool) -> Read:
+    """The RECENT_FIRST statement for these constants: one branch per type shown; the tiered types read major-tier
+    rows only."""
     tables = _tables()
+    lists = constants.composed()
     filters = _filters(with_cursor=with_cursor, with_game=with_game)
     branches = sql.SQL(" UNION ALL ").join(
         sql.SQL(_BRANCH).format(
             ledger=tables["ledger"],
-            type=sql.Placeholder(f"type_{i}"),
-            tier=sql.SQL(_MAJOR_TIER_ONLY if t in major_tier_only else ""),
+            type=sql.Literal(t),
+            tier=sql.SQL(_MAJOR_TIER_ONLY if t in constants.tiered_types else "").format(**lists),
+            visibilities=lists["visibilities"],
             **filters,
         )
-        for i, t in enumerate(types)
+        for t in constants.types
     )
-    return sql.SQL(RECENT_FIRST).format(branches=branches, **tables).as_string(connection.connection)
+    query = sql.SQL(RECENT_FIRST).format(branches=branches, **tables, **lists)
+    return Read(query.as_string(connection.connection), PARAMETERS, _SETTINGS)
 
 
-# Also turns JIT off for the rest of the transaction: the page queries' cost estimates (many LATERAL loops) pass
-# jit_above_cost, and compiling them would take far longer (~0.8 s at 10,000 followees) than running them.
 _COUNTS = (
-    "SELECT set_config('jit', 'off', true), (SELECT count(*) FROM {follow} WHERE follower_id = %s), "
+    "SELECT (SELECT count(*) FROM {follow} WHERE follower_id = %s), "
     "(SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass)"
 )
 
 
 def follow_count_and_players(viewer_id: int) -> tuple[int, int]:
-    """(followees of the viewer, players on the platform); the latter from the planner's statistics (no count).
-
-    Call it in the transaction of the page queries (it turns JIT off for them).
-    """
+    """(followees of the viewer, players on the platform); the latter from the planner's statistics (no count)."""
     query = sql.SQL(_COUNTS).format(follow=sql.Identifier(Follow._meta.db_table))
     with connection.cursor() as cursor:
         cursor.execute(query.as_string(connection.connection), [viewer_id, get_user_model()._meta.db_table])
-        _jit, followees, players = cursor.fetchone()
+        followees, players = cursor.fetchone()
     # reltuples is -1 before the first ANALYZE: never fewer players than followees.
     return int(followees), max(int(players), int(followees), 1)

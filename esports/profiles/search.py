@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core import signing
-from django.db import connection, transaction
+
+from project.one_trip_reads import Read, fetch
 
 MIN_QUERY_LENGTH = 2
 MAX_QUERY_LENGTH = 100
@@ -59,6 +60,26 @@ SELECT u.id, u.username, p.display_name, p.public_id,
  ORDER BY rank, score DESC, u.id
  LIMIT %(limit)s OFFSET %(offset)s
 """
+
+# One round trip with its setting (project/one_trip_reads.py). Planned per call with its values, never prepared: the
+# LIKE patterns become ranges of the prefix indexes only when the planner sees them. The `<%` operator (the one the
+# GIN index serves) compares against the threshold setting, local to the statement.
+_SEARCH = Read(
+    _SQL,
+    {
+        "q": "text",
+        "prefix": "text",
+        "word_prefix": "text",
+        "infix": "text",
+        "cap": "integer",
+        "infix_cap": "integer",
+        "fuzzy_cap": "integer",
+        "limit": "integer",
+        "offset": "integer",
+    },
+    {"pg_trgm.word_similarity_threshold": f"{WORD_SIMILARITY!r}"},
+    prepare=False,
+)
 
 
 class InvalidSearchError(ValueError):
@@ -137,11 +158,7 @@ def search_players(raw_query: object, *, cursor: str | None = None, limit: int |
         "limit": size + 1,
         "offset": offset,
     }
-    with transaction.atomic(), connection.cursor() as cur:
-        # The `<%` operator (the one the GIN index serves) compares against this setting; local to the transaction.
-        cur.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(WORD_SIMILARITY)])
-        cur.execute(_SQL, params)
-        rows = [Hit(*row) for row in cur.fetchall()]
+    rows = [Hit(*row) for row in fetch(_SEARCH, params).rows]
     more = len(rows) > size
     return SearchPage(
         results=rows[:size],

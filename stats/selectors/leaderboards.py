@@ -29,18 +29,19 @@ generation key that an erasure drops (stats.cache);
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 from dataclasses import dataclass
 from itertools import groupby
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
 
 from activity.selectors.errors import InvalidQueryError, SubjectNotFound
 from activity.selectors.match_history import validate_game
 from esports.profiles.models import UserProfile
 from esports.tournaments.models import Tournament
+from project.one_trip_reads import Read, fetch
 from stats import cache as stats_cache
 from stats.models import UserGameStats, UserProfileStats, UserSeasonStats, _percent
 from stats.ratios import WIN_RATIO_SQL
@@ -237,7 +238,7 @@ def _skyline_sql(table: str, where: str, earned: str, users: str) -> str:
     # unfilled `best` has no MAX_LIMIT-th rate: -1 admits everyone), read index-only; the account's probe gives the
     # username too. The rows ride down the walk as arrays: no second probe of a candidate's counters.
     read = (
-        "SELECT coalesce(array_agg(c.user_id), '{}') AS ids, coalesce(array_agg(c.ratio), '{}') AS ratios, "
+        "SELECT coalesce(array_agg(c.user_id), '{}') AS ids, coalesce(array_agg(-c.ratio), '{}') AS nratios, "
         "coalesce(array_agg(c.won), '{}') AS won, coalesce(array_agg(c.t_won), '{}') AS t_won, "
         "coalesce(array_agg(c.t_ru), '{}') AS t_ru, coalesce(array_agg(c.earned), '{}') AS earned, "
         "coalesce(array_agg(c.username), '{}') AS names "
@@ -247,21 +248,22 @@ def _skyline_sql(table: str, where: str, earned: str, users: str) -> str:
         f"({earned})::bigint AS earned, a.username::text AS username "
         f"FROM {table} s JOIN {users} a ON a.id = s.profile_id AND a.is_active "
         f"WHERE {where.format(t='s')} AND s.matches_played = nl.played AND s.matches_played > 0 "
-        f"AND {ratio} > coalesce(w.best[{MAX_LIMIT:d}], -1) "
+        f"AND {ratio} > coalesce(-w.nbest[{MAX_LIMIT:d}], -1) "
         f"ORDER BY {ratio} DESC, s.profile_id LIMIT {MAX_LIMIT:d}) t) c "
         # The skyline's own rule: fewer than MAX_LIMIT players above, those of the counts above with at least this
         # rate (within `best`, which holds the top rates of everyone above: they are all survivors) and those of
-        # this count before it.
-        f"WHERE (SELECT count(*) FROM unnest(w.best) b WHERE b >= c.ratio) + c.rn - 1 < {MAX_LIMIT:d}"
+        # this count before it. `nbest` is `best` negated, ascending: width_bucket's binary search counts the
+        # entries <= -rate, the rates >= rate (a count over unnest per candidate was half the statement's time).
+        f"WHERE width_bucket(-c.ratio, w.nbest) + c.rn - 1 < {MAX_LIMIT:d}"
     )
-    merge = f"SELECT ARRAY(SELECT r FROM unnest(w.best || lv.ratios) r ORDER BY r DESC LIMIT {MAX_LIMIT:d}) AS best"
+    merge = f"SELECT ARRAY(SELECT r FROM unnest(w.nbest || lv.nratios) r ORDER BY r LIMIT {MAX_LIMIT:d}) AS nbest"
     walk = (
-        "WITH RECURSIVE walk(played, best, ids, won, t_won, t_ru, earned, names) AS ("
+        "WITH RECURSIVE walk(played, nbest, ids, won, t_won, t_ru, earned, names) AS ("
         "SELECT NULL::integer, '{}'::float8[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[], "
         "'{}'::bigint[], '{}'::text[] UNION ALL "
-        "SELECT nl.played, mg.best, lv.ids, lv.won, lv.t_won, lv.t_ru, lv.earned, lv.names "
+        "SELECT nl.played, mg.nbest, lv.ids, lv.won, lv.t_won, lv.t_ru, lv.earned, lv.names "
         f"FROM walk w CROSS JOIN LATERAL ({level}) nl CROSS JOIN LATERAL ({read}) lv CROSS JOIN LATERAL ({merge}) mg "
-        f"WHERE w.best[{MAX_LIMIT:d}] IS NULL OR w.best[{MAX_LIMIT:d}] < 1)"
+        f"WHERE w.nbest[{MAX_LIMIT:d}] IS NULL OR w.nbest[{MAX_LIMIT:d}] > -1)"
     )
     return (
         f"{walk} SELECT c.user_id, c.t_won AS tournaments_won, c.t_ru AS tournaments_runner_up, "
@@ -320,25 +322,23 @@ def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[in
     return kept
 
 
+# What varies per call; the rest of a board's statement is fixed per shape (project/one_trip_reads.py).
+_PARAMETERS = {"game": "text", "season": "integer", "limit": "integer", "min_matches": "integer"}
+
+
+@functools.lru_cache(maxsize=64)
+def _board_read(sql: str, timeout_ms: int) -> Read:
+    # Whoever asks (a request, the periodic refresh), a board is bounded. A top-N walk of the projection reads a few
+    # hundred rows; starting parallel workers for it (which the planner likes to, seeing the whole table behind the
+    # LIMIT) costs more than the walk itself: 20-40 ms at 100k users. JIT off too: the skyline's estimate (a guessed
+    # 100 match counts x N rows) passes jit_above_cost, and compiling it takes far longer (~1.5 s at 100k players)
+    # than running it. Local to the statement, in its one round trip.
+    local = {"statement_timeout": f"{timeout_ms:d}", "max_parallel_workers_per_gather": "0", "jit": "off"}
+    return Read(sql, _PARAMETERS, local)
+
+
 def _run(sql: str, params: dict) -> list[tuple]:
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # Whoever asks (a request, the periodic refresh), a board is bounded. A top-N walk of the projection reads a
-        # few hundred rows; starting parallel workers for it (which the planner likes to, seeing the whole table
-        # behind the LIMIT) costs more than the walk itself: 20-40 ms at 100k users. One round trip; the timeout is
-        # an int from settings, so formatting it in is safe.
-        # JIT off too: the skyline's estimate (a guessed 100 match counts x N rows) passes jit_above_cost, and
-        # compiling it takes far longer (~1.5 s at 100k players) than running it.
-        cursor.execute(
-            f"SET LOCAL statement_timeout = {int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS):d}; "
-            "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off"
-        )
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        # Leave a caller's enclosing transaction with the process's own settings.
-        cursor.execute(
-            "SET LOCAL statement_timeout TO DEFAULT; SET LOCAL max_parallel_workers_per_gather TO DEFAULT; "
-            "SET LOCAL jit TO DEFAULT"
-        )
+    rows = fetch(_board_read(sql, int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS)), params).rows
     return [
         (
             user_id,
