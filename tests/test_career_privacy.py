@@ -120,6 +120,30 @@ def test_search_finds_players_whatever_their_flags_and_never_an_erased_account(c
     assert body["results"][0]["match"] == "prefix"
 
 
+@pytest.mark.parametrize("q", ["lesl", "gil leslie", "bonnal"])
+def test_search_reads_names_through_their_indexes_never_a_table_whole(q):
+    # A rare name under a branch's LIMIT: the planner's bet on a sequential scan meeting matches early reads every
+    # row instead (esports/profiles/search.py); the join to the accounts probes them by key.
+    from esports.profiles import search
+    from project.one_trip_reads import explain
+
+    for i in range(300):
+        UserFactory(username=f"player{i:04d}")
+    params = {
+        "q": q,
+        "prefix": search._like_prefix(q),
+        "word_prefix": "% " + search._like_prefix(q),
+        "infix": "%" + search._like_prefix(q),
+        "cap": search.CANDIDATES,
+        "infix_cap": search.CANDIDATES,
+        "fuzzy_cap": search.CANDIDATES,
+        "limit": 21,
+        "offset": 0,
+    }
+    plan = explain(search._SEARCH, params)
+    assert "Seq Scan" not in plan, plan
+
+
 def test_search_rejects_a_query_too_short_or_a_foreign_cursor(client, pair):
     assert client.get("/api/users/search/", {"q": "a"}).status_code == 400
     assert client.get("/api/users/search/", {"q": "alpha", "cursor": "not-ours"}).status_code == 400
