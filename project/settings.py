@@ -186,7 +186,7 @@ CACHE_URL = os.environ.get("CACHE_URL") or os.environ.get("REDIS_URL") or ""
 if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "project.redis_cache.RedisCache",  # one redis-py client per pool (see the module)
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": os.environ.get(
                 "CACHE_KEY_PREFIX", "cache"

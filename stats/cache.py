@@ -114,9 +114,10 @@ def generational_get(vkey: str, gkey: str, load: Callable[[], T], ttl: int) -> T
         if generation is not None and isinstance(cached, tuple) and len(cached) == 2 and cached[0] == generation:
             return cached[1]
         if generation is None:
-            # add() keeps a generation another reader created meanwhile; read back whichever won.
-            cache.add(gkey, uuid.uuid4().hex, GENERATION_TTL)
-            generation = cache.get(gkey)
+            # add() keeps a generation another reader created meanwhile: ours when it was added (one round trip),
+            # else read back the one that won.
+            created = uuid.uuid4().hex
+            generation = created if cache.add(gkey, created, GENERATION_TTL) else cache.get(gkey)
     except CACHE_ERRORS as exc:
         _cache_failed(exc, f"reading {vkey} from the database")
         return load()

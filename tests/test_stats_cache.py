@@ -26,7 +26,7 @@ def _redis() -> redis.Redis:
 
 @pytest.mark.django_db
 def test_the_cache_is_the_real_redis_with_a_five_minute_ttl():
-    assert django_settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert django_settings.CACHES["default"]["BACKEND"] == "project.redis_cache.RedisCache"
     user = UserFactory()
     cached_stats(user.pk)
     ttl = _redis().ttl(cache.make_key(stats_cache.value_key(user.pk)))
@@ -128,3 +128,11 @@ def test_an_unreachable_redis_degrades_to_database_reads(settings, caplog):
     assert cached_stats(user.pk)["tournaments_won"] == 1
     stats_cache.invalidate([user.pk])  # must not raise either
     assert "cache unavailable" in caplog.text
+
+
+def test_cache_calls_share_one_redis_client_per_pool():
+    # Django's backend built a redis.Redis (copying ~170 response callbacks) for every call (project/redis_cache.py).
+    client = cache._cache.get_client()
+    assert cache._cache.get_client(write=True) is client
+    cache.set("reuse-probe", 1, 5)
+    assert cache.get("reuse-probe") == 1 and cache._cache.get_client() is client
