@@ -144,6 +144,20 @@ def test_search_reads_names_through_their_indexes_never_a_table_whole(q):
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.django_db
+def test_the_search_trigram_indexes_keep_no_pending_list():
+    # Every search scans a GIN index's pending list whole (esports/profiles/migrations/0006).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE relname IN ('profile_name_trgm_idx', 'user_username_trgm_idx')"
+        )
+        options = dict(cursor.fetchall())
+    assert options == {"profile_name_trgm_idx": ["fastupdate=off"], "user_username_trgm_idx": ["fastupdate=off"]}
+
+
 def test_search_rejects_a_query_too_short_or_a_foreign_cursor(client, pair):
     assert client.get("/api/users/search/", {"q": "a"}).status_code == 400
     assert client.get("/api/users/search/", {"q": "alpha", "cursor": "not-ours"}).status_code == 400
