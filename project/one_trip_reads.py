@@ -110,12 +110,34 @@ def explain(read: Read, params: Mapping[str, Any], options: str = "") -> str:
 
 
 def _run(read: Read, params: Mapping[str, Any], prefix: str) -> Rows:
-    connection.ensure_connection()
-    book = _books.setdefault(connection.connection, _Book())
+    with connection.cursor() as cursor:  # connected now: the book is the live connection's
+        book = _books.setdefault(connection.connection, _Book())
+        before, known = _bookkeeping(read, book)
+        settings = dict(read.settings)
+        if read.prepare:
+            settings["plan_cache_mode"] = "force_generic_plan"
+        # Every part is formatted with the parameters once: a literal % of a setting's value is escaped.
+        before += [f"SET LOCAL {name} = {value.replace('%', '%%')}" for name, value in settings.items()]
+        after = [f"SET LOCAL {name} TO DEFAULT" for name in settings] if connection.in_atomic_block else []
+        statement = prefix + (read._execute_sql if read.prepare else read.text)
+        try:
+            cursor.execute("; ".join([*before, statement, *after]), dict(params))
+        except Exception:
+            book.trusted = False  # what this message prepared or deallocated before it failed is unknown
+            raise
+        book.names, book.trusted = known, True
+        for _ in before:
+            cursor.nextset()
+        columns = [c.name for c in cursor.description]
+        return Rows(columns, cursor.fetchall())
+
+
+def _bookkeeping(read: Read, book: _Book) -> tuple[list[str], OrderedDict[str, None]]:
+    """The statements that must come before `read`'s (a DEALLOCATE ALL after an error, deallocations over
+    MAX_PREPARED, its PREPARE) and the book as it will be once they ran."""
     before: list[str] = []
-    deallocate_all = not book.trusted
-    known = OrderedDict() if deallocate_all else OrderedDict(book.names)
-    if deallocate_all:
+    known: OrderedDict[str, None] = OrderedDict() if not book.trusted else OrderedDict(book.names)
+    if not book.trusted:
         before.append("DEALLOCATE ALL")
     if read.prepare:
         if read.name in known:
@@ -126,25 +148,7 @@ def _run(read: Read, params: Mapping[str, Any], prefix: str) -> Rows:
                 before.append(f"DEALLOCATE {oldest}")
             before.append(read._prepare_sql)
             known[read.name] = None
-    settings = dict(read.settings)
-    if read.prepare:
-        settings["plan_cache_mode"] = "force_generic_plan"
-    # Every part is formatted with the parameters once: a literal % of a setting's value is escaped.
-    before += [f"SET LOCAL {name} = {value.replace('%', '%%')}" for name, value in settings.items()]
-    after = [f"SET LOCAL {name} TO DEFAULT" for name in settings] if connection.in_atomic_block else []
-    statement = prefix + (read._execute_sql if read.prepare else read.text)
-    message = "; ".join([*before, statement, *after])
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute(message, dict(params))
-        except Exception:
-            book.trusted = False  # what this message prepared or deallocated before it failed is unknown
-            raise
-        book.names, book.trusted = known, True
-        for _ in before:
-            cursor.nextset()
-        columns = [c.name for c in cursor.description]
-        return Rows(columns, cursor.fetchall())
+    return before, known
 
 
 def instances(model: type[Model], result: Rows, *, extra: Sequence[str] = ()) -> list[Any]:
