@@ -575,7 +575,8 @@ def rating_figures(s: Sample) -> None:
     from stats.ratings.models import PlayerRating
     from stats.ratings.selectors import rating_leaderboard
 
-    rows = ensure_ratings()
+    with without_statement_timeout():
+        rows = ensure_ratings()
     print(f"rating leaderboard per game (top 100; {rows:,} PlayerRating rows over {len(GAMES)} games)")
     with connection.cursor() as cursor:
         cursor.execute(
