@@ -55,6 +55,8 @@ class Read:
     name: str = field(init=False)
     _prepare_sql: str = field(init=False)
     _execute_sql: str = field(init=False)
+    _set_sql: list[str] = field(init=False)
+    _reset_sql: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         bad = [n for n in self.settings if not _SETTING_NAME.match(n)]
@@ -79,6 +81,10 @@ class Read:
         values = f" ({', '.join(f'%({n})s' for n in order)})" if order else ""
         object.__setattr__(self, "_prepare_sql", f"PREPARE {self.name}{types} AS {body}")
         object.__setattr__(self, "_execute_sql", f"EXECUTE {self.name}{values}")
+        local = {**self.settings, **({"plan_cache_mode": "force_generic_plan"} if self.prepare else {})}
+        # Every part of a message is formatted with the parameters once: a literal % of a setting's value is escaped.
+        object.__setattr__(self, "_set_sql", [f"SET LOCAL {n} = {v.replace('%', '%%')}" for n, v in local.items()])
+        object.__setattr__(self, "_reset_sql", [f"SET LOCAL {n} TO DEFAULT" for n in local])
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +119,8 @@ def _run(read: Read, params: Mapping[str, Any], prefix: str) -> Rows:
     with connection.cursor() as cursor:  # connected now: the book is the live connection's
         book = _books.setdefault(connection.connection, _Book())
         before, known = _bookkeeping(read, book)
-        settings = dict(read.settings)
-        if read.prepare:
-            settings["plan_cache_mode"] = "force_generic_plan"
-        # Every part is formatted with the parameters once: a literal % of a setting's value is escaped.
-        before += [f"SET LOCAL {name} = {value.replace('%', '%%')}" for name, value in settings.items()]
-        after = [f"SET LOCAL {name} TO DEFAULT" for name in settings] if connection.in_atomic_block else []
+        before += read._set_sql
+        after = read._reset_sql if connection.in_atomic_block else []
         statement = prefix + (read._execute_sql if read.prepare else read.text)
         try:
             cursor.execute("; ".join([*before, statement, *after]), dict(params))

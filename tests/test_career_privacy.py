@@ -129,17 +129,7 @@ def test_search_reads_names_through_their_indexes_never_a_table_whole(q):
 
     for i in range(300):
         UserFactory(username=f"player{i:04d}")
-    params = {
-        "q": q,
-        "prefix": search._like_prefix(q),
-        "word_prefix": "% " + search._like_prefix(q),
-        "infix": "%" + search._like_prefix(q),
-        "cap": search.CANDIDATES,
-        "infix_cap": search.CANDIDATES,
-        "fuzzy_cap": search.CANDIDATES,
-        "limit": 21,
-        "offset": 0,
-    }
+    params = search._params(q, 20, 0)
     plan = explain(search._SEARCH, params)
     assert "Seq Scan" not in plan, plan
 

@@ -299,13 +299,13 @@ def test_the_skyline_walk_reads_only_players_some_minimum_ranks_and_stops_below_
 
 def test_the_win_rate_skyline_walks_the_levels_index():
     from project.one_trip_reads import explain
-    from stats.selectors.leaderboards import _board_read, board_sql
+    from stats.selectors.leaderboards import _board_read
 
     known_game("chess")
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a handful of rows: the plan the index allows, not a scan
     # The plan the board runs with: its prepared statement's generic plan.
-    read = _board_read(board_sql(Board.WIN_RATE, per_game=True, skyline=True), 3000)
+    read = _board_read(Board.WIN_RATE, per_game=True, per_season=False, skyline=True, timeout_ms=3000)
     plan = explain(read, {"game": "chess"})
     assert "game_stats_lb_wr_levels" in plan, plan
     assert "Seq Scan" not in plan, plan

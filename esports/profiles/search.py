@@ -141,14 +141,9 @@ def _offset(q: str, cursor: str | None) -> int:
     return offset
 
 
-def search_players(raw_query: object, *, cursor: str | None = None, limit: int | None = None) -> SearchPage:
-    """One page of players matching the query (default 20, at most 50); raises InvalidSearchError."""
-    q = normalize_query(raw_query)
-    size = DEFAULT_LIMIT if limit is None else limit
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:
-        raise InvalidSearchError(f"limit must be an integer between 1 and {MAX_LIMIT}.")
-    offset = _offset(q, cursor)
-    params: dict[str, str | int] = {
+def _params(q: str, size: int, offset: int) -> dict[str, str | int]:
+    """The search statement's parameters for a normalised query and one page."""
+    return {
         "q": q,
         "prefix": _like_prefix(q),
         "word_prefix": "% " + _like_prefix(q),
@@ -161,6 +156,16 @@ def search_players(raw_query: object, *, cursor: str | None = None, limit: int |
         "limit": size + 1,
         "offset": offset,
     }
+
+
+def search_players(raw_query: object, *, cursor: str | None = None, limit: int | None = None) -> SearchPage:
+    """One page of players matching the query (default 20, at most 50); raises InvalidSearchError."""
+    q = normalize_query(raw_query)
+    size = DEFAULT_LIMIT if limit is None else limit
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:
+        raise InvalidSearchError(f"limit must be an integer between 1 and {MAX_LIMIT}.")
+    offset = _offset(q, cursor)
+    params = _params(q, size, offset)
     rows = [Hit(*row) for row in fetch(_SEARCH, params).rows]
     more = len(rows) > size
     return SearchPage(

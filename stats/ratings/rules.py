@@ -82,7 +82,6 @@ def rated_sides(winners: Sequence[int], losers: Sequence[int]) -> Sides | None:
     when a side is left empty: nobody to play against, the match rates nobody."""
     if len(winners) == 1 and len(losers) == 1:  # a solo match (nearly every one of a full replay): no sets
         return None if winners[0] == losers[0] else ((winners[0],), (losers[0],))
-    both = set(winners) & set(losers)
-    w = tuple(sorted(u for u in set(winners) if u not in both))
-    lo = tuple(sorted(u for u in set(losers) if u not in both))
+    won, lost = set(winners), set(losers)
+    w, lo = tuple(sorted(won - lost)), tuple(sorted(lost - won))
     return (w, lo) if w and lo else None

@@ -279,25 +279,29 @@ _PLAYED = 5
 
 
 def _overall(board: Board) -> list[tuple]:
-    if board is Board.WIN_RATE:
-        return _win_rate_board(board_sql(board, per_game=False, skyline=True), {})
-    return _run(board_sql(board, per_game=False), {"limit": MAX_LIMIT, "min_matches": 1})
+    return _ranked(board, per_game=False, per_season=False, params={"limit": MAX_LIMIT, "min_matches": 1})
 
 
 def _scoped(board: Board, game: str, season: int | None) -> list[tuple]:
     params = {"game": game, "season": season, "limit": MAX_LIMIT, "min_matches": 1}
-    per_season = season is not None
-    if board is Board.WIN_RATE:
-        sql = board_sql(board, per_game=True, per_season=per_season, skyline=True)
-        return _win_rate_board(sql, params)
-    return _run(board_sql(board, per_game=True, per_season=per_season), params)
+    return _ranked(board, per_game=True, per_season=season is not None, params=params)
 
 
-def _win_rate_board(sql: str, params: dict) -> list[tuple]:
-    """Every player in the top MAX_LIMIT of the win-rate board for some min_matches, in board order."""
-    candidates = _run(sql, params)
-    keep = _win_rate_skyline([(row[0], row[6], row[_PLAYED]) for row in candidates], MAX_LIMIT)
-    return [row for row in candidates if row[0] in keep]
+def _ranked(board: Board, *, per_game: bool, per_season: bool, params: dict) -> list[tuple]:
+    """The board's rows; for the win rate, every player in its top MAX_LIMIT for some min_matches, in board order."""
+    skyline = board is Board.WIN_RATE
+    read = _board_read(
+        board,
+        per_game=per_game,
+        per_season=per_season,
+        skyline=skyline,
+        timeout_ms=int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS),
+    )
+    rows = _rows(fetch(read, params).rows)
+    if not skyline:
+        return rows
+    keep = _win_rate_skyline([(row[0], row[6], row[_PLAYED]) for row in rows], MAX_LIMIT)
+    return [row for row in rows if row[0] in keep]
 
 
 def _win_rate_skyline(players: list[tuple[int, int, int]], depth: int) -> set[int]:
@@ -327,18 +331,19 @@ _PARAMETERS = {"game": "text", "season": "integer", "limit": "integer", "min_mat
 
 
 @functools.lru_cache(maxsize=64)
-def _board_read(sql: str, timeout_ms: int) -> Read:
+def _board_read(board: Board, *, per_game: bool, per_season: bool, skyline: bool, timeout_ms: int) -> Read:
+    """The board's statement, built once per shape (and statement timeout)."""
     # Whoever asks (a request, the periodic refresh), a board is bounded. A top-N walk of the projection reads a few
     # hundred rows; starting parallel workers for it (which the planner likes to, seeing the whole table behind the
     # LIMIT) costs more than the walk itself: 20-40 ms at 100k users. JIT off too: the skyline's estimate (a guessed
     # 100 match counts x N rows) passes jit_above_cost, and compiling it takes far longer (~1.5 s at 100k players)
     # than running it. Local to the statement, in its one round trip.
     local = {"statement_timeout": f"{timeout_ms:d}", "max_parallel_workers_per_gather": "0", "jit": "off"}
+    sql = board_sql(board, per_game=per_game, per_season=per_season, skyline=skyline)
     return Read(sql, _PARAMETERS, local)
 
 
-def _run(sql: str, params: dict) -> list[tuple]:
-    rows = fetch(_board_read(sql, int(settings.LEADERBOARD_STATEMENT_TIMEOUT_MS)), params).rows
+def _rows(rows: list[tuple]) -> list[tuple]:
     return [
         (
             user_id,
