@@ -19,7 +19,7 @@ from activity.models import UserActivity
 from activity.recording import LOCK_GRANULE, record_events_for
 from activity.sources import source_kind
 from esports.teams.models import TeamMembership
-from esports.tournaments.models import Match, Registration
+from esports.tournaments.models import Match, Registration, Tournament
 from stats.ratings.live import LIVE_BATCH_MAX
 from stats.ratings.models import RatingReplayMark
 from stats.scoped_models import UserGameStats
@@ -142,3 +142,24 @@ def test_a_batch_of_more_matches_than_the_live_limit_only_marks_the_game_without
     assert len(marks) == 1 and marks[0].match_id == 0
     earliest = min(history.matches, key=lambda m: (m.tournament.starts_at or m.completed_at, m.pk))
     assert marks[0].key_at <= (earliest.tournament.starts_at or earliest.completed_at)
+
+
+@pytest.mark.django_db
+def test_a_batch_of_many_matches_spread_over_games_marks_each_game_once_and_starts_no_replay(
+    history_mode,  # noqa: F811
+    monkeypatch,
+):
+    # A backfill chunk of the synthetic platform spans six games with a third of the live limit each: judged per
+    # game, each looked like a live correction, was netted over the ledger and published a replay (at 5M events the
+    # replays starved the backfill). Judged by the whole recording it is a bulk recording.
+    from stats.ratings import live
+
+    monkeypatch.setattr(live, "LIVE_BATCH_MAX", 20)
+    published = []
+    monkeypatch.setattr(live, "publish_on_commit", lambda name, **kw: published.append(name))
+    first, second = make_history(players=6, matches=15), make_history(players=6, matches=15, seed=3)
+    Tournament.objects.filter(pk=second.matches[0].tournament_id).update(game="cs2")
+    with transaction.atomic():
+        record_events_for(MATCH, [m.pk for m in (*first.matches, *second.matches)], origin="backfill")
+    assert sorted(RatingReplayMark.objects.values_list("game", "match_id")) == [("cs2", 0), ("valorant", 0)]
+    assert published == []

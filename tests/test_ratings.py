@@ -281,3 +281,29 @@ def test_a_replay_under_steady_live_traffic_ends_with_the_live_matches_folded():
     assert len(calls) == 3  # the first pass's chunks only: the live matches were folded at its end, under the lock
     assert result.matches == 12 + 3 and RatingGame.objects.get(game="chess").status == RatingGame.Status.IDLE
     assert_close(stored("chess"), solo_fold("chess"))
+
+
+def test_a_long_partial_read_takes_the_one_statement_path_and_reads_the_same_matches(monkeypatch):
+    # Past source.INDEXED_MAX matches after the position (a backfill's early mark), the outcomes are hash-joined in
+    # one statement instead of read by index 5,000 at a time: the same matches, sides and order either way, with
+    # compensations netted (a flipped final rates its new winner).
+    from stats.ratings import source
+
+    users = [UserFactory() for _ in range(4)]
+    for day in range(4):
+        t = tournament(starts_at=JAN + timedelta(days=day), external_id=f"P{day}")
+        e = entries(t, users)
+        play(t, e[day % 4], e[(day + 1) % 4])
+        final = play(t, e[(day + 2) % 4], e[(day + 3) % 4], round="F")
+    complete_match(final, Registration.objects.get(pk=final.loser_id))
+    record(final)
+    every = source.rated_after("chess", None)
+    after = every[2].key
+    indexed = source.rated_after("chess", after)
+    monkeypatch.setattr(source, "INDEXED_MAX", 0)
+    whole = source.rated_after("chess", after)
+    assert whole == indexed == [m for m in every if m.key > after]
+    assert len(whole) == len(every) - 3 > 0
+    final.refresh_from_db()
+    flipped = next(m for m in whole if m.key[4] == final.pk)
+    assert flipped.winners == (Registration.objects.get(pk=final.winner_id).user_id,)

@@ -59,44 +59,40 @@ def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
     if not outcomes:
         return
     if len({e.source_id for e in outcomes}) > LIVE_BATCH_MAX:
-        outcomes = _mark_big_batches(outcomes)
-    ids = [e.id for e in outcomes]
-    if not ids:
+        _mark_bulk(outcomes)
         return
     by_game: dict[str, list[Touched]] = defaultdict(list)
-    for t in _touched(ids):
+    for t in _touched([e.id for e in outcomes]):
         by_game[t.game].append(t)
     for game in sorted(by_game):
         _handle(game, by_game[game])
 
 
-def _mark_big_batches(outcomes: list[InsertedEvent]) -> list[InsertedEvent]:
-    """A game with more than LIVE_BATCH_MAX matches in this recording (a backfill chunk) is only marked, before
-    its earliest match: found from the matches' positions alone (one query), without netting every match's outcome
-    in the ledger as _touched does, which cost a backfill chunk more than its insert. Returns the events of the
-    other games, for the usual path."""
+def _mark_bulk(outcomes: list[InsertedEvent]) -> None:
+    """A recording of more than LIVE_BATCH_MAX matches (a backfill chunk, whatever games it spans) only marks each
+    game it touched, once, before its earliest match there: found from the matches' positions alone (one query),
+    without netting every match's outcome in the ledger as _touched does, which cost a backfill chunk more than its
+    insert. No replay is published: the minutely job takes the marks, so a backfill does not start a replay per
+    chunk (six games of a third of a chunk each did, and at 5M events the replays starved the backfill)."""
     matches = sorted({e.source_id for e in outcomes if e.source_id is not None})
-    by_game: dict[str, list[Touched]] = defaultdict(list)
+    earliest: dict[str, OrderKey] = {}
     with connection.cursor() as cursor:
         cursor.execute(_POSITIONS_SQL, [matches])
         for match_id, game, ka, ke, kr, kn, ha, he, hr, hn, hm in cursor.fetchall():
             if game is None:
                 continue  # deleted before it was ever rated: nothing to undo
-            key = None if ka is None else (ka, ke, kr, kn, match_id)
-            rated_key = None if hm is None else (ha, he, hr, hn, hm)
-            by_game[game].append(Touched(match_id, game, key, None, False, rated_key, (), ()))
-    rest: set[int] = set()
-    for game in sorted(by_game):
-        touched = by_game[game]
-        if len(touched) > LIVE_BATCH_MAX:
-            _mark(game, touched)
-        else:
-            rest.update(t.match_id for t in touched)
-    return [e for e in outcomes if e.source_id in rest]
+            keys = [k for k in ((ka, ke, kr, kn, match_id), (ha, he, hr, hn, hm)) if k[0] is not None and k[4]]
+            if keys:
+                first = min(keys)
+                earliest[game] = min(first, earliest.get(game, first))
+    for game in sorted(earliest):
+        ka, ke, kr, kn, _ = earliest[game]
+        store.add_marks(game, [(ka, ke, kr, kn, 0)])  # match id 0: no match's mark, never dropped as answered
+    metrics.RATING_LIVE_UPDATES.labels(path="marked").inc(len(matches))
 
 
 def _handle(game: str, touched: list[Touched]) -> None:
-    if len(touched) > LIVE_BATCH_MAX or any(t.key is None or t.reversed or t.rated_key for t in touched):
+    if any(t.key is None or t.reversed or t.rated_key for t in touched):
         _mark(game, touched)
         return
     first = min(t.key for t in touched if t.key is not None)
@@ -125,19 +121,12 @@ def _handle(game: str, touched: list[Touched]) -> None:
 
 
 def _mark(game: str, touched: list[Touched]) -> None:
-    """One mark per match, at the earlier of its position now and in the history: a replay may drop a mark its
-    history already answers (stats.ratings.reflected), so a mark must speak for its own match only. A big batch
-    leaves one mark, before its earliest match (match id 0: no match's, never dropped)."""
-    per_match = [min(k for k in (t.key, t.rated_key) if k is not None) for t in touched]
-    if len(touched) > LIVE_BATCH_MAX:
-        ka, ke, kr, kn, _ = min(per_match)
-        per_match = [(ka, ke, kr, kn, 0)]
-    store.add_marks(game, per_match)
+    """A live correction: one mark per match, at the earlier of its position now and in the history (a replay may
+    drop a mark its history already answers, stats.ratings.reflected, so a mark must speak for its own match only),
+    and a replay now."""
+    store.add_marks(game, [min(k for k in (t.key, t.rated_key) if k is not None) for t in touched])
     metrics.RATING_LIVE_UPDATES.labels(path="marked").inc(len(touched))
-    if len(touched) <= LIVE_BATCH_MAX:
-        # A live correction: replay now. A big batch (a backfill chunk) leaves it to the minutely job, so a backfill
-        # does not start a replay per chunk.
-        publish_on_commit(TaskName.REPLAY_RATINGS, recovery="the minutely replay job takes the marks")
+    publish_on_commit(TaskName.REPLAY_RATINGS, recovery="the minutely replay job takes the marks")
 
 
 _LOCK_GAME_SQL = sql.SQL(

@@ -152,10 +152,12 @@ def _begin(game: str, started: float, result: ReplayResult) -> OrderKey | None:
         _rewind(row, min(behind))
         row.save()
         return source.last_position(game) or KEY_MIN
-    tail = source.rated_after(game, cursor)
-    if len(tail) > TAIL_MAX:
+    # Counted on the positions alone (no outcome read under the lock): a long tail is the next pass's work.
+    after_cursor = source.candidates_after(game, cursor)
+    if len(after_cursor) > TAIL_MAX:
         row.save()
         return source.last_position(game) or KEY_MIN
+    tail = source.rated_matches(after_cursor)
     result.ran = True
     if tail:
         _fold_chunk(row, tail, {})
