@@ -8,9 +8,12 @@ synthetic platform of real source rows (esports.tournaments.synthetic.generate_p
 results, transactions, memberships, profiles) sized so that its backfill gives about that many events, then, in one
 process per size:
 * backfill: every source through `--lanes` real Celery worker processes (bench/backfill.py's
-  backfill_through_workers: the empty-ledger run, then the 0-event re-run);
-* reconciliation, report only: both passes as the nightly job runs them (run_reconciliation), with the share of each
-  (sources -> ledger, ledger -> stats) from the run's progress lines;
+  backfill_through_workers: the empty-ledger run, then the 0-event re-run), then the rating replays it left
+  (the minutely job's replay_pending_games);
+* the nightly reconciliation as beat runs it (bench/nightly_reconcile.py's way): the change log consumed, a day of
+  5,000 signal-less writes, then both passes repairing (changed rows, dependents, rolling slice 1/RECONCILE_SLICES;
+  ledger -> stats), with the share of each pass from the run's progress lines; beside it the full pass (report only,
+  every source row re-derived);
 * recompute of every user's stats from the ledger (stats.recompute.recompute_stats);
 * the economy pass (stats.economy_pass.check_economy, report only) and audit_verify_integrity (audit.verify);
 * read figures, p50 over `--iterations` (bench/read_path.py's timed): timeline first page, stats lookup uncached and
@@ -42,13 +45,17 @@ sys.path.insert(0, str(ROOT))
 # one.
 EVENTS_PER_USER = 11.3
 USERS_PER_TOURNAMENT = 31
+NIGHTLY_CHANGES = 5000  # signal-less source writes in the simulated day before the nightly run (nightly_reconcile's)
 
 JOBS = (
     ("backfill", "backfill, {lanes} lane(s)"),
     ("backfill_rerun", "backfill re-run (0 events)"),
-    ("reconcile", "reconciliation, both passes"),
+    ("ratings_replay", "rating replays after the backfill"),
+    ("reconcile", "nightly reconciliation (repair)"),
     ("sources_pass", "  of which sources -> ledger"),
     ("stats_pass", "  of which ledger -> stats"),
+    ("reconcile_full", "full reconciliation (every row)"),
+    ("sources_full", "  of which sources -> ledger"),
     ("recompute", "recompute all stats"),
     ("economy", "economy pass"),
     ("audit_verify", "audit_verify_integrity"),
@@ -157,6 +164,16 @@ def one_size(args) -> dict:
     run = backfill_through_workers(args.batch_size, args.lanes)
     vacuum()
     seconds = {"backfill": run["seconds"], "backfill_rerun": run["rerun_seconds"]}
+    # The backfill only marked each game (stats.ratings.live: a bulk recording starts no replay); the minutely job
+    # then replays every game once, from its earliest mark.
+    from stats.ratings.pending import replay_pending_games
+
+    seconds["ratings_replay"], replays = seconds_of(replay_pending_games)
+    print(
+        f"rating replays after the backfill: {sum(r.matches for r in replays):,} matches of {len(replays)} games "
+        f"in {seconds['ratings_replay']:.1f} s",
+        flush=True,
+    )
     seconds.update(heavy_jobs())
     result = {
         "events": run["events"],
@@ -182,30 +199,36 @@ def vacuum() -> None:
 
 
 def heavy_jobs() -> dict[str, float]:
+    from activity.models import SourceChange
     from audit.verify import verify_chain
+    from bench.nightly_reconcile import day_of_writes, timed_run
     from esports.profiles.models import UserProfile
     from stats.economy_pass import check_economy
     from stats.recompute import recompute_stats
-    from stats.reconcile import run_reconciliation
 
     out: dict[str, float] = {}
-    # Each pass's share from the run's own progress lines (the economy pass reports first, then each source, then
-    # the ledger -> stats pass ends the run): one run of the nightly job, not three.
-    stamps: list[tuple[float, str]] = []
-    began = time.perf_counter()
-    run = run_reconciliation(
-        fix=False, trigger="bench", progress=lambda line: stamps.append((time.perf_counter(), line))
-    )
-    ended = time.perf_counter()
-    assert not run.missing_events_total and not run.users_drifted, "a freshly backfilled platform shows drift"
-    economy_done = next(t for t, line in stamps if line.startswith("economy:"))
-    sources_done = max(t for t, line in stamps if line.startswith("sources -> ledger"))
-    out["reconcile"] = ended - began
-    out["sources_pass"] = sources_done - economy_done
-    out["stats_pass"] = ended - sources_done
+    # The nightly job as beat runs it: the morning after a successful run (the generated rows' change log consumed,
+    # as that run would have), a day of signal-less writes, then both passes repairing - the changed rows, their
+    # dependents and rolling slice 1/RECONCILE_SLICES, then ledger -> stats. Each pass's share from the run's own
+    # progress lines.
+    SourceChange.objects.all().delete()
+    coins = day_of_writes(NIGHTLY_CHANGES)
+    out["reconcile"], shares, run = timed_run(fix=True)
+    assert run.missing_events_total == coins and not run.users_drifted, (run.missing_events_total, coins)
+    out["sources_pass"], out["stats_pass"] = shares["sources"], shares["stats"]
     print(
-        f"reconciliation, both passes: {out['reconcile']:.1f} s (economy {economy_done - began:.1f} s, "
+        f"nightly reconciliation (repair, slice {(run.slice_index or 0) + 1}/{run.slice_count}, "
+        f"{NIGHTLY_CHANGES:,} signal-less writes): {out['reconcile']:.1f} s (economy {shares['economy']:.1f} s, "
         f"sources -> ledger {out['sources_pass']:.1f} s, ledger -> stats {out['stats_pass']:.1f} s)",
+        flush=True,
+    )
+    # The full pass beside it: every source row re-derived (report only), what every night cost before the log.
+    out["reconcile_full"], full_shares, full_run = timed_run(fix=False, full=True)
+    assert not full_run.missing_events_total and not full_run.users_drifted, "a reconciled platform shows drift"
+    out["sources_full"] = full_shares["sources"]
+    print(
+        f"full reconciliation (report only): {out['reconcile_full']:.1f} s (sources -> ledger "
+        f"{out['sources_full']:.1f} s)",
         flush=True,
     )
     ids = list(UserProfile.objects.values_list("pk", flat=True))
