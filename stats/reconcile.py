@@ -19,12 +19,14 @@ Two passes, one service (the command, the admin button and the nightly task all 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -38,6 +40,7 @@ from activity.poison import isolate_and_record
 from activity.sources import SOURCES
 from esports.profiles.models import UserProfile
 from monitoring import metrics
+from stats.alongside import alongside
 from stats.audit_trail import audit_drift_repaired, audit_reconciliation_run
 from stats.counters import COUNTER_FIELDS, EFFECTS, counter_sql, grouped_measure, quote_event_type, reads_amount
 from stats.derived import refresh_derived_figures
@@ -129,7 +132,7 @@ def run_reconciliation(
     ReconciliationAlreadyRunning when another run is in progress; any other failure is stored on the run (status
     failed) and re-raised.
     """
-    say = progress or (lambda message: None)
+    say = _serialised(progress) if progress else (lambda message: None)
     if chunk_users < 1 or source_batch < 1:
         raise ReconciliationError("chunk sizes must be at least 1")
     if user_id is not None and not UserProfile.objects.filter(pk=user_id).exists():
@@ -149,11 +152,18 @@ def run_reconciliation(
         try:
             # First, so its ledger/stats findings are what the passes below then repair (stats.economy_pass).
             run_economy_pass(run, progress=say)
-            if run.sources_checked:
-                _sources_pass(run, full=full, batch_size=source_batch, slice_count=slice_count, progress=say)
-            else:
+            if not run.sources_checked:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
-            result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+            # The two passes side by side: the sources pass is Python-bound (deriving rows), the stats pass waits on
+            # PostgreSQL (aggregating the ledger), so on two cores they overlap instead of adding up. They are
+            # independent: what the sources pass records goes through the append path, which moves the stats in
+            # the same transaction, exactly like live traffic, which the stats pass never reads as drift.
+            sources = partial(
+                _sources_pass, run, full=full, batch_size=source_batch, slice_count=slice_count, progress=say
+            )
+            with alongside(sources if run.sources_checked else None):
+                result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+            # After both: a match outcome the sources pass recorded marks its game for a replay first.
             if user_id is None:  # ratings: a sample of players against a fresh fold (stats.ratings.check)
                 reconcile_ratings(fix=fix, progress=say)
         except Exception as exc:
@@ -179,6 +189,17 @@ def run_reconciliation(
         refresh_derived_figures()  # boards cached from the drifted counters must not outlive the repair
     _observe(run)
     return run
+
+
+def _serialised(progress: Progress) -> Progress:
+    """`progress` called by one pass at a time (the two passes run side by side; a progress bar is not thread-safe)."""
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            progress(line)
+
+    return say
 
 
 def _sources_pass(

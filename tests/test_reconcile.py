@@ -353,3 +353,60 @@ def test_reconciliation_while_a_thread_records_events_reports_zero_drift_and_rep
     assert (final.users_drifted, final.missing_events_total) == (0, 0)
     earned = sum(UserProfileStats.objects.values_list("total_earned", flat=True))
     assert earned == sum(t for t in DeltaCrownTransaction.objects.filter(amount__gt=0).values_list("amount", flat=True))
+
+
+def test_outside_a_transaction_the_two_passes_run_side_by_side_and_each_finds_and_repairs_its_own(
+    transactional_db, monkeypatch
+) -> None:
+    # The sources pass runs in a thread of its own (its own connection) while the ledger -> stats pass runs here:
+    # a signal-less match and a corrupted counter are both found and repaired in one run, and nothing is left behind.
+    from stats import reconcile
+
+    m1 = MatchFactory()
+    complete_match(m1, m1.participant1)
+    record_everything()
+    hidden = MatchFactory()
+    record_everything()
+    Match.objects.filter(pk=hidden.pk).update(
+        state=Match.State.COMPLETED, winner=hidden.participant1, loser=hidden.participant2, completed_at=timezone.now()
+    )
+    corrupt(f"UPDATE {STATS_TABLE} SET matches_won = matches_won + 5 WHERE profile_id = %s", [m1.participant1.user_id])
+    threads: dict[str, str] = {}
+    real_sources, real_compare = reconcile._sources_pass, reconcile.compare_ledger_to_stats
+
+    def sources(*args, **kwargs):
+        threads["sources"] = threading.current_thread().name
+        time.sleep(0.3)  # still running when the stats pass starts: they overlap
+        return real_sources(*args, **kwargs)
+
+    def compare(**kwargs):
+        threads["stats"] = threading.current_thread().name
+        return real_compare(**kwargs)
+
+    monkeypatch.setattr(reconcile, "_sources_pass", sources)
+    monkeypatch.setattr(reconcile, "compare_ledger_to_stats", compare)
+    lines: list[str] = []
+    run = run_reconciliation(fix=True, full=True, progress=lines.append)
+
+    assert threads["sources"] != threads["stats"] == threading.main_thread().name
+    assert run.missing_events == {"tournaments.match": {"match_lost": 1, "match_played": 2, "match_won": 1}}
+    assert (run.users_drifted, run.users_fixed) == (1, 1) and run.status == ReconciliationRun.Status.SUCCEEDED
+    assert any(line.startswith("sources -> ledger") for line in lines)
+    assert not [t for t in threading.enumerate() if t.name == "alongside"]
+    clean = run_reconciliation(fix=False, full=True)
+    assert (clean.missing_events_total, clean.users_drifted) == (0, 0)
+
+
+def test_a_failing_sources_pass_beside_the_stats_pass_fails_the_run_after_both_ended(transactional_db, monkeypatch):
+    from stats import reconcile
+
+    record_everything()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the sources pass broke")
+
+    monkeypatch.setattr(reconcile, "_sources_pass", broken)
+    with pytest.raises(RuntimeError, match="the sources pass broke"):
+        run_reconciliation(fix=False)
+    run = ReconciliationRun.objects.get()
+    assert run.status == ReconciliationRun.Status.FAILED and "the sources pass broke" in run.error
