@@ -120,7 +120,10 @@ def main() -> None:
         tournaments = max(1, users // USERS_PER_TOURNAMENT)
         print(f"generating a platform of {users:,} users / {tournaments:,} tournaments...", flush=True)
         began = time.perf_counter()
-        call_command("generate_platform", users=users, tournaments=tournaments, seed=1, verbosity=0)
+        from bench.bench_db import without_statement_timeout
+
+        with without_statement_timeout():  # at 5M rows a trigger's per-row check outlasted the web's 5 s
+            call_command("generate_platform", users=users, tournaments=tournaments, seed=1, verbosity=0)
         print(f"  generated in {time.perf_counter() - began:.0f} s", flush=True)
     rows = sum(kind.model._default_manager.count() for kind in SOURCES.values())
     if not UserActivity.objects.exists():
