@@ -32,7 +32,7 @@ from stats.ratings.fold import RatedMatch, fold_match
 from stats.ratings.models import RatingGame, RatingHistory
 from stats.ratings.rules import OrderKey, rated_sides
 
-# Above this many decided matches of one game in one recording, mark instead of folding: a backfill chunk is
+# Above this many matches in one recording (all its games together), mark instead of folding: a backfill chunk is
 # ordered by id, not by rating order, and must not serialise on the game's row. A live drain of the batch enqueue
 # mode records up to 500 rows (tasks.batching.DRAIN_BATCH_SIZE) and, behind a backlog, does: such a batch of new
 # latest matches is folded, not left to the minutely replay job (a minute of rating lag just when the worker is
