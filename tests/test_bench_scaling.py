@@ -54,9 +54,12 @@ def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> Non
     table = result.stdout[result.stdout.index("=== cost curves") :]
     for line in (
         "backfill, 1 lane(s)",
-        "reconciliation, both passes",
+        "rating replays after the backfill",
+        "nightly reconciliation (repair)",
+        "sources -> ledger, side by side",
+        "ledger -> stats, side by side",
+        "full reconciliation (every row)",
         "of which sources -> ledger",
-        "of which ledger -> stats",
         "recompute all stats",
         "economy pass",
         "audit_verify_integrity",
