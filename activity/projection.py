@@ -5,7 +5,9 @@ The stats app registers its incremental apply here at start-up, so the ledger ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +30,24 @@ class InsertedEvent:
 
 Projector = Callable[[Sequence[InsertedEvent]], None]
 _projectors: list[Projector] = []
+_history: ContextVar[bool] = ContextVar("activity.projection.history", default=False)
+
+
+@contextmanager
+def recording_history() -> Iterator[None]:
+    """Inside, what is appended is history (a backfill or a reconciliation re-deriving old source rows), not news: a
+    projector that acts on news at once (the live rating fold, and the replay a late match starts) leaves the work
+    to its scheduled job instead. Counters are projected the same either way."""
+    token = _history.set(True)
+    try:
+        yield
+    finally:
+        _history.reset(token)
+
+
+def is_history() -> bool:
+    """True inside recording_history()."""
+    return _history.get()
 
 
 def register_projector(projector: Projector) -> None:

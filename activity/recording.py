@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -13,6 +14,7 @@ from activity.append import AppendResult, append
 from activity.derivation import derive_deleted
 from activity.models import PoisonRow
 from activity.phases import phase
+from activity.projection import recording_history
 from activity.sources import SourceKind, source_kind
 from monitoring import metrics
 
@@ -54,7 +56,8 @@ def record_events_for(
             derivations = [*derivations, *_dependent_derivations(kind, ids)]
         # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
         # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
-        result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
+        with nullcontext() if origin in LIVE_ORIGINS else recording_history():
+            result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
             with phase("resolve poison rows"):
                 PoisonRow.objects.resolve(kind.label, ids)

@@ -163,3 +163,32 @@ def test_a_batch_of_many_matches_spread_over_games_marks_each_game_once_and_star
         record_events_for(MATCH, [m.pk for m in (*first.matches, *second.matches)], origin="backfill")
     assert sorted(RatingReplayMark.objects.values_list("game", "match_id")) == [("cs2", 0), ("valorant", 0)]
     assert published == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("origin", ["backfill", "reconcile"])
+def test_a_small_recording_of_history_behind_the_rated_history_only_marks_and_starts_no_replay(
+    history_mode,  # noqa: F811
+    monkeypatch,
+    origin,
+):
+    # A backfill lane's last chunk can hold a few matches only. Recorded as news, those older than the game's rated
+    # history were live corrections, and each recording published a replay: at 5M events both backfill lanes ran
+    # full replays instead of their chunks. History only marks, whatever its size; the minutely job replays.
+    from stats.ratings import live
+
+    published = []
+    monkeypatch.setattr(live, "publish_on_commit", lambda name, **kw: published.append(name))
+    history = make_history(players=6, matches=12)
+    in_order = sorted(history.matches, key=lambda m: (m.tournament.starts_at or m.completed_at, m.pk))
+    older, late, latest = in_order[:3], in_order[3:6], in_order[6:]
+    with transaction.atomic():
+        record_events_for(MATCH, [m.pk for m in latest], origin="live")  # news, in order: folded at once
+    assert not RatingReplayMark.objects.exists() and published == []
+    with transaction.atomic():
+        record_events_for(MATCH, [m.pk for m in older], origin=origin)
+    assert list(RatingReplayMark.objects.values_list("game", "match_id")) == [("valorant", 0)]
+    assert published == []
+    with transaction.atomic():  # the same kind of late matches as news: a correction, with a replay now
+        record_events_for(MATCH, [m.pk for m in late], origin="live")
+    assert published == ["tasks.reconciliation.replay_ratings"]

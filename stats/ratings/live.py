@@ -22,7 +22,7 @@ from psycopg import sql
 from activity.event_types import REVERSED_BASE
 from activity.event_types import EventType as E
 from activity.models import UserActivity
-from activity.projection import InsertedEvent
+from activity.projection import InsertedEvent, is_history
 from dispatch.names import TaskName
 from dispatch.publish import publish_on_commit
 from esports.tournaments.models import Match, Tournament
@@ -58,7 +58,7 @@ def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
     outcomes = [e for e in events if e.event_type in OUTCOME_TYPES]
     if not outcomes:
         return
-    if len({e.source_id for e in outcomes}) > LIVE_BATCH_MAX:
+    if is_history() or len({e.source_id for e in outcomes}) > LIVE_BATCH_MAX:
         _mark_bulk(outcomes)
         return
     by_game: dict[str, list[Touched]] = defaultdict(list)
@@ -69,11 +69,12 @@ def on_events_inserted(events: Sequence[InsertedEvent]) -> None:
 
 
 def _mark_bulk(outcomes: list[InsertedEvent]) -> None:
-    """A recording of more than LIVE_BATCH_MAX matches (a backfill chunk, whatever games it spans) only marks each
-    game it touched, once, before its earliest match there: found from the matches' positions alone (one query),
-    without netting every match's outcome in the ledger as _touched does, which cost a backfill chunk more than its
-    insert. No replay is published: the minutely job takes the marks, so a backfill does not start a replay per
-    chunk (six games of a third of a chunk each did, and at 5M events the replays starved the backfill)."""
+    """A recording of history (a backfill chunk or a reconciliation's repair, whatever its size: the last chunk of
+    a backfill lane can be small) or of more than LIVE_BATCH_MAX matches only marks each game it touched, once,
+    before its earliest match there: found from the matches' positions alone (one query), without netting every
+    match's outcome in the ledger as _touched does, which cost a backfill chunk more than its insert. No replay is
+    published: the minutely job takes the marks, so a backfill does not start replays on its own workers (at 5M
+    events, a lane's small last chunk of matches published one, and both lanes stalled behind full replays)."""
     matches = sorted({e.source_id for e in outcomes if e.source_id is not None})
     earliest: dict[str, OrderKey] = {}
     with connection.cursor() as cursor:
