@@ -27,6 +27,7 @@ MAX_PAGE_SIZE = 50
 MAX_CURSOR_LENGTH = 512
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SALT = "activity.cursor.v1"
+NEWEST_FIRST = ("-timestamp", "-id")
 
 T = TypeVar("T", bound=Model)
 
@@ -130,17 +131,22 @@ def paginate(queryset: QuerySet, *, cursor: str | None, limit: int, scope: str) 
             encode_cursor(Position(items[-1].timestamp, items[-1].id), scope) if items else None,
             encode_cursor(Position(items[0].timestamp, items[0].id, before=True), scope) if len(rows) > limit else None,
         )
-    qs = queryset.order_by("-timestamp", "-id")
+    qs = queryset.order_by(*NEWEST_FIRST)
     if position is not None:
         qs = qs.filter(Q(timestamp__lt=position.timestamp) | Q(timestamp=position.timestamp, id__lt=position.id))
-    rows = list(qs[: limit + 1])
+    return newest_page(list(qs[: limit + 1]), limit, scope, after_cursor=position is not None)
+
+
+def newest_page(rows: Sequence, limit: int, scope: str, *, after_cursor: bool = False) -> Page:
+    """The page of `rows` read newest first, limit + 1 of them (one more than shown tells that a next page exists);
+    `after_cursor` when the page is not the first (it then has a previous page)."""
     items = list(rows[:limit])
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
         next_cursor = encode_cursor(Position(last.timestamp, last.id), scope)
     previous_cursor = None
-    if position is not None and items:  # a page after the first: the previous page ends just before this one
+    if after_cursor and items:  # a page after the first: the previous page ends just before this one
         previous_cursor = encode_cursor(Position(items[0].timestamp, items[0].id, before=True), scope)
     return Page(items, next_cursor, previous_cursor)
 

@@ -34,10 +34,6 @@ def paginate_ranked(queryset: QuerySet, *, rank: str, cursor: str | None, limit:
     """One page of `queryset` ordered by (-timestamp, -<rank>, -id), `rank` an integer annotation of the rows; a
     "previous" cursor gives the page just before it (read upwards, turned around), like activity.cursors.paginate."""
     position = decode_ranked(cursor, scope)
-
-    def key(row, *, before: bool = False) -> str:
-        return encode_ranked(row.timestamp, getattr(row, rank), row.id, scope, before=before)
-
     if position is not None and position[3]:
         ts, rk, row_id, _before = position
         newer = (
@@ -45,15 +41,31 @@ def paginate_ranked(queryset: QuerySet, *, rank: str, cursor: str | None, limit:
         )
         up: Sequence = list(queryset.filter(newer).order_by("timestamp", rank, "id")[: limit + 1])
         items = list(reversed(up[:limit]))
-        return Page(items, key(items[-1]) if items else None, key(items[0], before=True) if len(up) > limit else None)
-    qs = queryset.order_by("-timestamp", f"-{rank}", "-id")
+        return Page(
+            items,
+            _key(items[-1], rank, scope) if items else None,
+            _key(items[0], rank, scope, before=True) if len(up) > limit else None,
+        )
+    qs = queryset.order_by(*ranked_newest_first(rank))
     if position is not None:
         ts, rk, row_id, _before = position
         qs = qs.filter(
             Q(timestamp__lt=ts) | Q(timestamp=ts, **{f"{rank}__lt": rk}) | Q(timestamp=ts, id__lt=row_id, **{rank: rk})
         )
-    rows: Sequence = list(qs[: limit + 1])
+    return ranked_newest_page(list(qs[: limit + 1]), rank, limit, scope, after_cursor=position is not None)
+
+
+def ranked_newest_first(rank: str) -> tuple[str, str, str]:
+    return ("-timestamp", f"-{rank}", "-id")
+
+
+def ranked_newest_page(rows: Sequence, rank: str, limit: int, scope: str, *, after_cursor: bool = False) -> Page:
+    """The page of `rows` read in ranked_newest_first order, limit + 1 of them (see activity.cursors.newest_page)."""
     items = list(rows[:limit])
-    next_cursor = key(items[-1]) if len(rows) > limit else None
-    previous_cursor = key(items[0], before=True) if position is not None and items else None
+    next_cursor = _key(items[-1], rank, scope) if len(rows) > limit else None
+    previous_cursor = _key(items[0], rank, scope, before=True) if after_cursor and items else None
     return Page(items, next_cursor, previous_cursor)
+
+
+def _key(row, rank: str, scope: str, *, before: bool = False) -> str:
+    return encode_ranked(row.timestamp, getattr(row, rank), row.id, scope, before=before)

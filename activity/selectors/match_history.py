@@ -29,13 +29,15 @@ from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.privacy import ViewerRelation, require, visible_events
-from activity.ranked_cursors import paginate_ranked
+from activity.ranked_cursors import paginate_ranked, ranked_newest_first, ranked_newest_page
 from activity.rounds import metadata_round_rank
 from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_facts import attach_match_facts
+from activity.subject_shapes import first_rows
 
 DEFAULT_LIMIT = 10
 MATCH_HISTORY_PRIVATE = "This player keeps their match history private."
+_RANK = "round_rank"  # the annotation ordering a day's matches (R128 ... F)
 _GAME = re.compile(r"^[\w .:+\-]{1,50}$")
 
 
@@ -91,10 +93,12 @@ def match_history(
     """
     require(relation.can_see_match_history, MATCH_HISTORY_PRIVATE)
     game = validate_game(game)
-    rows = played_rows(relation, game=game)
-    return page_of_matches(
-        rows, relation, cursor=cursor, limit=limit, scope=f"matches:{relation.subject_id}:{game or ''}"
-    )
+    scope = f"matches:{relation.subject_id}:{game or ''}"
+    if not cursor and game is None:  # the profile's read: its query compiled once per viewer class and flags
+        size = page_size(limit, DEFAULT_LIMIT)
+        rows = first_rows(played_rows, relation, order=ranked_newest_first(_RANK), count=size + 1)
+        return _with_facts(ranked_newest_page(rows, _RANK, size, scope), relation)
+    return page_of_matches(played_rows(relation, game=game), relation, cursor=cursor, limit=limit, scope=scope)
 
 
 def played_rows(relation: ViewerRelation, *, game: str | None = None):
@@ -105,13 +109,16 @@ def played_rows(relation: ViewerRelation, *, game: str | None = None):
     return (
         rows.alias(net_played=_net(E.MATCH_PLAYED))
         .filter(net_played__gt=0)
-        .annotate(net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST), round_rank=metadata_round_rank(_LEDGER))
+        .annotate(net_won=_net(E.MATCH_WON), net_lost=_net(E.MATCH_LOST), **{_RANK: metadata_round_rank(_LEDGER)})
     )
 
 
 def page_of_matches(rows, relation: ViewerRelation, *, cursor: str | None, limit: int | None, scope: str) -> Page:
     size = page_size(limit, DEFAULT_LIMIT)
-    page = paginate_ranked(rows, rank="round_rank", cursor=cursor, limit=size, scope=scope)
+    return _with_facts(paginate_ranked(rows, rank=_RANK, cursor=cursor, limit=size, scope=scope), relation)
+
+
+def _with_facts(page: Page, relation: ViewerRelation) -> Page:
     for item in page.items:
         item.outcome = _outcome(item.net_won, item.net_lost)
     attach_match_facts(page.items, relation.subject_id)

@@ -20,12 +20,13 @@ from collections.abc import Iterable
 
 from django.db.models import Q
 
-from activity.cursors import Page, page_size, paginate
+from activity.cursors import NEWEST_FIRST, Page, newest_page, page_size, paginate
 from activity.event_types import REVERSAL_OF
 from activity.event_types import EventType as E
 from activity.models import UserActivity
 from activity.privacy import ViewerRelation, visible_events
 from activity.selectors.errors import InvalidQueryError
+from activity.subject_shapes import first_rows
 
 DEFAULT_LIMIT = 20
 MAJOR_TIER = "major"
@@ -83,14 +84,20 @@ def timeline(
     asked for (with their corrections); raises InvalidCursorError."""
     size = page_size(limit, DEFAULT_LIMIT)
     if types is None:
+        scope = f"timeline:{relation.subject_id}"
+    else:
+        # A cursor belongs to its filter: one page's cursor cannot continue another filter's list.
+        scope = f"timeline:{relation.subject_id}:{','.join(sorted(_with_reversals(types)))}"
+    if not cursor and types is None:  # the profile's read: its query compiled once per viewer class and flags
+        return newest_page(first_rows(_shown_rows, relation, None, order=NEWEST_FIRST, count=size + 1), size, scope)
+    return paginate(_shown_rows(relation, types), cursor=cursor, limit=size, scope=scope)
+
+
+def _shown_rows(relation: ViewerRelation, types: frozenset[str] | None):
+    if types is None:
         shown = Q(event_type__in=sorted(MAJOR_EVENTS)) | Q(
             event_type__in=sorted(TIERED_EVENTS), metadata__tier=MAJOR_TIER
         )
-        scope = f"timeline:{relation.subject_id}"
     else:
-        chosen = sorted(_with_reversals(types))
-        shown = Q(event_type__in=chosen)
-        # A cursor belongs to its filter: one page's cursor cannot continue another filter's list.
-        scope = f"timeline:{relation.subject_id}:{','.join(chosen)}"
-    rows = UserActivity.objects.filter(visible_events(relation)).filter(shown)
-    return paginate(rows, cursor=cursor, limit=size, scope=scope)
+        shown = Q(event_type__in=sorted(_with_reversals(types)))
+    return UserActivity.objects.filter(visible_events(relation)).filter(shown)

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from activity.cursors import MAX_CURSOR_LENGTH, InvalidCursorError, page_size
 from activity.privacy import ViewerRelation, require
 from activity.selectors.errors import InvalidQueryError
 from activity.selectors.match_history import MATCH_HISTORY_PRIVATE
+from project.compiled_queries import rows_by_id
 from stats.ratings.models import PlayerRating, RatingGame, RatingHistory
 
 HISTORY_DEFAULT_LIMIT = 20
@@ -49,8 +50,13 @@ class HistoryPage:
 
 def ratings_of(profile_id: int) -> list[dict]:
     """Every game the player is rated in: rating, peak (and when), matches rated. Public, like the counters."""
+    return rows_by_id(_ratings, profile_id)
+
+
+def _ratings(profile_id: int) -> QuerySet:
+    # Compiled once (project.compiled_queries): the profile page reads it on every request.
     rows = PlayerRating.objects.filter(profile_id=profile_id).order_by("game")
-    return [dict(r) for r in rows.values("game", "rating", "peak", "peak_at", "matches_rated")]
+    return rows.values("game", "rating", "peak", "peak_at", "matches_rated")
 
 
 def rating_history(
