@@ -202,16 +202,20 @@ def reset_ledger() -> None:
 
     from activity.models import BackfillLane, BackfillRun, UserActivity
     from stats.models import UserProfileStats
-    from stats.ratings.models import RatingReplayMark
+    from stats.ratings.models import PlayerRating, RatingDraftRating, RatingGame, RatingHistory, RatingReplayMark
     from stats.scoped_models import UserGameStats, UserSeasonStats
 
     with connection.cursor() as cursor:
-        tables = [
+        tables = [  # the ledger and everything derived from it (a kept database's earlier run included)
             UserActivity._meta.db_table,
             UserProfileStats._meta.db_table,
             UserGameStats._meta.db_table,
             UserSeasonStats._meta.db_table,
             RatingReplayMark._meta.db_table,
+            RatingHistory._meta.db_table,
+            RatingDraftRating._meta.db_table,
+            PlayerRating._meta.db_table,
+            RatingGame._meta.db_table,
             BackfillLane._meta.db_table,
             BackfillRun._meta.db_table,
         ]
