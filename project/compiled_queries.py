@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
@@ -75,6 +75,8 @@ class Compiled:
         return [dict(zip(self.names, self._converted(row), strict=True)) for row in result.rows]
 
     def _converted(self, row: tuple) -> list:
+        # As SQLCompiler.apply_converters does, without keeping the compiler: it holds the connection of the thread
+        # that compiled the shape, and the shape serves every thread.
         out = list(row)
         for at, (converters, expression) in self.converters.items():
             for convert in converters:
@@ -111,10 +113,8 @@ def _compile(build: Callable[..., QuerySet], args: tuple[Hashable, ...], markers
     missing = {m.name for m in markers} - {name for _, name in slots}
     if missing:
         raise ValueError(f"{build.__qualname__}: markers {sorted(missing)} are not parameters of the compiled SQL")
-    shape = Compiled(queryset.model, sql, tuple(params), slots, tuple(query.annotation_select))
-    if not as_values:
-        return shape
-    # As ValuesIterable names and converts them (after as_sql the compiler holds its select list).
-    names = (*query.extra_select, *query.values_select, *query.annotation_select)
-    converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
-    return replace(shape, names=names, converters=converters)
+    names, converters = None, {}
+    if as_values:  # as ValuesIterable names and converts them (after as_sql the compiler holds its select list)
+        names = (*query.extra_select, *query.values_select, *query.annotation_select)
+        converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
+    return Compiled(queryset.model, sql, tuple(params), slots, tuple(query.annotation_select), names, converters)

@@ -28,10 +28,9 @@ def load_stats(user_id: int) -> dict:
     """The user's stats row as a dict, with their current teams, straight from the database (all zeros when the row
     does not exist yet)."""
     found = rows_by_id(_stats_row, user_id)
-    row = found[0] if found else None
-    if row is None:
+    if not found:
         return {**UserProfileStats(profile_id=user_id).to_dict(), "current_teams": current_teams(user_id)}
-    return {**row.to_dict(), "current_teams": list(row.current_teams)}
+    return {**found[0].to_dict(), "current_teams": list(found[0].current_teams)}
 
 
 def _stats_row(user_id: int) -> QuerySet:
