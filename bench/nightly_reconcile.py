@@ -11,8 +11,9 @@ events (bench/scaling.py's yield); an empty ledger is filled by a backfill throu
 1. the change log is emptied (the morning after a successful nightly run) and a day of writes is made through paths
    that send no signal: `--changes` rows - new transactions by bulk_create, match scores by QuerySet.update,
    registrations touched by raw SQL (each makes its tournament's result a dependent);
-2. the nightly run, repairing (as beat runs it: changed rows + dependents + rolling slice 1/`--slices`, then ledger ->
-   stats, economy and ratings), timed with the share of each pass from its progress lines; it must record exactly
+2. the nightly run, repairing (as beat runs it: the economy pass, then side by side changed rows + dependents +
+   rolling slice 1/`--slices` and ledger -> stats for the users with new events + the same slice of users, then
+   ratings), the morning after a successful one (its change log consumed, its ledger watermark left), timed with the share of each pass from its progress lines; it must record exactly
    the new transactions' events;
 3. the full sources pass (report only, `run_reconciliation(full=True)`: every source row re-derived, the way before)
    on the same data, timed the same way.
@@ -65,6 +66,31 @@ def timed_run(**kwargs) -> tuple[float, dict[str, float], ReconciliationRun]:
         "ratings": ended - max(sources_done, stats_done),
     }
     return ended - began, shares, run
+
+
+def the_morning_after_a_nightly_run() -> None:
+    """What a successful repairing nightly run leaves behind: the change log consumed, and the run itself - its
+    ledger watermark (the next night compares the users of the events above it: stats.nightly_stats) and the last
+    slice of RECONCILE_SLICES, so the next night takes slice 1."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from activity.models import SourceChange
+    from stats.models import ReconciliationRun
+    from stats.nightly_stats import ledger_high_water
+
+    SourceChange.objects.all().delete()
+    ReconciliationRun.objects.create(
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        status=ReconciliationRun.Status.SUCCEEDED,
+        fix=True,
+        trigger="bench",
+        sources_mode="nightly",
+        slice_index=settings.RECONCILE_SLICES - 1,
+        slice_count=settings.RECONCILE_SLICES,
+        ledger_high_id=ledger_high_water(),
+    )
 
 
 def day_of_writes(changes: int) -> int:
@@ -139,6 +165,7 @@ def main() -> None:
     print(f"data: {rows:,} source rows, {events:,} events; {os.cpu_count()} cores, shared (timings are noisy)")
 
     nightly = 0.0
+    the_morning_after_a_nightly_run()
     for slices in slice_counts:
         coins = day_of_writes(args.changes)
         logged = SourceChange.objects.count()
@@ -153,6 +180,7 @@ def main() -> None:
             f"ledger -> stats {shares['stats']:.1f} s, then ratings {shares['ratings']:.1f} s); {logged:,} log rows: "
             f"{rederived['changed']:,} changed rows, "
             f"{rederived['dependents']:,} dependents, {rederived['slice']:,} slice rows re-derived; "
+            f"{run.users_checked:,} users' stats compared ({run.users_appended or 0:,} for new events); "
             f"{run.missing_events_total:,} events recorded; goal <= {GOAL_SECONDS:.0f} s: "
             f"{'met' if nightly <= GOAL_SECONDS else 'NOT met'}",
             flush=True,

@@ -10,9 +10,10 @@ process per size:
 * backfill: every source through `--lanes` real Celery worker processes (bench/backfill.py's
   backfill_through_workers: the empty-ledger run, then the 0-event re-run), then the rating replays it left
   (the minutely job's replay_pending_games);
-* the nightly reconciliation as beat runs it (bench/nightly_reconcile.py's way): the change log consumed, a day of
-  5,000 signal-less writes, then both passes repairing (changed rows, dependents, rolling slice 1/RECONCILE_SLICES;
-  ledger -> stats), with the share of each pass from the run's progress lines; beside it the full pass (report only,
+* the nightly reconciliation as beat runs it (bench/nightly_reconcile.py's way): the morning after a successful run
+  (change log consumed, ledger watermark left), a day of 5,000 signal-less writes, then both passes repairing
+  (changed rows, dependents, rolling slice 1/RECONCILE_SLICES; ledger -> stats for users with new events and the
+  same slice of users), with the share of each pass from the run's progress lines; beside it the full pass (report only,
   every source row re-derived);
 * recompute of every user's stats from the ledger (stats.recompute.recompute_stats);
 * the economy pass (stats.economy_pass.check_economy, report only) and audit_verify_integrity (audit.verify);
@@ -202,19 +203,19 @@ def vacuum() -> None:
 
 
 def heavy_jobs() -> dict[str, float]:
-    from activity.models import SourceChange
     from audit.verify import verify_chain
-    from bench.nightly_reconcile import day_of_writes, timed_run
+    from bench.nightly_reconcile import day_of_writes, the_morning_after_a_nightly_run, timed_run
     from esports.profiles.models import UserProfile
     from stats.economy_pass import check_economy
     from stats.recompute import recompute_stats
 
     out: dict[str, float] = {}
-    # The nightly job as beat runs it: the morning after a successful run (the generated rows' change log consumed,
-    # as that run would have), a day of signal-less writes, then both passes repairing - the changed rows, their
-    # dependents and rolling slice 1/RECONCILE_SLICES, side by side with ledger -> stats. Each pass's time from the
-    # run's own progress lines.
-    SourceChange.objects.all().delete()
+    # The nightly job as beat runs it: the morning after a successful run (the generated rows' change log consumed
+    # and its ledger watermark left, as that run would have), a day of signal-less writes, then both passes
+    # repairing - the changed rows, their dependents and rolling slice 1/RECONCILE_SLICES, side by side with ledger
+    # -> stats for the users with new events and the same slice of users. Each pass's time from the run's own
+    # progress lines.
+    the_morning_after_a_nightly_run()
     coins = day_of_writes(NIGHTLY_CHANGES)
     out["reconcile"], shares, run = timed_run(fix=True)
     assert run.missing_events_total == coins and not run.users_drifted, (run.missing_events_total, coins)
@@ -223,7 +224,7 @@ def heavy_jobs() -> dict[str, float]:
         f"nightly reconciliation (repair, slice {(run.slice_index or 0) + 1}/{run.slice_count}, "
         f"{NIGHTLY_CHANGES:,} signal-less writes): {out['reconcile']:.1f} s (economy {shares['economy']:.1f} s, "
         f"then side by side sources -> ledger {out['sources_pass']:.1f} s and ledger -> stats "
-        f"{out['stats_pass']:.1f} s, then ratings {shares['ratings']:.1f} s)",
+        f"{out['stats_pass']:.1f} s for {run.users_checked:,} users, then ratings {shares['ratings']:.1f} s)",
         flush=True,
     )
     # The full pass beside it: every source row re-derived (report only), what every night cost before the log.

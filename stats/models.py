@@ -184,10 +184,14 @@ class ReconciliationRun(models.Model):
         max_length=10, default="full", help_text="full: every source row; nightly: changed rows + one rolling slice."
     )
     slice_index = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Nightly: the slice re-derived (blocks of ids with block % slice_count == it)."
+        null=True,
+        blank=True,
+        help_text="Nightly: the slice re-derived and compared (blocks of ids with block % slice_count == it).",
     )
     slice_count = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Nightly: N, the slices of the rolling pass (all rows every N nights)."
+        null=True,
+        blank=True,
+        help_text="Nightly: N, the slices of the rolling passes (all rows and users every N nights).",
     )
     changes_claimed = models.PositiveIntegerField(
         default=0, help_text="Nightly: change-log rows this run took (deleted when a repairing run succeeds)."
@@ -196,6 +200,20 @@ class ReconciliationRun(models.Model):
         default=dict,
         blank=True,
         help_text="source label -> {changed, dependents, slice}: rows re-derived and why.",
+    )
+    # The ledger -> stats pass's coverage (stats.nightly_stats): a nightly run compares the users of the events
+    # appended above the last repairing run's watermark, and the users of its rolling slice.
+    ledger_high_id = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The highest ledger id when this run began comparing (all users' runs): the next nightly run "
+        "compares the users of every event above it.",
+    )
+    users_appended = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Nightly: users compared for their events appended since the last repairing run; the others "
+        "were the rolling slice's. Empty: every user was compared.",
     )
 
     class Meta:

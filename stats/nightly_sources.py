@@ -8,7 +8,7 @@ Re-deriving every source row each night costs time linear in the whole history (
    bulk_create, raw SQL and cascade deletes are in it; a deleted row is compensated by record_events_for;
 2. their dependents: rows whose derivation reads a changed row (a tournament's result when any of its
    registrations or matches changed, a registration's matches, a team's registrations when a membership changed);
-3. one rolling slice of every source table (IdSlice: blocks of ids, slice = block mod N), and the
+3. the run's rolling slice of every source table (stats.rolling_slice: blocks of ids, slice = block mod N), and the
    ledger's rows of that slice whose source row is gone: so whatever the log cannot show (a write from before the
    log existed, a TRUNCATE, a ledger row removed by hand) is still found within N nights.
 
@@ -20,10 +20,9 @@ log rows a run claimed are deleted only when that run, repairing, succeeded; a f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
@@ -34,26 +33,9 @@ from activity.poison import isolate_and_record
 from activity.sources import SOURCES, SourceKind
 from monitoring import metrics
 from stats.models import ReconciliationRun
+from stats.rolling_slice import IdSlice
 
 Progress = Callable[[str], None]
-SLICE_BLOCK = 1024  # consecutive ids per block of a rolling slice: a slice's rows come in runs (one range scan each)
-
-
-@dataclass(frozen=True, slots=True)
-class IdSlice:
-    """Slice `index` of `count`: the ids whose block of SLICE_BLOCK consecutive ids has number = index (mod count).
-    A fixed partition of the key space, so slices 0..count-1 together hold every id, whatever ids are added."""
-
-    index: int
-    count: int
-
-    def __contains__(self, source_id: int) -> bool:
-        return (source_id // SLICE_BLOCK) % self.count == self.index
-
-    def blocks(self, top: int) -> Iterator[tuple[int, int]]:
-        """The slice's id ranges [lo, hi) up to and including id `top`."""
-        for block in range(self.index, top // SLICE_BLOCK + 1, self.count):
-            yield block * SLICE_BLOCK, (block + 1) * SLICE_BLOCK
 
 
 @dataclass
@@ -62,22 +44,6 @@ class NightlyOutcome:
     poison: Counter = field(default_factory=Counter)  # label -> rows set aside
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # label -> {changed, dependents, slice}
     changes_claimed: int = 0
-
-
-def next_slice(count: int) -> IdSlice:
-    """The slice after the last successful nightly run's (slice 0 first, or when N changed since)."""
-    last = (
-        ReconciliationRun.objects.filter(
-            status=ReconciliationRun.Status.SUCCEEDED,
-            scope=ReconciliationRun.Scope.ALL,
-            sources_mode="nightly",
-            slice_count=count,
-        )
-        .order_by("-started_at", "-id")
-        .values_list("slice_index", flat=True)
-        .first()
-    )
-    return IdSlice(0 if last is None else (last + 1) % count, count)
 
 
 def take_changes(run: ReconciliationRun) -> ChangedRows:
@@ -91,15 +57,13 @@ def take_changes(run: ReconciliationRun) -> ChangedRows:
 def nightly_pass(
     run: ReconciliationRun,
     *,
+    id_slice: IdSlice,
     batch_size: int,
-    slice_count: int | None = None,
     progress: Progress | None = None,
 ) -> NightlyOutcome:
-    """Re-derive the changed rows, their dependents and one rolling slice of every source (set on `run`: the slice
-    and the claimed change count). Every chunk goes through isolate_and_record: a row that cannot be recorded is set
-    aside as a poison row and the pass goes on."""
+    """Re-derive the changed rows, their dependents and the run's rolling slice of every source. Every chunk goes
+    through isolate_and_record: a row that cannot be recorded is set aside as a poison row and the pass goes on."""
     say = progress or (lambda message: None)
-    id_slice = next_slice(slice_count or settings.RECONCILE_SLICES)
     changes = take_changes(run)
     depending = dependents(changes)
     outcome = NightlyOutcome(changes_claimed=changes.log_rows if run.fix else 0)
@@ -125,11 +89,10 @@ def nightly_pass(
         outcome.rows[label] = {"changed": len(changed), "dependents": len(extra), "slice": in_slice}
         verb = "recorded" if run.fix else "missing"
         say(
-            f"sources -> ledger (nightly, slice {id_slice.index + 1}/{id_slice.count}): {label}: {len(changed)} "
+            f"sources -> ledger (nightly, slice {id_slice}): {label}: {len(changed)} "
             f"changed, {len(extra)} dependent, {in_slice} in the slice; {sum(found.values())} event(s) {verb}"
             + (f", {outcome.poison[label]} poison row(s) set aside" if outcome.poison[label] else "")
         )
-    run.slice_index, run.slice_count = id_slice.index, id_slice.count
     return outcome
 
 

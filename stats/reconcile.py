@@ -18,6 +18,7 @@ Two passes, one service (the command, the admin button and the nightly task all 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -47,9 +49,12 @@ from stats.derived import refresh_derived_figures
 from stats.economy_pass import format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.nightly_sources import nightly_pass
+from stats.nightly_stats import NEW_EVENTS, StatsCoverage, coverage_for, ledger_high_water
 from stats.ratings.check import reconcile_ratings
 from stats.recompute import recompute_stats
+from stats.rolling_slice import IdSlice, next_slice
 from stats.scoped_reconcile import ScopedDrift, scoped_drift
+from stats.user_sets import USER_SETS, UserRange, UserSet, every_user, one_user
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +71,6 @@ NO_STATS_ROW = "no_stats_row"  # pseudo-field: the user has events but no stats 
 _STATS = UserProfileStats._meta.db_table
 _PROFILES = UserProfile._meta.db_table
 _LEDGER = UserActivity._meta.db_table
-_MAX_ID = 2**63 - 1
 # Session-level advisory lock key ("RECN"): one reconciliation at a time across every process.
 _RUN_LOCK_KEY = 0x5245434E
 
@@ -98,6 +102,7 @@ class DriftedUser:
 @dataclass
 class StatsPassResult:
     users_checked: int = 0
+    users_appended: int | None = None  # a rolling nightly comparison: the users of it compared for their new events
     users_drifted: int = 0
     users_fixed: int = 0
     field_drift: Counter = field(default_factory=Counter)
@@ -149,6 +154,12 @@ def run_reconciliation(
             sources_mode="full" if full else "nightly",
         )
         began = time.monotonic()
+        # A nightly run takes one rolling slice for both passes (stats.rolling_slice); a run of one user, of the
+        # stats only or a full one compares every user's stats.
+        nightly = run.sources_checked and not full
+        id_slice = next_slice(slice_count or settings.RECONCILE_SLICES) if nightly else None
+        if id_slice is not None:
+            run.slice_index, run.slice_count = id_slice.index, id_slice.count
         try:
             # First, so its ledger/stats findings are what the passes below then repair (stats.economy_pass).
             run_economy_pass(run, progress=say)
@@ -158,11 +169,14 @@ def run_reconciliation(
             # PostgreSQL (aggregating the ledger), so on two cores they overlap instead of adding up. They are
             # independent: what the sources pass records goes through the append path, which moves the stats in
             # the same transaction, exactly like live traffic, which the stats pass never reads as drift.
-            sources = partial(
-                _sources_pass, run, full=full, batch_size=source_batch, slice_count=slice_count, progress=say
-            )
+            sources = partial(_sources_pass, run, id_slice=id_slice, batch_size=source_batch, progress=say)
+            if user_id is None:  # the next nightly run compares the users of every event appended above it
+                run.ledger_high_id = ledger_high_water()
+            coverage = coverage_for(id_slice) if id_slice is not None else None
             with alongside(sources if run.sources_checked else None):
-                result = compare_ledger_to_stats(fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say)
+                result = compare_ledger_to_stats(
+                    fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say, coverage=coverage
+                )
             # After both: a match outcome the sources pass recorded marks its game for a replay first.
             if user_id is None:  # ratings: a sample of players against a fresh fold (stats.ratings.check)
                 reconcile_ratings(fix=fix, progress=say)
@@ -171,6 +185,7 @@ def run_reconciliation(
             logger.exception("reconciliation #%s failed", run.pk)
             raise
         run.users_checked = result.users_checked
+        run.users_appended = result.users_appended
         run.users_drifted = result.users_drifted
         run.users_fixed = result.users_fixed
         run.field_drift = dict(sorted(result.field_drift.items()))
@@ -202,17 +217,16 @@ def _serialised(progress: Progress) -> Progress:
     return say
 
 
-def _sources_pass(
-    run: ReconciliationRun, *, full: bool, batch_size: int, slice_count: int | None, progress: Progress
-) -> None:
-    """sources -> ledger, nightly (changes, dependents, one slice) or full; its findings are saved on `run`."""
-    if full:
+def _sources_pass(run: ReconciliationRun, *, id_slice: IdSlice | None, batch_size: int, progress: Progress) -> None:
+    """sources -> ledger, nightly (changes, dependents, the run's slice) or full (no slice); its findings are saved on
+    `run`."""
+    if id_slice is None:
         if run.fix:  # every row is re-derived below: what the log holds now is covered
             run.changes_claimed = claim_changes(run.pk)
         poison: Counter = Counter()
         missing = find_missing_events(fix=run.fix, batch_size=batch_size, progress=progress, poison=poison)
     else:
-        outcome = nightly_pass(run, batch_size=batch_size, slice_count=slice_count, progress=progress)
+        outcome = nightly_pass(run, id_slice=id_slice, batch_size=batch_size, progress=progress)
         missing, poison = outcome.missing, outcome.poison
         run.changes_claimed = outcome.changes_claimed
         run.rows_rederived = outcome.rows
@@ -281,17 +295,32 @@ def compensate_deleted_rows(label: str, lo: int, hi: int, *, fix: bool, batch_si
 
 
 def compare_ledger_to_stats(
-    *, fix: bool, user_id: int | None = None, chunk_users: int = CHUNK_USERS, progress: Progress | None = None
+    *,
+    fix: bool,
+    user_id: int | None = None,
+    chunk_users: int = CHUNK_USERS,
+    progress: Progress | None = None,
+    coverage: StatsCoverage | None = None,
 ) -> StatsPassResult:
-    """ledger -> stats: compare every user's stats with the ledger, one statement per user-id range; with `fix`,
-    recompute the drifted users (recompute_stats: rows locked in user-id order, aggregated again under the lock)."""
+    """ledger -> stats: compare the users' stats with the ledger - every user, one user, or a nightly run's
+    `coverage` (stats.nightly_stats) - one statement per set of users; with `fix`, recompute the drifted users
+    (recompute_stats: rows locked in user-id order, aggregated again under the lock)."""
     say = progress or (lambda message: None)
     result = StatsPassResult()
-    ranges = [(user_id - 1, user_id)] if user_id is not None else _user_ranges(chunk_users)
-    for lo, hi in ranges:
-        checked, drifted = _compare_range(lo, hi)
-        drifted = _with_scoped_drift(drifted, scoped_drift(lo, hi))  # per-game / per-season rows (scoped_reconcile)
+    groups: Iterator[tuple[str, UserSet]]
+    if user_id is not None:
+        groups = iter([("one user", one_user(user_id))])
+    elif coverage is not None:
+        groups = coverage.user_sets(chunk_users)
+        result.users_appended = None if coverage.appended_since is None else 0
+    else:
+        groups = (("every user", users) for users in every_user(chunk_users))
+    for why, users in groups:
+        checked, drifted = _compare(users)
+        drifted = _with_scoped_drift(drifted, scoped_drift(users))  # per-game / per-season rows (scoped_reconcile)
         result.users_checked += checked
+        if why == NEW_EVENTS:
+            result.users_appended = (result.users_appended or 0) + checked
         if drifted:
             _account(drifted, result)
             if fix:
@@ -302,8 +331,8 @@ def compare_ledger_to_stats(
                     audit_drift_repaired([d for d in drifted if d.has_profile])
         if user_id is None:
             say(
-                f"ledger -> stats: users up to {hi if hi != _MAX_ID else 'the last'}: {result.users_checked} checked, "
-                f"{result.users_drifted} drifted" + (f", {result.users_fixed} fixed" if fix else "")
+                f"ledger -> stats ({why}): {users}: {result.users_checked} checked, {result.users_drifted} drifted"
+                + (f", {result.users_fixed} fixed" if fix else "")
             )
     return result
 
@@ -334,23 +363,8 @@ def _account(drifted: list[DriftedUser], result: StatsPassResult) -> None:
         result.sample.extend(drifted[:room])
 
 
-def _user_ranges(size: int) -> Iterator[tuple[int, int]]:
-    """(lo, hi] ranges of `size` profile ids covering every id: the last one is open-ended, so ledger users above the
-    highest profile id (there should be none) are compared too. One index probe per range."""
-    lo = 0
-    while True:
-        boundary = list(
-            UserProfile.objects.filter(pk__gt=lo).order_by("pk").values_list("pk", flat=True)[size - 1 : size]
-        )
-        if not boundary:
-            yield lo, _MAX_ID
-            return
-        yield lo, boundary[0]
-        lo = boundary[0]
-
-
-def _compare_range(lo: int, hi: int) -> tuple[int, list[DriftedUser]]:
-    """(users checked, drifted users) of the range (lo, hi].
+def _compare(users: UserSet) -> tuple[int, list[DriftedUser]]:
+    """(users checked, drifted users) of `users`.
 
     The comparison is ONE statement, so it reads the ledger and the stats in one snapshot. Every writer of the
     projection commits its counter change in the transaction that changes the ledger (the incremental apply with the
@@ -362,9 +376,9 @@ def _compare_range(lo: int, hi: int) -> tuple[int, list[DriftedUser]]:
         # Its row estimates are poor (grouped CTEs) and would trigger JIT compilation: ~1 s per statement for nothing.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(f"SELECT COUNT(*) FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s", [lo, hi])
+        cursor.execute(f"SELECT COUNT(*) FROM {_STATS} WHERE {users.where('profile_id')}", users.params())
         with_rows = cursor.fetchone()[0]
-        cursor.execute(comparison_sql(), [lo, hi] * 3)
+        cursor.execute(comparison_sql(users.kind), users.params() * 3)
         rows = cursor.fetchall()
     drifted = [_drifted_user(row) for row in rows]
     return with_rows + sum(1 for d in drifted if d.missing_row), drifted
@@ -383,9 +397,10 @@ def _pivot(field: str, measure: str) -> str:
     return counter_sql(field, measure=measure)
 
 
-def comparison_sql() -> str:
-    """One statement per user-id range (lo, hi]: every user with a stats row or a ledger event in the range, both
-    sides of every field, only the users where some field differs.
+@functools.cache
+def comparison_sql(kind: str = UserRange.kind) -> str:
+    """One statement per set of users (stats.user_sets, of `kind`): every user of the set with a stats row or a ledger
+    event, both sides of every field, only the users where some field differs.
 
     Index use: counts come from an index-only scan of the ledger's (user, event_type) index, grouped per type
     first (the signed pivot then runs over ~10 rows per user, not ~50); amount sums read only the coin events'
@@ -400,18 +415,19 @@ def comparison_sql() -> str:
     differs = " OR ".join(
         [f"s_{f} <> l_{f}" for f in COUNTER_FIELDS] + [f"s_{LAST_ACTIVITY} IS DISTINCT FROM l_{LAST_ACTIVITY}"]
     )
+    where = USER_SETS[kind].where
     return f"""
 WITH s AS (
-    SELECT profile_id AS uid, {", ".join(FIELDS)} FROM {_STATS} WHERE profile_id > %s AND profile_id <= %s
+    SELECT profile_id AS uid, {", ".join(FIELDS)} FROM {_STATS} WHERE {where("profile_id")}
 ), c AS (
     SELECT user_id AS uid, {counts} FROM (
         SELECT user_id, event_type, COUNT(*) AS n FROM {_LEDGER}
-        WHERE user_id > %s AND user_id <= %s GROUP BY user_id, event_type
+        WHERE {where("user_id")} GROUP BY user_id, event_type
     ) AS per_type GROUP BY user_id
 ), a AS (
     SELECT user_id AS uid, {sums} FROM (
         SELECT user_id, event_type, SUM(amount) AS amount_sum, COUNT(amount) AS amount_n FROM {_LEDGER}
-        WHERE user_id > %s AND user_id <= %s AND event_type IN ({in_amount_types}) GROUP BY user_id, event_type
+        WHERE {where("user_id")} AND event_type IN ({in_amount_types}) GROUP BY user_id, event_type
     ) AS per_type GROUP BY user_id
 ), u AS (
     SELECT uid FROM s UNION SELECT uid FROM c
@@ -530,7 +546,7 @@ def format_report(run: ReconciliationRun) -> str:
     else:
         lines.append("  sources -> ledger: skipped")
     lines.append(
-        f"  ledger -> stats: {run.users_checked} user(s) checked, {run.users_drifted} drifted "
+        f"  ledger -> stats ({_stats_coverage(run)}): {run.users_checked} user(s) checked, {run.users_drifted} drifted "
         f"({100 * run.drift_rate:.3f}%)" + (f", {run.users_fixed} fixed" if run.fix else "")
     )
     for name, n in run.field_drift.items():
@@ -555,6 +571,15 @@ def _coverage(run: ReconciliationRun) -> str:
         f"{sum(r['dependents'] for r in rows)} dependent(s), {sum(r['slice'] for r in rows)} in rolling slice "
         f"{run.slice_index + 1}/{run.slice_count}"
     )
+
+
+def _stats_coverage(run: ReconciliationRun) -> str:
+    if run.scope == ReconciliationRun.Scope.USER:
+        return "one user"
+    if run.users_appended is None or run.slice_index is None:
+        return "every user"
+    rolling = f"{run.slice_index + 1}/{run.slice_count}"
+    return f"nightly: {run.users_appended} with new events, the others in rolling slice {rolling}"
 
 
 def _jsonable(value: object) -> object:

@@ -1,7 +1,8 @@
 """The reconciliation's ledger -> stats pass over the per-game and per-season rows.
 
-For a user-id range, one statement per scope returns every (user, game[, season]) whose row differs from the ledger's
-GROUP BY: a counter differs, the ledger has events but there is no row, or a row remains with no event behind it.
+For a set of users (stats.user_sets), one statement per scope returns every (user, game[, season]) whose row differs
+from the ledger's GROUP BY: a counter differs, the ledger has events but there is no row, or a row remains with no
+event behind it.
 Like the lifetime comparison it is one statement, so it sees ledger and rows in one snapshot (every writer commits
 the scoped rows in the transaction that changes the ledger), and takes no lock. Repair is the caller's: the users
 found go through stats.recompute.recompute_stats, which rewrites lifetime and scoped rows under the locks.
@@ -16,6 +17,7 @@ from django.db import connection
 from activity.models import UserActivity
 from stats.counters import COUNTER_FIELDS, counter_sql, grouped_measure
 from stats.scoped import SCOPES, Scope
+from stats.user_sets import USER_SETS, UserSet
 
 _LEDGER = UserActivity._meta.db_table
 NO_ROW = "no_row"  # pseudo-field: the ledger has events of this scope, the projection no row
@@ -25,24 +27,25 @@ EXTRA_ROW = "extra_row"  # pseudo-field: a row with no event of its scope in the
 ScopedDrift = dict[int, dict[str, tuple[object, object]]]
 
 
-def comparison_sql(scope: Scope) -> str:
+def comparison_sql(scope: Scope, kind: str) -> str:
     """Pre-grouped per (user, scope, event type) on the ledger's (user, game, season, event_type) partial index, then
     pivoted by the one mapping; full-joined with the rows of the range; only differing keys come back."""
     keys = ", ".join(scope.keys)
     pivot = ", ".join(f"{counter_sql(f, measure=grouped_measure(f))} AS {f}" for f in COUNTER_FIELDS)
     join = " AND ".join(["l.uid = s.uid", *(f"l.{k} = s.{k}" for k in scope.keys)])
     both = ", ".join(f"s.{f}, l.{f}" for f in COUNTER_FIELDS)
+    where = USER_SETS[kind].where
     differs = " OR ".join(f"s.{f} <> l.{f}" for f in COUNTER_FIELDS)
     return f"""
 WITH l AS (
     SELECT user_id AS uid, {keys}, {pivot} FROM (
         SELECT user_id, {keys}, event_type, COUNT(*) AS n, SUM(amount) AS amount_sum, COUNT(amount) AS amount_n
         FROM {_LEDGER}
-        WHERE user_id > %s AND user_id <= %s AND {scope.ledger_filter()} GROUP BY user_id, {keys}, event_type
+        WHERE {where("user_id")} AND {scope.ledger_filter()} GROUP BY user_id, {keys}, event_type
     ) AS per_type GROUP BY user_id, {keys}
 ), s AS (
     SELECT profile_id AS uid, {keys}, {", ".join(COUNTER_FIELDS)} FROM {scope.table}
-    WHERE profile_id > %s AND profile_id <= %s
+    WHERE {where("profile_id")}
 )
 SELECT COALESCE(l.uid, s.uid) AS uid, s.uid IS NULL AS no_row, l.uid IS NULL AS extra_row, {both}
 FROM l FULL JOIN s ON {join}
@@ -51,15 +54,15 @@ ORDER BY 1
 """
 
 
-_COMPARISON_SQL = {scope.name: comparison_sql(scope) for scope in SCOPES}
+_COMPARISON_SQL = {(scope.name, kind): comparison_sql(scope, kind) for scope in SCOPES for kind in USER_SETS}
 
 
-def scoped_drift(lo: int, hi: int) -> ScopedDrift:
-    """Users of the range (lo, hi] with a per-game or per-season row that differs from the ledger, and how."""
+def scoped_drift(users: UserSet) -> ScopedDrift:
+    """Users of the set with a per-game or per-season row that differs from the ledger, and how."""
     drift: ScopedDrift = {}
     with connection.cursor() as cursor:
         for scope in SCOPES:
-            cursor.execute(_COMPARISON_SQL[scope.name], [lo, hi, lo, hi])
+            cursor.execute(_COMPARISON_SQL[scope.name, users.kind], users.params() * 2)
             for row in cursor.fetchall():
                 _account(scope, row, drift.setdefault(row[0], {}))
     return drift

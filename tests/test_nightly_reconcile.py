@@ -21,8 +21,9 @@ from esports.profiles.models import UserProfile
 from esports.teams.models import TeamMembership
 from esports.tournaments.models import Match
 from stats.models import ReconciliationRun
-from stats.nightly_sources import SLICE_BLOCK, IdSlice, next_slice, nightly_pass
+from stats.nightly_sources import nightly_pass
 from stats.reconcile import run_reconciliation
+from stats.rolling_slice import SLICE_BLOCK, IdSlice, next_slice
 from tests.factories import (
     MatchFactory,
     RegistrationFactory,
@@ -300,7 +301,7 @@ def test_the_nightly_pass_runs_the_same_number_of_queries_for_3_or_300_changed_r
         next_night_is(a_slice_missing(all_source_ids()), 64)  # the changed rows' chunks only, no slice chunk
         run = ReconciliationRun.objects.create(started_at=timezone.now(), fix=True, sources_mode="nightly")
         with CaptureQueriesContext(connection) as captured:
-            outcome = nightly_pass(run, batch_size=1000, slice_count=64)
+            outcome = nightly_pass(run, id_slice=next_slice(64), batch_size=1000)
         assert sum(outcome.missing[TX].values()) == rows
         return len(captured)
 
