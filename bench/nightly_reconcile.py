@@ -13,8 +13,8 @@ events (bench/scaling.py's yield); an empty ledger is filled by a backfill throu
    registrations touched by raw SQL (each makes its tournament's result a dependent);
 2. the nightly run, repairing (as beat runs it: the economy pass, then side by side changed rows + dependents +
    rolling slice 1/`--slices` and ledger -> stats for the users with new events + the same slice of users, then
-   ratings), the morning after a successful one (its change log consumed, its ledger watermark left), timed with the share of each pass from its progress lines; it must record exactly
-   the new transactions' events;
+   ratings), the morning after a successful one (its change log consumed, its ledger watermark left), timed with
+   the share of each pass from its progress lines; it must record exactly the new transactions' events;
 3. the full sources pass (report only, `run_reconciliation(full=True)`: every source row re-derived, the way before)
    on the same data, timed the same way.
 Prints both totals beside the 60 s goal and the ratio. The database is dropped afterwards unless --keep.
