@@ -45,9 +45,9 @@ USERS_PER_TOURNAMENT = 31
 
 
 def timed_run(**kwargs) -> tuple[float, dict[str, float], ReconciliationRun]:
-    """run_reconciliation with its passes' times from its progress lines: the economy pass first, then the sources
-    and ledger -> stats passes side by side (each timed from the economy pass's end to its own last line), then the
-    ratings sample."""
+    """run_reconciliation with its passes' times from its progress lines: the economy pass's ledger side first, then
+    the sources pass beside the economy's wallet side and the ledger -> stats pass (each timed from the ledger side's
+    end to its own last line), then the ratings sample."""
     from stats.reconcile import run_reconciliation
 
     stamps: list[tuple[float, str]] = []
@@ -176,8 +176,9 @@ def main() -> None:
         print(
             f"nightly run (repair), N = {slices}, slice {(run.slice_index or 0) + 1}/{run.slice_count}: "
             f"{nightly:.1f} s "
-            f"(economy {shares['economy']:.1f} s, then side by side sources -> ledger {shares['sources']:.1f} s and "
-            f"ledger -> stats {shares['stats']:.1f} s, then ratings {shares['ratings']:.1f} s); {logged:,} log rows: "
+            f"(economy's ledger side {shares['economy']:.1f} s, then side by side sources -> ledger "
+            f"{shares['sources']:.1f} s and economy's wallet side + ledger -> stats {shares['stats']:.1f} s, then "
+            f"ratings {shares['ratings']:.1f} s); {logged:,} log rows: "
             f"{rederived['changed']:,} changed rows, "
             f"{rederived['dependents']:,} dependents, {rederived['slice']:,} slice rows re-derived; "
             f"{run.users_checked:,} users' stats compared ({run.users_appended or 0:,} for new events); "

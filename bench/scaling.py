@@ -54,7 +54,7 @@ JOBS = (
     ("ratings_replay", "rating replays after the backfill"),
     ("reconcile", "nightly reconciliation (repair)"),
     ("sources_pass", "  sources -> ledger, side by side"),
-    ("stats_pass", "  ledger -> stats, side by side"),
+    ("stats_pass", "  wallets, stats, side by side"),
     ("reconcile_full", "full reconciliation (every row)"),
     ("sources_full", "  of which sources -> ledger"),
     ("recompute", "recompute all stats"),
@@ -222,9 +222,10 @@ def heavy_jobs() -> dict[str, float]:
     out["sources_pass"], out["stats_pass"] = shares["sources"], shares["stats"]
     print(
         f"nightly reconciliation (repair, slice {(run.slice_index or 0) + 1}/{run.slice_count}, "
-        f"{NIGHTLY_CHANGES:,} signal-less writes): {out['reconcile']:.1f} s (economy {shares['economy']:.1f} s, "
-        f"then side by side sources -> ledger {out['sources_pass']:.1f} s and ledger -> stats "
-        f"{out['stats_pass']:.1f} s for {run.users_checked:,} users, then ratings {shares['ratings']:.1f} s)",
+        f"{NIGHTLY_CHANGES:,} signal-less writes): {out['reconcile']:.1f} s (economy's ledger side "
+        f"{shares['economy']:.1f} s, then side by side sources -> ledger {out['sources_pass']:.1f} s and economy's "
+        f"wallet side + ledger -> stats {out['stats_pass']:.1f} s for {run.users_checked:,} users, then ratings "
+        f"{shares['ratings']:.1f} s)",
         flush=True,
     )
     # The full pass beside it: every source row re-derived (report only), what every night cost before the log.

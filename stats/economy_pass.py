@@ -10,7 +10,8 @@ side (stats.economy_check) then compares with transactions the wallets now equal
 Inside a reconciliation run the ledger side is only checked: repairing it is recording the missing events and
 recomputing stats from the ledger, which the run's own passes (sources -> ledger, ledger -> stats) do right after
 through the same append path and recompute. Repairing it here first would hide from those passes the drift they are
-there to report.
+there to report. It runs before them (check_ledger_side), so what it reports is what they find; the wallet side,
+which reads and writes only wallets and profile mirrors, then runs beside them (run_economy_pass).
 """
 
 from __future__ import annotations
@@ -111,11 +112,24 @@ def count_wallets(user_id: int | None = None) -> int:
     return (wallets if user_id is None else wallets.filter(profile_id=user_id)).count()
 
 
-def run_economy_pass(run: ReconciliationRun, *, progress: Progress | None = None) -> EconomyCheck:
-    """The economy pass of a reconciliation run: check all three sides (repairing wallet and mirror when the run
-    repairs), store the findings on `run`, and for a full run set the economy gauges."""
+def check_ledger_side(run: ReconciliationRun, *, progress: Progress | None = None) -> LedgerReport:
+    """The economy pass's ledger side of a reconciliation run (coin events and stats totals against the
+    transactions), checked only. First, before the run's other passes move the ledger or the stats: its findings
+    are what they then repair."""
+    report = reconcile_economy_ledger(user_id=run.scope_user_id, repair=False)
+    (progress or (lambda message: None))(f"economy (ledger side): {len(report.drift)} wallet(s) drifted")
+    return report
+
+
+def run_economy_pass(
+    run: ReconciliationRun, ledger_side: LedgerReport, *, progress: Progress | None = None
+) -> EconomyCheck:
+    """The rest of the economy pass of a reconciliation run: the wallet side (repairing wallet and mirror when the
+    run repairs), then the findings of both sides stored on `run` and, for a full run, the economy gauges. The wallet
+    side reads and writes only wallets and profile mirrors, which no other pass touches, so it may run beside them."""
     say = progress or (lambda message: None)
-    check = check_economy(repair_wallets=run.fix, repair_ledger=False, user_id=run.scope_user_id)
+    wallet_side = reconcile_economy(user_id=run.scope_user_id, repair=run.fix)
+    check = EconomyCheck(count_wallets(run.scope_user_id), wallet_side, ledger_side)
     by_kind = check.by_kind
     repairable_drift = {d.wallet_id for d in check.wallet_side.drift if d.repairable}
     run.economy_checked = True

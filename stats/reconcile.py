@@ -46,7 +46,7 @@ from stats.alongside import alongside
 from stats.audit_trail import audit_drift_repaired, audit_reconciliation_run
 from stats.counters import COUNTER_FIELDS, EFFECTS, counter_sql, grouped_measure, quote_event_type, reads_amount
 from stats.derived import refresh_derived_figures
-from stats.economy_pass import format_economy_report, run_economy_pass
+from stats.economy_pass import check_ledger_side, format_economy_report, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.nightly_sources import nightly_pass
 from stats.nightly_stats import NEW_EVENTS, StatsCoverage, coverage_for, ledger_high_water
@@ -161,19 +161,21 @@ def run_reconciliation(
         if id_slice is not None:
             run.slice_index, run.slice_count = id_slice.index, id_slice.count
         try:
-            # First, so its ledger/stats findings are what the passes below then repair (stats.economy_pass).
-            run_economy_pass(run, progress=say)
+            # First, so its findings are what the passes below then repair (stats.economy_pass).
+            ledger_side = check_ledger_side(run, progress=say)
             if not run.sources_checked:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
-            # The two passes side by side: the sources pass is Python-bound (deriving rows), the stats pass waits on
-            # PostgreSQL (aggregating the ledger), so on two cores they overlap instead of adding up. They are
-            # independent: what the sources pass records goes through the append path, which moves the stats in
-            # the same transaction, exactly like live traffic, which the stats pass never reads as drift.
+            # The sources pass beside the economy's wallet side and the stats pass: the sources pass is Python-bound
+            # (deriving rows), the others wait on PostgreSQL (aggregating), so on two cores they overlap instead of
+            # adding up. They are independent: what the sources pass records goes through the append path, which
+            # moves the stats in the same transaction, exactly like live traffic, which the stats pass never reads
+            # as drift; it never touches a wallet or a profile mirror.
             sources = partial(_sources_pass, run, id_slice=id_slice, batch_size=source_batch, progress=say)
             if user_id is None:  # the next nightly run compares the users of every event appended above it
                 run.ledger_high_id = ledger_high_water()
             coverage = coverage_for(id_slice) if id_slice is not None else None
             with alongside(sources if run.sources_checked else None):
+                run_economy_pass(run, ledger_side, progress=say)
                 result = compare_ledger_to_stats(
                     fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say, coverage=coverage
                 )

@@ -57,7 +57,7 @@ def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> Non
         "rating replays after the backfill",
         "nightly reconciliation (repair)",
         "sources -> ledger, side by side",
-        "ledger -> stats, side by side",
+        "wallets, stats, side by side",
         "full reconciliation (every row)",
         "of which sources -> ledger",
         "recompute all stats",

@@ -14,7 +14,7 @@ from esports.economy import services as economy
 from esports.economy.models import DeltaCrownWallet
 from esports.profiles.models import UserProfile
 from monitoring import metrics
-from stats.economy_pass import KINDS, run_economy_pass
+from stats.economy_pass import KINDS, check_ledger_side, run_economy_pass
 from stats.models import ReconciliationRun, UserProfileStats
 from stats.reconcile import format_report
 from tasks.reconciliation import reconcile_stats
@@ -144,7 +144,7 @@ def test_the_economy_pass_runs_a_fixed_number_of_queries_whatever_the_number_of_
     def queries() -> int:
         run = ReconciliationRun.objects.create(started_at=timezone.now())
         with CaptureQueriesContext(connection) as ctx:
-            run_economy_pass(run)
+            run_economy_pass(run, check_ledger_side(run))
         return len(ctx.captured_queries)
 
     for user in UserFactory.create_batch(2):
