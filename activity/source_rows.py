@@ -1,6 +1,6 @@
-"""Column-only loaders for the two sources that make most of a history (registrations and matches): one SQL query
-per chunk that reads only the columns the derivation rules read, into small slotted rows the rules take in place of
-model instances.
+"""Column-only loaders for the sources that make most of a history and its cost (registrations, matches, tournament
+results): one SQL query per chunk that reads only the columns the derivation rules read, into small slotted rows the
+rules take in place of model instances.
 
 Building three or four Django model instances per source row (select_related) was the largest client cost of a
 backfill chunk after the insert; the rules (activity.derivation) are the same, only what they read is lighter.
@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db import connection
 from psycopg import sql
 
-from esports.tournaments.models import Match, Registration, Tournament
+from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 
 class TournamentRow:
@@ -83,7 +83,35 @@ class MatchRow:
         self.loser = by_id.get(loser_id) if loser_id is not None else None
 
 
-_T, _R, _M = (sql.Identifier(model._meta.db_table) for model in (Tournament, Registration, Match))
+class ResultRow:
+    """What the rules read of a tournament result: its tournament, its podium entries and its times."""
+
+    __slots__ = (
+        "id",
+        "created_at",
+        "updated_at",
+        "tournament",
+        "tournament_id",
+        "winner",
+        "runner_up",
+        "third_place",
+        "fourth_place",
+    )
+
+    def __init__(
+        self,
+        head: tuple[int, datetime, datetime],
+        tournament: TournamentRow,
+        podium: tuple[EntryRow | None, EntryRow | None, EntryRow | None, EntryRow | None],
+    ) -> None:
+        self.id, self.created_at, self.updated_at = head
+        self.tournament, self.tournament_id = tournament, tournament.id
+        self.winner, self.runner_up, self.third_place, self.fourth_place = podium
+
+
+_T, _R, _M, _RES = (
+    sql.Identifier(model._meta.db_table) for model in (Tournament, Registration, Match, TournamentResult)
+)
 
 _REGISTRATIONS_SQL = sql.SQL(
     "SELECT r.id, r.user_id, r.team_id, r.created_at, r.status, r.checked_in, r.checked_in_at, r.updated_at, "
@@ -99,6 +127,22 @@ _MATCHES_SQL = sql.SQL(
     "JOIN {r} p1 ON p1.id = m.participant1_id JOIN {r} p2 ON p2.id = m.participant2_id "
     "WHERE m.id = ANY(%s::bigint[]) ORDER BY m.id"
 ).format(m=_M, t=_T, r=_R)
+
+
+_RESULTS_SQL = sql.SQL(
+    "SELECT res.id, res.created_at, res.updated_at, t.id, t.name, t.game, t.season, "
+    "w.id, w.user_id, w.team_id, w.created_at, ru.id, ru.user_id, ru.team_id, ru.created_at, "
+    "tp.id, tp.user_id, tp.team_id, tp.created_at, fp.id, fp.user_id, fp.team_id, fp.created_at "
+    "FROM {res} res JOIN {t} t ON t.id = res.tournament_id "
+    "JOIN {r} w ON w.id = res.winner_id JOIN {r} ru ON ru.id = res.runner_up_id "
+    "LEFT JOIN {r} tp ON tp.id = res.third_place_id LEFT JOIN {r} fp ON fp.id = res.fourth_place_id "
+    "WHERE res.id = ANY(%s::bigint[]) ORDER BY res.id"
+).format(res=_RES, t=_T, r=_R)
+
+_CHECKED_IN_SQL = sql.SQL(
+    "SELECT r.tournament_id, r.id, r.user_id, r.team_id, r.created_at FROM {r} r "
+    "WHERE r.tournament_id = ANY(%s::bigint[]) AND r.checked_in ORDER BY r.id"
+).format(r=_R)
 
 
 def _id_array(ids: Sequence[int]) -> str:
@@ -133,3 +177,25 @@ def load_matches(ids: Sequence[int]) -> list[MatchRow]:
         sides = (EntryRow(*row[11:15]), EntryRow(*row[15:19]))
         found.append(MatchRow(row[0:5], tournament, sides, row[5], row[6]))
     return found
+
+
+def load_results(ids: Sequence[int]) -> list[ResultRow]:
+    with connection.cursor() as cursor:
+        cursor.execute(_RESULTS_SQL, [_id_array(ids)])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        podium = tuple(EntryRow(*row[i : i + 4]) if row[i] is not None else None for i in (7, 11, 15, 19))
+        found.append(ResultRow(row[0:3], TournamentRow(*row[3:7]), podium))  # type: ignore[arg-type]
+    return found
+
+
+def checked_in_entries(tournament_ids: Sequence[int]) -> dict[int, list[EntryRow]]:
+    """Tournament id -> its checked-in registrations as entries, by id."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECKED_IN_SQL, [_id_array(tournament_ids)])
+        rows = cursor.fetchall()
+    entries: dict[int, list[EntryRow]] = {}
+    for tournament_id, *entry in rows:
+        entries.setdefault(tournament_id, []).append(EntryRow(*entry))
+    return entries

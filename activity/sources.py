@@ -71,16 +71,8 @@ def _load_matches(ids: Sequence[int]) -> list[Derivation]:
 
 
 def _load_results(ids: Sequence[int]) -> list[Derivation]:
-    results = list(
-        TournamentResult.objects.filter(id__in=ids)
-        .select_related("tournament", "winner", "runner_up", "third_place", "fourth_place")
-        .order_by("id")
-    )
-    checked_in: dict[int, list[Registration]] = {}
-    for reg in Registration.objects.filter(
-        tournament_id__in=[r.tournament_id for r in results], checked_in=True
-    ).order_by("id"):
-        checked_in.setdefault(reg.tournament_id, []).append(reg)
+    results = source_rows.load_results(ids)
+    checked_in = source_rows.checked_in_entries(sorted({r.tournament_id for r in results}))
     placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
     members = _members_for(placed + [reg for regs in checked_in.values() for reg in regs])
     lost_rounds: dict[int, list[str]] = {}

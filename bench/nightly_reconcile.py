@@ -12,8 +12,8 @@ events (bench/scaling.py's yield); an empty ledger is filled by a backfill throu
    that send no signal: `--changes` rows - new transactions by bulk_create, match scores by QuerySet.update,
    registrations touched by raw SQL (each makes its tournament's result a dependent);
 2. the nightly run, repairing (as beat runs it: the economy pass, then side by side changed rows + dependents +
-   rolling slice 1/`--slices` and ledger -> stats for the users with new events + the same slice of users, then
-   ratings), the morning after a successful one (its change log consumed, its ledger watermark left), timed with
+   rolling slice 1/`--slices` and ledger -> stats for the users with new events + the same slice of users, then the
+   ratings sample), the morning after a successful one (its change log consumed, its ledger watermark left), timed with
    the share of each pass from its progress lines; it must record exactly the new transactions' events;
 3. the full sources pass (report only, `run_reconciliation(full=True)`: every source row re-derived, the way before)
    on the same data, timed the same way.
@@ -46,8 +46,9 @@ USERS_PER_TOURNAMENT = 31
 
 def timed_run(**kwargs) -> tuple[float, dict[str, float], ReconciliationRun]:
     """run_reconciliation with its passes' times from its progress lines: the economy pass's ledger side first, then
-    the sources pass beside the economy's wallet side and the ledger -> stats pass (each timed from the ledger side's
-    end to its own last line), then the ratings sample."""
+    the sources pass beside the economy's wallet side, the ledger -> stats pass and the ratings sample, one after the
+    other (the sources pass and the stats pass timed from the ledger side's end to their own last lines, the ratings
+    sample from the stats pass's end to its line)."""
     from stats.reconcile import run_reconciliation
 
     stamps: list[tuple[float, str]] = []
@@ -59,11 +60,12 @@ def timed_run(**kwargs) -> tuple[float, dict[str, float], ReconciliationRun]:
     economy_done = next(t for t, line in stamps if line.startswith("economy"))
     sources_done = max(t for t, line in stamps if line.startswith("sources -> ledger"))
     stats_done = max(t for t, line in stamps if line.startswith("ledger -> stats"))
+    ratings_done = max(t for t, line in stamps if line.startswith("ratings"))
     shares = {
         "economy": economy_done - began,
         "sources": sources_done - economy_done,
         "stats": stats_done - economy_done,
-        "ratings": ended - max(sources_done, stats_done),
+        "ratings": ratings_done - stats_done,
     }
     return ended - began, shares, run
 

@@ -224,8 +224,8 @@ def heavy_jobs() -> dict[str, float]:
         f"nightly reconciliation (repair, slice {(run.slice_index or 0) + 1}/{run.slice_count}, "
         f"{NIGHTLY_CHANGES:,} signal-less writes): {out['reconcile']:.1f} s (economy's ledger side "
         f"{shares['economy']:.1f} s, then side by side sources -> ledger {out['sources_pass']:.1f} s and economy's "
-        f"wallet side + ledger -> stats {out['stats_pass']:.1f} s for {run.users_checked:,} users, then ratings "
-        f"{shares['ratings']:.1f} s)",
+        f"wallet side + ledger -> stats {out['stats_pass']:.1f} s for {run.users_checked:,} users, then the ratings "
+        f"sample {shares['ratings']:.1f} s)",
         flush=True,
     )
     # The full pass beside it: every source row re-derived (report only), what every night cost before the log.

@@ -165,7 +165,7 @@ def run_reconciliation(
             ledger_side = check_ledger_side(run, progress=say)
             if not run.sources_checked:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
-            # The sources pass beside the economy's wallet side and the stats pass: the sources pass is Python-bound
+            # The sources pass beside the economy's wallet side, the stats pass and the ratings check: the sources pass is Python-bound
             # (deriving rows), the others wait on PostgreSQL (aggregating), so on two cores they overlap instead of
             # adding up. They are independent: what the sources pass records goes through the append path, which
             # moves the stats in the same transaction, exactly like live traffic, which the stats pass never reads
@@ -179,9 +179,10 @@ def run_reconciliation(
                 result = compare_ledger_to_stats(
                     fix=fix, user_id=user_id, chunk_users=chunk_users, progress=say, coverage=coverage
                 )
-            # After both: a match outcome the sources pass recorded marks its game for a replay first.
-            if user_id is None:  # ratings: a sample of players against a fresh fold (stats.ratings.check)
-                reconcile_ratings(fix=fix, progress=say)
+                # Ratings: a sample of players against a fresh fold, in one snapshot that leaves out the games a
+                # recording marked for a replay (stats.ratings.check), so it too runs beside the sources pass.
+                if user_id is None:
+                    reconcile_ratings(fix=fix, progress=say)
         except Exception as exc:
             _finish(run, began, status=ReconciliationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
             logger.exception("reconciliation #%s failed", run.pk)
