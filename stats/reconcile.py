@@ -165,11 +165,12 @@ def run_reconciliation(
             ledger_side = check_ledger_side(run, progress=say)
             if not run.sources_checked:
                 say("sources -> ledger: skipped" + (" (one user)" if user_id is not None else ""))
-            # The sources pass beside the economy's wallet side, the stats pass and the ratings check: the sources pass is Python-bound
-            # (deriving rows), the others wait on PostgreSQL (aggregating), so on two cores they overlap instead of
-            # adding up. They are independent: what the sources pass records goes through the append path, which
-            # moves the stats in the same transaction, exactly like live traffic, which the stats pass never reads
-            # as drift; it never touches a wallet or a profile mirror.
+            # The sources pass beside the economy's wallet side, the stats pass and the ratings check: the sources
+            # pass is Python-bound (deriving rows), the others mostly wait on PostgreSQL (aggregating), so on two
+            # cores they overlap instead of adding up. They are independent: what the sources pass records goes
+            # through the append path, which moves the stats (and marks a game for a rating replay) in the same
+            # transaction, exactly like live traffic, which neither the stats pass nor the ratings check reads as
+            # drift; it never touches a wallet or a profile mirror.
             sources = partial(_sources_pass, run, id_slice=id_slice, batch_size=source_batch, progress=say)
             if user_id is None:  # the next nightly run compares the users of every event appended above it
                 run.ledger_high_id = ledger_high_water()
