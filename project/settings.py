@@ -328,6 +328,9 @@ ACTIVITY_SWEEP_MAX_ROWS_PER_RUN = env_int("ACTIVITY_SWEEP_MAX_ROWS_PER_RUN", 500
 # source table: N slices, so every source row is re-derived at least once every N successful nightly runs
 # (stats.nightly_sources; `reconcile_user_stats --full` re-derives everything at once).
 RECONCILE_SLICES = env_int("RECONCILE_SLICES", 7)
+# Processes the nightly sources pass deals its chunks to (stats.nightly_lanes): deriving rows is Python, one core per
+# process; 2 on the 2-core machines this runs on.
+RECONCILE_LANES = env_int("RECONCILE_LANES", 2)
 
 LOGGING = {
     "version": 1,

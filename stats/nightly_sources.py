@@ -12,6 +12,8 @@ Re-deriving every source row each night costs time linear in the whole history (
    ledger's rows of that slice whose source row is gone: so whatever the log cannot show (a write from before the
    log existed, a TRUNCATE, a ledger row removed by hand) is still found within N nights.
 
+The work is dealt to RECONCILE_LANES processes (stats.nightly_lanes): deriving rows is Python, one core each.
+
 Guarantee: any write to a source row is re-derived by the next successful nightly repairing run; every source row is
 re-derived by at least one of any N consecutive successful nightly runs (N = settings.RECONCILE_SLICES). The change
 log rows a run claimed are deleted only when that run, repairing, succeeded; a failed or report-only run leaves them.
@@ -20,19 +22,19 @@ log rows a run claimed are deleted only when that run, repairing, succeeded; a f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
 from activity.changes import ChangedRows, changed_rows, claim_changes, dependents
 from activity.models import UserActivity
-from activity.orphans import orphaned_source_ids
-from activity.poison import isolate_and_record
 from activity.sources import SOURCES, SourceKind
 from monitoring import metrics
 from stats.models import ReconciliationRun
+from stats.nightly_lanes import deal, run_lanes
 from stats.rolling_slice import IdSlice
 
 Progress = Callable[[str], None]
@@ -60,49 +62,34 @@ def nightly_pass(
     id_slice: IdSlice,
     batch_size: int,
     progress: Progress | None = None,
+    lanes: int | None = None,
 ) -> NightlyOutcome:
-    """Re-derive the changed rows, their dependents and the run's rolling slice of every source. Every chunk goes
-    through isolate_and_record: a row that cannot be recorded is set aside as a poison row and the pass goes on."""
+    """Re-derive the changed rows, their dependents and the run's rolling slice of every source, in `lanes` lanes
+    (default settings.RECONCILE_LANES; stats.nightly_lanes). Every chunk goes through isolate_and_record: a row that
+    cannot be recorded is set aside as a poison row and the pass goes on."""
     say = progress or (lambda message: None)
     changes = take_changes(run)
     depending = dependents(changes)
-    outcome = NightlyOutcome(changes_claimed=changes.log_rows if run.fix else 0)
-    for label, kind in SOURCES.items():
-        found: Counter = Counter()
-        changed = changes.ids.get(label, set())
-        extra = depending.get(label, set())
-        targeted = sorted(changed | extra)
-        for start in range(0, len(targeted), batch_size):
-            found.update(_record(label, targeted[start : start + batch_size], run.fix, outcome.poison))
-        in_slice = 0
-        for lo, hi in id_slice.blocks(_top_id(kind)):
-            ids = _ids_between(kind, lo, hi)
-            fresh = [i for i in ids if i not in changed and i not in extra]  # each row derived once per run
-            in_slice += len(fresh)
-            found.update(_record(label, fresh, run.fix, outcome.poison))
-            if kind.recorded_types:  # deletions the log cannot show (before it existed, TRUNCATE): the orphans
-                for gone in orphaned_source_ids(label, lo - 1, hi - 1, chunk=batch_size):
-                    found.update(_record(label, [i for i in gone if i not in changed], run.fix, outcome.poison))
+    work = {
+        label: (changes.ids.get(label, set()), depending.get(label, set()), list(id_slice.blocks(_top_id(kind))))
+        for label, kind in SOURCES.items()
+    }
+    dealt = deal(id_slice, work, lanes=max(1, lanes or settings.RECONCILE_LANES), fix=run.fix, batch_size=batch_size)
+    done = run_lanes(dealt, say)
+    outcome = NightlyOutcome(changes_claimed=changes.log_rows if run.fix else 0, poison=done.poison)
+    for label, (changed, extra, _blocks) in work.items():
+        found = done.missing.get(label, Counter())
         for event_type, n in found.items():
             metrics.RECONCILE_MISSING_EVENTS.labels(source=label, event_type=event_type).inc(n)
         outcome.missing[label] = found
-        outcome.rows[label] = {"changed": len(changed), "dependents": len(extra), "slice": in_slice}
+        outcome.rows[label] = {"changed": len(changed), "dependents": len(extra), "slice": done.in_slice[label]}
         verb = "recorded" if run.fix else "missing"
         say(
-            f"sources -> ledger (nightly, slice {id_slice}): {label}: {len(changed)} "
-            f"changed, {len(extra)} dependent, {in_slice} in the slice; {sum(found.values())} event(s) {verb}"
+            f"sources -> ledger (nightly, slice {id_slice}): {label}: {len(changed)} changed, {len(extra)} "
+            f"dependent, {done.in_slice[label]} in the slice; {sum(found.values())} event(s) {verb}"
             + (f", {outcome.poison[label]} poison row(s) set aside" if outcome.poison[label] else "")
         )
     return outcome
-
-
-def _record(label: str, ids: Sequence[int], fix: bool, poison: Counter) -> Counter:
-    if not ids:
-        return Counter()
-    outcome = isolate_and_record(label, ids, dry_run=not fix, origin="reconcile")
-    if outcome.poisoned:
-        poison[label] += len(outcome.poisoned)
-    return outcome.result.by_type() if fix else outcome.result.would_insert_by_type
 
 
 def _top_id(kind: SourceKind) -> int:
@@ -118,13 +105,3 @@ def _top_id(kind: SourceKind) -> int:
             [kind.label],
         )
         return cursor.fetchone()[0] or 0
-
-
-def _ids_between(kind: SourceKind, lo: int, hi: int) -> list[int]:
-    """The source's primary keys in [lo, hi), ascending: one range scan of the primary-key index."""
-    statement = sql.SQL("SELECT {pk} FROM {table} WHERE {pk} >= %s AND {pk} < %s ORDER BY {pk}").format(
-        pk=sql.Identifier(str(kind.model._meta.pk.column)), table=sql.Identifier(kind.model._meta.db_table)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [lo, hi])
-        return [row[0] for row in cursor.fetchall()]
