@@ -16,7 +16,7 @@ from stats.nightly_lanes import LabelWork, LaneFailed, LaneOutcome, LaneWork, de
 from stats.reconcile import run_reconciliation
 from stats.rolling_slice import IdSlice
 from tests.factories import UserFactory
-from tests.ledger_helpers import counters, enqueued  # noqa: F401 - fixture
+from tests.ledger_helpers import counters
 from tests.test_nightly_reconcile import a_slice_missing, all_source_ids, next_night_is, settled
 
 TX = "economy.deltacrowntransaction"
