@@ -2,20 +2,24 @@
 
 Two passes, one service (the command, the admin button and the nightly task all call `run_reconciliation`):
 
-1. sources -> ledger: every source row is re-derived through `record_events_for` (the one append path), chunked by
-   primary-key range. Events it inserts (or, report only, would insert) are events no signal or sweep delivered -
-   rows written with `QuerySet.update`, raw SQL or `bulk_create` - counted per source and event type. A row that
-   cannot be recorded is set aside as a poison row (activity.poison) and counted on the run; the pass, and pass 2,
-   go on.
-2. ledger -> stats: one set-based statement per range of user ids returns only the drifted users with the value of
-   every field on both sides (users with events but no stats row included). Being one statement, it reads ledger and
-   stats in one snapshot, and every writer of the projection commits its counter change in the transaction that
-   changes the ledger - so live recording running meanwhile is never seen as drift, and no lock is taken (live
-   recording never waits for a nightly run; a report-only run writes nothing). Repair goes through recompute_stats:
-   the drifted users' rows are locked in user-id order and aggregated again under the lock, so a live delta
-   committed meanwhile is counted, never overwritten.
-"""
+1. sources -> ledger: source rows are re-derived through `record_events_for` (the one append path) - every row in a
+   full run, chunked by primary-key range; in a nightly run the rows changed since the last repairing run, their
+   dependents and one rolling slice (stats.nightly_sources, in lanes: stats.nightly_lanes). Events it inserts (or,
+   report only, would insert) are events no signal or sweep delivered - rows written with `QuerySet.update`, raw
+   SQL or `bulk_create` - counted per source and event type. A row that cannot be recorded is set aside as a poison
+   row (activity.poison) and counted on the run; the pass, and pass 2, go on.
+2. ledger -> stats: one set-based statement per set of users (stats.user_sets) returns only the drifted users with
+   the value of every field on both sides (users with events but no stats row included) - every user, or in a
+   nightly run the users with new events and the run's slice of users (stats.nightly_stats). Being one statement,
+   it reads ledger and stats in one snapshot, and every writer of the projection commits its counter change in the
+   transaction that changes the ledger - so live recording running meanwhile is never seen as drift, and no lock is
+   taken (live recording never waits for a nightly run; a report-only run writes nothing). Repair goes through
+   recompute_stats: the drifted users' rows are locked in user-id order and aggregated again under the lock, so a
+   live delta committed meanwhile is counted, never overwritten.
 
+Around them the economy pass (stats.economy_pass: its ledger side before both, its wallet side beside them) and the
+ratings check (stats.ratings.check, one snapshot, beside them).
+"""
 from __future__ import annotations
 
 import functools
