@@ -20,6 +20,7 @@ Two passes, one service (the command, the admin button and the nightly task all 
 Around them the economy pass (stats.economy_pass: its ledger side before both, its wallet side beside them) and the
 ratings check (stats.ratings.check, one snapshot, beside them).
 """
+
 from __future__ import annotations
 
 import functools
