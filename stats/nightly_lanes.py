@@ -4,8 +4,8 @@ Re-deriving a source row is Python work (loading, the rules, planning), which on
 its threads: beside it the reconciliation's other passes wait on PostgreSQL, and the ratings check folds in Python
 too. So the pass's chunks - the changed rows and their dependents in chunks of `batch_size`, and the rolling slice's
 blocks - are dealt round-robin to RECONCILE_LANES lanes: lane 1 runs in the calling thread, each other lane in a
-child process (`manage.py nightly_sources_lane`, its work on stdin, its progress and its findings on stdout as JSON
-lines). The lanes share nothing but the database, and every chunk goes through the one append path
+child process (`manage.py nightly_sources_lane`, its work as JSON on stdin from a file, its progress and findings
+as lines on stdout). The lanes share nothing but the database, and every chunk goes through the one append path
 (isolate_and_record: idempotent, its rows' advisory locks, poison rows set aside), so they may run in any order.
 
 A child that fails fails the pass (and so the run, which stays unsuccessful: its change-log claims stay for the next
@@ -200,19 +200,21 @@ class _Child:
         self.work = work
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop(), after the lane ended
         self.result: str | None = None
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "nightly_sources_lane", str(os.getpid())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            # The same database (in tests the test database, not the configured one) and the same secret (an
-            # embedded run has none in its environment).
-            env={**os.environ, "DATABASE_URL": _database_url(), "SECRET_KEY": settings.SECRET_KEY},
-            text=True,
-        )
-        assert self.process.stdin is not None
-        self.process.stdin.write(work.to_json())
-        self.process.stdin.close()
+        # The work from a file, not a pipe: a pipe would hold this thread until the child, still starting Django,
+        # reads past the pipe's buffer.
+        with tempfile.TemporaryFile("w+") as stdin:
+            stdin.write(work.to_json())
+            stdin.seek(0)
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "nightly_sources_lane", str(os.getpid())],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                # The same database (in tests the test database, not the configured one) and the same secret (an
+                # embedded run has none in its environment).
+                env={**os.environ, "DATABASE_URL": _database_url(), "SECRET_KEY": settings.SECRET_KEY},
+                text=True,
+            )
         self.reader = threading.Thread(target=self._read, args=(progress,), daemon=True)
         self.reader.start()
 
