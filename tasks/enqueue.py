@@ -74,7 +74,9 @@ def _push_handed_off(items: list[tuple[str, int]]) -> None:
             _failed(source_label, pk, exc)
 
 
-_sender = handoff.Sender(_push_handed_off, name="activity-enqueue")
+_sender = handoff.Sender(
+    _push_handed_off, name="activity-enqueue", gather_seconds=settings.ACTIVITY_HANDOFF_GATHER_MS / 1000
+)
 
 
 def _skipped(source_label: str, pk: int) -> None:
