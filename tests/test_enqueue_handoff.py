@@ -180,3 +180,14 @@ def test_a_forked_child_starts_with_an_empty_list_and_its_own_thread():
     sender.flush()
     assert report == "0 [('b', 3)]"
     assert delivered == [("a", 1), ("a", 2)]
+
+
+def test_with_a_gather_window_what_is_handed_off_meanwhile_goes_in_the_same_push():
+    pushes: list[list[tuple[str, int]]] = []
+    sender = handoff.Sender(pushes.append, name="test-handoff", gather_seconds=0.2)
+    sender.hand_off("a", 1)
+    sender.hand_off("a", 2)  # within the window opened by the first
+    wait_until(lambda: pushes, message="the sender thread's push")
+    sender.hand_off("a", 3)  # after it: the next round
+    wait_until(lambda: len(pushes) == 2, message="the second push")
+    assert pushes == [[("a", 1), ("a", 2)], [("a", 3)]]
