@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     url = use_bench_database("activity_nightly_bench")
+    from project.db_timeouts import use_job_timeouts
+
+    use_job_timeouts()  # the nightly run is a worker's job: no web statement timeout
 
     from django.conf import settings
     from django.core.management import call_command

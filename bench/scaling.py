@@ -203,6 +203,11 @@ def vacuum() -> None:
 
 
 def heavy_jobs() -> dict[str, float]:
+    from project.db_timeouts import use_job_timeouts
+
+    # As the worker and the commands run them: without the web's 5 s statement timeout (the full pass's 50k-user
+    # comparison statements outlasted it at 5M with two lanes beside them). The reads after it run their same SQL.
+    use_job_timeouts()
     from audit.verify import verify_chain
     from bench.bench_db import without_statement_timeout
     from bench.nightly_reconcile import day_of_writes, the_morning_after_a_nightly_run, timed_run
