@@ -215,6 +215,26 @@ def run_reconciliation(
     return run
 
 
+def progress_lines(
+    *, user_id: int | None, skip_sources: bool, full: bool, chunk_users: int, slice_count: int | None = None
+) -> int:
+    """How many progress lines run_reconciliation with these arguments will say, for a progress bar's end: the
+    economy's two sides, the sources pass's line per source (and per source and lane of a nightly pass in lanes) or
+    its "skipped", one per set of users compared, the ratings sample. An estimate while rows change meanwhile."""
+    sources = not skip_sources and user_id is None
+    lines = 2 + (0 if sources else 1)
+    if user_id is not None:
+        return lines
+    if sources:
+        lanes = max(1, settings.RECONCILE_LANES) if not full else 1
+        lines += len(SOURCES) * (1 + (lanes if lanes > 1 else 0))
+    if sources and not full:
+        user_sets = coverage_for(next_slice(slice_count or settings.RECONCILE_SLICES)).user_sets(chunk_users)
+    else:
+        user_sets = (("every user", users) for users in every_user(chunk_users))
+    return lines + sum(1 for _ in user_sets) + 1
+
+
 def _serialised(progress: Progress) -> Progress:
     """`progress` called by one pass at a time (the two passes run side by side; a progress bar is not thread-safe)."""
     lock = threading.Lock()

@@ -7,8 +7,6 @@ from argparse import ArgumentTypeError
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity.sources import SOURCES
-from esports.profiles.models import UserProfile
 from project.progress import progress
 from stats.reconcile import (
     CHUNK_USERS,
@@ -16,6 +14,7 @@ from stats.reconcile import (
     ReconciliationAlreadyRunning,
     ReconciliationError,
     format_report,
+    progress_lines,
     run_reconciliation,
 )
 
@@ -28,15 +27,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return number
-
-
-def _steps(user_id: int | None, skip_sources: bool, chunk_users: int) -> int:
-    """The progress lines run_reconciliation will say: one for the economy pass, one per source (or one "skipped"),
-    then one per chunk of users (ranges of `chunk_users` profile ids and a last open one) and one for the ratings
-    sample (neither for a one-user run). An estimate while profiles are created during the run, which only moves the
-    bar's end."""
-    sources = 1 if skip_sources or user_id is not None else len(SOURCES)
-    return 1 + sources + (0 if user_id is not None else UserProfile.objects.count() // chunk_users + 1 + 1)
 
 
 class Command(BaseCommand):
@@ -82,7 +72,8 @@ class Command(BaseCommand):
         if verbosity:
             self.stdout.write(f"Reconciling {'user ' + str(user_id) if user_id else 'all users'}: {mode}")
         try:
-            with progress(_steps(user_id, skip_sources, chunk_users), "reconcile", self.stdout, verbosity) as bar:
+            steps = progress_lines(user_id=user_id, skip_sources=skip_sources, full=full, chunk_users=chunk_users)
+            with progress(steps, "reconcile", self.stdout, verbosity) as bar:
                 run = run_reconciliation(
                     fix=fix,
                     user_id=user_id,
