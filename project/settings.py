@@ -297,7 +297,7 @@ BACKENDS_DESCRIPTION = "database: {}; tasks: {}".format(
 ACTIVITY_ENQUEUE_MODE = os.environ.get("ACTIVITY_ENQUEUE_MODE", "batch")
 # Batch mode's sender thread waits this long after a wake-up before pushing (tasks/handoff.py): fewer, larger pushes
 # under load; each hand-off reaches Redis at most this much later.
-ACTIVITY_HANDOFF_GATHER_MS = env_int("ACTIVITY_HANDOFF_GATHER_MS", 0)
+ACTIVITY_HANDOFF_GATHER_MS = env_int("ACTIVITY_HANDOFF_GATHER_MS", 2)
 if ACTIVITY_ENQUEUE_MODE not in {"task", "batch"}:
     raise ImproperlyConfigured(f"ACTIVITY_ENQUEUE_MODE must be 'task' or 'batch', not {ACTIVITY_ENQUEUE_MODE!r}.")
 ACTIVITY_METADATA_MAX_BYTES = env_int("ACTIVITY_METADATA_MAX_BYTES", 4096)
