@@ -12,7 +12,8 @@ from django.db import connection, transaction
 from esports.tournaments.models import Tournament
 from stats.ratings import source, store
 from stats.ratings.fold import PlayerState, fold_match
-from stats.ratings.models import PlayerRating, RatingGame, RatingReplayMark
+from stats.ratings.models import PlayerRating
+from stats.ratings.pending import games_with_a_replay_pending
 
 TOLERANCE = 1e-6
 DEFAULT_SAMPLE = 200
@@ -104,10 +105,7 @@ def check_ratings_in_one_snapshot(*, sample: int | None = DEFAULT_SAMPLE) -> Rat
         if fresh:
             with connection.cursor() as cursor:  # the transaction's first statement, as PostgreSQL requires
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        pending = sorted(
-            set(RatingReplayMark.objects.values_list("game", flat=True))
-            | set(RatingGame.objects.filter(status=RatingGame.Status.RUNNING).values_list("game", flat=True))
-        )
+        pending = games_with_a_replay_pending()
         report = check_ratings(sample=sample, games=[g for g in rated_games() if g not in pending])
     report.pending = pending
     return report

@@ -17,10 +17,15 @@ def replay_lag_seconds() -> float:
     return 0.0 if oldest is None else max((timezone.now() - oldest).total_seconds(), 0.0)
 
 
-def replay_pending_games() -> list[ReplayResult]:
-    metrics.RATING_REPLAY_LAG.set(replay_lag_seconds())
+def games_with_a_replay_pending() -> list[str]:
+    """The games a recording marked for a replay, or whose replay is running: their ratings are behind their ledger."""
     marked = set(RatingReplayMark.objects.values_list("game", flat=True).distinct())
     running = set(RatingGame.objects.filter(status=RatingGame.Status.RUNNING).values_list("game", flat=True))
-    results = [run_replay(game) for game in sorted(marked | running)]
+    return sorted(marked | running)
+
+
+def replay_pending_games() -> list[ReplayResult]:
+    metrics.RATING_REPLAY_LAG.set(replay_lag_seconds())
+    results = [run_replay(game) for game in games_with_a_replay_pending()]
     metrics.RATING_REPLAY_LAG.set(replay_lag_seconds())
     return results
