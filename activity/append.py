@@ -26,6 +26,7 @@ from activity.events import NewEvent, encode_metadata, validate
 from activity.models import UserActivity
 from activity.phases import phase
 from activity.projection import InsertedEvent, project
+from activity.sql_arrays import int_array, text_array, timestamp_array
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def append(derivations: Sequence[Derivation], *, dry_run: bool = False, only_mis
                 absent = _absent([unique[key] for key in sorted(unique)])
             derived = len(unique)
             with phase("validate + encode"):
-                rows = _encoded(absent)
+                rows = {event.key: (event, meta) for event, meta in _encoded(absent)}
         else:
             with phase("validate + encode"):
                 encoded = _encoded(planned)
@@ -92,10 +93,10 @@ def append(derivations: Sequence[Derivation], *, dry_run: bool = False, only_mis
                     by_key.setdefault(event.key, (event, meta))
                 # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the
                 # same order on the unique index, so they cannot deadlock.
-                rows = [by_key[key] for key in sorted(by_key)]
+                rows = {key: by_key[key] for key in sorted(by_key)}
             derived = len(rows)
         if dry_run:
-            missing = Counter(event.event_type for event, _meta in rows)
+            missing = Counter(event.event_type for event, _meta in rows.values())
             return AppendResult(derived=derived, would_insert=len(rows), would_insert_by_type=missing)
         with phase("insert"):
             inserted = _insert(rows)
@@ -152,7 +153,7 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
         types = {t for d in group for base in d.authority for t in (base, REVERSAL_OF[base])}
         with connection.cursor() as cursor:
             # Arrays as single parameters: `source_id__in` compiled and adapted one parameter per source row.
-            cursor.execute(_RECORDED_SQL, [label, _ints([d.source_id for d in group]), _words(sorted(types))])
+            cursor.execute(_RECORDED_SQL, [label, int_array([d.source_id for d in group]), text_array(sorted(types))])
             existing = cursor.fetchall()
         for source_id, user_id, event_type, n, total in existing:
             counts[(label, source_id, user_id, event_type)] = n
@@ -249,9 +250,17 @@ def _compensation(
     )
 
 
+# The rows' events are fetched by (source_model, source_id) alone and only then filtered by type: with the types in
+# the index condition too, PostgreSQL (before 17) descends the idempotency index once per (source id, type) pair - a
+# backfill chunk of 5,000 matches made 30,000 descents, 70-190 ms per chunk on an empty ledger range, against 11 ms
+# for 5,000 descents. MATERIALIZED keeps the planner from folding the type filter back into the index scan.
 _RECORDED_SQL = f"""
-SELECT source_id, user_id, event_type, COUNT(*), SUM(amount)::bigint FROM {_TABLE}
-WHERE source_model = %s AND source_id = ANY(%s::bigint[]) AND event_type = ANY(%s::varchar[])
+WITH rows AS MATERIALIZED (
+    SELECT source_id, user_id, event_type, amount FROM {_TABLE}
+    WHERE source_model = %s AND source_id = ANY(%s::bigint[])
+)
+SELECT source_id, user_id, event_type, COUNT(*), SUM(amount)::bigint FROM rows
+WHERE event_type = ANY(%s::varchar[])
 GROUP BY source_id, user_id, event_type
 """
 
@@ -324,57 +333,40 @@ ORDER BY x.n
 """
 
 
-def _insert(rows: Sequence[tuple[NewEvent, str]]) -> list[InsertedEvent]:
+def _insert(rows: Mapping[tuple, tuple[NewEvent, str]]) -> list[InsertedEvent]:
+    """Insert the rows (idempotency key -> event and its metadata JSON, in the order they go in); returns the ones
+    that were not in the ledger yet, in id order."""
     if not rows:
         return []
     now = timezone.now()
-    events = [e for e, _ in rows]
-    by_key = {e.key: e for e in events}
+    events = [e for e, _ in rows.values()]
     with connection.cursor() as cursor:
         cursor.execute(
             _INSERT_SQL,
             [
                 now,
-                _ints([e.user_id for e in events]),
-                _words([e.event_type for e in events]),
-                "{" + ",".join([e.timestamp.isoformat() for e in events]) + "}",
-                _ints([e.amount for e in events]),
-                "[" + ",".join(m for _, m in rows) + "]",
-                _words([e.source_model for e in events]),
-                _ints([e.source_id for e in events]),
-                _ints([e.seq for e in events]),
-                _words([e.resolved_visibility() for e in events]),
-                _words([e.game for e in events]),
-                _ints([e.season for e in events]),
+                int_array([e.user_id for e in events]),
+                text_array([e.event_type for e in events]),
+                timestamp_array([e.timestamp for e in events]),
+                int_array([e.amount for e in events]),
+                "[" + ",".join(m for _, m in rows.values()) + "]",
+                text_array([e.source_model for e in events]),
+                int_array([e.source_id for e in events]),
+                int_array([e.seq for e in events]),
+                text_array([e.resolved_visibility() for e in events]),
+                text_array([e.game for e in events]),
+                int_array([e.season for e in events]),
             ],
         )
         returned = cursor.fetchall()
     inserted = []
     for row_id, *key in returned:
-        e = by_key[tuple(key)]
+        e = rows[tuple(key)][0]
         inserted.append(
             InsertedEvent(row_id, e.user_id, e.event_type, e.amount, e.timestamp, e.game, e.season, e.source_id)
         )
     inserted.sort(key=lambda e: e.id)
     return inserted
-
-
-# Each column travels as one PostgreSQL array literal (text), built here with str.join: handing the driver Python
-# lists made it adapt every element one by one, which cost more client CPU than the rest of a backfill chunk's insert.
-# The values were validated (encode_metadata): ints are ints, timestamps aware datetimes (ISO 8601 with an offset).
-def _ints(values: Sequence[int | None]) -> str:
-    return "{" + ",".join(["NULL" if v is None else str(int(v)) for v in values]) + "}"
-
-
-def _words(values: Sequence[str | None]) -> str:
-    quoted: dict[str | None, str] = {None: "NULL"}  # a chunk repeats a few distinct values thousands of times
-    out = []
-    for v in values:
-        q = quoted.get(v)
-        if q is None:
-            q = quoted[v] = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        out.append(q)
-    return "{" + ",".join(out) + "}"
 
 
 # Metadata travels as one JSON array (each element already validated, compact JSON), zipped with the other columns

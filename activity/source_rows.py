@@ -14,6 +14,8 @@ from datetime import datetime
 from django.db import connection
 from psycopg import sql
 
+from activity.native_timestamps import load_timestamps_natively
+from activity.sql_arrays import int_array
 from esports.tournaments.models import Match, Registration, Tournament, TournamentResult
 
 
@@ -145,15 +147,17 @@ _CHECKED_IN_SQL = sql.SQL(
 ).format(r=_R)
 
 
-def _id_array(ids: Sequence[int]) -> str:
-    return "{" + ",".join(map(str, map(int, ids))) + "}"
+def _fetch(query: sql.Composed, ids: Sequence[int]) -> list[tuple]:
+    """The rows of one query over an id array, timestamps loaded by psycopg's compiled loader."""
+    with connection.cursor() as cursor:
+        load_timestamps_natively(cursor)
+        cursor.execute(query, [int_array(ids)])
+        return cursor.fetchall()
 
 
 def load_registrations(ids: Sequence[int]) -> list[RegistrationRow]:
     tournaments: dict[int, TournamentRow] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_REGISTRATIONS_SQL, [_id_array(ids)])
-        rows = cursor.fetchall()
+    rows = _fetch(_REGISTRATIONS_SQL, ids)
     found = []
     for rid, user_id, team_id, created_at, status, checked_in, checked_in_at, updated_at, *t in rows:
         tournament = tournaments.get(t[0]) or tournaments.setdefault(t[0], TournamentRow(*t))
@@ -167,9 +171,7 @@ def load_registrations(ids: Sequence[int]) -> list[RegistrationRow]:
 
 def load_matches(ids: Sequence[int]) -> list[MatchRow]:
     tournaments: dict[int, TournamentRow] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(_MATCHES_SQL, [_id_array(ids)])
-        rows = cursor.fetchall()
+    rows = _fetch(_MATCHES_SQL, ids)
     found = []
     for row in rows:
         t = row[7:11]
@@ -180,9 +182,7 @@ def load_matches(ids: Sequence[int]) -> list[MatchRow]:
 
 
 def load_results(ids: Sequence[int]) -> list[ResultRow]:
-    with connection.cursor() as cursor:
-        cursor.execute(_RESULTS_SQL, [_id_array(ids)])
-        rows = cursor.fetchall()
+    rows = _fetch(_RESULTS_SQL, ids)
     found = []
     for row in rows:
         podium = tuple(EntryRow(*row[i : i + 4]) if row[i] is not None else None for i in (7, 11, 15, 19))
@@ -192,9 +192,7 @@ def load_results(ids: Sequence[int]) -> list[ResultRow]:
 
 def checked_in_entries(tournament_ids: Sequence[int]) -> dict[int, list[EntryRow]]:
     """Tournament id -> its checked-in registrations as entries, by id."""
-    with connection.cursor() as cursor:
-        cursor.execute(_CHECKED_IN_SQL, [_id_array(tournament_ids)])
-        rows = cursor.fetchall()
+    rows = _fetch(_CHECKED_IN_SQL, tournament_ids)
     entries: dict[int, list[EntryRow]] = {}
     for tournament_id, *entry in rows:
         entries.setdefault(tournament_id, []).append(EntryRow(*entry))

@@ -65,9 +65,9 @@ def append_before(derivations: Sequence, *, dry_run: bool = False, only_missing:
         unique: dict[tuple, tuple] = {}
         for event, meta in [(event, encode_metadata(event)) for event in planned]:
             unique.setdefault(event.key, (event, meta))
-        rows = [unique[key] for key in sorted(unique)]
+        rows = {key: unique[key] for key in sorted(unique)}
         if dry_run:
-            missing = Counter(event.event_type for event in before_missing([event for event, _meta in rows]))
+            missing = Counter(event.event_type for event in before_missing([event for event, _meta in rows.values()]))
             return AppendResult(derived=len(rows), would_insert=sum(missing.values()), would_insert_by_type=missing)
         inserted = _insert(rows)
         project(inserted)

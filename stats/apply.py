@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from django.db import connection
@@ -11,7 +12,8 @@ from django.utils import timezone
 
 from activity.phases import phase
 from activity.projection import InsertedEvent
-from stats.counters import COUNTER_FIELDS, deltas_by_user
+from activity.sql_arrays import int_array, timestamp_array
+from stats.counters import COUNTER_FIELDS, deltas_of, regrouped, tally_by
 from stats.models import UserProfileStats
 from stats.rows import lock_stats_rows
 from stats.scoped_apply import apply_scoped_events
@@ -30,10 +32,13 @@ _UPDATE_SQL = (
 
 
 def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
-    """One set-based UPDATE for all touched users (deltas aggregated per user first), rows locked in user-id order."""
-    deltas = deltas_by_user(events)
-    if not deltas:
+    """One set-based UPDATE for all touched users (deltas aggregated per user first), rows locked in user-id order;
+    then the per-game and per-season rows. One pass over the events serves both: they are tallied per (user, game,
+    season, type) and each projection's deltas are regrouped from the tallies."""
+    if not events:
         return
+    tallies = tally_by(events, _scoped_key)
+    deltas = deltas_of(regrouped(tallies, _user_of))
     last_at: dict[int, datetime] = {}
     for e in events:
         if e.user_id not in last_at or e.timestamp > last_at[e.user_id]:
@@ -41,11 +46,18 @@ def apply_inserted_events(events: Sequence[InsertedEvent]) -> None:
     user_ids = sorted(deltas)
     lock_stats_rows(user_ids)
     now = timezone.now()
-    params: list[Any] = (
-        [now, user_ids] + [[deltas[u][f] for u in user_ids] for f in COUNTER_FIELDS] + [[last_at[u] for u in user_ids]]
-    )
+    params: list[Any] = [
+        now,
+        int_array(user_ids),
+        *(int_array([deltas[u][f] for u in user_ids]) for f in COUNTER_FIELDS),
+        timestamp_array([last_at[u] for u in user_ids]),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(_UPDATE_SQL, params)
     # The per-game / per-season rows, under the lifetime rows' locks just taken (stats.scoped_apply).
     with phase("stats.scoped_apply.apply_scoped_events"):
-        apply_scoped_events(events)
+        apply_scoped_events(tallies)
+
+
+_scoped_key = attrgetter("user_id", "game", "season")
+_user_of = itemgetter(0)

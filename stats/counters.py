@@ -86,6 +86,9 @@ assert all(EFFECTS[rev] == tuple((c, -s) for c, s in EFFECTS[base]) for base, re
 K = TypeVar("K", bound=Hashable)
 
 
+Tallies = dict[tuple[K, str], list[int]]  # (key, event type) -> [events, their amounts' sum, how many carry one]
+
+
 def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
     """Sum the counter changes of events (objects with user_id, event_type, amount), per user."""
     return deltas_by(events, lambda event: event.user_id)
@@ -94,20 +97,47 @@ def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
 def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[str, int]]:
     """Sum the counter changes of events per `key(event)` (per user, per (user, game)...); events keyed None are
     left out (e.g. an event without a game, for the per-game rows)."""
-    # Counted per (key, event type) first - one dict update per event - and only then spread over the counters:
-    # a backfill chunk has tens of thousands of events but a few thousand distinct (user, type) pairs.
-    tallies: dict[tuple[K, str], list[int]] = {}
+    return deltas_of(tally_by(events, key))
+
+
+def tally_by(events: Iterable, key: Callable[[Any], K | None]) -> Tallies[K]:
+    """Events counted per (key(event), event type): one dict update per event. A backfill chunk has tens of
+    thousands of events but a few thousand distinct (user, type) pairs, so the counters are spread from these."""
+    tallies: Tallies[K] = {}
     for event in events:
         k = key(event)
         if k is None:
             continue
         tally = tallies.get((k, event.event_type))
-        if tally is None:  # events, their amounts' sum, how many carry an amount
+        if tally is None:
             tallies[(k, event.event_type)] = [1, event.amount or 0, 0 if event.amount is None else 1]
         else:
             tally[0] += 1
             tally[1] += event.amount or 0
             tally[2] += 0 if event.amount is None else 1
+    return tallies
+
+
+def regrouped(tallies: Tallies[Any], key: Callable[[Any], K | None]) -> Tallies[K]:
+    """Tallies summed onto a coarser key (`key` of the finer one; None leaves a tally out): the same as tallying the
+    events by the coarser key, without another pass over them."""
+    out: Tallies[K] = {}
+    for (fine, event_type), (n, amount, with_amount) in tallies.items():
+        k = key(fine)
+        if k is None:
+            continue
+        tally = out.get((k, event_type))
+        if tally is None:
+            out[(k, event_type)] = [n, amount, with_amount]
+        else:
+            tally[0] += n
+            tally[1] += amount
+            tally[2] += with_amount
+    return out
+
+
+def deltas_of(tallies: Tallies[K]) -> dict[K, dict[str, int]]:
+    """The counter changes per key of tallied events (EFFECTS: each type's counters and signs)."""
     deltas: dict[K, dict[str, int]] = {}
     for (k, event_type), (n, amount, with_amount) in tallies.items():
         row = deltas.get(k)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from django.db import connection
 
+from activity.sql_arrays import int_array
 from stats.counters import COUNTER_FIELDS
 from stats.models import UserProfileStats
 
@@ -28,8 +29,9 @@ def lock_stats_rows(user_ids: Sequence[int]) -> None:
     if not ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_MISSING_SQL, [ids])
+        cursor.execute(_CREATE_MISSING_SQL, [int_array(ids)])
         cursor.execute(
-            f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s) ORDER BY profile_id FOR UPDATE", [ids]
+            f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s::bigint[]) ORDER BY profile_id FOR UPDATE",
+            [int_array(ids)],
         )
         cursor.fetchall()

@@ -7,7 +7,6 @@ mapping, stats.counters.EFFECTS.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +20,13 @@ class Scope:
     keys: tuple[str, ...]  # the ledger's (and the row's) scope columns after the user: ("game",) or ("game", "season")
     key_types: tuple[str, ...]  # their SQL array types, for unnest()
 
-    def key_of(self, event: Any) -> tuple[Hashable, ...] | None:
-        """(user_id, *scope columns) of an event, or None when the event does not count in this scope."""
-        values = tuple(getattr(event, k) for k in self.keys)
+    def key_of(self, scoped: tuple[int, str | None, int | None]) -> tuple[Any, ...] | None:
+        """(user_id, *scope columns) of an event, given its (user_id, game, season), or None when the event does not
+        count in this scope."""
+        values = tuple(scoped[1 + SCOPE_COLUMNS.index(k)] for k in self.keys)
         if any(v is None for v in values):
             return None
-        return (event.user_id, *values)
+        return (scoped[0], *values)
 
     def ledger_filter(self, alias: str = "") -> str:
         """The ledger rows that count in this scope."""
@@ -34,6 +34,9 @@ class Scope:
         return " AND ".join(f"{prefix}{k} IS NOT NULL" for k in self.keys)
 
 
+# The ledger's scope columns, in the order stats.scoped_apply tallies an event's (user_id, game, season).
+SCOPE_COLUMNS = ("game", "season")
 GAME = Scope("game_stats", UserGameStats._meta.db_table, ("game",), ("varchar",))
 SEASON = Scope("season_stats", UserSeasonStats._meta.db_table, ("game", "season"), ("varchar", "smallint"))
 SCOPES: tuple[Scope, ...] = (GAME, SEASON)
+assert all(k in SCOPE_COLUMNS for scope in SCOPES for k in scope.keys)

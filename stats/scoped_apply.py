@@ -7,14 +7,13 @@ writers of one user are serialised by it and cannot deadlock on the scoped rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
-from activity.projection import InsertedEvent
-from stats.counters import COUNTER_FIELDS, deltas_by
+from activity.sql_arrays import int_array, text_array
+from stats.counters import COUNTER_FIELDS, Tallies, deltas_of, regrouped
 from stats.scoped import SCOPES, Scope
 
 
@@ -54,26 +53,29 @@ def _combined(statements: list[str]) -> str:
     return "WITH " + ", ".join(f"s{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
 
 
-def apply_scoped_events(events: Sequence[InsertedEvent]) -> None:
-    """Deltas aggregated per (user, game[, season]), then two set-based statements for every scope together: create
-    the missing rows, add the deltas. The caller holds the lifetime rows of every touched user
-    (stats.rows.lock_stats_rows)."""
+def apply_scoped_events(tallies: Tallies[tuple[int, str | None, int | None]]) -> None:
+    """Deltas per (user, game[, season]), regrouped from the inserted events' tallies per (user, game, season,
+    type), then two set-based statements for every scope together: create the missing rows, add the deltas. The
+    caller holds the lifetime rows of every touched user (stats.rows.lock_stats_rows)."""
     now = timezone.now()
     creates: list[str] = []
     adds: list[str] = []
     create_params: list[Any] = []
     add_params: list[Any] = []
     for scope in SCOPES:
-        deltas = deltas_by(events, scope.key_of)
+        deltas = deltas_of(regrouped(tallies, scope.key_of))
         if not deltas:
             continue
         keys = sorted(deltas)
-        key_columns: list[Any] = [[k[i] for k in keys] for i in range(1 + len(scope.keys))]
+        key_columns = [int_array([k[0] for k in keys])] + [
+            (text_array if sql_type == "varchar" else int_array)([k[i] for k in keys])
+            for i, sql_type in enumerate(scope.key_types, start=1)
+        ]
         create, add = _UPSERT_SQL[scope.name]
         creates.append(create)
         adds.append(add)
         create_params += key_columns
-        add_params += [now, *key_columns, *([deltas[k][f] for k in keys] for f in COUNTER_FIELDS)]
+        add_params += [now, *key_columns, *(int_array([deltas[k][f] for k in keys]) for f in COUNTER_FIELDS)]
     if not creates:
         return
     with connection.cursor() as cursor:

@@ -22,7 +22,9 @@ from psycopg import sql
 from activity.event_types import REVERSED_BASE
 from activity.event_types import EventType as E
 from activity.models import UserActivity
+from activity.native_timestamps import load_timestamps_natively
 from activity.projection import InsertedEvent, is_history
+from activity.sql_arrays import int_array
 from dispatch.names import TaskName
 from dispatch.publish import publish_on_commit
 from esports.tournaments.models import Match, Tournament
@@ -78,7 +80,8 @@ def _mark_bulk(outcomes: list[InsertedEvent]) -> None:
     matches = sorted({e.source_id for e in outcomes if e.source_id is not None})
     earliest: dict[str, OrderKey] = {}
     with connection.cursor() as cursor:
-        cursor.execute(_POSITIONS_SQL, [matches])
+        load_timestamps_natively(cursor)  # a position per match: tens of thousands of timestamps per chunk
+        cursor.execute(_POSITIONS_SQL, [int_array(matches)])
         for match_id, game, ka, ke, kr, kn, ha, he, hr, hn, hm in cursor.fetchall():
             if game is None:
                 continue  # deleted before it was ever rated: nothing to undo
