@@ -42,7 +42,7 @@ def record_events_for(
     owns_transaction = not connection.in_atomic_block
     with transaction.atomic():
         if owns_transaction:
-            _skip_wal_flush_wait()
+            skip_wal_flush_wait()
         with phase("lock source rows"):
             _lock_rows(kind, ids)
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
@@ -57,7 +57,9 @@ def record_events_for(
         # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
         # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
         with nullcontext() if origin in LIVE_ORIGINS else recording_history():
-            result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile")
+            result = append(
+                derivations, dry_run=dry_run, only_missing=origin == "reconcile", expect_new=origin == "backfill"
+            )
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
             with phase("resolve poison rows"):
                 PoisonRow.objects.resolve(kind.label, ids)
@@ -102,7 +104,7 @@ def _observe(result: AppendResult, origin: str) -> None:
             metrics.RECORDING_LAG.labels(origin=origin).observe(max((now - event.timestamp).total_seconds(), 0.0))
 
 
-def _skip_wal_flush_wait() -> None:
+def skip_wal_flush_wait() -> None:
     """Commit this recording without waiting for its WAL flush (synchronous_commit=off for this transaction only).
 
     Safe because everything it writes is derived: the source rows were committed durably by the request, and the

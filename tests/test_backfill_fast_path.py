@@ -192,3 +192,37 @@ def test_a_small_recording_of_history_behind_the_rated_history_only_marks_and_st
     with transaction.atomic():  # the same kind of late matches as news: a correction, with a replay now
         record_events_for(MATCH, [m.pk for m in late], origin="live")
     assert published == ["tasks.reconciliation.replay_ratings"]
+
+
+def _ledger_inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT INTO activity_")]
+
+
+@pytest.mark.django_db
+def test_a_backfill_inserts_new_events_without_a_conflict_check_per_row(history_mode):  # noqa: F811
+    history = make_history(players=4, matches=6)
+    ids = [m.pk for m in history.matches]
+    with CaptureQueriesContext(connection) as queries:
+        result = record_events_for(MATCH, ids, origin="backfill")
+    assert result.inserted
+    (insert,) = _ledger_inserts(queries)
+    assert "ON CONFLICT" not in insert  # nothing was recorded: the plain INSERT went through
+
+
+@pytest.mark.django_db
+def test_a_backfill_meeting_recorded_events_falls_back_and_records_exactly_the_missing_ones(history_mode):  # noqa: F811
+    make_history(players=4, matches=2)
+    ids = list(Registration.objects.order_by("id").values_list("id", flat=True))
+    # Recorded before the backfill reaches them (registrations have no authority types: the planner does not
+    # subtract what is recorded, so their events meet the ledger's unique key).
+    record_events_for(REGISTRATION, ids[:2], origin="live")
+    before = set(UserActivity.objects.values_list("source_id", "user_id", "event_type"))
+    with CaptureQueriesContext(connection) as queries:
+        result = record_events_for(REGISTRATION, ids, origin="backfill")
+    plain, with_conflict_check = _ledger_inserts(queries)
+    assert "ON CONFLICT" not in plain and "ON CONFLICT DO NOTHING" in with_conflict_check
+    after = set(UserActivity.objects.values_list("source_id", "user_id", "event_type"))
+    assert {(e.source_id, e.user_id, e.event_type) for e in result.inserted} == after - before
+    assert result.inserted and all(e.source_id not in ids[:2] for e in result.inserted)
+    assert UserActivity.objects.filter(source_model=REGISTRATION).count() == len(after)  # nothing twice
+    assert not record_events_for(REGISTRATION, ids, origin="backfill").inserted  # a second backfill adds nothing

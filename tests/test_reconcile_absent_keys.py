@@ -5,8 +5,6 @@ a recorded one in any single column are the ones reported missing."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -69,11 +67,11 @@ def test_the_absent_keys_are_those_differing_from_a_recorded_one_in_any_column(d
     append([Derivation("bench.keys", 7, (recorded,))])
     variants = [
         recorded,
-        replace(recorded, source_model="bench.other"),
-        replace(recorded, source_id=8),
-        replace(recorded, user_id=other.pk),
-        replace(recorded, event_type=EventType.TEAM_JOINED),
-        replace(recorded, seq=2),
+        recorded._replace(source_model="bench.other"),
+        recorded._replace(source_id=8),
+        recorded._replace(user_id=other.pk),
+        recorded._replace(event_type=EventType.TEAM_JOINED),
+        recorded._replace(seq=2),
         recorded,
     ]
 

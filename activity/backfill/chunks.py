@@ -21,6 +21,7 @@ from activity.backfill.work import ChunkWork
 from activity.chunks import IdChunk, iter_id_chunks
 from activity.models import BackfillLane, BackfillRun
 from activity.poison import isolate_and_record
+from activity.recording import skip_wal_flush_wait
 from activity.sources import SourceKind, source_kind
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,11 @@ def run_backfill_chunk(
     """
     try:
         with transaction.atomic():
+            # The chunk's events and the lane's new cursor commit together, without waiting for the WAL flush (as a
+            # live recording does): a PostgreSQL crash can lose the last chunks, cursor included; the task of the
+            # next chunk then finds the lane behind it and is dropped, and resume_stale_backfills re-enqueues the
+            # lane from its committed cursor.
+            skip_wal_flush_wait()
             row = state.lock_lane(run_id, lane)
             if row is None:
                 logger.info(
