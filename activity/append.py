@@ -19,11 +19,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from activity.derivation import Derivation
 from activity.event_types import COIN_EVENTS, REVERSAL_OF, VALUED_EVENTS, default_visibility
 from activity.events import NewEvent, encode_metadata, validate
-from activity.models import UserActivity
+from activity.models import IDEMPOTENCY_KEY, UserActivity
 from activity.phases import phase
 from activity.projection import InsertedEvent, project
 from activity.sql_arrays import int_array, text_array, timestamp_array
@@ -395,14 +396,9 @@ def _returned_if_all_new(params: list) -> list[tuple] | None:
             return _returned(_PLAIN_INSERT_SQL, params)
     except IntegrityError as exc:
         cause = exc.__cause__
-        diag = getattr(cause, "diag", None)
-        if getattr(cause, "sqlstate", None) != UNIQUE_VIOLATION or getattr(diag, "constraint_name", None) != _KEY:
+        if not isinstance(cause, UniqueViolation) or cause.diag.constraint_name != IDEMPOTENCY_KEY:
             raise
         return None
-
-
-UNIQUE_VIOLATION = "23505"
-_KEY = "activity_idempotency_key"
 
 
 # Metadata travels as one JSON array (each element already validated, compact JSON), zipped with the other columns

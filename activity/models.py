@@ -8,6 +8,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from activity.event_types import COIN_EVENTS, PLACEMENT_AMOUNT_EVENTS, EventType, Visibility
+from activity.sql_arrays import int_array
 
 
 class ImmutableLedgerError(Exception):
@@ -24,6 +25,10 @@ class UserActivityQuerySet(models.QuerySet):
     def _sanctioned_rewrite(self, **kwargs) -> int:
         """The one update path, reserved for GDPR erasure (which logs every use)."""
         return super().update(**kwargs)
+
+
+# The ledger's unique key's constraint name: activity.append tells a conflict on it from any other error.
+IDEMPOTENCY_KEY = "activity_idempotency_key"
 
 
 class UserActivity(models.Model):
@@ -65,7 +70,7 @@ class UserActivity(models.Model):
         constraints = [
             # The idempotency key. Its leading columns also serve lookups by (source_model, source_id).
             models.UniqueConstraint(
-                fields=["source_model", "source_id", "user", "event_type", "seq"], name="activity_idempotency_key"
+                fields=["source_model", "source_id", "user", "event_type", "seq"], name=IDEMPOTENCY_KEY
             ),
             models.CheckConstraint(
                 # amount__isnull=False is not redundant: `NULL > 0` is NULL, and a CHECK passes on NULL.
@@ -248,14 +253,13 @@ class PoisonRowQuerySet(models.QuerySet):
 
         Raw SQL with one array parameter: every recording calls this with its whole chunk, and `source_id__in`
         compiled and adapted one parameter per id (a tenth of a 10,000-row backfill chunk's client time)."""
-        ids_literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
         with connection.cursor() as cursor:
             cursor.execute(
                 sql.SQL(
                     "UPDATE {t} SET resolved_at = %s WHERE source = %s AND source_id = ANY(%s::bigint[]) "
                     "AND resolved_at IS NULL"
                 ).format(t=sql.Identifier(self.model._meta.db_table)),
-                [at or timezone.now(), source, ids_literal],
+                [at or timezone.now(), source, int_array(ids)],
             )
             return cursor.rowcount
 

@@ -16,6 +16,7 @@ from activity.models import PoisonRow
 from activity.phases import phase
 from activity.projection import recording_history
 from activity.sources import SourceKind, source_kind
+from activity.sql_arrays import int_array
 from monitoring import metrics
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,6 @@ def _lock_rows(kind: SourceKind, ids: Sequence[int]) -> None:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT ((g / %s) %% 2147483647)::int AS k "
             "FROM unnest(%s::bigint[]) AS g ORDER BY 1) AS keys",
-            [kind.lock_space, LOCK_GRANULE, "{" + ",".join(str(int(i)) for i in ids) + "}"],
+            [kind.lock_space, LOCK_GRANULE, int_array(ids)],
         )
         cursor.fetchall()

@@ -89,17 +89,6 @@ K = TypeVar("K", bound=Hashable)
 Tallies = dict[tuple[K, str], list[int]]  # (key, event type) -> [events, their amounts' sum, how many carry one]
 
 
-def deltas_by_user(events: Iterable) -> dict[int, dict[str, int]]:
-    """Sum the counter changes of events (objects with user_id, event_type, amount), per user."""
-    return deltas_by(events, lambda event: event.user_id)
-
-
-def deltas_by(events: Iterable, key: Callable[[Any], K | None]) -> dict[K, dict[str, int]]:
-    """Sum the counter changes of events per `key(event)` (per user, per (user, game)...); events keyed None are
-    left out (e.g. an event without a game, for the per-game rows)."""
-    return deltas_of(tally_by(events, key))
-
-
 def tally_by(events: Iterable, key: Callable[[Any], K | None]) -> Tallies[K]:
     """Events counted per (key(event), event type): one dict update per event. A backfill chunk has tens of
     thousands of events but a few thousand distinct (user, type) pairs, so the counters are spread from these."""

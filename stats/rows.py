@@ -29,9 +29,10 @@ def lock_stats_rows(user_ids: Sequence[int]) -> None:
     if not ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_CREATE_MISSING_SQL, [int_array(ids)])
+        literal = int_array(ids)
+        cursor.execute(_CREATE_MISSING_SQL, [literal])
         cursor.execute(
             f"SELECT profile_id FROM {_TABLE} WHERE profile_id = ANY(%s::bigint[]) ORDER BY profile_id FOR UPDATE",
-            [int_array(ids)],
+            [literal],
         )
         cursor.fetchall()
