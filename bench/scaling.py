@@ -18,14 +18,16 @@ process per size:
 * recompute of every user's stats from the ledger (stats.recompute.recompute_stats);
 * the economy pass (stats.economy_pass.check_economy, report only) and audit_verify_integrity (audit.verify);
 * read figures, p50 over `--iterations` (bench/read_path.py's timed): timeline first page, stats lookup uncached and
-  cached, a leaderboard top 100 uncached, the profile page.
-The database is dropped afterwards unless --keep (a later run with --keep reuses its platform).
+  cached (hits), a leaderboard top 100 uncached, the profile page cold (players no read has asked for) and cached.
+The database is dropped afterwards unless --keep (a later run with --keep reuses its platform; with --reads-only it
+takes the read figures alone, on the kept backfilled platform).
 Figures are wall seconds / milliseconds on this machine as it is (2 cores, shared): compare columns, not runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -66,7 +68,8 @@ READS = (
     ("stats_uncached", "stats lookup, uncached"),
     ("stats_cached", "stats lookup, cached"),
     ("board", "leaderboard top 100, uncached"),
-    ("profile_page", "profile page, anonymous"),
+    ("profile_page_cold", "profile page, anonymous, cold"),
+    ("profile_page", "profile page, anonymous, cached"),
 )
 
 T = TypeVar("T")
@@ -79,6 +82,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--iterations", type=int, default=200, help="samples per read figure")
     parser.add_argument("--keep", action="store_true", help="keep each size's database (and reuse it next time)")
+    parser.add_argument(
+        "--reads-only", action="store_true", help="only the read figures, on each size's kept database (after --keep)"
+    )
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)  # the child: one size, in its own process
     args = parser.parse_args()
     if args.size:
@@ -106,7 +112,7 @@ def table(results: list[dict], lanes: int) -> str:
     """Rows: the jobs (s) and reads (p50 ms); columns: the sizes; then each job's growth from the first size to the
     last against the events' (1.0 = linear)."""
     heads = [f"{r['events']:,} ev" for r in results]
-    width = max(12, *(len(h) for h in heads))
+    width = max(12, *(len(h) for h in heads)) + 1  # a space between the columns
     lines = [
         f"\n=== cost curves ({results[0]['cores']} cores, PostgreSQL + Redis) ===",
         "source rows: " + " / ".join(f"{r['source_rows']:,}" for r in results),
@@ -115,7 +121,7 @@ def table(results: list[dict], lanes: int) -> str:
         + ("   growth / events growth" if len(results) > 1 else ""),
     ]
     grow = results[-1]["events"] / results[0]["events"]
-    for key, label in JOBS:
+    for key, label in JOBS if results[0]["seconds"] else ():
         cells = "".join(f"{r['seconds'][key]:>{width - 2}.1f} s" for r in results)
         ratio = f"   {results[-1]['seconds'][key] / max(results[0]['seconds'][key], 1e-9) / grow:.2f}"
         lines.append(f"{label.format(lanes=lanes):<34}{cells}{ratio if len(results) > 1 else ''}")
@@ -149,6 +155,8 @@ def one_size(args) -> dict:
     from activity.sources import SOURCES
 
     counts = {label: kind.model._default_manager.count() for label, kind in SOURCES.items()}
+    if args.reads_only:
+        return reads_of_kept_platform(args, counts)
     if not counts["profiles.userprofile"]:
         users = max(16, math.ceil(args.size / EVENTS_PER_USER))
         tournaments = max(1, users // USERS_PER_TOURNAMENT)
@@ -189,6 +197,23 @@ def one_size(args) -> dict:
     if not args.keep:
         drop(url)
     return result
+
+
+def reads_of_kept_platform(args, counts: dict[str, int]) -> dict:
+    """The read figures alone, on a platform a --keep run left backfilled (its database is kept again)."""
+    from activity.models import UserActivity
+
+    events = UserActivity.objects.count()
+    if not events:
+        sys.exit(f"no backfilled platform in {os.environ['BENCH_DATABASE_NAME']}: run this size with --keep first")
+    print(f"kept platform: {events:,} events, {sum(counts.values()):,} source rows", flush=True)
+    return {
+        "events": events,
+        "source_rows": sum(counts.values()),
+        "cores": os.cpu_count(),
+        "seconds": {},
+        "reads_ms": read_figures(args.iterations),
+    }
 
 
 def vacuum() -> None:
@@ -274,11 +299,26 @@ def read_figures(iterations: int) -> dict[str, float]:
     client = Client(HTTP_X_FORWARDED_PROTO="https")  # production is HTTPS-only behind a proxy that says so
     assert client.get(f"/u/{profiles[0].user.username}/").status_code == 200
     n = iterations
+    # The profile page with its caches cold: each request a player no read of this run has asked for (a platform
+    # smaller than the samples has too few such players: they repeat, a smoke test).
+    sampled = {p.pk for p in profiles}
+    unseen = [i for i in ids if i not in sampled]
+    cold_ids = rng.sample(unseen, min(n + 20, len(unseen))) or sorted(sampled)
+    cold_names = itertools.cycle(
+        UserProfile.objects.filter(pk__in=cold_ids).values_list("user__username", flat=True).order_by("pk")
+    )
+    profile_cold = timed(lambda: client.get(f"/u/{next(cold_names)}/"), n)
+    # The cached figures are hits: every sampled player read once before (a random draw over the sample without
+    # that would time mostly first reads, i.e. misses, which cost a miss's extra round trips on top of the load).
+    for profile in profiles:
+        cached_stats(profile.pk)
+        client.get(f"/u/{profile.user.username}/")
     reads = {
         "timeline": timed(lambda: timeline(relation_between(anonymous, rng.choice(profiles))).items, n),
         "stats_uncached": timed(lambda: load_stats(rng.choice(profiles).pk), n),
         "stats_cached": timed(lambda: cached_stats(rng.choice(profiles).pk), n),
         "board": timed(lambda: leaderboard(Board.MATCHES_WON, use_cache=False), max(10, n // 5), warmup=2),
+        "profile_page_cold": profile_cold,
         "profile_page": timed(lambda: client.get(f"/u/{rng.choice(profiles).user.username}/"), n),
     }
     figures = {key: statistics.median(samples) for key, samples in reads.items()}

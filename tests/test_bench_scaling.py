@@ -66,10 +66,37 @@ def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> Non
         "timeline first page p50",
         "stats lookup, cached p50",
         "leaderboard top 100, uncached p50",
-        "profile page, anonymous p50",
+        "profile page, anonymous, cold p50",
+        "profile page, anonymous, cached p50",
         "growth / events growth",
     ):
         assert line in table, report
+
+
+def test_a_kept_platform_gives_its_read_figures_alone() -> None:
+    prefix = f"{connection.settings_dict['NAME']}_scalingreads"
+    admin_url = urlsplit(subprocess_database_url())._replace(path="/postgres").geturl()
+    env = {
+        "DATABASE_URL": admin_url,
+        "BENCH_DATABASE_NAME": prefix,
+        "REDIS_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
+        "CELERY_BROKER_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
+    }
+    size = ["--events", "1500", "--iterations", "10", "--lanes", "1"]
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_1500" WITH (FORCE)')
+            empty = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env, check=False)
+            assert empty.returncode != 0 and "run this size with --keep first" in empty.stderr, empty.stderr[-2000:]
+            run_bench("scaling.py", [*size, "--keep"], env)
+            result = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_1500" WITH (FORCE)')
+    table = result.stdout[result.stdout.index("=== cost curves") :]
+    assert "kept platform: " in result.stdout, result.stdout[-3000:]
+    assert "timeline first page p50" in table and "profile page, anonymous, cached p50" in table, table
+    assert "backfill" not in table and "recompute" not in table, table  # no job ran
 
 
 def test_the_sources_pass_benchmark_runs_to_its_report() -> None:
