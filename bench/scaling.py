@@ -203,13 +203,13 @@ def reads_of_kept_platform(args, counts: dict[str, int]) -> dict:
     """The read figures alone, on a platform a --keep run left backfilled (its database is kept again)."""
     from activity.models import UserActivity
 
-    events = UserActivity.objects.count()
+    events, source_rows = UserActivity.objects.count(), sum(counts.values())
     if not events:
         sys.exit(f"no backfilled platform in {os.environ['BENCH_DATABASE_NAME']}: run this size with --keep first")
-    print(f"kept platform: {events:,} events, {sum(counts.values()):,} source rows", flush=True)
+    print(f"kept platform: {events:,} events, {source_rows:,} source rows", flush=True)
     return {
         "events": events,
-        "source_rows": sum(counts.values()),
+        "source_rows": source_rows,
         "cores": os.cpu_count(),
         "seconds": {},
         "reads_ms": read_figures(args.iterations),

@@ -25,24 +25,32 @@ def broker_of_its_own(url: str) -> str:
     return parts._replace(path=f"/{(number + 1) % 16}").geturl()
 
 
+def scaling_env(prefix: str) -> dict[str, str]:
+    """bench/scaling.py's environment: the test server (each size's database named after `prefix`), a broker of its
+    own."""
+    return {
+        "DATABASE_URL": admin_url(),
+        "BENCH_DATABASE_NAME": prefix,
+        "REDIS_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
+        "CELERY_BROKER_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
+    }
+
+
+def admin_url() -> str:
+    return urlsplit(subprocess_database_url())._replace(path="/postgres").geturl()
+
+
 def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> None:
     prefix = f"{connection.settings_dict['NAME']}_scalingbench"
-    server = urlsplit(subprocess_database_url())
-    admin_url = server._replace(path="/postgres").geturl()
     sizes = (1500, 3000)
     try:
         result = run_bench(
             "scaling.py",
             ["--events", ",".join(map(str, sizes)), "--iterations", "10", "--lanes", "1"],
-            {
-                "DATABASE_URL": admin_url,
-                "BENCH_DATABASE_NAME": prefix,
-                "REDIS_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
-                "CELERY_BROKER_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
-            },
+            scaling_env(prefix),
         )
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
+        with psycopg.connect(admin_url(), autocommit=True) as admin:
             left = [
                 name
                 for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])
@@ -75,24 +83,20 @@ def test_the_scaling_benchmark_prints_its_table_and_drops_its_databases() -> Non
 
 def test_a_kept_platform_gives_its_read_figures_alone() -> None:
     prefix = f"{connection.settings_dict['NAME']}_scalingreads"
-    admin_url = urlsplit(subprocess_database_url())._replace(path="/postgres").geturl()
-    env = {
-        "DATABASE_URL": admin_url,
-        "BENCH_DATABASE_NAME": prefix,
-        "REDIS_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
-        "CELERY_BROKER_URL": broker_of_its_own(settings.CELERY_BROKER_URL),
-    }
-    size = ["--events", "1500", "--iterations", "10", "--lanes", "1"]
+    env, size = scaling_env(prefix), ["--events", "1500", "--iterations", "10", "--lanes", "1"]
+
+    def drop_kept() -> None:
+        with psycopg.connect(admin_url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_1500" WITH (FORCE)')
+
+    drop_kept()  # a crashed earlier run's
     try:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_1500" WITH (FORCE)')
-            empty = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env, check=False)
-            assert empty.returncode != 0 and "run this size with --keep first" in empty.stderr, empty.stderr[-2000:]
-            run_bench("scaling.py", [*size, "--keep"], env)
-            result = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env)
+        empty = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env, check=False)
+        assert empty.returncode != 0 and "run this size with --keep first" in empty.stderr, empty.stderr[-2000:]
+        run_bench("scaling.py", [*size, "--keep"], env)
+        result = run_bench("scaling.py", [*size, "--reads-only", "--keep"], env)
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{prefix}_1500" WITH (FORCE)')
+        drop_kept()
     table = result.stdout[result.stdout.index("=== cost curves") :]
     assert "kept platform: " in result.stdout, result.stdout[-3000:]
     assert "timeline first page p50" in table and "profile page, anonymous, cached p50" in table, table
