@@ -69,7 +69,7 @@ def append(
     """Insert what the derivations imply and is not yet recorded; apply the projection to exactly those rows.
 
     `expect_new` is for a caller whose events are nearly all new (a backfill): they go in with a plain INSERT first
-    (see _insert), the same rows and the same result as without it.
+    (see insert), the same rows and the same result as without it.
 
     `only_missing` asks the ledger first which keys it lacks (one anti-join on the idempotency index) and sends only
     those to the INSERT: for a caller whose events are nearly all recorded already (the reconciliation), so the
@@ -81,7 +81,7 @@ def append(
     """
     with transaction.atomic(savepoint=False):
         with phase("plan corrections"):
-            planned = _plan(derivations)
+            planned = plan(derivations)
         if dry_run or only_missing:
             # Only the absent events can be written, so only they are encoded (validated): re-checking the metadata
             # of every recorded event was a third of the reconciliation's time in append.
@@ -93,21 +93,28 @@ def append(
                 rows = {event.key: (event, meta) for event, meta in _encoded(absent)}
         else:
             with phase("validate + encode"):
-                encoded = _encoded(planned)
-                by_key: dict[tuple, tuple[NewEvent, str]] = {}
-                for event, meta in encoded:
-                    by_key.setdefault(event.key, (event, meta))
-                # A fixed insertion order: two transactions inserting overlapping keys wait for each other in the
-                # same order on the unique index, so they cannot deadlock.
-                rows = {key: by_key[key] for key in sorted(by_key)}
+                rows = rows_in_key_order(planned)
             derived = len(rows)
         if dry_run:
             missing = Counter(event.event_type for event, _meta in rows.values())
             return AppendResult(derived=derived, would_insert=len(rows), would_insert_by_type=missing)
         with phase("insert"):
-            inserted = _insert(rows, expect_new=expect_new)
+            inserted = insert(rows, insert_parameters(rows), expect_new=expect_new)
         project(inserted)
     return AppendResult(derived=derived, inserted=inserted)
+
+
+Rows = dict[tuple, tuple[NewEvent, str]]  # idempotency key -> the event and its metadata JSON, in insertion order
+
+
+def rows_in_key_order(planned: Sequence[NewEvent]) -> Rows:
+    """The planned events validated and encoded, one per key (the first of equal keys), in key order: two
+    transactions inserting overlapping keys wait for each other in the same order on the unique index, so they
+    cannot deadlock. No database access."""
+    by_key: Rows = {}
+    for event, meta in _encoded(planned):
+        by_key.setdefault(event.key, (event, meta))
+    return {key: by_key[key] for key in sorted(by_key)}
 
 
 def _encoded(events: Sequence[NewEvent]) -> list[tuple[NewEvent, str]]:
@@ -126,7 +133,9 @@ def _encoded(events: Sequence[NewEvent]) -> list[tuple[NewEvent, str]]:
     return out
 
 
-def _plan(derivations: Sequence[Derivation]) -> list[NewEvent]:
+def plan(derivations: Sequence[Derivation], recorded: Recorded | None = None) -> list[NewEvent]:
+    """The events to append: every derived event, with the authority types planned against what the ledger records
+    for the rows (`recorded`: read here when not given)."""
     planned: list[NewEvent] = []
     authoritative: list[Derivation] = []
     for d in derivations:
@@ -136,22 +145,35 @@ def _plan(derivations: Sequence[Derivation]) -> list[NewEvent]:
         else:
             planned.extend(d.events)
     if authoritative:
-        planned.extend(_plan_corrections(authoritative))
+        state = _recorded_state(authoritative) if recorded is None else recorded
+        planned.extend(_plan_corrections(authoritative, state))
     return planned
 
 
-def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
-    """For the authority types of each row: bring each user's net count (events minus compensations) to what the
-    row's current state implies, appending events or compensations with the next free seq."""
-    counts: dict[tuple[str, int, int, str], int] = {}
-    amounts: dict[tuple[str, int, int, str], int] = {}  # coin types: the amounts summed (a compensation cancels them)
-    # Rows deleted at the source derive no events: their compensations copy the metadata the ledger recorded.
-    recorded_meta: dict[tuple[str, int], dict] = {}
-    recorded_scope: dict[tuple[str, int], tuple[str | None, int | None]] = {}  # ... and its game / season columns
+_Values = dict[tuple[str, int, int, str], dict[object, tuple[int, int | None]]]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the ledger records of some source rows' authority types, keyed (label, source id, user, type)."""
+
+    counts: dict[tuple[str, int, int, str], int] = field(default_factory=dict)
+    amounts: dict[tuple[str, int, int, str], int] = field(default_factory=dict)  # coin types: the amounts summed
     # (label, source id) -> users with recorded events of the row: looked up per derivation (scanning `counts`
     # for each row instead made a chunk of n rows cost n^2).
-    recorded: dict[tuple[str, int], set[int]] = {}
-    valued: _Values = {}  # valued types (VALUED_EVENTS): the net count per recorded value, and its amount
+    users: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    valued: _Values = field(default_factory=dict)  # valued types (VALUED_EVENTS): net count per value, and its amount
+    # Rows deleted at the source derive no events: their compensations copy the metadata the ledger recorded...
+    meta: dict[tuple[str, int], dict] = field(default_factory=dict)
+    scope: dict[tuple[str, int], tuple[str | None, int | None]] = field(default_factory=dict)  # ... and game / season
+
+
+# Rows of which the ledger holds no event at all (a backfill's, nearly always): nothing to correct.
+NOTHING_RECORDED = Recorded()
+
+
+def _recorded_state(derivations: Sequence[Derivation]) -> Recorded:
+    state = Recorded()
     by_label: dict[str, list[Derivation]] = {}
     for d in derivations:
         by_label.setdefault(d.source_model, []).append(d)
@@ -162,13 +184,13 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
             cursor.execute(_RECORDED_SQL, [label, int_array([d.source_id for d in group]), text_array(sorted(types))])
             existing = cursor.fetchall()
         for source_id, user_id, event_type, n, total in existing:
-            counts[(label, source_id, user_id, event_type)] = n
-            amounts[(label, source_id, user_id, event_type)] = total or 0
-            recorded.setdefault((label, source_id), set()).add(user_id)
+            state.counts[(label, source_id, user_id, event_type)] = n
+            state.amounts[(label, source_id, user_id, event_type)] = total or 0
+            state.users.setdefault((label, source_id), set()).add(user_id)
         # Valued types' recorded values, for the rows that have any recorded (none in a backfill: no query).
-        with_recorded = [d.source_id for d in group if (label, d.source_id) in recorded]
+        with_recorded = [d.source_id for d in group if (label, d.source_id) in state.users]
         for base in sorted({t for d in group for t in d.authority if t in VALUED_EVENTS} if with_recorded else ()):
-            _count_values(label, with_recorded, base, valued)
+            _count_values(label, with_recorded, base, state.valued)
         gone = [d.source_id for d in group if not d.events]
         if gone:
             for source_id, metadata, game, season in (
@@ -176,26 +198,32 @@ def _plan_corrections(derivations: Sequence[Derivation]) -> Iterable[NewEvent]:
                 .order_by("source_id", "id")
                 .values_list("source_id", "metadata", "game", "season")
             ):
-                recorded_meta.setdefault((label, source_id), {k: v for k, v in metadata.items() if k != "reverses"})
-                recorded_scope.setdefault((label, source_id), (game, season))
+                state.meta.setdefault((label, source_id), {k: v for k, v in metadata.items() if k != "reverses"})
+                state.scope.setdefault((label, source_id), (game, season))
+    return state
 
+
+def _plan_corrections(derivations: Sequence[Derivation], recorded: Recorded) -> Iterable[NewEvent]:
+    """For the authority types of each row: bring each user's net count (events minus compensations) to what the
+    row's current state implies, appending events or compensations with the next free seq. No database access."""
+    counts, amounts, valued = recorded.counts, recorded.amounts, recorded.valued
     for d in derivations:
         wanted: dict[tuple[int, str], NewEvent] = {}
         for e in d.events:
             if e.event_type in d.authority:
                 wanted.setdefault((e.user_id, e.event_type), e)
-        recorded_users = recorded.get((d.source_model, d.source_id), set())
+        recorded_users = recorded.users.get((d.source_model, d.source_id), set())
         if not recorded_users:
             # Nothing of this row's authority types is in the ledger (every row of a backfill): the wanted events
             # are its first recording, at seq 1, exactly as the loop below would plan them (n_base = net = 0).
             yield from (e if e.seq == 1 else e._replace(seq=1) for e in wanted.values())
             continue
-        template_meta = d.events[0].metadata if d.events else recorded_meta.get((d.source_model, d.source_id), {})
+        template_meta = d.events[0].metadata if d.events else recorded.meta.get((d.source_model, d.source_id), {})
         # A compensation counts in the same game and season as the event it cancels (one source row, one tournament).
         game, season = (
             (d.events[0].game, d.events[0].season)
             if d.events
-            else recorded_scope.get((d.source_model, d.source_id), (None, None))
+            else recorded.scope.get((d.source_model, d.source_id), (None, None))
         )
         for user_id in sorted({u for u, _ in wanted} | recorded_users):
             for base in sorted(d.authority):
@@ -271,9 +299,6 @@ GROUP BY source_id, user_id, event_type
 """
 
 
-_Values = dict[tuple[str, int, int, str], dict[object, tuple[int, int | None]]]
-
-
 def _count_values(label: str, source_ids: list[int], base: str, into: _Values) -> None:
     """Per (row, user) of a valued type: value -> (events minus compensations carrying it, their amount)."""
     reverse = REVERSAL_OF[base]
@@ -339,25 +364,17 @@ ORDER BY x.n
 """
 
 
-def _insert(rows: Mapping[tuple, tuple[NewEvent, str]], *, expect_new: bool = False) -> list[InsertedEvent]:
-    """Insert the rows (idempotency key -> event and its metadata JSON, in the order they go in); returns the ones
-    that were not in the ledger yet, in id order.
-
-    With `expect_new`, a plain INSERT under a savepoint first: ON CONFLICT makes PostgreSQL check the unique index
-    before inserting each row (a speculative insertion), a fifth of the server time of a backfill chunk's insert.
-    When a key is there after all (a second backfill, a live recording of the same row in between), the statement
-    fails on it, the savepoint is rolled back and the rows go again with ON CONFLICT DO NOTHING. Any other error is
-    the caller's, as without it."""
+def insert_parameters(rows: Rows) -> list:
+    """The insert statement's parameters for the rows: the events transposed into one array per column. No database
+    access."""
     if not rows:
         return []
-    now = timezone.now()
-    events = [e for e, _ in rows.values()]
     # The events transposed into their columns in one C-level pass (NewEvent is a named tuple).
     user_id, event_type, timestamp, source_model, source_id, _meta, amount, seq, visibility, game, season = zip(
-        *events, strict=True
+        *(e for e, _ in rows.values()), strict=True
     )
-    params = [
-        now,
+    return [
+        timezone.now(),
         int_array(user_id),
         text_array(event_type),
         timestamp_array(timestamp),
@@ -370,6 +387,19 @@ def _insert(rows: Mapping[tuple, tuple[NewEvent, str]], *, expect_new: bool = Fa
         text_array(game),
         int_array(season),
     ]
+
+
+def insert(rows: Rows, params: list, *, expect_new: bool = False) -> list[InsertedEvent]:
+    """Insert the rows (with their insert_parameters); returns the ones that were not in the ledger yet, in id
+    order.
+
+    With `expect_new`, a plain INSERT under a savepoint first: ON CONFLICT makes PostgreSQL check the unique index
+    before inserting each row (a speculative insertion), a fifth of the server time of a backfill chunk's insert.
+    When a key is there after all (a second backfill, a live recording of the same row in between), the statement
+    fails on it, the savepoint is rolled back and the rows go again with ON CONFLICT DO NOTHING. Any other error is
+    the caller's, as without it."""
+    if not rows:
+        return []
     returned = _returned_if_all_new(params) if expect_new else None
     if returned is None:
         returned = _returned(_INSERT_SQL, params)

@@ -279,6 +279,18 @@ def derive_deleted(source_model: str, source_id: int, recorded_types: frozenset[
     return Derivation(source_model, source_id, (), authority=recorded_types, corrected_at=at)
 
 
+def with_deleted(
+    source_model: str, ids: Sequence[int], derivations: list[Derivation], recorded_types: frozenset[str], at: datetime
+) -> tuple[list[Derivation], list[int]]:
+    """The derivations of the rows asked for (`ids`, sorted) plus derive_deleted for each that was not found, when
+    the source compensates deletions (non-empty `recorded_types`); and the ids not found, in order."""
+    found = {d.source_id for d in derivations}
+    missing = [i for i in ids if i not in found]
+    if missing and recorded_types:
+        derivations = [*derivations, *(derive_deleted(source_model, i, recorded_types, at) for i in missing)]
+    return derivations, missing
+
+
 def derive_dispute(dispute) -> Derivation:
     """dispute_filed for the filer, in the disputed match's game and season; the reason stays with the moderators."""
     match = dispute.match

@@ -68,9 +68,12 @@ class Isolated:
         self.result.would_insert_by_type.update(result.would_insert_by_type)
 
 
-def isolate_and_record(label: str, ids: Sequence[int], *, origin: str, dry_run: bool = False) -> Isolated:
+def isolate_and_record(
+    label: str, ids: Sequence[int], *, origin: str, dry_run: bool = False, overlap: bool = False
+) -> Isolated:
     """Record the rows through record_events_for, isolating the rows that fail; returns the merged result and the
-    poison rows, which (unless `dry_run`: a report-only run writes nothing) are upserted into PoisonRow.
+    poison rows, which (unless `dry_run`: a report-only run writes nothing) are upserted into PoisonRow. `overlap`
+    goes to record_events_for.
 
     Runs in one transaction (a savepoint of the caller's, if any): a backfill chunk commits its good rows, its
     poison rows and its cursor together. Raises only RETRYABLE errors.
@@ -83,7 +86,7 @@ def isolate_and_record(label: str, ids: Sequence[int], *, origin: str, dry_run: 
     # caller's transaction no extra round trips but the SET CONSTRAINTS.
     with transaction.atomic(savepoint=False):
         _constraints_immediate()
-        _record_or_split(label, ids, origin, dry_run, outcome)
+        _record_or_split(label, ids, origin, dry_run, overlap, outcome)
         if outcome.poisoned and not dry_run:
             mark_poison(label, outcome.poisoned, origin=origin)
     if outcome.poisoned:
@@ -106,12 +109,12 @@ def _constraints_immediate() -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-def _record_or_split(label: str, ids: list[int], origin: str, dry_run: bool, outcome: Isolated) -> None:
+def _record_or_split(label: str, ids: list[int], origin: str, dry_run: bool, overlap: bool, outcome: Isolated) -> None:
     """Bisection: k bad rows among n cost O(k log n) attempts, and a clean chunk (the normal case) exactly one."""
     try:
         # record_events_for runs in its own atomic block, a savepoint here (we are inside a transaction): a failure
         # rolls back exactly this attempt and leaves the transaction usable for the next.
-        outcome.add(record_events_for(label, ids, dry_run=dry_run, origin=origin))
+        outcome.add(record_events_for(label, ids, dry_run=dry_run, origin=origin, overlap=overlap))
         return
     except RETRYABLE:
         raise
@@ -120,8 +123,8 @@ def _record_or_split(label: str, ids: list[int], origin: str, dry_run: bool, out
             outcome.poisoned[ids[0]] = describe_failure(label, ids[0], exc)
             return
     middle = len(ids) // 2
-    _record_or_split(label, ids[:middle], origin, dry_run, outcome)
-    _record_or_split(label, ids[middle:], origin, dry_run, outcome)
+    _record_or_split(label, ids[:middle], origin, dry_run, overlap, outcome)
+    _record_or_split(label, ids[middle:], origin, dry_run, overlap, outcome)
 
 
 def describe_failure(label: str, pk: int, exc: BaseException) -> tuple[str, str]:

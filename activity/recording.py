@@ -11,8 +11,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from activity.append import AppendResult, append
-from activity.derivation import derive_deleted
+from activity.derivation import with_deleted
 from activity.models import PoisonRow
+from activity.overlapped import record_unrecorded
 from activity.phases import phase
 from activity.projection import recording_history
 from activity.sources import SourceKind, source_kind
@@ -26,7 +27,7 @@ LIVE_ORIGINS = frozenset({"live", "sweep"})
 
 
 def record_events_for(
-    source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live"
+    source_label: str, ids: Sequence[int], *, dry_run: bool = False, origin: str = "live", overlap: bool = False
 ) -> AppendResult:
     """Record the events implied by the current state of the given rows of one source table.
 
@@ -34,7 +35,8 @@ def record_events_for(
     records (SourceKind.recorded_types), so whatever the ledger still counts for it is cancelled by `*_reversed`
     events stamped with the time of this recording. Safe to call any
     number of times, concurrently, in any order: the result converges on the rows' latest state. `origin` (live,
-    sweep, backfill, reconcile) labels the metrics and logs.
+    sweep, backfill, reconcile) labels the metrics and logs. `overlap` (a backfill with a core to spare) records rows
+    the ledger holds nothing of with their derivation beside their insert (activity.overlapped).
     """
     kind = source_kind(source_label)
     ids = sorted({int(i) for i in ids})
@@ -47,20 +49,12 @@ def record_events_for(
         with phase("lock source rows"):
             _lock_rows(kind, ids)
         # Loaded after the lock: a derivation that compensates must see the state no other recorder is acting on.
-        with phase("load sources"):  # the loaders charge their pure derivation to "derive"
-            derivations = kind.load(ids)
-        missing = sorted(set(ids) - {d.source_id for d in derivations})
-        if missing and kind.recorded_types:
-            now = timezone.now()
-            derivations = [*derivations, *(derive_deleted(source_label, i, kind.recorded_types, now) for i in missing)]
-        if kind.dependents is not None and origin in LIVE_ORIGINS and not dry_run:
-            derivations = [*derivations, *_dependent_derivations(kind, ids)]
-        # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
-        # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
         with nullcontext() if origin in LIVE_ORIGINS else recording_history():
-            result = append(
-                derivations, dry_run=dry_run, only_missing=origin == "reconcile", expect_new=origin == "backfill"
-            )
+            overlapped = record_unrecorded(kind, ids) if overlap and not dry_run else None
+            if overlapped is not None:
+                result, missing = overlapped
+            else:
+                result, missing = _record_in_turn(kind, ids, dry_run=dry_run, origin=origin)
         if not dry_run:  # any successful recording of a poison row resolves it (gone rows included: nothing to do)
             with phase("resolve poison rows"):
                 PoisonRow.objects.resolve(kind.label, ids)
@@ -79,6 +73,22 @@ def record_events_for(
             ids if len(ids) <= 10 else f"{ids[0]}..{ids[-1]} ({len(ids)} rows)",
         )
     return result
+
+
+def _record_in_turn(
+    kind: SourceKind, ids: Sequence[int], *, dry_run: bool, origin: str
+) -> tuple[AppendResult, list[int]]:
+    """Load, derive and append the rows (locked), one step after the other; returns the result and the ids that no
+    longer exist."""
+    with phase("load sources"):  # the loaders charge their pure derivation to "derive"
+        derivations = kind.load(ids)
+    derivations, missing = with_deleted(kind.label, ids, derivations, kind.recorded_types, timezone.now())
+    if kind.dependents is not None and origin in LIVE_ORIGINS and not dry_run:
+        derivations = [*derivations, *_dependent_derivations(kind, ids)]
+    # The reconciliation re-derives rows whose events are nearly all recorded: ask the ledger which keys it
+    # lacks before sending any (live, sweep and backfill recordings are mostly new events: no extra query).
+    result = append(derivations, dry_run=dry_run, only_missing=origin == "reconcile", expect_new=origin == "backfill")
+    return result, missing
 
 
 def _dependent_derivations(kind: SourceKind, ids: Sequence[int]) -> list:

@@ -155,9 +155,19 @@ def _fetch(query: sql.Composed, ids: Sequence[int]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def load_registrations(ids: Sequence[int]) -> list[RegistrationRow]:
+def fetch_registrations(ids: Sequence[int]) -> list[tuple]:
+    """The registrations' columns the rules read, as the query returns them (registration_rows makes the rows)."""
+    return _fetch(_REGISTRATIONS_SQL, ids)
+
+
+def registration_teams(fetched: Sequence[tuple]) -> set[int]:
+    """The teams of fetched team registrations."""
+    return {row[2] for row in fetched if row[2] is not None}
+
+
+def registration_rows(rows: Sequence[tuple]) -> list[RegistrationRow]:
+    """Fetched registrations as the rules' rows (no database access)."""
     tournaments: dict[int, TournamentRow] = {}
-    rows = _fetch(_REGISTRATIONS_SQL, ids)
     found = []
     for rid, user_id, team_id, created_at, status, checked_in, checked_in_at, updated_at, *t in rows:
         tournament = tournaments.get(t[0]) or tournaments.setdefault(t[0], TournamentRow(*t))
@@ -169,9 +179,19 @@ def load_registrations(ids: Sequence[int]) -> list[RegistrationRow]:
     return found
 
 
-def load_matches(ids: Sequence[int]) -> list[MatchRow]:
+def fetch_matches(ids: Sequence[int]) -> list[tuple]:
+    """The matches' columns the rules read, with their tournament and both sides, as the query returns them."""
+    return _fetch(_MATCHES_SQL, ids)
+
+
+def match_teams(fetched: Sequence[tuple]) -> set[int]:
+    """The teams of the team entries on either side of fetched matches."""
+    return {row[i] for row in fetched for i in (13, 17) if row[i] is not None}
+
+
+def match_rows(rows: Sequence[tuple]) -> list[MatchRow]:
+    """Fetched matches as the rules' rows (no database access)."""
     tournaments: dict[int, TournamentRow] = {}
-    rows = _fetch(_MATCHES_SQL, ids)
     found = []
     for row in rows:
         t = row[7:11]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import models
 from django.db.models import BigIntegerField, Q
@@ -27,12 +28,18 @@ from esports.profiles.models import UserProfile
 from esports.teams.models import Team, TeamMembership
 from esports.tournaments.models import Match, Registration, TournamentResult
 
+# A chunk's derivation still to run, once its rows are read: a pure function of what was read.
+Deferred = Callable[[], list[Derivation]]
+
 
 @dataclass(frozen=True)
 class SourceKind:
     label: str
     model: type[models.Model]
-    load: Callable[[Sequence[int]], list[Derivation]]
+    # Reads a chunk of rows (every query the derivation needs) and returns their derivation still to run: a pure
+    # function, no database access, so the overlapped backfill (activity.overlapped) can run it in a helper thread
+    # while the connection inserts the chunk before. Sources whose rules read model instances derive at once.
+    fetch: Callable[[Sequence[int]], Deferred]
     # Field that moves whenever a row's state may imply new events (catch-up sweeps scan it).
     changed_field: str
     # Recorders of one row are serialised with an advisory lock in this key space: a derivation that compensates
@@ -45,32 +52,59 @@ class SourceKind:
     # and the sweep re-derive them after recording these (backfill and reconciliation derive every row anyway).
     dependents: tuple[str, Callable[[Sequence[int]], list[int]]] | None = None
 
+    def load(self, ids: Sequence[int]) -> list[Derivation]:
+        """The rows' derivations (rows that do not exist are left out)."""
+        derive = self.fetch(ids)
+        with phase("derive"):
+            return derive()
+
+
+def _memberships(team_ids: set[int]) -> list[tuple[int, int, datetime, datetime | None]]:
+    """(team_id, user_id, joined_at, left_at) of every membership of these teams."""
+    if not team_ids:
+        return []
+    return list(
+        TeamMembership.objects.filter(team_id__in=team_ids).values_list("team_id", "user_id", "joined_at", "left_at")
+    )
+
 
 def _members_for(registrations: Sequence[Registration | source_rows.EntryRow]) -> dict[int, list[int]]:
     team_ids = {r.team_id for r in registrations if r.team_id is not None}
     if not team_ids:
         return {}
-    memberships = TeamMembership.objects.filter(team_id__in=team_ids).values_list(
-        "team_id", "user_id", "joined_at", "left_at"
-    )
-    return rules.members_active_at(registrations, list(memberships))
+    return rules.members_active_at(registrations, _memberships(team_ids))
 
 
-def _load_registrations(ids: Sequence[int]) -> list[Derivation]:
-    regs = source_rows.load_registrations(ids)
-    members = _members_for(regs)
-    with phase("derive"):
+# Registrations and matches (most of a history) are fetched as the query's rows: making them the rules' rows is
+# part of the deferred derivation, so the overlapped backfill does it in its helper thread too.
+def _fetch_registrations(ids: Sequence[int]) -> Deferred:
+    fetched = source_rows.fetch_registrations(ids)
+    teams = source_rows.registration_teams(fetched)
+    memberships = _memberships(teams)
+
+    def derive() -> list[Derivation]:
+        regs = source_rows.registration_rows(fetched)
+        members = rules.members_active_at(regs, memberships) if teams else {}
         return [rules.derive_registration(r, members) for r in regs]
 
+    return derive
 
-def _load_matches(ids: Sequence[int]) -> list[Derivation]:
-    matches = source_rows.load_matches(ids)
-    members = _members_for([m.participant1 for m in matches] + [m.participant2 for m in matches])
-    with phase("derive"):
+
+def _fetch_matches(ids: Sequence[int]) -> Deferred:
+    fetched = source_rows.fetch_matches(ids)
+    teams = source_rows.match_teams(fetched)
+    memberships = _memberships(teams)
+
+    def derive() -> list[Derivation]:
+        matches = source_rows.match_rows(fetched)
+        sides = [m.participant1 for m in matches] + [m.participant2 for m in matches]
+        members = rules.members_active_at(sides, memberships) if teams else {}
         return [rules.derive_match(m, members) for m in matches]
 
+    return derive
 
-def _load_results(ids: Sequence[int]) -> list[Derivation]:
+
+def _fetch_results(ids: Sequence[int]) -> Deferred:
     results = source_rows.load_results(ids)
     checked_in = source_rows.checked_in_entries(sorted({r.tournament_id for r in results}))
     placed = [p for r in results for p in (r.winner, r.runner_up, r.third_place, r.fourth_place) if p is not None]
@@ -83,11 +117,9 @@ def _load_results(ids: Sequence[int]) -> list[Derivation]:
         loser__isnull=False,
     ).values_list("loser_id", "round"):
         lost_rounds.setdefault(loser_id, []).append(round_)
-    with phase("derive"):
-        return [
-            rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members, lost_rounds)
-            for r in results
-        ]
+    return lambda: [
+        rules.derive_tournament_result(r, checked_in.get(r.tournament_id, []), members, lost_rounds) for r in results
+    ]
 
 
 def results_of_matches(ids: Sequence[int]) -> list[int]:
@@ -102,6 +134,16 @@ def results_of_matches(ids: Sequence[int]) -> list[int]:
         tournament_id__in=recorded_in
     )
     return sorted(TournamentResult.objects.filter(in_tournaments).values_list("id", flat=True))
+
+
+def _at_once(load: Callable[[Sequence[int]], list[Derivation]]) -> Callable[[Sequence[int]], Deferred]:
+    """A loader whose rules read model instances (lazy relations could query): derived while fetching."""
+
+    def fetch(ids: Sequence[int]) -> Deferred:
+        derivations = load(ids)
+        return lambda: derivations
+
+    return fetch
 
 
 def _load_transactions(ids: Sequence[int]) -> list[Derivation]:
@@ -136,14 +178,19 @@ SOURCES: dict[str, SourceKind] = {
     kind.label: kind
     for kind in (
         # updated_at: a level or verification change implies new events (the wallet mirror's updates leave it alone).
-        SourceKind(rules.PROFILE, UserProfile, _load_profiles, "updated_at"),
+        SourceKind(rules.PROFILE, UserProfile, _at_once(_load_profiles), "updated_at"),
         SourceKind(
-            rules.TEAM, Team, _load_teams, "updated_at", lock_space=4, recorded_types=frozenset({E.TEAM_CREATED})
+            rules.TEAM,
+            Team,
+            _at_once(_load_teams),
+            "updated_at",
+            lock_space=4,
+            recorded_types=frozenset({E.TEAM_CREATED}),
         ),
         SourceKind(
             rules.TEAM_MEMBERSHIP,
             TeamMembership,
-            _load_memberships,
+            _at_once(_load_memberships),
             "updated_at",
             lock_space=3,
             recorded_types=rules.MEMBERSHIP_EVENTS,
@@ -151,7 +198,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.REGISTRATION,
             Registration,
-            _load_registrations,
+            _fetch_registrations,
             "updated_at",
             lock_space=5,
             recorded_types=frozenset({E.TOURNAMENT_REGISTERED, E.TOURNAMENT_JOINED}),
@@ -159,7 +206,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.MATCH,
             Match,
-            _load_matches,
+            _fetch_matches,
             "updated_at",
             lock_space=1,
             recorded_types=MATCH_OUTCOME_EVENTS,
@@ -168,7 +215,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.TOURNAMENT_RESULT,
             TournamentResult,
-            _load_results,
+            _fetch_results,
             "updated_at",
             lock_space=2,
             recorded_types=rules.RESULT_AUTHORITY | {E.TOURNAMENT_COMPLETED},
@@ -177,7 +224,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.TRANSACTION,
             DeltaCrownTransaction,
-            _load_transactions,
+            _at_once(_load_transactions),
             "created_at",
             lock_space=6,
             recorded_types=frozenset({E.COINS_EARNED, E.COINS_SPENT}),
@@ -185,7 +232,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.USER_ACHIEVEMENT,
             UserAchievement,
-            _load_unlocks,
+            _at_once(_load_unlocks),
             "updated_at",
             lock_space=7,
             recorded_types=frozenset({E.ACHIEVEMENT_UNLOCKED}),
@@ -194,7 +241,7 @@ SOURCES: dict[str, SourceKind] = {
         SourceKind(
             rules.DISPUTE,
             Dispute,
-            _load_disputes,
+            _at_once(_load_disputes),
             "created_at",
             lock_space=8,
             recorded_types=frozenset({E.DISPUTE_FILED}),

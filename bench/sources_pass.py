@@ -56,12 +56,12 @@ def append_before(derivations: Sequence, *, dry_run: bool = False, only_missing:
 
     from django.db import transaction
 
-    from activity.append import AppendResult, _insert, _plan
+    from activity.append import AppendResult, insert, insert_parameters, plan
     from activity.events import encode_metadata
     from activity.projection import project
 
     with transaction.atomic(savepoint=False):
-        planned = _plan(derivations)
+        planned = plan(derivations)
         unique: dict[tuple, tuple] = {}
         for event, meta in [(event, encode_metadata(event)) for event in planned]:
             unique.setdefault(event.key, (event, meta))
@@ -69,7 +69,7 @@ def append_before(derivations: Sequence, *, dry_run: bool = False, only_missing:
         if dry_run:
             missing = Counter(event.event_type for event in before_missing([event for event, _meta in rows.values()]))
             return AppendResult(derived=len(rows), would_insert=sum(missing.values()), would_insert_by_type=missing)
-        inserted = _insert(rows)
+        inserted = insert(rows, insert_parameters(rows))
         project(inserted)
     return AppendResult(derived=len(rows), inserted=inserted)
 

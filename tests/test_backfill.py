@@ -390,7 +390,9 @@ def test_queries_per_chunk_do_not_grow_with_the_chunk_size(history_mode, django_
         probed = BackfillRun.objects.get(pk=run.pk).rows_done
         # 26: the projection's per-game / per-season rows add two statements per append (stats.scoped_apply), the
         # rating projection's live fold two (stats.ratings.live: the game's state row, the fold's writes), the
-        # chunk's asynchronous commit one (SET LOCAL), the plain INSERT's savepoint two (activity.append._insert).
+        # chunk's asynchronous commit one (SET LOCAL), the plain INSERT's savepoint two (activity.append.insert); a
+        # chunk of more than overlapped.MIN_PART_ROWS rows goes in parts, at most overlapped.PARTS (that test is in
+        # test_backfill_overlap).
         with django_assert_max_num_queries(26), CaptureQueriesContext(connection) as queries:
             assert backfill.run_backfill_chunk(run.pk, seq=1) is backfill.ChunkOutcome.CONTINUED
         run.refresh_from_db()

@@ -20,6 +20,7 @@ from activity.backfill.planning import next_source
 from activity.backfill.work import ChunkWork
 from activity.chunks import IdChunk, iter_id_chunks
 from activity.models import BackfillLane, BackfillRun
+from activity.overlapped import overlap_pays_off
 from activity.poison import isolate_and_record
 from activity.recording import skip_wal_flush_wait
 from activity.sources import SourceKind, source_kind
@@ -102,7 +103,9 @@ def _record_next_chunk(run: BackfillRun, row: BackfillLane) -> ChunkWork:
     work = _find_next_chunk(run, row)
     if work.chunk is not None:
         # A row that cannot be recorded becomes a poison row (retried on its own); the chunk and the cursor move on.
-        outcome = isolate_and_record(work.label, work.chunk.ids, dry_run=run.dry_run, origin="backfill")
+        outcome = isolate_and_record(
+            work.label, work.chunk.ids, dry_run=run.dry_run, origin="backfill", overlap=overlap_pays_off(run.lanes)
+        )
         result = outcome.result
         work.created = result.would_insert if run.dry_run else len(result.inserted)
         work.by_type = dict(result.would_insert_by_type if run.dry_run else result.by_type())
