@@ -131,6 +131,11 @@ _MATCHES_SQL = sql.SQL(
 ).format(m=_M, t=_T, r=_R)
 
 
+# Where the fetched rows hold their entries' team ids (the SELECT lists above).
+_REGISTRATION_TEAM = 2
+_MATCH_SIDE_TEAMS = (13, 17)
+
+
 _RESULTS_SQL = sql.SQL(
     "SELECT res.id, res.created_at, res.updated_at, t.id, t.name, t.game, t.season, "
     "w.id, w.user_id, w.team_id, w.created_at, ru.id, ru.user_id, ru.team_id, ru.created_at, "
@@ -162,7 +167,7 @@ def fetch_registrations(ids: Sequence[int]) -> list[tuple]:
 
 def registration_teams(fetched: Sequence[tuple]) -> set[int]:
     """The teams of fetched team registrations."""
-    return {row[2] for row in fetched if row[2] is not None}
+    return {row[_REGISTRATION_TEAM] for row in fetched if row[_REGISTRATION_TEAM] is not None}
 
 
 def registration_rows(rows: Sequence[tuple]) -> list[RegistrationRow]:
@@ -186,7 +191,7 @@ def fetch_matches(ids: Sequence[int]) -> list[tuple]:
 
 def match_teams(fetched: Sequence[tuple]) -> set[int]:
     """The teams of the team entries on either side of fetched matches."""
-    return {row[i] for row in fetched for i in (13, 17) if row[i] is not None}
+    return {row[i] for row in fetched for i in _MATCH_SIDE_TEAMS if row[i] is not None}
 
 
 def match_rows(rows: Sequence[tuple]) -> list[MatchRow]:

@@ -70,38 +70,42 @@ def _memberships(team_ids: set[int]) -> list[tuple[int, int, datetime, datetime 
 
 def _members_for(registrations: Sequence[Registration | source_rows.EntryRow]) -> dict[int, list[int]]:
     team_ids = {r.team_id for r in registrations if r.team_id is not None}
-    if not team_ids:
-        return {}
-    return rules.members_active_at(registrations, _memberships(team_ids))
+    return rules.members_active_at(registrations, _memberships(team_ids)) if team_ids else {}
 
 
-# Registrations and matches (most of a history) are fetched as the query's rows: making them the rules' rows is
-# part of the deferred derivation, so the overlapped backfill does it in its helper thread too.
-def _fetch_registrations(ids: Sequence[int]) -> Deferred:
-    fetched = source_rows.fetch_registrations(ids)
-    teams = source_rows.registration_teams(fetched)
+def _deferred(
+    fetched: list[tuple],
+    teams: set[int],
+    rows_of: Callable[[list[tuple]], list],
+    entries_of: Callable[[list], list],
+    derive_one: Callable,
+) -> Deferred:
+    """Registrations and matches (most of a history) are fetched as the query's rows, with the memberships of their
+    teams: making them the rules' rows is part of the deferred derivation, so the overlapped backfill does that in
+    its helper thread too."""
     memberships = _memberships(teams)
 
     def derive() -> list[Derivation]:
-        regs = source_rows.registration_rows(fetched)
-        members = rules.members_active_at(regs, memberships) if teams else {}
-        return [rules.derive_registration(r, members) for r in regs]
+        rows = rows_of(fetched)
+        members = rules.members_active_at(entries_of(rows), memberships) if teams else {}
+        return [derive_one(row, members) for row in rows]
 
     return derive
+
+
+def _fetch_registrations(ids: Sequence[int]) -> Deferred:
+    fetched = source_rows.fetch_registrations(ids)
+    teams = source_rows.registration_teams(fetched)
+    return _deferred(fetched, teams, source_rows.registration_rows, lambda regs: regs, rules.derive_registration)
 
 
 def _fetch_matches(ids: Sequence[int]) -> Deferred:
     fetched = source_rows.fetch_matches(ids)
-    teams = source_rows.match_teams(fetched)
-    memberships = _memberships(teams)
 
-    def derive() -> list[Derivation]:
-        matches = source_rows.match_rows(fetched)
-        sides = [m.participant1 for m in matches] + [m.participant2 for m in matches]
-        members = rules.members_active_at(sides, memberships) if teams else {}
-        return [rules.derive_match(m, members) for m in matches]
+    def sides(matches: list) -> list:
+        return [m.participant1 for m in matches] + [m.participant2 for m in matches]
 
-    return derive
+    return _deferred(fetched, source_rows.match_teams(fetched), source_rows.match_rows, sides, rules.derive_match)
 
 
 def _fetch_results(ids: Sequence[int]) -> Deferred:
